@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Set up and run the whole test suite: lint, type check, then pytest on SQLite and (when
+# BROADCASTER_TEST_POSTGRES_URL is set) PostgreSQL. Installs what the tests need: the Python
+# dev extras (Makefile) and Debian's chromium for the browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "installing Debian chromium for the browser tests..."
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "chromium is missing: run 'sudo apt-get install chromium chromium-driver' (browser tests will fail)" >&2
+  fi
+fi
+
+export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
+unset TWILIO_REGION TWILIO_EDGE || true
+
+.venv/bin/ruff check src tests bench migrations
+.venv/bin/mypy
+set +e
+.venv/bin/python -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" = "5" ]; then
+  echo "pytest collected no tests: failing" >&2
+  exit 1
+fi
+exit "$rc"

@@ -1,0 +1,3 @@
+"""Broadcaster: self-hosted multi-channel crisis broadcast service."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""`POST /v1/alerts`: the one-call path for ops scripts."""

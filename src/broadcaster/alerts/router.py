@@ -1,0 +1,64 @@
+"""`POST /v1/alerts`: create the incident and its first update and publish it, in one transaction."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, status
+
+from broadcaster import audit, publishing
+from broadcaster.deps import SessionDep
+from broadcaster.domain import Severity
+from broadcaster.incidents import service
+from broadcaster.incidents.schemas import AlertIn, AlertOut, IncidentIn, IncidentOut, UpdateIn, UpdateOut
+from broadcaster.routing.service import get_category
+from broadcaster.security import Principal, Scope, require_scope
+
+router = APIRouter(prefix="/v1", tags=["alerts"])
+
+
+def channels_for(session: SessionDep, category: str, severity: Severity) -> list[str]:
+    """The routing map's default channels for a category and severity."""
+    cat = get_category(session, category, field="category")
+    return list(cat.channels.get(severity.value, []))
+
+
+@router.post("/alerts", response_model=AlertOut, status_code=status.HTTP_201_CREATED)
+def create_alert(
+    body: AlertIn, session: SessionDep, who: Annotated[Principal, Depends(require_scope(Scope.alerts))]
+) -> AlertOut:
+    """Ops scripts: category + message. The routing map picks the channels; send `Idempotency-Key`."""
+    routed = channels_for(session, body.category, body.severity)
+    incident = service.create_incident(
+        session,
+        IncidentIn(
+            title=body.title or body.message.splitlines()[0][:300],
+            category=body.category,
+            severity=body.severity,
+            affected_services=body.affected_services,
+        ),
+        who.actor,
+    )
+    update = service.add_update(
+        session,
+        incident,
+        UpdateIn(
+            body=body.message,
+            summary=body.summary,
+            locale=body.locale,
+            translations=body.translations,
+            links=body.links,
+            channels=body.channels,
+            test=body.test,
+        ),
+        who.actor,
+    )
+    result = publishing.publish(session, update.id, who.actor, skip_approval=True)
+    audit.record(session, who.actor, "alert.create", "incident", incident.id, update_id=update.id)
+    session.refresh(incident)
+    return AlertOut(
+        incident=IncidentOut.build(incident),
+        update=UpdateOut.model_validate(result.update),
+        broadcast_id=result.broadcast_id,
+        channels=body.channels if body.channels is not None else routed,
+    )

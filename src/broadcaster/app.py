@@ -1,0 +1,79 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from broadcaster import __version__
+from broadcaster.errors import install_error_handlers
+from broadcaster.middleware import BodyLimitMiddleware, IdempotencyMiddleware
+from broadcaster.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """
+Broadcaster stores incidents and their updates, the routing map ("how to reach us" per need and the
+channels that fire by default), and pushes each published update through SMS, voice, email, social,
+webhook and banner channels.
+
+Authenticate with `Authorization: Bearer <key>` (create one with `broadcaster keys create`).
+Send `Idempotency-Key` on POST so a retrying script never acts twice. Errors always have the shape
+`{"error": code, "detail": ..., "field": ...}`.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    from broadcaster.delivery.runtime import start_background, stop_background
+    from broadcaster.public.runtime import start_public, stop_public
+
+    settings = get_settings()
+    await start_public(app)
+    if settings.worker_in_process and app.state.run_worker:
+        await start_background(app)
+    try:
+        yield
+    finally:
+        if settings.worker_in_process and app.state.run_worker:
+            await stop_background(app)
+        await stop_public(app)
+
+
+def create_app(*, run_worker: bool = True) -> FastAPI:
+    """Build the API. `run_worker=False` skips the in-process worker (tests drive it directly)."""
+    from broadcaster.alerts.router import router as alerts_router
+    from broadcaster.channels.router import router as channels_router
+    from broadcaster.delivery.router import router as delivery_router
+    from broadcaster.incidents.router import router as incidents_router
+    from broadcaster.keys.router import router as keys_router
+    from broadcaster.public.router import router as public_router
+    from broadcaster.routing.router import router as routing_router
+
+    settings = get_settings()
+    app = FastAPI(
+        title="Broadcaster",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url="/redoc",
+    )
+    app.state.run_worker = run_worker
+    install_error_handlers(app)
+    for router in (
+        incidents_router,
+        alerts_router,
+        routing_router,
+        keys_router,
+        channels_router,
+        delivery_router,
+        public_router,
+    ):
+        app.include_router(router)
+    app.add_middleware(IdempotencyMiddleware)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    return app

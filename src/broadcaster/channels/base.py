@@ -1,0 +1,160 @@
+"""The one adapter contract every channel implements (built-ins and third parties alike).
+
+An adapter is constructed from settings (`from_settings` returns None when it is not configured, so the
+embedded default never crashes), declares its limits, sends one rendered message to a batch of
+recipients and returns exactly one `SendResult` per recipient, classifying failures as transient
+(retry later) or permanent (record and stop).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from broadcaster.domain import ChannelKind
+
+if TYPE_CHECKING:
+    from broadcaster.settings import Settings
+
+
+class ErrorClass(StrEnum):
+    transient = "transient"
+    permanent = "permanent"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the provider accepts: message length (in the channel's own unit), batch size, sends/s."""
+
+    max_length: int | None = None
+    batch_size: int = 1
+    rate_per_second: float | None = None
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """One addressee of a batch; `delivery_id` ties the result back to its delivery row."""
+
+    delivery_id: str
+    address: str
+    locale: str | None = None
+    idempotency_key: str | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Message:
+    """Rendered content for one channel and locale. Fields a channel does not use stay empty."""
+
+    text: str
+    locale: str = "en"
+    subject: str | None = None
+    html: str | None = None
+    update_id: int | None = None
+    incident_id: int | None = None
+    severity: str | None = None
+    test: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ProviderError:
+    """A failed send: transient errors are retried (honouring `retry_after`), permanent ones are not."""
+
+    error_class: ErrorClass
+    code: str
+    reason: str
+    retry_after: float | None = None
+    status: int | None = None
+
+    @property
+    def transient(self) -> bool:
+        return self.error_class is ErrorClass.transient
+
+
+@dataclass(frozen=True)
+class SendResult:
+    delivery_id: str
+    ok: bool
+    provider_message_id: str | None = None
+    error: ProviderError | None = None
+
+    @classmethod
+    def success(cls, delivery_id: str, provider_message_id: str | None) -> SendResult:
+        return cls(delivery_id, True, provider_message_id)
+
+    @classmethod
+    def failure(cls, delivery_id: str, error: ProviderError) -> SendResult:
+        return cls(delivery_id, False, None, error)
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    ok: bool
+    detail: str
+
+
+def mask(value: object | None) -> str | None:
+    """Mask a secret for display: keep at most the last 4 characters."""
+    if value is None:
+        return None
+    raw = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
+    if len(raw) <= 4:
+        return "****"
+    return "****" + raw[-4:]
+
+
+class Adapter(abc.ABC):
+    """Base class of every channel adapter."""
+
+    #: registry name, e.g. "twilio-sms"; equals the entry-point name
+    name: ClassVar[str]
+    kind: ClassVar[ChannelKind]
+    limits: ClassVar[Limits] = Limits()
+    #: config fields this adapter reads from settings (secrets are masked by `describe`)
+    config_fields: ClassVar[tuple[str, ...]] = ()
+    secret_fields: ClassVar[tuple[str, ...]] = ()
+    #: failover order among adapters of the same kind (lower first)
+    priority: ClassVar[int] = 100
+
+    @classmethod
+    @abc.abstractmethod
+    def from_settings(cls, settings: Settings) -> Adapter | None:
+        """Build from settings, or None when this adapter is not configured."""
+
+    @abc.abstractmethod
+    async def send(self, message: Message, recipients: Sequence[Recipient]) -> list[SendResult]:
+        """Send `message` to every recipient; one result per recipient, never raises for provider errors."""
+
+    async def check(self) -> CheckResult:
+        """A cheap connection/credentials check (default: configured means ok)."""
+        return CheckResult(True, "configured")
+
+    async def aclose(self) -> None:
+        """Release connections."""
+
+    def config(self) -> dict[str, Any]:
+        """Current config values (secrets included; use `describe` for display)."""
+        return {}
+
+    def describe(self) -> dict[str, Any]:
+        """What this adapter is and how it is configured, secrets masked."""
+        cfg = self.config()
+        shown = {k: (mask(v) if k in self.secret_fields else v) for k, v in cfg.items()}
+        return {
+            "name": self.name,
+            "kind": self.kind.value,
+            "limits": {
+                "max_length": self.limits.max_length,
+                "batch_size": self.limits.batch_size,
+                "rate_per_second": self.limits.rate_per_second,
+            },
+            "config": shown,
+        }
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.describe()['config']}>"

@@ -1,0 +1,250 @@
+"""The `broadcaster` command line (typer)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from broadcaster.settings import get_settings
+
+app = typer.Typer(help="Broadcaster: multi-channel crisis broadcast service.", no_args_is_help=True)
+db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
+routing_app = typer.Typer(help="Routing map (crisis plan) as YAML.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys_app, name="keys")
+app.add_typer(routing_app, name="routing")
+
+
+def _setup_logging() -> None:
+    logging.basicConfig(
+        level=get_settings().log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default: API_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default: API_PORT).")] = None,
+    workers: Annotated[int, typer.Option(help="API processes (PostgreSQL only for > 1).")] = 1,
+    migrate: Annotated[bool, typer.Option(help="Apply migrations before starting.")] = True,
+) -> None:
+    """Start the API (and the in-process delivery worker) with docs at /docs."""
+    import uvicorn
+
+    from broadcaster import migrate as migrations
+
+    _setup_logging()
+    settings = get_settings()
+    if migrate:
+        migrations.upgrade()
+    host = host or settings.api_host
+    port = port or settings.api_port
+    base = f"http://{host}:{port}"
+    typer.echo(f"Broadcaster on {base}  (database: {_safe_url(settings.database_url)})")
+    typer.echo(f"  API docs:    {base}/docs")
+    typer.echo(f"  Status page: {base}/status    Banner: {base}/v1/banner.js")
+    typer.echo("  Get an API key:  broadcaster keys create --name me --scopes admin")
+    if settings.worker_in_process:
+        typer.echo(
+            "  Delivery worker: in-process (set WORKER_IN_PROCESS=false and run `broadcaster worker` to scale out)"
+        )
+    uvicorn.run(
+        "broadcaster.asgi:app",
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        proxy_headers=True,
+    )
+
+
+def _safe_url(url: str) -> str:
+    """Hide a password in a database URL."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:****@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+    return url
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(help="Sends in flight (default: WORKER_CONCURRENCY).")] = None,
+) -> None:
+    """Run a delivery worker process (any number of them, on any number of machines, on PostgreSQL)."""
+    from broadcaster.delivery.runtime import run_worker_process
+
+    _setup_logging()
+    run_worker_process(concurrency=concurrency)
+
+
+@app.command("fake-providers")
+def fake_providers(
+    host: str = "127.0.0.1",
+    port: int = 8025,
+) -> None:
+    """Run the local fake provider server (Twilio, SendGrid, X, Mastodon wire formats) for demos."""
+    from broadcaster.fakes.server import serve as serve_fakes
+
+    _setup_logging()
+    serve_fakes(host=host, port=port)
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = "head") -> None:
+    """Apply migrations up to REVISION (default head)."""
+    from broadcaster import migrate as migrations
+
+    migrations.upgrade(revision=revision)
+    typer.echo(f"database at {revision}: {_safe_url(get_settings().database_url)}")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Exit 1 when the models and the applied migrations disagree."""
+    from broadcaster import migrate as migrations
+
+    diff = migrations.pending_diff()
+    if diff:
+        typer.echo("models and migrations differ:\n" + "\n".join(map(str, diff)), err=True)
+        raise typer.Exit(1)
+    typer.echo("models and migrations agree")
+
+
+@keys_app.command("create")
+def keys_create(
+    scopes: Annotated[str, typer.Option(help="Comma-separated: read,write,publish,alerts,admin")],
+    name: Annotated[str, typer.Option(help="Who or what uses this key.")] = "default",
+) -> None:
+    """Create an API key. It is printed once; only a hash is stored."""
+    from broadcaster import audit
+    from broadcaster import migrate as migrations
+    from broadcaster.db import session_scope
+    from broadcaster.security import create_key, parse_scopes
+
+    try:
+        scope_list = parse_scopes(scopes)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--scopes") from exc
+    migrations.upgrade()
+    with session_scope() as session:
+        row, plaintext = create_key(session, name, scope_list)
+        audit.record(
+            session,
+            f"cli:{os.environ.get('USER', 'unknown')}",
+            "key.create",
+            "api_key",
+            row.id,
+            name=name,
+            scopes=scope_list,
+        )
+    typer.echo(plaintext)
+    typer.echo(f"# key {row.id} '{name}' scopes={','.join(scope_list)} -- shown once, store it now", err=True)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (masked)."""
+    from sqlalchemy import select
+
+    from broadcaster.db import session_scope
+    from broadcaster.models import ApiKey
+    from broadcaster.security import mask_key
+
+    with session_scope() as session:
+        for row in session.scalars(select(ApiKey).order_by(ApiKey.id)):
+            state = "revoked" if row.revoked_at else "active"
+            typer.echo(f"{row.id}\t{mask_key(row.prefix)}\t{row.name}\t{','.join(row.scopes)}\t{state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: int) -> None:
+    """Revoke a key by id."""
+    from broadcaster.db import session_scope
+    from broadcaster.models import ApiKey, utcnow
+
+    with session_scope() as session:
+        row = session.get(ApiKey, key_id)
+        if row is None:
+            typer.echo(f"no key {key_id}", err=True)
+            raise typer.Exit(1)
+        row.revoked_at = utcnow()
+    typer.echo(f"revoked key {key_id}")
+
+
+@routing_app.command("import")
+def routing_import(path: Path) -> None:
+    """Replace the routing map with the YAML file PATH (the crisis plan in version control)."""
+    from broadcaster import audit
+    from broadcaster import migrate as migrations
+    from broadcaster.db import session_scope
+    from broadcaster.errors import AppError
+    from broadcaster.routing import service
+
+    migrations.upgrade()
+    try:
+        routing_map = service.parse_map(path.read_bytes(), source=str(path))
+        with session_scope() as session:
+            service.replace_map(session, routing_map)
+            audit.record(session, "cli", "routing_map.replace", "routing_map", "-", source=str(path))
+    except AppError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+    typer.echo(f"imported {len(routing_map.categories)} categories from {path}")
+
+
+@routing_app.command("export")
+def routing_export(
+    path: Annotated[Path | None, typer.Argument(help="File to write (default: stdout).")] = None,
+) -> None:
+    """Write the routing map as YAML."""
+    from broadcaster.db import session_scope
+    from broadcaster.routing import service
+
+    with session_scope() as session:
+        text = service.to_yaml(service.export_map(session))
+    if path is None:
+        sys.stdout.write(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+
+
+@app.command()
+def alert(
+    category: Annotated[str, typer.Option(help="Category slug from the routing map.")],
+    message: Annotated[str, typer.Option(help="The alert text.")],
+    severity: Annotated[str, typer.Option(help="info, minor, major or critical.")] = "major",
+    url: Annotated[str, typer.Option(envvar="BROADCASTER_URL", help="Service URL.")] = "http://127.0.0.1:8000",
+    key: Annotated[str, typer.Option(envvar="BROADCASTER_API_KEY", help="API key with the alerts scope.")] = "",
+    idempotency_key: Annotated[str | None, typer.Option(help="Idempotency-Key (safe retries).")] = None,
+) -> None:
+    """Trigger an alert through the API (POST /v1/alerts), as an ops script would."""
+    import httpx
+
+    if not key:
+        raise typer.BadParameter("an API key is required (--key or BROADCASTER_API_KEY)", param_hint="--key")
+    headers = {"Authorization": f"Bearer {key}"}
+    if idempotency_key:
+        headers["Idempotency-Key"] = idempotency_key
+    resp = httpx.post(
+        url.rstrip("/") + "/v1/alerts",
+        json={"category": category, "message": message, "severity": severity},
+        headers=headers,
+        timeout=30,
+    )
+    typer.echo(json.dumps(resp.json(), indent=2))
+    if resp.status_code >= 400:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

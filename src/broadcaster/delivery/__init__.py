@@ -1,0 +1,1 @@
+"""Delivery engine: subscribers, broadcasts, deliveries, workers, retries, receipts."""

@@ -1,0 +1,70 @@
+"""Domain vocabulary: severities, statuses, update kinds, channel kinds, locale validation."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    info = "info"
+    minor = "minor"
+    major = "major"
+    critical = "critical"
+
+    @property
+    def rank(self) -> int:
+        return list(Severity).index(self)
+
+
+class IncidentStatus(StrEnum):
+    investigating = "investigating"
+    identified = "identified"
+    monitoring = "monitoring"
+    resolved = "resolved"
+
+
+class UpdateKind(StrEnum):
+    normal = "normal"
+    correction = "correction"
+    cancel = "cancel"
+
+
+class UpdateState(StrEnum):
+    draft = "draft"
+    pending_approval = "pending_approval"
+    published = "published"
+
+
+class ChannelKind(StrEnum):
+    sms = "sms"
+    voice = "voice"
+    email = "email"
+    social = "social"
+    webhook = "webhook"
+    banner = "banner"
+
+
+_LOCALE = re.compile(r"^(?P<lang>[A-Za-z]{2,3})(?:[-_](?P<script>[A-Za-z]{4}))?(?:[-_](?P<region>[A-Za-z]{2}|\d{3}))?$")
+
+
+def normalize_locale(value: str) -> str:
+    """Canonical BCP 47 form of a simple tag (`pt_br` -> `pt-BR`); ValueError when it is not one."""
+    m = _LOCALE.match(value.strip())
+    if not m:
+        raise ValueError(f"{value!r} is not a locale tag like 'en', 'fr-CA' or 'zh-Hant-TW'")
+    out = m["lang"].lower()
+    if m["script"]:
+        out += "-" + m["script"].title()
+    if m["region"]:
+        out += "-" + m["region"].upper()
+    return out
+
+
+_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+
+
+def validate_slug(value: str) -> str:
+    if not _SLUG.match(value):
+        raise ValueError("must be lowercase letters, digits and dashes, starting with a letter or digit")
+    return value

@@ -1,0 +1,112 @@
+"""One error shape for every failure: `{"error": code, "detail": ..., "field": ...}`.
+
+Services raise `AppError` subclasses (they carry their HTTP status); handlers here turn them, FastAPI's
+validation errors and malformed bodies into that shape. Nothing is ever answered with a bare 500 page.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+
+class AppError(Exception):
+    """An error with an HTTP status, a stable machine code, a human detail and the offending field."""
+
+    status_code = 400
+    code = "bad_request"
+
+    def __init__(self, detail: str, *, field: str | None = None, code: str | None = None, **extra: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.field = field
+        if code:
+            self.code = code
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return {"error": self.code, "detail": self.detail, "field": self.field, **self.extra}
+
+
+class BadRequest(AppError):
+    status_code, code = 400, "bad_request"
+
+
+class Unauthorized(AppError):
+    status_code, code = 401, "unauthorized"
+
+
+class Forbidden(AppError):
+    status_code, code = 403, "forbidden"
+
+
+class NotFound(AppError):
+    status_code, code = 404, "not_found"
+
+
+class Conflict(AppError):
+    status_code, code = 409, "conflict"
+
+
+class PayloadTooLarge(AppError):
+    status_code, code = 413, "payload_too_large"
+
+
+class Unprocessable(AppError):
+    status_code, code = 422, "invalid"
+
+
+def error_response(status: int, code: str, detail: Any, field: str | None = None, **extra: Any) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": code, "detail": detail, "field": field, **extra}, status_code=status, headers=headers)
+
+
+def _loc_to_field(loc: Any) -> str | None:
+    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    return ".".join(parts) or None
+
+
+async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)
+    return error_response(exc.status_code, exc.code, exc.detail, exc.field, **exc.extra)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    if errors and errors[0].get("type") == "json_invalid":
+        return error_response(400, "malformed_json", f"Request body is not valid JSON: {errors[0].get('msg')}")
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    field = _loc_to_field(first.get("loc", ()))
+    msg = str(first.get("msg", "invalid value"))
+    details = [
+        {"field": _loc_to_field(e.get("loc", ())), "reason": str(e.get("msg")), "type": e.get("type")} for e in errors
+    ]
+    if first.get("type") == "missing" and field is None:
+        return error_response(422, "invalid", "Request body is required", None, errors=details)
+    return error_response(422, "invalid", f"{field}: {msg}" if field else msg, field, errors=details)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), exc.detail)
+
+
+async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", exc_info=exc)
+    return error_response(500, "internal_error", "An internal error occurred; it has been logged.")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unhandled)

@@ -1,0 +1,1 @@
+"""Incidents and their timeline of updates."""

@@ -1,0 +1,252 @@
+"""Request and response schemas for incidents and updates."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from broadcaster.domain import IncidentStatus, Severity, UpdateKind, normalize_locale, validate_slug
+
+MAX_BODY = 10_000
+MAX_SUMMARY = 320
+
+
+class Link(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(..., min_length=1, max_length=200)
+    url: AnyHttpUrl
+
+
+class Translation(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    body: str = Field(..., min_length=1, max_length=MAX_BODY)
+    summary: str = Field("", max_length=MAX_SUMMARY)
+
+
+class Audience(BaseModel):
+    """Who receives a broadcast, on top of the category's subscribers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    categories: list[str] | None = None
+    tags: list[str] | None = None
+    locales: list[str] | None = None
+
+    @field_validator("locales")
+    @classmethod
+    def _locales(cls, value: list[str] | None) -> list[str] | None:
+        return [normalize_locale(v) for v in value] if value is not None else None
+
+
+def _validate_translations(value: dict[str, Translation]) -> dict[str, Translation]:
+    out: dict[str, Translation] = {}
+    for key, tr in value.items():
+        try:
+            out[normalize_locale(key)] = tr
+        except ValueError as exc:
+            raise ValueError(f"translation key: {exc}") from exc
+    return out
+
+
+def _validate_channels(value: list[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    from broadcaster.channels.registry import known_channel_names
+
+    known = known_channel_names()
+    for name in value:
+        if name not in known:
+            raise ValueError(f"unknown channel {name!r}; known: {', '.join(sorted(known))}")
+    return list(dict.fromkeys(value))
+
+
+class UpdateIn(BaseModel):
+    """A new timeline entry. `kind` correction/cancel must name the published update it corrects."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    body: str = Field(..., min_length=1, max_length=MAX_BODY)
+    summary: str = Field("", max_length=MAX_SUMMARY, description="Short text for SMS, social and the banner.")
+    locale: str = "en"
+    translations: dict[str, Translation] = Field(default_factory=dict)
+    links: list[Link] = Field(default_factory=list, max_length=10)
+    kind: UpdateKind = UpdateKind.normal
+    corrects: int | None = Field(None, description="Id of the published update this corrects or cancels.")
+    status: IncidentStatus | None = Field(None, description="Move the incident to this status when published.")
+    channels: list[str] | None = Field(None, description="Override the routing map's channels for this update.")
+    audience: Audience | None = None
+    test: bool = Field(False, description="Test send: only the test group receives it, visibly marked.")
+
+    _locale = field_validator("locale")(normalize_locale)
+    _translations = field_validator("translations")(_validate_translations)
+    _channels = field_validator("channels")(_validate_channels)
+
+    @model_validator(mode="after")
+    def _correction_target(self) -> UpdateIn:
+        if self.kind is not UpdateKind.normal and self.corrects is None:
+            raise ValueError(f"an update of kind {self.kind.value!r} must name the update it corrects in 'corrects'")
+        if self.kind is UpdateKind.normal and self.corrects is not None:
+            raise ValueError("'corrects' is only allowed with kind 'correction' or 'cancel'")
+        return self
+
+
+class UpdatePatch(BaseModel):
+    """Edit a draft."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    body: str | None = Field(None, min_length=1, max_length=MAX_BODY)
+    summary: str | None = Field(None, max_length=MAX_SUMMARY)
+    locale: str | None = None
+    translations: dict[str, Translation] | None = None
+    links: list[Link] | None = Field(None, max_length=10)
+    status: IncidentStatus | None = None
+    channels: list[str] | None = None
+    audience: Audience | None = None
+    test: bool | None = None
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str | None) -> str | None:
+        return normalize_locale(value) if value is not None else None
+
+    @field_validator("translations")
+    @classmethod
+    def _translations(cls, value: dict[str, Translation] | None) -> dict[str, Translation] | None:
+        return _validate_translations(value) if value is not None else None
+
+    _channels = field_validator("channels")(_validate_channels)
+
+
+class UpdateOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    incident_id: int
+    kind: str
+    corrects_id: int | None
+    state: str
+    status: str | None
+    body: str
+    summary: str
+    locale: str
+    translations: dict[str, dict[str, str]]
+    links: list[dict[str, str]]
+    channels: list[str] | None
+    audience: dict[str, Any] | None
+    test: bool
+    created_by: str
+    created_at: datetime
+    published_at: datetime | None
+    published_by: str | None
+    approved_by: str | None
+
+
+class IncidentIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str = Field(..., min_length=1, max_length=300)
+    category: str = Field(..., description="Category slug from the routing map.")
+    severity: Severity
+    status: IncidentStatus = IncidentStatus.investigating
+    affected_services: list[str] = Field(default_factory=list, max_length=100)
+    sites: list[str] = Field(default_factory=list, description="Banner sites; empty means every site.")
+    public: bool = True
+    update: UpdateIn | None = Field(None, description="Optional first update, created as a draft.")
+
+    @field_validator("sites")
+    @classmethod
+    def _sites(cls, value: list[str]) -> list[str]:
+        return [validate_slug(v) for v in value]
+
+
+class IncidentPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    title: str | None = Field(None, min_length=1, max_length=300)
+    category: str | None = None
+    severity: Severity | None = None
+    status: IncidentStatus | None = None
+    affected_services: list[str] | None = Field(None, max_length=100)
+    sites: list[str] | None = None
+    public: bool | None = None
+
+    @field_validator("sites")
+    @classmethod
+    def _sites(cls, value: list[str] | None) -> list[str] | None:
+        return [validate_slug(v) for v in value] if value is not None else None
+
+
+class IncidentOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    title: str
+    category: str
+    severity: str
+    status: str
+    affected_services: list[str]
+    sites: list[str]
+    public: bool
+    started_at: datetime
+    resolved_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    updates: list[UpdateOut] | None = None
+
+    @classmethod
+    def build(cls, incident: Any, *, with_updates: bool = False) -> IncidentOut:
+        return cls(
+            id=incident.id,
+            title=incident.title,
+            category=incident.category.slug,
+            severity=incident.severity,
+            status=incident.status,
+            affected_services=incident.affected_services,
+            sites=incident.sites,
+            public=incident.public,
+            started_at=incident.started_at,
+            resolved_at=incident.resolved_at,
+            created_at=incident.created_at,
+            updated_at=incident.updated_at,
+            updates=[UpdateOut.model_validate(u) for u in incident.updates] if with_updates else None,
+        )
+
+
+class PublishOut(BaseModel):
+    update: UpdateOut
+    broadcast_id: int | None = None
+    approval_required: bool = False
+
+
+class AlertIn(BaseModel):
+    """The ops-script shortcut: category + message; the routing map decides the channels."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    category: str
+    message: str = Field(..., min_length=1, max_length=MAX_BODY)
+    title: str | None = Field(None, max_length=300)
+    summary: str = Field("", max_length=MAX_SUMMARY)
+    severity: Severity = Severity.major
+    locale: str = "en"
+    translations: dict[str, Translation] = Field(default_factory=dict)
+    links: list[Link] = Field(default_factory=list, max_length=10)
+    affected_services: list[str] = Field(default_factory=list, max_length=100)
+    channels: list[str] | None = None
+    test: bool = False
+
+    _locale = field_validator("locale")(normalize_locale)
+    _translations = field_validator("translations")(_validate_translations)
+    _channels = field_validator("channels")(_validate_channels)
+
+
+class AlertOut(BaseModel):
+    incident: IncidentOut
+    update: UpdateOut
+    broadcast_id: int | None = None
+    channels: list[str]

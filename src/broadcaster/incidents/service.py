@@ -1,0 +1,197 @@
+"""Incident and update operations. Services take a session and never commit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, select
+from sqlalchemy.orm import Session, selectinload
+
+from broadcaster.domain import IncidentStatus, Severity, UpdateKind, UpdateState
+from broadcaster.errors import Conflict, NotFound, Unprocessable
+from broadcaster.incidents.schemas import IncidentIn, IncidentPatch, UpdateIn, UpdatePatch
+from broadcaster.models import Incident, Update, utcnow
+from broadcaster.routing.service import get_category
+
+
+def set_status(incident: Incident, status: IncidentStatus | str) -> None:
+    """Move an incident along its lifecycle; resolving stamps `resolved_at`, reopening clears it."""
+    status = IncidentStatus(status)
+    incident.status = status.value
+    if status is IncidentStatus.resolved:
+        incident.resolved_at = incident.resolved_at or utcnow()
+    else:
+        incident.resolved_at = None
+
+
+def create_incident(session: Session, data: IncidentIn, actor: str) -> Incident:
+    category = get_category(session, data.category, field="category")
+    incident = Incident(
+        title=data.title,
+        category_id=category.id,
+        severity=data.severity.value,
+        affected_services=data.affected_services,
+        sites=data.sites,
+        public=data.public,
+    )
+    set_status(incident, data.status)
+    incident.category = category
+    session.add(incident)
+    session.flush()
+    if data.update is not None:
+        add_update(session, incident, data.update, actor)
+    return incident
+
+
+def get_incident(session: Session, incident_id: int) -> Incident:
+    incident = session.get(Incident, incident_id, options=[selectinload(Incident.updates)])
+    if incident is None:
+        raise NotFound(f"Incident {incident_id} does not exist.", field="incident_id")
+    return incident
+
+
+def list_incidents(
+    session: Session,
+    *,
+    status: IncidentStatus | None = None,
+    severity: Severity | None = None,
+    category: str | None = None,
+    active: bool | None = None,
+    since: datetime | None = None,
+    limit: int = 50,
+    cursor: int | None = None,
+) -> list[Incident]:
+    stmt: Select[Incident] = select(Incident).order_by(Incident.id.desc()).limit(limit + 1)
+    if status is not None:
+        stmt = stmt.where(Incident.status == status.value)
+    if severity is not None:
+        stmt = stmt.where(Incident.severity == severity.value)
+    if category is not None:
+        stmt = stmt.where(Incident.category_id == get_category(session, category, field="category").id)
+    if active is True:
+        stmt = stmt.where(Incident.status != IncidentStatus.resolved.value)
+    elif active is False:
+        stmt = stmt.where(Incident.status == IncidentStatus.resolved.value)
+    if since is not None:
+        stmt = stmt.where(Incident.started_at >= since)
+    if cursor is not None:
+        stmt = stmt.where(Incident.id < cursor)
+    return list(session.scalars(stmt))
+
+
+def update_incident(session: Session, incident_id: int, patch: IncidentPatch) -> Incident:
+    incident = get_incident(session, incident_id)
+    values = patch.model_dump(exclude_unset=True)
+    if values.get("category") is not None:
+        incident.category = get_category(session, values["category"], field="category")
+        incident.category_id = incident.category.id
+    if values.get("severity") is not None:
+        incident.severity = values["severity"].value
+    if values.get("status") is not None:
+        set_status(incident, values["status"])
+    for key in ("title", "affected_services", "sites", "public"):
+        if values.get(key) is not None:
+            setattr(incident, key, values[key])
+    incident.updated_at = utcnow()
+    session.flush()
+    return incident
+
+
+def delete_incident(session: Session, incident_id: int) -> None:
+    incident = get_incident(session, incident_id)
+    if any(u.state == UpdateState.published.value for u in incident.updates):
+        raise Conflict(
+            "An incident with published updates is part of the delivery record and cannot be deleted; "
+            "resolve it instead.",
+            field="incident_id",
+        )
+    session.delete(incident)
+    session.flush()
+
+
+def _update_values(data: UpdateIn | UpdatePatch) -> dict[str, Any]:
+    values = data.model_dump(exclude_unset=True, mode="json")
+    if "translations" in values and values["translations"] is not None:
+        values["translations"] = {
+            k: {"body": v["body"], "summary": v.get("summary", "")} for k, v in values["translations"].items()
+        }
+    if "links" in values and values["links"] is not None:
+        values["links"] = [{"title": link["title"], "url": link["url"]} for link in values["links"]]
+    if "audience" in values and values["audience"] is not None:
+        values["audience"] = {k: v for k, v in values["audience"].items() if v is not None}
+    return values
+
+
+def add_update(session: Session, incident: Incident, data: UpdateIn, actor: str) -> Update:
+    """Add a draft update to the timeline; a correction/cancel must target a published update here."""
+    if data.corrects is not None:
+        target = session.get(Update, data.corrects)
+        if target is None or target.incident_id != incident.id:
+            raise Unprocessable(f"Update {data.corrects} is not an update of incident {incident.id}.", field="corrects")
+        if target.state != UpdateState.published.value:
+            raise Unprocessable(f"Update {data.corrects} is not published; edit the draft instead.", field="corrects")
+    values = _update_values(data)
+    update = Update(
+        incident_id=incident.id,
+        kind=data.kind.value,
+        corrects_id=data.corrects,
+        state=UpdateState.draft.value,
+        status=values.get("status"),
+        body=data.body,
+        summary=data.summary,
+        locale=data.locale,
+        translations=values.get("translations", {}),
+        links=values.get("links", []),
+        channels=data.channels,
+        audience=values.get("audience"),
+        test=data.test,
+        created_by=actor,
+    )
+    session.add(update)
+    session.flush()
+    return update
+
+
+def get_update(session: Session, update_id: int) -> Update:
+    update = session.get(Update, update_id)
+    if update is None:
+        raise NotFound(f"Update {update_id} does not exist.", field="update_id")
+    return update
+
+
+def list_updates(session: Session, incident_id: int) -> list[Update]:
+    get_incident(session, incident_id)
+    return list(session.scalars(select(Update).where(Update.incident_id == incident_id).order_by(Update.id)))
+
+
+def _require_draft(update: Update) -> None:
+    if update.state == UpdateState.published.value:
+        raise Conflict(
+            f"Update {update.id} is published and cannot change; post a correction instead.",
+            field="update_id",
+            code="already_published",
+        )
+
+
+def edit_update(session: Session, update_id: int, patch: UpdatePatch) -> Update:
+    update = get_update(session, update_id)
+    _require_draft(update)
+    for key, value in _update_values(patch).items():
+        if value is not None or key in ("status", "channels", "audience"):
+            setattr(update, key, value)
+    if update.state == UpdateState.pending_approval.value:
+        update.state = UpdateState.draft.value  # an edit voids a pending approval
+    session.flush()
+    return update
+
+
+def delete_update(session: Session, update_id: int) -> None:
+    update = get_update(session, update_id)
+    _require_draft(update)
+    session.delete(update)
+    session.flush()
+
+
+def is_retraction(update: Update) -> bool:
+    return update.kind == UpdateKind.cancel.value

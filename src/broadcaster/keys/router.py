@@ -1,0 +1,56 @@
+"""`/v1/keys`: list and revoke API keys (admin). Keys are created with `broadcaster keys create`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from broadcaster import audit
+from broadcaster.deps import SessionDep
+from broadcaster.errors import NotFound
+from broadcaster.models import ApiKey, utcnow
+from broadcaster.security import Principal, Scope, mask_key, require_scope
+
+router = APIRouter(prefix="/v1", tags=["api keys"])
+Admin = Annotated[Principal, Depends(require_scope(Scope.admin))]
+
+
+class KeyOut(BaseModel):
+    id: int
+    name: str
+    key: str
+    scopes: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def key_out(row: ApiKey) -> KeyOut:
+    return KeyOut(
+        id=row.id,
+        name=row.name,
+        key=mask_key(row.prefix),
+        scopes=row.scopes,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+@router.get("/keys", response_model=list[KeyOut])
+def list_keys(session: SessionDep, _: Admin) -> list[KeyOut]:
+    return [key_out(k) for k in session.scalars(select(ApiKey).order_by(ApiKey.id))]
+
+
+@router.delete("/keys/{key_id}", status_code=204)
+def revoke_key(key_id: int, session: SessionDep, who: Admin) -> Response:
+    row = session.get(ApiKey, key_id)
+    if row is None:
+        raise NotFound(f"API key {key_id} does not exist.", field="key_id")
+    row.revoked_at = row.revoked_at or utcnow()
+    audit.record(session, who.actor, "key.revoke", "api_key", key_id)
+    return Response(status_code=204)

@@ -1,0 +1,263 @@
+"""Pure-ASGI middleware: request-body size cap and `Idempotency-Key` replay for POST."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import Any
+
+import anyio.to_thread
+import orjson
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from broadcaster.db import session_scope
+from broadcaster.models import IdempotencyRecord
+from broadcaster.security import lookup_key
+
+log = logging.getLogger(__name__)
+
+
+async def send_json(
+    send: Send, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] | None = None
+) -> None:
+    payload = orjson.dumps(body)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]
+            + (headers or []),
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class _TooLarge(Exception):
+    pass
+
+
+class BodyLimitMiddleware:
+    """Answer 413 (one JSON error shape) when a request body exceeds `max_bytes`."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope["headers"]).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._reject(send)
+            return
+        seen = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except _TooLarge:
+            if not started:
+                await self._reject(send)
+
+    async def _reject(self, send: Send) -> None:
+        await send_json(
+            send,
+            413,
+            {"error": "payload_too_large", "detail": f"Request body exceeds {self.max_bytes} bytes.", "field": "body"},
+        )
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+def _api_key(scope: Scope) -> str | None:
+    auth = _header(scope, b"authorization")
+    if auth and auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return _header(scope, b"x-api-key")
+
+
+def _key_id(plaintext: str) -> int | None:
+    with session_scope() as session:
+        api_key = lookup_key(session, plaintext)
+        return api_key.id if api_key else None
+
+
+class IdempotencyMiddleware:
+    """Replay the first response to a POST with the same `Idempotency-Key` and body (per API key).
+
+    The same key with another body answers 422 `idempotency_key_reused`; a retry while the first request
+    is still running answers 409. Only successful (2xx/3xx) responses are kept, so a request that failed
+    validation can be retried with the same key.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        key = _header(scope, b"idempotency-key") if scope["type"] == "http" and scope["method"] == "POST" else None
+        plaintext = _api_key(scope) if key else None
+        if not key or not plaintext:
+            await self.app(scope, receive, send)
+            return
+        if len(key) > 255:
+            await send_json(
+                send,
+                422,
+                {
+                    "error": "invalid",
+                    "detail": "Idempotency-Key is longer than 255 characters.",
+                    "field": "Idempotency-Key",
+                },
+            )
+            return
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        digest = hashlib.sha256(
+            scope["method"].encode()
+            + b" "
+            + scope["path"].encode()
+            + b"?"
+            + scope.get("query_string", b"")
+            + b"\n"
+            + body
+        ).hexdigest()
+
+        key_id = await anyio.to_thread.run_sync(_key_id, plaintext)
+        if key_id is None:  # the endpoint answers 401
+            await self.app(scope, _replay_receive(body, receive), send)
+            return
+
+        outcome = await anyio.to_thread.run_sync(self._claim, key_id, key, digest, scope)
+        if isinstance(outcome, IdempotencyRecord):
+            if outcome.request_hash != digest:
+                await send_json(
+                    send,
+                    422,
+                    {
+                        "error": "idempotency_key_reused",
+                        "detail": "This Idempotency-Key was used with a different request body.",
+                        "field": "Idempotency-Key",
+                    },
+                )
+            elif outcome.status_code is None:
+                await send_json(
+                    send,
+                    409,
+                    {
+                        "error": "idempotency_in_progress",
+                        "detail": "A request with this Idempotency-Key is still being processed.",
+                        "field": "Idempotency-Key",
+                    },
+                )
+            else:
+                payload = outcome.response_body or b""
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": outcome.status_code,
+                        "headers": [
+                            (b"content-type", (outcome.content_type or "application/json").encode()),
+                            (b"content-length", str(len(payload)).encode()),
+                            (b"idempotent-replayed", b"true"),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": payload})
+            return
+
+        record_id = outcome
+        status_code = 500
+        content_type = "application/json"
+        captured: list[bytes] = []
+
+        async def capture(message: Message) -> None:
+            nonlocal status_code, content_type
+            if message["type"] == "http.response.start":
+                status_code = message["status"]
+                for k, v in message.get("headers", []):
+                    if k.lower() == b"content-type":
+                        content_type = v.decode("latin-1")
+            elif message["type"] == "http.response.body":
+                captured.append(message.get("body", b""))
+            await send(message)
+
+        try:
+            await self.app(scope, _replay_receive(body, receive), capture)
+        finally:
+            await anyio.to_thread.run_sync(self._finish, record_id, status_code, content_type, b"".join(captured))
+
+    @staticmethod
+    def _claim(key_id: int, key: str, digest: str, scope: Scope) -> IdempotencyRecord | int:
+        """Insert a pending record (our id) or return the existing one."""
+        try:
+            with session_scope() as session:
+                record = IdempotencyRecord(
+                    api_key_id=key_id, key=key, request_hash=digest, method=scope["method"], path=scope["path"]
+                )
+                session.add(record)
+                session.flush()
+                return record.id
+        except IntegrityError:
+            with session_scope() as session:
+                existing = session.scalar(
+                    select(IdempotencyRecord).where(
+                        IdempotencyRecord.api_key_id == key_id, IdempotencyRecord.key == key
+                    )
+                )
+                if existing is None:  # deleted meanwhile: treat as in progress, the client retries
+                    return IdempotencyRecord(request_hash=digest, status_code=None)
+                session.expunge(existing)
+                return existing
+
+    @staticmethod
+    def _finish(record_id: int, status: int, content_type: str, body: bytes) -> None:
+        with session_scope() as session:
+            if status < 400:
+                record = session.get(IdempotencyRecord, record_id)
+                if record is not None:
+                    record.status_code, record.content_type, record.response_body = status, content_type, body
+            else:
+                session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+
+
+def _replay_receive(body: bytes, upstream: Receive) -> Receive:
+    """Hand the buffered body to the app once, then defer to the real channel (for disconnects)."""
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await upstream()
+
+    return receive

@@ -1,0 +1,142 @@
+"""Core domain tables: categories (the routing map), incidents, updates, API keys, idempotency, audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from broadcaster.models.base import Base, BigId, UTCDateTime, utcnow
+
+
+class Category(Base):
+    """One need or incident category and its route: how customers reach us, which channels fire."""
+
+    __tablename__ = "categories"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    #: contact route: live_chat_url, phone, sms, email, portal_url, opening_hours, note
+    contact: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: default broadcast channels per severity: {"info": [...], "minor": [...], "major": [...], "critical": [...]}
+    channels: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Incident(Base):
+    """An incident with a lifecycle (investigating -> identified -> monitoring -> resolved)."""
+
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    title: Mapped[str] = mapped_column(String(300))
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id", ondelete="RESTRICT"), index=True)
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="investigating")
+    affected_services: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: banner sites this incident shows on; empty means every site
+    sites: Mapped[list[str]] = mapped_column(JSON, default=list)
+    public: Mapped[bool] = mapped_column(Boolean, default=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    category: Mapped[Category] = relationship(lazy="joined")
+    updates: Mapped[list[Update]] = relationship(
+        back_populates="incident", order_by="Update.id", cascade="all, delete-orphan"
+    )
+
+    __table_args__ = (Index("ix_incidents_status_id", "status", "id"),)
+
+
+class Update(Base):
+    """One entry of an incident's timeline; a correction or cancel references the update it corrects."""
+
+    __tablename__ = "updates"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="normal")
+    corrects_id: Mapped[int | None] = mapped_column(ForeignKey("updates.id"), nullable=True)
+    #: draft | pending_approval | published
+    state: Mapped[str] = mapped_column(String(20), default="draft")
+    #: incident status this update moves the incident to (None: unchanged)
+    status: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    body: Mapped[str] = mapped_column(Text)
+    summary: Mapped[str] = mapped_column(String(320), default="")
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    #: {"fr": {"body": ..., "summary": ...}}
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(JSON, default=dict)
+    #: [{"title": ..., "url": ...}]
+    links: Mapped[list[dict[str, str]]] = mapped_column(JSON, default=list)
+    #: per-update channel override; None means the routing map decides
+    channels: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    #: per-update audience override: {"categories": [...], "tags": [...], "locales": [...]}
+    audience: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: a test send goes only to the test group and is visibly marked
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by: Mapped[str] = mapped_column(String(120), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    published_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    approved_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+
+    incident: Mapped[Incident] = relationship(back_populates="updates")
+
+    __table_args__ = (Index("ix_updates_state_published_at", "state", "published_at"),)
+
+
+class ApiKey(Base):
+    """An API key: only a SHA-256 of the secret is stored; the full key is shown once at creation."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120))
+    prefix: Mapped[str] = mapped_column(String(16), unique=True)
+    key_hash: Mapped[str] = mapped_column(String(64))
+    scopes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class IdempotencyRecord(Base):
+    """The first response to a POST carrying an `Idempotency-Key`, replayed for retries."""
+
+    __tablename__ = "idempotency_keys"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    api_key_id: Mapped[int] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(255))
+    request_hash: Mapped[str] = mapped_column(String(64))
+    method: Mapped[str] = mapped_column(String(8))
+    path: Mapped[str] = mapped_column(String(500))
+    #: None while the first request is still running
+    status_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    response_body: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    content_type: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+    __table_args__ = (UniqueConstraint("api_key_id", "key"),)
+
+
+class AuditEntry(Base):
+    """Who did what, when: every state change through the API or CLI."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(120))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str] = mapped_column(String(32))
+    target_id: Mapped[str] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

@@ -1,0 +1,3 @@
+"""Delivery-engine tables (subscribers, broadcasts, deliveries, receipts). Owned by the delivery engine."""
+
+from __future__ import annotations

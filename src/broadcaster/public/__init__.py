@@ -1,0 +1,1 @@
+"""Public read surfaces: banner, status page, feeds."""

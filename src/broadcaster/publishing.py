@@ -1,0 +1,72 @@
+"""Publishing an update: approval rule, state change, incident status, fan-out and banner refresh."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from broadcaster import audit
+from broadcaster.domain import Severity, UpdateState
+from broadcaster.errors import Conflict, Forbidden
+from broadcaster.incidents.service import get_update, set_status
+from broadcaster.models import Incident, Update, utcnow
+from broadcaster.settings import get_settings
+
+
+@dataclass
+class PublishResult:
+    update: Update
+    broadcast_id: int | None
+    approval_required: bool = False
+
+
+def needs_approval(incident: Incident, update: Update) -> bool:
+    """A second person must approve when the severity reaches the configured threshold (tests excepted)."""
+    threshold = get_settings().approval_severity
+    if update.test or threshold == "none":
+        return False
+    return Severity(incident.severity).rank >= Severity(threshold).rank
+
+
+def publish(session: Session, update_id: int, actor: str, *, skip_approval: bool = False) -> PublishResult:
+    """Publish a draft. High-impact updates first wait for a second person's approval."""
+    update = get_update(session, update_id)
+    if update.state == UpdateState.published.value:
+        raise Conflict(f"Update {update_id} is already published.", field="update_id", code="already_published")
+    incident = update.incident
+    if not skip_approval and needs_approval(incident, update):
+        update.state = UpdateState.pending_approval.value
+        update.published_by = actor
+        audit.record(session, actor, "update.request_approval", "update", update.id)
+        session.flush()
+        return PublishResult(update, None, approval_required=True)
+    return _do_publish(session, update, incident, actor)
+
+
+def approve(session: Session, update_id: int, actor: str) -> PublishResult:
+    """Approve a pending update (by someone other than the requester) and publish it."""
+    update = get_update(session, update_id)
+    if update.state != UpdateState.pending_approval.value:
+        raise Conflict(f"Update {update_id} is not waiting for approval.", field="update_id")
+    if update.published_by == actor:
+        raise Forbidden("The approver must be a different person than the requester.", field="Authorization")
+    update.approved_by = actor
+    return _do_publish(session, update, update.incident, actor)
+
+
+def _do_publish(session: Session, update: Update, incident: Incident, actor: str) -> PublishResult:
+    from broadcaster.delivery.hooks import start_broadcast
+    from broadcaster.public.hooks import content_changed
+
+    update.state = UpdateState.published.value
+    update.published_at = utcnow()
+    update.published_by = actor
+    if update.status:
+        set_status(incident, update.status)
+    incident.updated_at = utcnow()
+    session.flush()
+    broadcast_id = start_broadcast(session, update)
+    content_changed(session)
+    audit.record(session, actor, "update.publish", "update", update.id, broadcast_id=broadcast_id)
+    return PublishResult(update, broadcast_id)

@@ -1,0 +1,90 @@
+"""`/v1/categories` and `/v1/routing-map` endpoints."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+
+from broadcaster import audit
+from broadcaster.deps import SessionDep
+from broadcaster.routing import service
+from broadcaster.routing.schemas import CategoryIn, CategoryOut, CategoryPatch, RoutingMap
+from broadcaster.security import Principal, Scope, require_scope
+
+router = APIRouter(prefix="/v1", tags=["routing map"])
+
+Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.write))]
+
+
+@router.get("/categories", response_model=list[CategoryOut])
+def list_categories(session: SessionDep, _: Reader) -> list[CategoryOut]:
+    return [CategoryOut.model_validate(c) for c in service.list_categories(session)]
+
+
+@router.post("/categories", response_model=CategoryOut, status_code=status.HTTP_201_CREATED)
+def create_category(body: CategoryIn, session: SessionDep, who: Writer) -> CategoryOut:
+    cat = service.create_category(session, body)
+    audit.record(session, who.actor, "category.create", "category", cat.slug)
+    return CategoryOut.model_validate(cat)
+
+
+@router.get("/categories/{slug}", response_model=CategoryOut)
+def get_category(slug: str, session: SessionDep, _: Reader) -> CategoryOut:
+    return CategoryOut.model_validate(service.get_category(session, slug))
+
+
+@router.patch("/categories/{slug}", response_model=CategoryOut)
+def update_category(slug: str, body: CategoryPatch, session: SessionDep, who: Writer) -> CategoryOut:
+    cat = service.update_category(session, slug, body)
+    audit.record(session, who.actor, "category.update", "category", slug, fields=sorted(body.model_fields_set))
+    return CategoryOut.model_validate(cat)
+
+
+@router.delete("/categories/{slug}", status_code=status.HTTP_204_NO_CONTENT)
+def delete_category(slug: str, session: SessionDep, who: Writer) -> Response:
+    service.delete_category(session, slug)
+    audit.record(session, who.actor, "category.delete", "category", slug)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/routing-map",
+    response_model=RoutingMap,
+    responses={200: {"content": {"application/yaml": {}}}},
+    summary="The routing map (JSON, or YAML with ?format=yaml or Accept: application/yaml)",
+)
+def get_routing_map(
+    request: Request,
+    session: SessionDep,
+    _: Reader,
+    format: Annotated[str | None, Query(pattern="^(json|yaml)$")] = None,
+) -> Response | RoutingMap:
+    routing_map = service.export_map(session)
+    wants_yaml = format == "yaml" or (format is None and "yaml" in request.headers.get("accept", ""))
+    if wants_yaml:
+        return Response(service.to_yaml(routing_map), media_type="application/yaml")
+    return routing_map
+
+
+@router.put(
+    "/routing-map",
+    response_model=RoutingMap,
+    summary="Replace the routing map (JSON or YAML body); categories not in the map are removed",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/RoutingMap"}},
+                "application/yaml": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def put_routing_map(request: Request, session: SessionDep, who: Writer) -> RoutingMap:
+    raw = await request.body()
+    routing_map = service.parse_map(raw, source="body")
+    service.replace_map(session, routing_map)
+    audit.record(session, who.actor, "routing_map.replace", "routing_map", "-", categories=len(routing_map.categories))
+    return service.export_map(session)

@@ -1,0 +1,119 @@
+"""Schemas for categories and the routing map."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import phonenumbers
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, field_validator
+
+from broadcaster.domain import Severity, validate_slug
+
+
+def e164(value: str | None) -> str | None:
+    """Validate and normalise a phone number to E.164."""
+    if value is None:
+        return None
+    try:
+        parsed = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"not a phone number in international format (+<country><number>): {exc}") from exc
+    if not phonenumbers.is_possible_number(parsed):
+        raise ValueError("not a possible phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+class ContactRoute(BaseModel):
+    """How customers should reach us for this need."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    live_chat_url: AnyHttpUrl | None = None
+    phone: str | None = Field(None, description="Phone number, E.164 (e.g. +15551234567).")
+    sms: str | None = Field(None, description="SMS number, E.164.")
+    email: EmailStr | None = None
+    portal_url: AnyHttpUrl | None = None
+    opening_hours: str | None = Field(None, max_length=200)
+    note: str | None = Field(None, max_length=500)
+
+    _phones = field_validator("phone", "sms")(e164)
+
+    def as_dict(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.model_dump(exclude_none=True).items()}
+
+
+class CategoryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    slug: str = Field(..., max_length=64, examples=["technical-issue"])
+    name: str = Field(..., min_length=1, max_length=200)
+    description: str = Field("", max_length=2000)
+    contact: ContactRoute = Field(default_factory=ContactRoute)
+    channels: dict[Severity, list[str]] = Field(
+        default_factory=dict,
+        description="Channels that fire by default per severity, e.g. {'critical': ['sms','voice','email']}.",
+    )
+    position: int = 0
+
+    _slug = field_validator("slug")(validate_slug)
+
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(cls, value: dict[Severity, list[str]]) -> dict[Severity, list[str]]:
+        from broadcaster.channels.registry import known_channel_names
+
+        known = known_channel_names()
+        for severity, names in value.items():
+            for name in names:
+                if name not in known:
+                    raise ValueError(
+                        f"unknown channel {name!r} for severity {severity.value!r}; known: {', '.join(sorted(known))}"
+                    )
+            if len(set(names)) != len(names):
+                raise ValueError(f"duplicate channel for severity {severity.value!r}")
+        return value
+
+
+class CategoryPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=2000)
+    contact: ContactRoute | None = None
+    channels: dict[Severity, list[str]] | None = None
+    position: int | None = None
+
+    _known = field_validator("channels")(CategoryIn._known_channels.__func__)  # type: ignore[attr-defined]
+
+
+class CategoryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    slug: str
+    name: str
+    description: str
+    contact: dict[str, str]
+    channels: dict[str, list[str]]
+    position: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class RoutingMap(BaseModel):
+    """The whole routing map: what `PUT /v1/routing-map` takes and the YAML crisis plan holds."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    version: int = 1
+    categories: list[CategoryIn]
+
+    @field_validator("categories")
+    @classmethod
+    def _unique(cls, value: list[CategoryIn]) -> list[CategoryIn]:
+        seen: set[str] = set()
+        for cat in value:
+            if cat.slug in seen:
+                raise ValueError(f"duplicate category slug {cat.slug!r}")
+            seen.add(cat.slug)
+        return value

@@ -1,0 +1,128 @@
+"""Routing-map operations. Services take a session and never commit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from broadcaster.errors import Conflict, NotFound, Unprocessable
+from broadcaster.models import Category, Incident
+from broadcaster.routing.schemas import CategoryIn, CategoryPatch, RoutingMap
+
+
+def list_categories(session: Session) -> list[Category]:
+    return list(session.scalars(select(Category).order_by(Category.position, Category.slug)))
+
+
+def get_category(session: Session, slug: str, *, field: str = "slug") -> Category:
+    cat = session.scalar(select(Category).where(Category.slug == slug))
+    if cat is None:
+        raise NotFound(f"Unknown category {slug!r}.", field=field, code="unknown_category")
+    return cat
+
+
+def _apply(cat: Category, data: CategoryIn | CategoryPatch) -> None:
+    values = data.model_dump(exclude_unset=True, exclude={"slug"})
+    if "contact" in values and data.contact is not None:
+        cat.contact = data.contact.as_dict()
+    if "channels" in values and data.channels is not None:
+        cat.channels = {sev.value: list(names) for sev, names in data.channels.items()}
+    for key in ("name", "description", "position"):
+        if key in values and values[key] is not None:
+            setattr(cat, key, values[key])
+
+
+def create_category(session: Session, data: CategoryIn) -> Category:
+    if session.scalar(select(Category.id).where(Category.slug == data.slug)) is not None:
+        raise Conflict(f"Category {data.slug!r} already exists.", field="slug", code="duplicate")
+    cat = Category(slug=data.slug, name=data.name, contact={}, channels={})
+    _apply(cat, data)
+    session.add(cat)
+    session.flush()
+    return cat
+
+
+def update_category(session: Session, slug: str, patch: CategoryPatch) -> Category:
+    cat = get_category(session, slug)
+    _apply(cat, patch)
+    session.flush()
+    return cat
+
+
+def _in_use(session: Session, cat: Category) -> int:
+    return session.scalar(select(func.count()).select_from(Incident).where(Incident.category_id == cat.id)) or 0
+
+
+def delete_category(session: Session, slug: str) -> None:
+    cat = get_category(session, slug)
+    if used := _in_use(session, cat):
+        raise Conflict(f"Category {slug!r} is used by {used} incident(s); it cannot be deleted.", field="slug")
+    session.delete(cat)
+    session.flush()
+
+
+def export_map(session: Session) -> RoutingMap:
+    cats = [
+        CategoryIn.model_validate(
+            {
+                "slug": c.slug,
+                "name": c.name,
+                "description": c.description,
+                "contact": c.contact,
+                "channels": c.channels,
+                "position": c.position,
+            }
+        )
+        for c in list_categories(session)
+    ]
+    return RoutingMap(categories=cats)
+
+
+def replace_map(session: Session, routing_map: RoutingMap, *, prune: bool = True) -> list[Category]:
+    """Make the stored map equal `routing_map`: upsert every category, remove the others (if unused)."""
+    existing = {c.slug: c for c in list_categories(session)}
+    for data in routing_map.categories:
+        cat = existing.pop(data.slug, None)
+        if cat is None:
+            create_category(session, data)
+        else:
+            cat.contact, cat.channels = {}, {}
+            cat.description, cat.position = "", 0
+            _apply(cat, data)
+    if prune:
+        for slug, cat in existing.items():
+            if _in_use(session, cat):
+                raise Conflict(
+                    f"Category {slug!r} is missing from the new map but used by incidents; keep it in the map.",
+                    field="categories",
+                )
+            session.delete(cat)
+    session.flush()
+    return list_categories(session)
+
+
+def to_yaml(routing_map: RoutingMap) -> str:
+    data = routing_map.model_dump(mode="json", exclude_defaults=False)
+    for cat in data["categories"]:
+        cat["contact"] = {k: v for k, v in cat["contact"].items() if v is not None}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def parse_map(text: str | bytes, *, source: str = "body") -> RoutingMap:
+    """Parse a YAML (or JSON, a YAML subset) routing map; 422 naming the field on any problem."""
+    try:
+        raw: Any = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise Unprocessable(f"{source} is not valid YAML: {exc}", field=source, code="malformed_yaml") from exc
+    if not isinstance(raw, dict):
+        raise Unprocessable(f"{source} must be a mapping with a 'categories' list.", field=source)
+    try:
+        return RoutingMap.model_validate(raw)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"])
+        raise Unprocessable(f"{loc}: {err['msg']}", field=loc) from exc

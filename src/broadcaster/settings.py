@@ -1,0 +1,106 @@
+"""Settings from the environment and `.env` (pydantic-settings). Every field is documented in `.env.example`."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+CsvList = Annotated[list[str], NoDecode]
+
+
+class Settings(BaseSettings):
+    """All configuration. Secrets are `SecretStr` so they never print in logs or reprs."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- core -------------------------------------------------------------------------------------
+    database_url: str = "sqlite:///./var/broadcaster.db"
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    public_url: str = "http://127.0.0.1:8000"
+    secret_key: SecretStr | None = None
+    log_level: str = "INFO"
+    max_body_bytes: int = 256 * 1024
+    org_name: str = "Example Org"
+    default_locale: str = "en"
+    supported_locales: CsvList = Field(default_factory=lambda: ["en", "fr", "es", "de"])
+    templates_dir: Path = PROJECT_ROOT / "templates"
+    routing_map_file: Path | None = None
+
+    # --- worker / delivery --------------------------------------------------------------------------
+    worker_in_process: bool = True
+    worker_batch_size: int = 500
+    worker_lease_seconds: int = 60
+    worker_concurrency: int = 100
+    worker_poll_seconds: float = 1.0
+    retry_max_attempts: int = 8
+    retry_base_seconds: float = 2.0
+    retry_max_seconds: float = 600.0
+    approval_severity: str = "critical"
+    approval_audience_threshold: int = 10000
+
+    # --- Twilio (SMS + voice) -------------------------------------------------------------------------
+    twilio_account_sid: str | None = None
+    twilio_auth_token: SecretStr | None = None
+    twilio_from_number: str | None = None
+    twilio_messaging_service_sid: str | None = None
+    twilio_base_url: str | None = None
+    twilio_sms_rate_per_second: float = 100.0
+    twilio_voice_rate_per_second: float = 1.0
+    sms_max_segments: int = 3
+
+    # --- SendGrid (email) -------------------------------------------------------------------------------
+    sendgrid_api_key: SecretStr | None = None
+    sendgrid_from_email: str | None = None
+    sendgrid_from_name: str = "Alerts"
+    sendgrid_base_url: str | None = None
+    sendgrid_event_public_key: str | None = None
+    sendgrid_rate_per_second: float = 10.0
+
+    # --- X (tweepy) --------------------------------------------------------------------------------------
+    x_consumer_key: str | None = None
+    x_consumer_secret: SecretStr | None = None
+    x_access_token: str | None = None
+    x_access_token_secret: SecretStr | None = None
+    x_base_url: str | None = None
+
+    # --- Mastodon (optional extra) ---------------------------------------------------------------------
+    mastodon_base_url: str | None = None
+    mastodon_access_token: SecretStr | None = None
+
+    # --- outbound webhooks -----------------------------------------------------------------------------
+    webhook_urls: CsvList = Field(default_factory=list)
+    webhook_secret: SecretStr | None = None
+    webhook_format: str = "json"
+
+    # --- public surfaces (banner, status page, feeds) ------------------------------------------------
+    banner_max_age: int = 10
+    banner_stale_while_revalidate: int = 30
+    banner_refresh_seconds: int = 60
+    banner_check_seconds: float = 2.0
+    cap_sender: str = "broadcaster@example.org"
+
+    _split = field_validator("supported_locales", "webhook_urls", mode="before")(_split_csv)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests call `get_settings.cache_clear()`)."""
+    return Settings()

@@ -1,0 +1,164 @@
+"""Shared fixtures: every test that takes `db_url` (directly or through `app`/`client`) runs on SQLite
+and, when BROADCASTER_TEST_POSTGRES_URL is set, on PostgreSQL too (a private database per run)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+for var in ("TWILIO_REGION", "TWILIO_EDGE", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
+    os.environ.pop(var, None)
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+
+PG_URL = os.environ.get("BROADCASTER_TEST_POSTGRES_URL")
+IN_CI = os.environ.get("CI") == "true"
+BACKENDS = ["sqlite", "postgres"]
+
+
+def _reset_caches() -> None:
+    from broadcaster.channels.registry import adapter_classes
+    from broadcaster.db import reset_engine
+    from broadcaster.settings import get_settings
+
+    get_settings.cache_clear()
+    adapter_classes.cache_clear()
+    reset_engine()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated SQLite file copied for each test (migrating once is faster than per test)."""
+    from broadcaster import migrate
+
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A private PostgreSQL database for this pytest run, migrated once, dropped at the end."""
+    if not PG_URL:
+        if IN_CI:
+            pytest.fail("BROADCASTER_TEST_POSTGRES_URL must be set in CI")
+        pytest.skip("BROADCASTER_TEST_POSTGRES_URL is not set")
+    from broadcaster import migrate
+    from broadcaster.db import normalize_url
+
+    admin_url = normalize_url(PG_URL)
+    name = f"bc_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    migrate.upgrade(url)
+    yield url
+    _reset_caches()
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def _truncate_all(url: str) -> None:
+    from broadcaster.models import Base
+
+    engine = create_engine(url)
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A migrated, empty database (SQLite file or the run's PostgreSQL database) wired into settings."""
+    if request.param == "sqlite":
+        path = tmp_path / "broadcaster.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
+    else:
+        url = request.getfixturevalue("postgres_database")
+        _truncate_all(url)
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("PUBLIC_URL", "http://testserver")
+    monkeypatch.setenv("WORKER_IN_PROCESS", "false")
+    monkeypatch.chdir(tmp_path)  # no stray .env from the developer's checkout
+    _reset_caches()
+    yield url
+    _reset_caches()
+
+
+@pytest.fixture
+def is_postgres(db_url: str) -> bool:
+    return db_url.startswith("postgresql")
+
+
+@pytest.fixture
+def app(db_url: str):
+    from broadcaster.app import create_app
+
+    return create_app(run_worker=False)
+
+
+@pytest.fixture
+def client(app) -> Iterator:
+    from fastapi.testclient import TestClient
+
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture
+def make_key(db_url: str) -> Callable[..., str]:
+    """Create an API key with the given scopes; returns the plaintext."""
+    from broadcaster.db import session_scope
+    from broadcaster.security import create_key
+
+    def make(*scopes: str, name: str | None = None) -> str:
+        with session_scope() as session:
+            _, plaintext = create_key(session, name or f"test-{'-'.join(scopes)}-{uuid.uuid4().hex[:4]}", list(scopes))
+        return plaintext
+
+    return make
+
+
+@pytest.fixture
+def auth(make_key: Callable[..., str]) -> Callable[..., dict[str, str]]:
+    """`auth("write")` -> headers carrying a fresh key with those scopes."""
+
+    def headers(*scopes: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {make_key(*scopes)}"}
+
+    return headers
+
+
+@pytest.fixture
+def admin(auth: Callable[..., dict[str, str]]) -> dict[str, str]:
+    return auth("admin")
+
+
+@pytest.fixture
+def emergency_category(client, admin: dict[str, str]) -> dict:
+    """A routing-map entry: emergency -> sms, voice, email, social, banner; contact by phone."""
+    resp = client.post(
+        "/v1/categories",
+        headers=admin,
+        json={
+            "slug": "emergency",
+            "name": "Emergency",
+            "contact": {"phone": "+15551234567", "opening_hours": "24/7"},
+            "channels": {
+                "critical": ["sms", "voice", "email", "social", "banner"],
+                "major": ["sms", "email", "banner"],
+            },
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    return resp.json()
