@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 08:58:03.529712
+Create Date: 2026-11-23 09:09:11.648137
 """
 
 from __future__ import annotations
@@ -62,6 +62,13 @@ def upgrade() -> None:
         sa.UniqueConstraint("slug", name=op.f("uq_categories_slug")),
     )
     op.create_table(
+        "public_state",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.Column("changed_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_public_state")),
+    )
+    op.create_table(
         "idempotency_keys",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("api_key_id", sa.Integer(), nullable=False),
@@ -74,10 +81,7 @@ def upgrade() -> None:
         sa.Column("content_type", sa.String(length=100), nullable=True),
         sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["api_key_id"],
-            ["api_keys.id"],
-            name=op.f("fk_idempotency_keys_api_key_id_api_keys"),
-            ondelete="CASCADE",
+            ["api_key_id"], ["api_keys.id"], name=op.f("fk_idempotency_keys_api_key_id_api_keys"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_idempotency_keys")),
         sa.UniqueConstraint("api_key_id", "key", name=op.f("uq_idempotency_keys_api_key_id_key")),
@@ -100,10 +104,7 @@ def upgrade() -> None:
         sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
-            ["category_id"],
-            ["categories.id"],
-            name=op.f("fk_incidents_category_id_categories"),
-            ondelete="RESTRICT",
+            ["category_id"], ["categories.id"], name=op.f("fk_incidents_category_id_categories"), ondelete="RESTRICT"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_incidents")),
     )
@@ -134,10 +135,7 @@ def upgrade() -> None:
         sa.Column("approved_by", sa.String(length=120), nullable=True),
         sa.ForeignKeyConstraint(["corrects_id"], ["updates.id"], name=op.f("fk_updates_corrects_id_updates")),
         sa.ForeignKeyConstraint(
-            ["incident_id"],
-            ["incidents.id"],
-            name=op.f("fk_updates_incident_id_incidents"),
-            ondelete="CASCADE",
+            ["incident_id"], ["incidents.id"], name=op.f("fk_updates_incident_id_incidents"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_updates")),
     )
@@ -164,6 +162,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_idempotency_keys_created_at"))
 
     op.drop_table("idempotency_keys")
+    op.drop_table("public_state")
     op.drop_table("categories")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))
