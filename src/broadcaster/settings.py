@@ -27,17 +27,29 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     # --- core -------------------------------------------------------------------------------------
+    # Database: a SQLite file by default; postgresql://user:pass@host/db switches to PostgreSQL (psycopg 3)
     database_url: str = "sqlite:///./var/broadcaster.db"
+    # Address `broadcaster serve` binds to
     api_host: str = "127.0.0.1"
+    # Port `broadcaster serve` listens on
     api_port: int = 8000
+    # Public base URL of this service, used in links, banners, feeds and provider callbacks
     public_url: str = "http://127.0.0.1:8000"
+    # Secret for signing (unsubscribe links, tokens); set a long random value in production
     secret_key: SecretStr | None = None
+    # Log level: DEBUG, INFO, WARNING or ERROR
     log_level: str = "INFO"
+    # Largest accepted request body in bytes; bigger requests get 413
     max_body_bytes: int = 256 * 1024
+    # Organisation name shown on the status page, banner and messages
     org_name: str = "Example Org"
+    # Locale of updates that do not name one
     default_locale: str = "en"
+    # Comma-separated locales offered to subscribers and the status page
     supported_locales: CsvList = Field(default_factory=lambda: ["en", "fr", "es", "de"])
+    # Folder of message templates (Jinja2); relative to the project by default
     templates_dir: Path = PROJECT_ROOT / "templates"
+    # Optional crisis-plan YAML loaded into the routing map when the service starts
     routing_map_file: Path | None = None
 
     # --- worker / delivery --------------------------------------------------------------------------
@@ -61,6 +73,12 @@ class Settings(BaseSettings):
     twilio_sms_rate_per_second: float = 100.0
     twilio_voice_rate_per_second: float = 1.0
     sms_max_segments: int = 3
+    # Caller id for voice calls (E.164); defaults to TWILIO_FROM_NUMBER
+    twilio_voice_from: str | None = None
+    # Twilio voice for <Say> (e.g. "alice", "Polly.Joanna"); empty uses Twilio's default voice
+    twilio_voice: str = "alice"
+    # Status callback URL given to Twilio (delivery and idempotency keys are appended as query); default PUBLIC_URL/v1/webhooks/twilio/status
+    twilio_status_callback_url: str | None = None
 
     # --- SendGrid (email) -------------------------------------------------------------------------------
     sendgrid_api_key: SecretStr | None = None
@@ -69,6 +87,8 @@ class Settings(BaseSettings):
     sendgrid_base_url: str | None = None
     sendgrid_event_public_key: str | None = None
     sendgrid_rate_per_second: float = 10.0
+    # Personalizations per SendGrid mail/send request (SendGrid accepts at most 1000)
+    sendgrid_batch_size: int = 1000
 
     # --- X (tweepy) --------------------------------------------------------------------------------------
     x_consumer_key: str | None = None
@@ -80,11 +100,26 @@ class Settings(BaseSettings):
     # --- Mastodon (optional extra) ---------------------------------------------------------------------
     mastodon_base_url: str | None = None
     mastodon_access_token: SecretStr | None = None
+    # Maximum status length of your Mastodon instance (500 unless the instance raised it)
+    mastodon_max_characters: int = 500
+    # Visibility of posted statuses: public, unlisted, private or direct
+    mastodon_visibility: str = "public"
 
     # --- outbound webhooks -----------------------------------------------------------------------------
     webhook_urls: CsvList = Field(default_factory=list)
     webhook_secret: SecretStr | None = None
+    # Payload shape of outbound webhooks: json (Broadcaster's own), slack (Slack incoming webhook) or teams (MessageCard)
     webhook_format: str = "json"
+
+    # --- channels and rendering (all adapters) -----------------------------------------------------------
+    # Seconds before a provider call times out (counted as a transient failure)
+    provider_timeout_seconds: float = 10.0
+    # Open HTTP connections per adapter (aiohttp connection pool size)
+    provider_max_connections: int = 100
+    # Maximum characters of the banner's short text (longer texts use the summary or are shortened)
+    banner_text_max_chars: int = 200
+    # Maximum characters a voice call reads out (Twilio rejects TwiML over 4,000 characters)
+    voice_max_chars: int = 1500
 
     # --- public surfaces (banner, status page, feeds) ------------------------------------------------
     banner_max_age: int = 10

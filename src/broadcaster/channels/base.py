@@ -120,6 +120,9 @@ class Adapter(abc.ABC):
     secret_fields: ClassVar[tuple[str, ...]] = ()
     #: failover order among adapters of the same kind (lower first)
     priority: ClassVar[int] = 100
+    #: how `limits.max_length` is counted: "chars", "sms_segments" (max_length = segments),
+    #: "x_weighted" (X's weighted length, URLs 23) or "mastodon" (characters, URLs 23)
+    length_unit: ClassVar[str] = "chars"
 
     @classmethod
     @abc.abstractmethod
@@ -129,6 +132,11 @@ class Adapter(abc.ABC):
     @abc.abstractmethod
     async def send(self, message: Message, recipients: Sequence[Recipient]) -> list[SendResult]:
         """Send `message` to every recipient; one result per recipient, never raises for provider errors."""
+
+    def broadcast_addresses(self) -> list[str] | None:
+        """Pseudo-recipients for channels without subscribers (social, webhook, banner): one per broadcast
+        (the adapter name, or each webhook URL). None means the channel sends to subscribers' addresses."""
+        return None
 
     async def check(self) -> CheckResult:
         """A cheap connection/credentials check (default: configured means ok)."""

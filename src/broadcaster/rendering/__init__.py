@@ -1,0 +1,21 @@
+"""Per-channel, per-locale rendering of updates: templates, markers and length-aware fitting."""
+
+from broadcaster.rendering.render import (
+    UNSUBSCRIBE_PLACEHOLDER,
+    Rendered,
+    length_rule,
+    render_update,
+    resolve_target,
+    voice_language,
+)
+from broadcaster.rendering.templates import TemplateError
+
+__all__ = [
+    "UNSUBSCRIBE_PLACEHOLDER",
+    "Rendered",
+    "TemplateError",
+    "length_rule",
+    "render_update",
+    "resolve_target",
+    "voice_language",
+]

@@ -1,0 +1,63 @@
+"""How long a rendered text is in its channel's own unit, and whether it fits.
+
+* ``sms_segments``: GSM-7/UCS-2 units and segments; the limit is a number of segments.
+* ``x_weighted``: X's weighted length (twitter-text-parser: CJK and emoji weigh 2, every URL 23, NFC).
+* ``mastodon``: characters with every URL counted as 23 (Mastodon's `characters_reserved_per_url`).
+* ``chars``: plain Unicode characters.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from twitter_text import parse_tweet
+
+from broadcaster.rendering import sms
+
+URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
+MASTODON_URL_WEIGHT = 23
+
+
+@dataclass(frozen=True)
+class Measure:
+    length: int
+    max_length: int | None
+    fits: bool
+    encoding: str | None = None
+    segments: int | None = None
+
+
+@dataclass(frozen=True)
+class LengthRule:
+    """A channel's length unit and limit (`limit` is segments for SMS, units otherwise; None = unlimited)."""
+
+    unit: str
+    limit: int | None
+
+    def measure(self, text: str) -> Measure:
+        if self.unit == "sms_segments":
+            info = sms.analyze(text)
+            max_segments = self.limit or 1
+            return Measure(
+                info.units,
+                sms.max_units(info.encoding, max_segments),
+                info.segments <= max_segments,
+                info.encoding,
+                info.segments,
+            )
+        if self.unit == "x_weighted":
+            length = x_weighted_length(text)
+        elif self.unit == "mastodon":
+            length = mastodon_length(text)
+        else:
+            length = len(text)
+        return Measure(length, self.limit, self.limit is None or length <= self.limit)
+
+
+def x_weighted_length(text: str) -> int:
+    return int(parse_tweet(text).weightedLength)
+
+
+def mastodon_length(text: str) -> int:
+    return len(URL_RE.sub("x" * MASTODON_URL_WEIGHT, text))
