@@ -44,6 +44,9 @@ def serve(
     settings = get_settings()
     if migrate:
         migrations.upgrade()
+    if settings.routing_map_file is not None:
+        _import_map(settings.routing_map_file, actor="serve:ROUTING_MAP_FILE")
+        typer.echo(f"  Routing map loaded from {settings.routing_map_file}")
     host = host or settings.api_host
     port = port or settings.api_port
     base = f"http://{host}:{port}"
@@ -184,22 +187,32 @@ def keys_revoke(key_id: int) -> None:
 @routing_app.command("import")
 def routing_import(path: Path) -> None:
     """Replace the routing map with the YAML file PATH (the crisis plan in version control)."""
-    from broadcaster import audit
     from broadcaster import migrate as migrations
+
+    migrations.upgrade()
+    count = _import_map(path, actor="cli")
+    typer.echo(f"imported {count} categories from {path}")
+
+
+def _import_map(path: Path, *, actor: str) -> int:
+    """Replace the routing map with a YAML file; prints the problem and exits 1 on bad input."""
+    from broadcaster import audit
     from broadcaster.db import session_scope
     from broadcaster.errors import AppError
     from broadcaster.routing import service
 
-    migrations.upgrade()
     try:
         routing_map = service.parse_map(path.read_bytes(), source=str(path))
         with session_scope() as session:
             service.replace_map(session, routing_map)
-            audit.record(session, "cli", "routing_map.replace", "routing_map", "-", source=str(path))
+            audit.record(session, actor, "routing_map.replace", "routing_map", "-", source=str(path))
+    except OSError as exc:
+        typer.echo(f"error: cannot read {path}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from exc
     except AppError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
-    typer.echo(f"imported {len(routing_map.categories)} categories from {path}")
+    return len(routing_map.categories)
 
 
 @routing_app.command("export")

@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,18 @@ async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), exc.detail)
 
 
+async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
+    """The database refused a value schemas let through (e.g. a NUL character on PostgreSQL): bad input."""
+    log.info("database rejected a value: %s", getattr(exc, "orig", exc))
+    return error_response(422, "invalid", "A value in the request cannot be stored (e.g. it contains a NUL character).")
+
+
+async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
+    """A uniqueness or reference rule failed, typically a concurrent duplicate: the request changed nothing."""
+    log.info("integrity error: %s", getattr(exc, "orig", exc))
+    return error_response(409, "conflict", "The request conflicts with the current state (duplicate or in use).")
+
+
 async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "An internal error occurred; it has been logged.")
@@ -109,4 +122,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(DataError, _data_error)
+    app.add_exception_handler(IntegrityError, _integrity_error)
     app.add_exception_handler(Exception, _unhandled)

@@ -23,6 +23,12 @@ def channels_for(session: SessionDep, category: str, severity: Severity) -> list
     return list(cat.channels.get(severity.value, []))
 
 
+def _title(message: str) -> str:
+    """The alert's first non-blank line (shortened) as the incident title."""
+    first = next((line.strip() for line in message.splitlines() if line.strip()), "Alert")
+    return first if len(first) <= 300 else first[:299] + "\u2026"
+
+
 @router.post("/alerts", response_model=AlertOut, status_code=status.HTTP_201_CREATED)
 def create_alert(
     body: AlertIn, session: SessionDep, who: Annotated[Principal, Depends(require_scope(Scope.alerts))]
@@ -32,7 +38,7 @@ def create_alert(
     incident = service.create_incident(
         session,
         IncidentIn(
-            title=body.title or body.message.splitlines()[0][:300],
+            title=body.title or _title(body.message),
             category=body.category,
             severity=body.severity,
             affected_services=body.affected_services,

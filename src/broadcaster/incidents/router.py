@@ -20,7 +20,7 @@ from broadcaster.incidents.schemas import (
     UpdateOut,
     UpdatePatch,
 )
-from broadcaster.pagination import Page, PageParams, page_params
+from broadcaster.pagination import IdPath, Page, PageParams, page_params
 from broadcaster.security import Principal, Scope, require_scope
 
 router = APIRouter(prefix="/v1", tags=["incidents"])
@@ -66,26 +66,26 @@ def list_incidents(
 
 
 @router.get("/incidents/{incident_id}", response_model=IncidentOut)
-def get_incident(incident_id: int, session: SessionDep, _: Reader) -> IncidentOut:
+def get_incident(incident_id: IdPath, session: SessionDep, _: Reader) -> IncidentOut:
     return IncidentOut.build(service.get_incident(session, incident_id), with_updates=True)
 
 
 @router.patch("/incidents/{incident_id}", response_model=IncidentOut)
-def update_incident(incident_id: int, body: IncidentPatch, session: SessionDep, who: Writer) -> IncidentOut:
+def update_incident(incident_id: IdPath, body: IncidentPatch, session: SessionDep, who: Writer) -> IncidentOut:
     incident = service.update_incident(session, incident_id, body)
     audit.record(session, who.actor, "incident.update", "incident", incident_id, fields=sorted(body.model_fields_set))
     return IncidentOut.build(incident, with_updates=True)
 
 
 @router.delete("/incidents/{incident_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_incident(incident_id: int, session: SessionDep, who: Admin) -> Response:
+def delete_incident(incident_id: IdPath, session: SessionDep, who: Admin) -> Response:
     service.delete_incident(session, incident_id)
     audit.record(session, who.actor, "incident.delete", "incident", incident_id)
     return Response(status_code=204)
 
 
 @router.post("/incidents/{incident_id}/updates", response_model=UpdateOut, status_code=status.HTTP_201_CREATED)
-def add_update(incident_id: int, body: UpdateIn, session: SessionDep, who: Writer) -> UpdateOut:
+def add_update(incident_id: IdPath, body: UpdateIn, session: SessionDep, who: Writer) -> UpdateOut:
     incident = service.get_incident(session, incident_id)
     update = service.add_update(session, incident, body, who.actor)
     audit.record(session, who.actor, "update.create", "update", update.id, incident_id=incident_id)
@@ -93,24 +93,24 @@ def add_update(incident_id: int, body: UpdateIn, session: SessionDep, who: Write
 
 
 @router.get("/incidents/{incident_id}/updates", response_model=list[UpdateOut])
-def list_updates(incident_id: int, session: SessionDep, _: Reader) -> list[UpdateOut]:
+def list_updates(incident_id: IdPath, session: SessionDep, _: Reader) -> list[UpdateOut]:
     return [UpdateOut.model_validate(u) for u in service.list_updates(session, incident_id)]
 
 
 @router.get("/updates/{update_id}", response_model=UpdateOut)
-def get_update(update_id: int, session: SessionDep, _: Reader) -> UpdateOut:
+def get_update(update_id: IdPath, session: SessionDep, _: Reader) -> UpdateOut:
     return UpdateOut.model_validate(service.get_update(session, update_id))
 
 
 @router.patch("/updates/{update_id}", response_model=UpdateOut)
-def edit_update(update_id: int, body: UpdatePatch, session: SessionDep, who: Writer) -> UpdateOut:
+def edit_update(update_id: IdPath, body: UpdatePatch, session: SessionDep, who: Writer) -> UpdateOut:
     update = service.edit_update(session, update_id, body)
     audit.record(session, who.actor, "update.edit", "update", update_id, fields=sorted(body.model_fields_set))
     return UpdateOut.model_validate(update)
 
 
 @router.delete("/updates/{update_id}", status_code=status.HTTP_204_NO_CONTENT)
-def delete_update(update_id: int, session: SessionDep, who: Writer) -> Response:
+def delete_update(update_id: IdPath, session: SessionDep, who: Writer) -> Response:
     service.delete_update(session, update_id)
     audit.record(session, who.actor, "update.delete", "update", update_id)
     return Response(status_code=204)
@@ -121,7 +121,7 @@ def delete_update(update_id: int, session: SessionDep, who: Writer) -> Response:
     response_model=PublishOut,
     responses={202: {"model": PublishOut, "description": "Waiting for a second person's approval."}},
 )
-def publish_update(update_id: int, session: SessionDep, who: Publisher, response: Response) -> PublishOut:
+def publish_update(update_id: IdPath, session: SessionDep, who: Publisher, response: Response) -> PublishOut:
     result = publishing.publish(session, update_id, who.actor)
     if result.approval_required:
         response.status_code = status.HTTP_202_ACCEPTED
@@ -133,6 +133,6 @@ def publish_update(update_id: int, session: SessionDep, who: Publisher, response
 
 
 @router.post("/updates/{update_id}/approve", response_model=PublishOut)
-def approve_update(update_id: int, session: SessionDep, who: Publisher) -> PublishOut:
+def approve_update(update_id: IdPath, session: SessionDep, who: Publisher) -> PublishOut:
     result = publishing.approve(session, update_id, who.actor)
     return PublishOut(update=UpdateOut.model_validate(result.update), broadcast_id=result.broadcast_id)

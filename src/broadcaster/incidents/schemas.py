@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from broadcaster.domain import IncidentStatus, Severity, UpdateKind, normalize_locale, validate_slug
+from broadcaster.pagination import MAX_ID
 
 MAX_BODY = 10_000
 MAX_SUMMARY = 320
@@ -75,7 +76,9 @@ class UpdateIn(BaseModel):
     translations: dict[str, Translation] = Field(default_factory=dict)
     links: list[Link] = Field(default_factory=list, max_length=10)
     kind: UpdateKind = UpdateKind.normal
-    corrects: int | None = Field(None, description="Id of the published update this corrects or cancels.")
+    corrects: int | None = Field(
+        None, ge=1, le=MAX_ID, validate_default=True, description="Id of the published update this corrects or cancels."
+    )
     status: IncidentStatus | None = Field(None, description="Move the incident to this status when published.")
     channels: list[str] | None = Field(None, description="Override the routing map's channels for this update.")
     audience: Audience | None = None
@@ -85,13 +88,17 @@ class UpdateIn(BaseModel):
     _translations = field_validator("translations")(_validate_translations)
     _channels = field_validator("channels")(_validate_channels)
 
-    @model_validator(mode="after")
-    def _correction_target(self) -> UpdateIn:
-        if self.kind is not UpdateKind.normal and self.corrects is None:
-            raise ValueError(f"an update of kind {self.kind.value!r} must name the update it corrects in 'corrects'")
-        if self.kind is UpdateKind.normal and self.corrects is not None:
+    @field_validator("corrects")
+    @classmethod
+    def _correction_target(cls, value: int | None, info: ValidationInfo) -> int | None:
+        kind = info.data.get("kind")
+        if kind is None:  # `kind` itself was invalid; that error is reported
+            return value
+        if kind is not UpdateKind.normal and value is None:
+            raise ValueError(f"an update of kind {kind.value!r} must name the update it corrects in 'corrects'")
+        if kind is UpdateKind.normal and value is not None:
             raise ValueError("'corrects' is only allowed with kind 'correction' or 'cancel'")
-        return self
+        return value
 
 
 class UpdatePatch(BaseModel):
@@ -243,6 +250,13 @@ class AlertIn(BaseModel):
     _locale = field_validator("locale")(normalize_locale)
     _translations = field_validator("translations")(_validate_translations)
     _channels = field_validator("channels")(_validate_channels)
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("message must not be blank")
+        return value
 
 
 class AlertOut(BaseModel):

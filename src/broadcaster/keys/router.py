@@ -13,6 +13,7 @@ from broadcaster import audit
 from broadcaster.deps import SessionDep
 from broadcaster.errors import NotFound
 from broadcaster.models import ApiKey, utcnow
+from broadcaster.pagination import IdPath
 from broadcaster.security import Principal, Scope, mask_key, require_scope
 
 router = APIRouter(prefix="/v1", tags=["api keys"])
@@ -47,7 +48,7 @@ def list_keys(session: SessionDep, _: Admin) -> list[KeyOut]:
 
 
 @router.delete("/keys/{key_id}", status_code=204)
-def revoke_key(key_id: int, session: SessionDep, who: Admin) -> Response:
+def revoke_key(key_id: IdPath, session: SessionDep, who: Admin) -> Response:
     row = session.get(ApiKey, key_id)
     if row is None:
         raise NotFound(f"API key {key_id} does not exist.", field="key_id")

@@ -84,7 +84,8 @@ def get_routing_map(
 )
 async def put_routing_map(request: Request, session: SessionDep, who: Writer) -> RoutingMap:
     raw = await request.body()
-    routing_map = service.parse_map(raw, source="body")
+    json_only = "json" in request.headers.get("content-type", "")
+    routing_map = service.parse_map(raw, source="body", json_only=json_only)
     service.replace_map(session, routing_map)
     audit.record(session, who.actor, "routing_map.replace", "routing_map", "-", categories=len(routing_map.categories))
     return service.export_map(session)

@@ -53,7 +53,7 @@ class CategoryIn(BaseModel):
         default_factory=dict,
         description="Channels that fire by default per severity, e.g. {'critical': ['sms','voice','email']}.",
     )
-    position: int = 0
+    position: int = Field(0, ge=0, le=1_000_000, description="Sort order in lists (smallest first).")
 
     _slug = field_validator("slug")(validate_slug)
 
@@ -81,7 +81,7 @@ class CategoryPatch(BaseModel):
     description: str | None = Field(None, max_length=2000)
     contact: ContactRoute | None = None
     channels: dict[Severity, list[str]] | None = None
-    position: int | None = None
+    position: int | None = Field(None, ge=0, le=1_000_000)
 
     _known = field_validator("channels")(CategoryIn._known_channels.__func__)  # type: ignore[attr-defined]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -9,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcaster.errors import Conflict, NotFound, Unprocessable
+from broadcaster.errors import BadRequest, Conflict, NotFound, Unprocessable
 from broadcaster.models import Category, Incident
 from broadcaster.routing.schemas import CategoryIn, CategoryPatch, RoutingMap
 
@@ -19,9 +20,11 @@ def list_categories(session: Session) -> list[Category]:
 
 
 def get_category(session: Session, slug: str, *, field: str = "slug") -> Category:
+    """The category `slug`: 404 when it is the addressed resource (`field="slug"`), else 422 naming `field`."""
     cat = session.scalar(select(Category).where(Category.slug == slug))
     if cat is None:
-        raise NotFound(f"Unknown category {slug!r}.", field=field, code="unknown_category")
+        error = NotFound if field == "slug" else Unprocessable
+        raise error(f"Unknown category {slug!r}.", field=field, code="unknown_category")
     return cat
 
 
@@ -112,12 +115,22 @@ def to_yaml(routing_map: RoutingMap) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
-def parse_map(text: str | bytes, *, source: str = "body") -> RoutingMap:
-    """Parse a YAML (or JSON, a YAML subset) routing map; 422 naming the field on any problem."""
-    try:
-        raw: Any = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise Unprocessable(f"{source} is not valid YAML: {exc}", field=source, code="malformed_yaml") from exc
+def parse_map(text: str | bytes, *, source: str = "body", json_only: bool = False) -> RoutingMap:
+    """Parse a YAML (or JSON, a YAML subset) routing map; 4xx naming the field on any problem.
+
+    `json_only` (a request sent as application/json) answers 400 `malformed_json` for invalid JSON.
+    """
+    raw: Any
+    if json_only:
+        try:
+            raw = json.loads(text)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise BadRequest(f"Request body is not valid JSON: {exc}", field=source, code="malformed_json") from exc
+    else:
+        try:
+            raw = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise Unprocessable(f"{source} is not valid YAML: {exc}", field=source, code="malformed_yaml") from exc
     if not isinstance(raw, dict):
         raise Unprocessable(f"{source} must be a mapping with a 'categories' list.", field=source)
     try:

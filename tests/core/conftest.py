@@ -1,0 +1,79 @@
+"""Fixtures for the core API tests (categories, routing map, incidents, updates, alerts, keys)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from .helpers import row_counts
+
+
+@pytest.fixture
+def unchanged(db_url: str) -> Callable[[], Any]:
+    """`with unchanged(): ...` asserts no table gained or lost rows inside the block."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def check() -> Iterator[None]:
+        before = row_counts()
+        yield
+        after = row_counts()
+        changed = {t: (before[t], after[t]) for t in before if before[t] != after[t]}
+        assert not changed, f"rows changed (before, after): {changed}"
+
+    return check
+
+
+@pytest.fixture
+def safe_client(app) -> Iterator:
+    """A client that returns 500 responses instead of raising, to prove none happen."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        yield c
+
+
+@pytest.fixture
+def technical_category(client, admin: dict[str, str]) -> dict:
+    """technical-issue -> banner, social; contact by live chat."""
+    resp = client.post(
+        "/v1/categories",
+        headers=admin,
+        json={
+            "slug": "technical-issue",
+            "name": "Technical issue",
+            "contact": {"live_chat_url": "https://chat.example.org/", "opening_hours": "Mon-Fri 8-20"},
+            "channels": {"major": ["banner", "social"], "minor": ["banner"]},
+            "position": 5,
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
+@pytest.fixture
+def make_incident(client, admin: dict[str, str], emergency_category: dict) -> Callable[..., dict]:
+    """Create an incident through the API (defaults: emergency, major); returns the JSON."""
+
+    def make(**fields: Any) -> dict:
+        body = {"title": "Water main break", "category": "emergency", "severity": "major"} | fields
+        resp = client.post("/v1/incidents", headers=admin, json=body)
+        assert resp.status_code == 201, resp.text
+        return resp.json()
+
+    return make
+
+
+@pytest.fixture
+def make_update(client, admin: dict[str, str]) -> Callable[..., dict]:
+    """Add a draft update to an incident; returns the JSON."""
+
+    def make(incident_id: int, **fields: Any) -> dict:
+        body = {"body": "Crews are on site.", "summary": "Crews on site"} | fields
+        resp = client.post(f"/v1/incidents/{incident_id}/updates", headers=admin, json=body)
+        assert resp.status_code == 201, resp.text
+        return resp.json()
+
+    return make
