@@ -1,7 +1,158 @@
-"""HTTP endpoints of the public package."""
+"""HTTP endpoints of the public package: banner (documented fallback of the fast path), status page, feeds.
+
+None of these need authentication. Everything is rendered once per content change (see cache.py)
+and answered with an ETag, `Cache-Control: public` and 304 on `If-None-Match`.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from collections.abc import Callable
+from typing import Any
 
-router = APIRouter()
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import HTMLResponse
+
+from broadcaster.errors import NotFound
+from broadcaster.public import cap, feeds, hooks, pages, queries, render
+from broadcaster.public.cache import BANNER_PATHS, get_cache
+
+router = APIRouter(tags=["public"])
+hooks.install()
+
+_BANNER_DOC = {
+    "/v1/banner": (
+        "Active banners as JSON",
+        "The active banners (severity, title, short text, link, 'how to reach us' routes, updated_at), "
+        "filtered by `site` and translated by `lang` or `Accept-Language`. Served from memory by a raw "
+        "ASGI fast path in front of this app, with ETag/304, Cache-Control and CORS for any origin.",
+        "application/json",
+    ),
+    "/v1/banner.html": ("Active banners as an accessible HTML fragment", "Same data as /v1/banner.", "text/html"),
+    "/v1/banner.js": (
+        "The embeddable banner script",
+        'Add `<script src=".../v1/banner.js" async data-site="www" data-refresh="60"></script>` to a page.',
+        "text/javascript",
+    ),
+}
+
+
+def _banner_route(path: str) -> Callable[..., Any]:
+    kind = BANNER_PATHS[path]
+
+    async def endpoint(request: Request, site: str | None = None, lang: str | None = None) -> Response:
+        status, headers, body = await get_cache().respond(
+            kind,
+            request.method,
+            request.scope["query_string"],
+            request.headers.get("accept-language", "").encode("latin-1") or None,
+            request.headers.get("if-none-match", "").encode("latin-1") or None,
+        )
+        response = Response(content=body, status_code=status)
+        response.raw_headers = headers  # exact bytes, same as the fast path
+        return response
+
+    endpoint.__name__ = "banner_" + kind
+    return endpoint
+
+
+for _path, (_summary, _description, _media) in _BANNER_DOC.items():
+    router.add_api_route(
+        _path,
+        _banner_route(_path),
+        methods=["GET", "HEAD", "OPTIONS"],
+        summary=_summary,
+        description=_description,
+        response_class=Response,
+        responses={200: {"content": {_media: {}}}, 304: {"description": "Not modified (If-None-Match)."}},
+    )
+
+
+def _cached(request: Request, key: Any, build: Callable[[], bytes | None], content_type: bytes) -> Response:
+    """Build once per content change, then answer with the shared ETag/304/Cache-Control logic."""
+
+    def make() -> render.Entry | None:
+        body = build()
+        return None if body is None else render.make_entry(body, content_type, vary=False)
+
+    entry = get_cache().memo(key, make)
+    if entry is None:
+        raise NotFound("Not found.", field="id")
+    inm = request.headers.get("if-none-match")
+    from broadcaster.public.negotiation import etag_matches
+
+    if inm is not None and etag_matches(inm.encode("latin-1"), entry.etag):
+        response = Response(status_code=304)
+        response.raw_headers = list(entry.headers_304)
+        return response
+    response = Response(content=b"" if request.method == "HEAD" else entry.body)
+    response.raw_headers = list(entry.headers)
+    return response
+
+
+def _with_session(fn: Callable[..., bytes | None], *args: Any) -> Callable[[], bytes | None]:
+    def build() -> bytes | None:
+        from broadcaster.db import get_sessionmaker
+
+        with get_sessionmaker()() as session:
+            return fn(session, *args)
+
+    return build
+
+
+# --- status page -----------------------------------------------------------------------------------------
+@router.get("/status", response_class=HTMLResponse, summary="Public status page")
+def status_page(request: Request) -> Response:
+    return _cached(request, ("status",), _with_session(pages.status_page), render.HTML)
+
+
+@router.get("/status/history", response_class=HTMLResponse, summary="Past incidents")
+def history_page(request: Request) -> Response:
+    return _cached(request, ("history",), _with_session(pages.history_page), render.HTML)
+
+
+@router.get("/status/incidents/{incident_id}", response_class=HTMLResponse, summary="One incident's timeline")
+def incident_page(request: Request, incident_id: int) -> Response:
+    return _cached(request, ("incident", incident_id), _with_session(pages.incident_page, incident_id), render.HTML)
+
+
+# --- feeds -------------------------------------------------------------------------------------------------
+RSS = b"application/rss+xml; charset=utf-8"
+ATOM = b"application/atom+xml; charset=utf-8"
+
+
+def _feed(session: Any, kind: str) -> bytes:
+    return feeds.public_feed(queries.public_updates(session), kind)
+
+
+@router.get("/v1/feeds/rss.xml", summary="RSS 2.0 feed of public updates", response_class=Response)
+def rss_feed(request: Request) -> Response:
+    return _cached(request, ("rss",), _with_session(_feed, "rss"), RSS)
+
+
+@router.get("/v1/feeds/atom.xml", summary="Atom feed of public updates", response_class=Response)
+def atom_feed(request: Request) -> Response:
+    return _cached(request, ("atom",), _with_session(_feed, "atom"), ATOM)
+
+
+def _cap_index(session: Any) -> bytes:
+    return feeds.cap_index(queries.public_updates(session, include_tests=True))
+
+
+@router.get("/v1/feeds/cap.xml", summary="Atom index of CAP 1.2 alerts", response_class=Response)
+def cap_feed(request: Request) -> Response:
+    return _cached(request, ("cap",), _with_session(_cap_index), ATOM)
+
+
+def _cap_alert(session: Any, update_id: int) -> bytes | None:
+    from broadcaster.domain import UpdateState
+    from broadcaster.models import Update
+
+    update = session.get(Update, update_id)
+    if update is None or update.state != UpdateState.published.value or not update.incident.public:
+        return None
+    return cap.alert_xml(update)
+
+
+@router.get("/v1/feeds/cap/{update_id}.xml", summary="One CAP 1.2 alert", response_class=Response)
+def cap_alert(request: Request, update_id: int) -> Response:
+    return _cached(request, ("cap", update_id), _with_session(_cap_alert, update_id), cap.CONTENT_TYPE)

@@ -1,0 +1,100 @@
+"""Pre-rendering of the banner variants (JSON, HTML fragment) and banner.js into ready-to-send bytes."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from importlib import resources
+
+import orjson
+
+from broadcaster.public.snapshot import BannerItem
+from broadcaster.settings import get_settings
+
+#: severity -> background, text colour. Every pair passes WCAG AA (>= 4.5:1), asserted by a test.
+PALETTE: dict[str, dict[str, str]] = {
+    "critical": {"bg": "#9b1c1c", "fg": "#ffffff"},
+    "major": {"bg": "#b45309", "fg": "#ffffff"},
+    "minor": {"bg": "#fef3c7", "fg": "#1f2937"},
+    "info": {"bg": "#e0f2fe", "fg": "#0c4a6e"},
+}
+#: critical and major interrupt a screen reader (role=alert, aria-live=assertive); the rest wait (polite)
+ASSERTIVE = frozenset({"critical", "major"})
+
+JSON = b"application/json"
+HTML = b"text/html; charset=utf-8"
+JS = b"text/javascript; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A ready response: body, strong ETag and the header lists for 200 and 304."""
+
+    body: bytes
+    etag: bytes
+    headers: list[tuple[bytes, bytes]]
+    headers_304: list[tuple[bytes, bytes]]
+
+
+def cache_control() -> bytes:
+    s = get_settings()
+    return f"public, max-age={s.banner_max_age}, stale-while-revalidate={s.banner_stale_while_revalidate}".encode()
+
+
+def make_entry(body: bytes, content_type: bytes, *, vary: bool = True) -> Entry:
+    etag = b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
+    common = [
+        (b"etag", etag),
+        (b"cache-control", cache_control()),
+        (b"access-control-allow-origin", b"*"),
+        (b"x-content-type-options", b"nosniff"),
+    ]
+    if vary:
+        common.append((b"vary", b"Accept-Language"))
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *common]
+    return Entry(body, etag, headers, common)
+
+
+def _item_dict(item: BannerItem, prefs: tuple[str, ...]) -> dict[str, object]:
+    locale, text = item.text_for(prefs, get_settings().default_locale)
+    return {
+        "id": item.update_id,
+        "incident_id": item.incident_id,
+        "severity": item.severity,
+        "title": item.title,
+        "text": text,
+        "locale": locale,
+        "kind": item.kind,
+        "status": item.status,
+        "category": item.category,
+        "link": item.links[0]["url"],
+        "links": list(item.links),
+        "routes": list(item.routes),
+        "updated_at": item.updated_at,
+    }
+
+
+def banner_json(items: tuple[BannerItem, ...], prefs: tuple[str, ...]) -> bytes:
+    banners = [_item_dict(i, prefs) for i in items]
+    updated = max((i.updated_at for i in items), default=None)
+    return orjson.dumps({"banners": banners, "updated_at": updated})
+
+
+def banner_html(items: tuple[BannerItem, ...], prefs: tuple[str, ...]) -> bytes:
+    from broadcaster.public.templating import env
+
+    banners = [_item_dict(i, prefs) for i in items]
+    return env().get_template("banner.html").render(banners=banners, assertive=ASSERTIVE).encode()
+
+
+def banner_js() -> bytes:
+    """banner.js with the server's defaults (refresh interval, palette) filled in."""
+    source = resources.files("broadcaster.public").joinpath("static/banner.js").read_bytes()
+    config = orjson.dumps(
+        {
+            "refresh": get_settings().banner_refresh_seconds,
+            "palette": PALETTE,
+            "assertive": sorted(ASSERTIVE),
+        }
+    ).replace(b"<", b"\\u003c")
+    return source.replace(b"/*CONFIG*/null", config)

@@ -1,0 +1,154 @@
+"""An immutable in-memory snapshot of the active banners, loaded once per content change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from broadcaster.domain import Severity, UpdateKind
+from broadcaster.models import Category, Incident, Update
+from broadcaster.public import queries
+from broadcaster.settings import get_settings
+
+#: banner text longer than this is cut on a word boundary (when the update has no summary)
+SHORT_TEXT_CHARS = 240
+
+#: contact keys of a routing-map entry -> (label, URL scheme or None for plain text)
+ROUTE_KINDS: dict[str, tuple[str, str | None]] = {
+    "phone": ("Call", "tel:"),
+    "sms": ("Text", "sms:"),
+    "email": ("Email", "mailto:"),
+    "live_chat_url": ("Live chat", ""),
+    "portal_url": ("Online portal", ""),
+    "opening_hours": ("Hours", None),
+    "note": ("Note", None),
+}
+
+
+def shorten(text: str, limit: int = SHORT_TEXT_CHARS) -> str:
+    """`text` on one line, cut on a word boundary to at most `limit` characters (with an ellipsis)."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    space = cut.rfind(" ")
+    if space > limit // 2:
+        cut = cut[:space]
+    return cut.rstrip(" ,;:.") + "…"
+
+
+def safe_url(url: str) -> str | None:
+    """Only http(s) URLs become links (never `javascript:` and friends)."""
+    return url if url.lower().startswith(("https://", "http://")) else None
+
+
+def routes(category: Category) -> list[dict[str, str]]:
+    """The "how to reach us" routes of a routing-map entry, each with a safe href where it has one."""
+    out: list[dict[str, str]] = []
+    contact: dict[str, Any] = category.contact or {}
+    for key, (label, scheme) in ROUTE_KINDS.items():
+        value = contact.get(key)
+        if not value:
+            continue
+        route = {"kind": key, "label": label, "value": str(value)}
+        if scheme == "":
+            href = safe_url(str(value))
+            if href:
+                route["href"] = href
+        elif scheme:
+            route["href"] = scheme + "".join(str(value).split())
+        out.append(route)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class BannerItem:
+    """One incident's banner: its latest published update, in every language it has."""
+
+    update_id: int
+    incident_id: int
+    severity: str
+    title: str
+    kind: str
+    status: str
+    #: locale -> short text
+    texts: dict[str, str]
+    primary_locale: str
+    links: tuple[dict[str, str], ...]
+    routes: tuple[dict[str, str], ...]
+    category: str
+    sites: frozenset[str]
+    updated_at: datetime
+
+    def text_for(self, prefs: tuple[str, ...], default_locale: str) -> tuple[str, str]:
+        """(locale, text): exact preference, then same language, then the default, then the original."""
+        for pref in prefs:
+            if pref in self.texts:
+                return pref, self.texts[pref]
+        for pref in prefs:
+            lang = pref.split("-")[0]
+            for loc in (lang, *sorted(self.texts)):
+                if loc.split("-")[0] == lang and loc in self.texts:
+                    return loc, self.texts[loc]
+        loc = default_locale if default_locale in self.texts else self.primary_locale
+        return loc, self.texts[loc]
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    version: int
+    items: tuple[BannerItem, ...]
+    locales: frozenset[str] = field(default_factory=frozenset)
+    languages: frozenset[str] = field(default_factory=frozenset)
+    sites: frozenset[str] = field(default_factory=frozenset)
+
+    def for_site(self, site: str) -> tuple[BannerItem, ...]:
+        return tuple(i for i in self.items if not i.sites or site in i.sites)
+
+
+def short_text(summary: str, body: str) -> str:
+    return shorten(summary) if summary.strip() else shorten(body)
+
+
+def _item(incident: Incident, update: Update) -> BannerItem:
+    texts = {update.locale: short_text(update.summary, update.body)}
+    for loc, tr in (update.translations or {}).items():
+        texts[loc] = short_text(tr.get("summary", ""), tr.get("body", ""))
+    status_link = f"{get_settings().public_url.rstrip('/')}/status/incidents/{incident.id}"
+    links = [{"title": "Status page", "url": status_link}]
+    links += [
+        {"title": link["title"], "url": link["url"]} for link in update.links or [] if safe_url(link.get("url", ""))
+    ]
+    return BannerItem(
+        update_id=update.id,
+        incident_id=incident.id,
+        severity=incident.severity,
+        title=incident.title,
+        kind=update.kind if update.kind != UpdateKind.cancel.value else UpdateKind.normal.value,
+        status=incident.status,
+        texts=texts,
+        primary_locale=update.locale,
+        links=tuple(links),
+        routes=tuple(routes(incident.category)),
+        category=incident.category.name,
+        sites=frozenset(incident.sites or ()),
+        updated_at=update.published_at or update.created_at,
+    )
+
+
+def load(session: Session) -> Snapshot:
+    """Read the active banners. The version is read first so a concurrent change is never missed."""
+    version = queries.current_version(session)
+    items = [_item(i, queries.published(i)[-1]) for i in queries.active_incidents(session)]
+    items.sort(key=lambda it: (-Severity(it.severity).rank, -it.updated_at.timestamp(), -it.update_id))
+    locales = frozenset(loc for it in items for loc in it.texts)
+    return Snapshot(
+        version=version,
+        items=tuple(items),
+        locales=locales,
+        languages=frozenset(loc.split("-")[0] for loc in locales),
+        sites=frozenset(s for it in items for s in it.sites),
+    )
