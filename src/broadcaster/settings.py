@@ -122,10 +122,15 @@ class Settings(BaseSettings):
     voice_max_chars: int = 1500
 
     # --- public surfaces (banner, status page, feeds) ------------------------------------------------
+    # Seconds browsers and CDNs may cache the banner, status page and feeds (Cache-Control max-age)
     banner_max_age: int = 10
+    # Seconds a cache may keep serving a stale banner while it revalidates (stale-while-revalidate)
     banner_stale_while_revalidate: int = 30
+    # Default seconds between banner.js refreshes (a page can override it with data-refresh)
     banner_refresh_seconds: int = 60
+    # SQLite only: seconds between checks for content published by another process
     banner_check_seconds: float = 2.0
+    # CAP 1.2 <sender> of the alert feed: an address-like id without spaces, commas, '<' or '&'
     cap_sender: str = "broadcaster@example.org"
 
     _split = field_validator("supported_locales", "webhook_urls", mode="before")(_split_csv)
