@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:09:11.648137
+Create Date: 2026-11-23 09:17:40.527744
 """
 
 from __future__ import annotations
@@ -62,11 +62,52 @@ def upgrade() -> None:
         sa.UniqueConstraint("slug", name=op.f("uq_categories_slug")),
     )
     op.create_table(
+        "delivery_events",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("delivery_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("provider", sa.String(length=32), nullable=False),
+        sa.Column("provider_message_id", sa.String(length=128), nullable=True),
+        sa.Column("event", sa.String(length=32), nullable=False),
+        sa.Column("payload", sa.JSON(), nullable=False),
+        sa.Column("at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_delivery_events")),
+    )
+    with op.batch_alter_table("delivery_events", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_delivery_events_delivery_id"), ["delivery_id"], unique=False)
+
+    op.create_table(
         "public_state",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
         sa.Column("changed_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_public_state")),
+    )
+    op.create_table(
+        "rate_buckets",
+        sa.Column("name", sa.String(length=64), nullable=False),
+        sa.Column("tokens", sa.Float(), nullable=False),
+        sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_rate_buckets")),
+    )
+    op.create_table(
+        "subscribers",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("phone", sa.String(length=20), nullable=True),
+        sa.Column("email", sa.String(length=320), nullable=True),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("locale", sa.String(length=16), nullable=False),
+        sa.Column("categories", sa.Text(), nullable=False),
+        sa.Column("tags", sa.Text(), nullable=False),
+        sa.Column("email_confirmed", sa.Boolean(), nullable=False),
+        sa.Column("email_opted_out", sa.Boolean(), nullable=False),
+        sa.Column("sms_opted_out", sa.Boolean(), nullable=False),
+        sa.Column("test_group", sa.Boolean(), nullable=False),
+        sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_subscribers")),
+        sa.UniqueConstraint("email", name=op.f("uq_subscribers_email")),
+        sa.UniqueConstraint("phone", name=op.f("uq_subscribers_phone")),
     )
     op.create_table(
         "idempotency_keys",
@@ -143,11 +184,94 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_updates_incident_id"), ["incident_id"], unique=False)
         batch_op.create_index("ix_updates_state_published_at", ["state", "published_at"], unique=False)
 
+    op.create_table(
+        "broadcasts",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("update_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("message", sa.JSON(), nullable=True),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("channels", sa.JSON(), nullable=False),
+        sa.Column("skipped", sa.JSON(), nullable=False),
+        sa.Column("test", sa.Boolean(), nullable=False),
+        sa.Column("corrects_broadcast_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("total", sa.Integer(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("planned_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["update_id"], ["updates.id"], name=op.f("fk_broadcasts_update_id_updates"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_broadcasts")),
+    )
+    with op.batch_alter_table("broadcasts", schema=None) as batch_op:
+        batch_op.create_index("ix_broadcasts_state_id", ["state", "id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_broadcasts_update_id"), ["update_id"], unique=False)
+
+    op.create_table(
+        "deliveries",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("broadcast_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("channel", sa.String(length=64), nullable=False),
+        sa.Column("address", sa.String(length=2048), nullable=False),
+        sa.Column("subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("locale", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("lease_expires_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_by", sa.String(length=64), nullable=True),
+        sa.Column("provider", sa.String(length=64), nullable=True),
+        sa.Column("provider_message_id", sa.String(length=128), nullable=True),
+        sa.Column("error_code", sa.String(length=64), nullable=True),
+        sa.Column("error_reason", sa.Text(), nullable=True),
+        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["broadcast_id"], ["broadcasts.id"], name=op.f("fk_deliveries_broadcast_id_broadcasts"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deliveries")),
+    )
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.create_index("ix_deliveries_broadcast_id_id", ["broadcast_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_deliveries_leased",
+            ["status", "lease_expires_at"],
+            unique=False,
+            postgresql_where=sa.text("status = 'sending'"),
+        )
+        batch_op.create_index(
+            "ix_deliveries_pending", ["status", "id"], unique=False, postgresql_where=sa.text("status = 'pending'")
+        )
+        batch_op.create_index(
+            "ix_deliveries_provider_message_id",
+            ["provider_message_id"],
+            unique=False,
+            postgresql_where=sa.text("provider_message_id IS NOT NULL"),
+        )
+
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_deliveries_provider_message_id", postgresql_where=sa.text("provider_message_id IS NOT NULL")
+        )
+        batch_op.drop_index("ix_deliveries_pending", postgresql_where=sa.text("status = 'pending'"))
+        batch_op.drop_index("ix_deliveries_leased", postgresql_where=sa.text("status = 'sending'"))
+        batch_op.drop_index("ix_deliveries_broadcast_id_id")
+
+    op.drop_table("deliveries")
+    with op.batch_alter_table("broadcasts", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_broadcasts_update_id"))
+        batch_op.drop_index("ix_broadcasts_state_id")
+
+    op.drop_table("broadcasts")
     with op.batch_alter_table("updates", schema=None) as batch_op:
         batch_op.drop_index("ix_updates_state_published_at")
         batch_op.drop_index(batch_op.f("ix_updates_incident_id"))
@@ -162,7 +286,13 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_idempotency_keys_created_at"))
 
     op.drop_table("idempotency_keys")
+    op.drop_table("subscribers")
+    op.drop_table("rate_buckets")
     op.drop_table("public_state")
+    with op.batch_alter_table("delivery_events", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_delivery_events_delivery_id"))
+
+    op.drop_table("delivery_events")
     op.drop_table("categories")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))

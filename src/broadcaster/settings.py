@@ -61,6 +61,14 @@ class Settings(BaseSettings):
     retry_max_attempts: int = 8
     retry_base_seconds: float = 2.0
     retry_max_seconds: float = 600.0
+    # Transient failures on one adapter before a delivery fails over to the next adapter of its kind
+    worker_failover_after: int = 2
+    # Port of the standalone worker's Prometheus metrics endpoint (0 = off)
+    worker_metrics_port: int = 0
+    # Enable the in-memory test adapters memory, memory-backup (sms) and memory-email (never in production)
+    memory_adapter_enabled: bool = False
+    # JSON-lines file the memory adapters append every send to (lets tests watch worker processes)
+    memory_adapter_log: Path | None = None
     approval_severity: str = "critical"
     approval_audience_threshold: int = 10000
 

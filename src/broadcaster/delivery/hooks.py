@@ -2,16 +2,52 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from broadcaster.delivery import audience, planner
 from broadcaster.models import Update
+from broadcaster.models.delivery import Broadcast
+
+#: PostgreSQL NOTIFY channel that wakes idle workers
+NOTIFY_CHANNEL = "broadcaster_work"
+
+
+def notify_workers(session: Session) -> None:
+    """Wake workers listening on PostgreSQL (delivered when the transaction commits); no-op on SQLite."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
 
 
 def start_broadcast(session: Session, update: Update) -> int | None:
-    """Create the broadcast for a just-published update (in the caller's transaction); its id or None."""
-    return None
+    """Create the broadcast for a just-published update (in the caller's transaction); its id or None.
+
+    Only the broadcast row is written here (state `planning`); a worker fans it out. A correction or
+    cancel goes to everyone the original broadcast reached; a cancel also stops the original.
+    """
+    original = audience.original_broadcast_id(session, update)
+    if original is not None:
+        if update.kind == "cancel":
+            planner.cancel(session, original)
+        orig = session.get(Broadcast, original)
+        channels = list(orig.channels) if orig is not None else []
+    else:
+        channels = audience.channels_for(update)
+        if not channels:
+            return None
+    broadcast = Broadcast(
+        update_id=update.id,
+        channels=channels,
+        test=bool(update.test),
+        corrects_broadcast_id=original,
+        state="planning",
+    )
+    session.add(broadcast)
+    session.flush()
+    notify_workers(session)
+    return broadcast.id
 
 
 def audience_counts(session: Session, update: Update) -> dict[str, int]:
     """Recipients per channel name that publishing `update` would reach (used by preview)."""
-    return {}
+    return audience.audience_counts(session, update)

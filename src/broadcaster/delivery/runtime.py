@@ -1,18 +1,56 @@
-"""Start/stop the in-process worker inside `broadcaster serve`."""
+"""Start/stop the in-process worker inside `broadcaster serve`, and the `broadcaster worker` process."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
+
 from fastapi import FastAPI
+
+from broadcaster.delivery.worker import Worker
+from broadcaster.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 
 async def start_background(app: FastAPI) -> None:
     """Start the in-process delivery worker."""
+    worker = Worker(get_settings())
+    app.state.delivery_worker = worker
+    app.state.delivery_task = asyncio.create_task(worker.run(), name="delivery-worker")
 
 
 async def stop_background(app: FastAPI) -> None:
     """Stop it, letting in-flight sends finish."""
+    worker: Worker | None = getattr(app.state, "delivery_worker", None)
+    task: asyncio.Task[None] | None = getattr(app.state, "delivery_task", None)
+    if worker is None or task is None:
+        return
+    worker.stop()
+    try:
+        await asyncio.wait_for(task, timeout=30)
+    except TimeoutError:
+        task.cancel()
+    except Exception:
+        log.exception("delivery worker stopped with an error")
 
 
 def run_worker_process(concurrency: int | None = None) -> None:
     """Run `broadcaster worker` until SIGINT/SIGTERM."""
-    raise SystemExit("the standalone worker is not implemented yet")
+    settings = get_settings()
+    if settings.worker_metrics_port:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port)
+
+    async def main() -> None:
+        worker = Worker(settings, concurrency=concurrency)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, worker.stop)
+        log.info("delivery worker %s started", worker.id)
+        await worker.run()
+        log.info("delivery worker %s stopped (%d sent)", worker.id, worker.sent)
+
+    asyncio.run(main())

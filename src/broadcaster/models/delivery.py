@@ -1,3 +1,150 @@
-"""Delivery-engine tables (subscribers, broadcasts, deliveries, receipts). Owned by the delivery engine."""
+"""Delivery-engine tables (subscribers, broadcasts, deliveries, receipts). Owned by the delivery engine.
+
+Deliveries are the work queue: one row per recipient and channel. The claim query reads
+`status = 'pending' ORDER BY id`, served by `ix_deliveries_pending` — a partial index `(status, id)
+WHERE status = 'pending'` on PostgreSQL (it only ever holds pending work, so claims never slow down as
+sent rows accumulate) and a plain `(status, id)` index on SQLite (whose planner ignores partial indexes
+for `ORDER BY id LIMIT`; a test asserts the plan).
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from broadcaster.models.base import Base, BigId, UTCDateTime, utcnow
+
+
+class Subscriber(Base):
+    """A person reachable by SMS/voice (phone) and/or email, with preferences and per-channel consent.
+
+    `categories` and `tags` are stored as `,a,b,` strings so the audience filter runs inside the database
+    (`LIKE '%,slug,%'`) on every backend; empty categories means "every category".
+    """
+
+    __tablename__ = "subscribers"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    phone: Mapped[str | None] = mapped_column(String(20), unique=True, nullable=True)
+    email: Mapped[str | None] = mapped_column(String(320), unique=True, nullable=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    categories: Mapped[str] = mapped_column(Text, default="")
+    tags: Mapped[str] = mapped_column(Text, default="")
+    #: double opt-in: email is only used once confirmed (API-created subscribers may be pre-confirmed)
+    email_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
+    email_opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: STOP by SMS opts out of SMS and voice
+    sms_opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: members of the test group receive test sends
+    test_group: Mapped[bool] = mapped_column(Boolean, default=False)
+    source: Mapped[str] = mapped_column(String(16), default="api")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class Broadcast(Base):
+    """The fan-out of one published update: planning -> sending -> done, or cancelled."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    #: the published update; None for system messages (e.g. a subscription confirmation)
+    update_id: Mapped[int | None] = mapped_column(
+        ForeignKey("updates.id", ondelete="CASCADE"), index=True, nullable=True
+    )
+    #: update | system
+    kind: Mapped[str] = mapped_column(String(16), default="update")
+    #: content of a system message: {"subject": ..., "text": ...}
+    message: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: planning | sending | done | cancelled | failed
+    state: Mapped[str] = mapped_column(String(16), default="planning")
+    #: routing-map channel names chosen at publish time
+    channels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: channels skipped at planning (no adapter configured), with the reason
+    skipped: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    test: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: broadcast whose recipients a correction/cancel goes to
+    corrects_broadcast_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (Index("ix_broadcasts_state_id", "state", "id"),)
+
+
+class Delivery(Base):
+    """One message to one recipient on one channel; also the queue entry the workers claim."""
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    #: routing-map channel name (a kind such as "sms" or an adapter name such as "twilio-sms")
+    channel: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(String(2048))
+    subscriber_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
+    locale: Mapped[str] = mapped_column(String(16), default="en")
+    #: pending | sending | sent | delivered | opened | failed | undelivered | bounced | cancelled
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    provider: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    __table_args__ = (
+        Index("ix_deliveries_pending", "status", "id", postgresql_where=text("status = 'pending'")),
+        Index("ix_deliveries_leased", "status", "lease_expires_at", postgresql_where=text("status = 'sending'")),
+        Index("ix_deliveries_broadcast_id_id", "broadcast_id", "id"),
+        Index(
+            "ix_deliveries_provider_message_id",
+            "provider_message_id",
+            postgresql_where=text("provider_message_id IS NOT NULL"),
+        ),
+    )
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across retries and workers: sent to providers that support one."""
+        return idempotency_key(self.broadcast_id, self.id)
+
+
+def idempotency_key(broadcast_id: int, delivery_id: int) -> str:
+    return f"bc{broadcast_id}-d{delivery_id}"
+
+
+class DeliveryEvent(Base):
+    """Receipts log: every provider status callback / event, verified, with its raw payload."""
+
+    __tablename__ = "delivery_events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int | None] = mapped_column(BigId, nullable=True, index=True)
+    provider: Mapped[str] = mapped_column(String(32))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    event: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RateBucket(Base):
+    """A token bucket per adapter shared by every worker (updated under a row lock)."""
+
+    __tablename__ = "rate_buckets"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    tokens: Mapped[float] = mapped_column(Float, default=0.0)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,146 @@
+"""Who an update reaches: channel choice, audience filters, and the SQL that selects recipients.
+
+Everything here builds SQL that runs inside the database (`INSERT ... SELECT` at fan-out, `COUNT(*)` for
+the preview): a million subscribers never pass through Python.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, func, literal, or_, select
+from sqlalchemy.orm import Session
+
+from broadcaster.domain import ChannelKind
+from broadcaster.models import Update
+from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
+
+#: kinds whose recipients are subscribers (the rest get one pseudo-recipient per broadcast)
+SUBSCRIBER_KINDS = {ChannelKind.sms, ChannelKind.voice, ChannelKind.email}
+#: statuses meaning "the original broadcast reached (or is reaching) this recipient"
+REACHED = ("sending", "sent", "delivered", "opened")
+
+
+def pack(items: Iterable[str]) -> str:
+    """Store a list of slugs as `,a,b,` so `LIKE '%,a,%'` finds members in SQL."""
+    cleaned = sorted({i.strip() for i in items if i and i.strip()})
+    return f",{','.join(cleaned)}," if cleaned else ""
+
+
+def unpack(value: str | None) -> list[str]:
+    return [i for i in (value or "").split(",") if i]
+
+
+def channels_for(update: Update) -> list[str]:
+    """The update's channel override, else the routing map's channels for the incident's severity."""
+    if update.channels is not None:
+        return list(dict.fromkeys(update.channels))
+    incident = update.incident
+    return list(dict.fromkeys((incident.category.channels or {}).get(incident.severity, [])))
+
+
+def kind_of(name: str) -> ChannelKind | None:
+    from broadcaster.channels.registry import kind_of as registry_kind_of
+
+    return registry_kind_of(name)
+
+
+def _member(column: Any, values: list[str]) -> ColumnElement[bool]:
+    return or_(*[column.like(f"%,{v},%") for v in values])
+
+
+def subscriber_conditions(update: Update, kind: ChannelKind) -> list[ColumnElement[bool]]:
+    """WHERE clauses selecting the subscribers `update` reaches on a channel of `kind`."""
+    conds: list[ColumnElement[bool]] = []
+    if kind is ChannelKind.email:
+        conds += [
+            Subscriber.email.is_not(None),
+            Subscriber.email_confirmed.is_(True),
+            Subscriber.email_opted_out.is_(False),
+        ]
+    else:
+        conds += [Subscriber.phone.is_not(None), Subscriber.sms_opted_out.is_(False)]
+    if update.test:
+        conds.append(Subscriber.test_group.is_(True))
+    audience = update.audience or {}
+    categories = audience.get("categories") or [update.incident.category.slug]
+    # an empty category list means "everything"
+    conds.append(or_(Subscriber.categories == "", _member(Subscriber.categories, list(categories))))
+    if audience.get("tags"):
+        conds.append(_member(Subscriber.tags, list(audience["tags"])))
+    if audience.get("locales"):
+        conds.append(Subscriber.locale.in_(list(audience["locales"])))
+    return conds
+
+
+def address_column(kind: ChannelKind) -> Any:
+    return Subscriber.email if kind is ChannelKind.email else Subscriber.phone
+
+
+def subscriber_select(update: Update, kind: ChannelKind) -> Any:
+    """`SELECT address, subscriber_id, locale FROM subscribers WHERE ...` for `kind`."""
+    return select(address_column(kind), Subscriber.id, Subscriber.locale).where(
+        and_(*subscriber_conditions(update, kind))
+    )
+
+
+def original_broadcast_id(session: Session, update: Update) -> int | None:
+    """For a correction/cancel: the broadcast of the update it corrects (latest one), else None."""
+    if update.kind == "normal" or update.corrects_id is None:
+        return None
+    return session.scalar(
+        select(Broadcast.id).where(Broadcast.update_id == update.corrects_id).order_by(Broadcast.id.desc()).limit(1)
+    )
+
+
+def reached_select(original_id: int) -> Any:
+    """Distinct (channel, address) the original broadcast reached, with a subscriber id and locale."""
+    return (
+        select(
+            Delivery.channel,
+            Delivery.address,
+            func.max(Delivery.subscriber_id),
+            func.max(Delivery.locale),
+        )
+        .where(Delivery.broadcast_id == original_id, Delivery.status.in_(REACHED))
+        .group_by(Delivery.channel, Delivery.address)
+    )
+
+
+def pseudo_addresses(name: str) -> list[str]:
+    """Recipients of a channel without subscribers: the adapter's `broadcast_addresses()` or its name."""
+    from broadcaster.channels.registry import resolve_channel
+    from broadcaster.settings import get_settings
+
+    adapters = resolve_channel(name, get_settings())
+    if not adapters:
+        return []
+    return adapters[0].broadcast_addresses() or [adapters[0].name]
+
+
+def audience_counts(session: Session, update: Update) -> dict[str, int]:
+    """Recipients per channel name publishing `update` would reach (COUNT queries in the database)."""
+    original = original_broadcast_id(session, update)
+    if original is not None:
+        rows = session.execute(
+            select(Delivery.channel, func.count(func.distinct(Delivery.address)))
+            .where(Delivery.broadcast_id == original, Delivery.status.in_(REACHED))
+            .group_by(Delivery.channel)
+        ).all()
+        return {channel: int(n) for channel, n in rows}
+    counts: dict[str, int] = {}
+    for name in channels_for(update):
+        kind = kind_of(name)
+        if kind is None:
+            continue
+        if kind in SUBSCRIBER_KINDS:
+            stmt = select(func.count()).select_from(Subscriber).where(*subscriber_conditions(update, kind))
+            counts[name] = int(session.scalar(stmt) or 0)
+        else:
+            counts[name] = len(pseudo_addresses(name))
+    return counts
+
+
+def literal_str(value: str) -> Any:
+    return literal(value)

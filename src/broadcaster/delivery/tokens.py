@@ -1,0 +1,78 @@
+"""Signed, URL-safe tokens for unsubscribe and subscription-confirmation links (HMAC-SHA256).
+
+The key is `SECRET_KEY`, or a random key generated once and persisted in `var/secret_key` (0600) so
+links keep working across restarts. Tokens carry a purpose, so a confirm token cannot unsubscribe.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from broadcaster.settings import get_settings
+
+KEY_FILE = Path("var/secret_key")
+
+
+@lru_cache(maxsize=4)
+def _persisted_key(path: str) -> bytes:
+    p = Path(path)
+    if p.exists():
+        return p.read_bytes().strip()
+    p.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48).encode()
+    p.touch(mode=0o600)
+    p.write_bytes(key)
+    return key
+
+
+def secret_key() -> bytes:
+    configured = get_settings().secret_key
+    if configured is not None and configured.get_secret_value():
+        return configured.get_secret_value().encode()
+    return _persisted_key(str(KEY_FILE.resolve()))
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(data: str) -> bytes:
+    return base64.urlsafe_b64decode(data + "=" * (-len(data) % 4))
+
+
+def _mac(purpose: str, body: str) -> str:
+    return _b64(hmac.new(secret_key(), f"{purpose}.{body}".encode(), hashlib.sha256).digest()[:20])
+
+
+def sign(purpose: str, payload: dict[str, Any]) -> str:
+    body = _b64(json.dumps(payload, separators=(",", ":"), sort_keys=True).encode())
+    return f"{body}.{_mac(purpose, body)}"
+
+
+def verify(purpose: str, token: str) -> dict[str, Any] | None:
+    """The payload when `token` was signed for `purpose` with our key; None otherwise."""
+    body, _, mac = token.partition(".")
+    if not body or not mac or not hmac.compare_digest(mac, _mac(purpose, body)):
+        return None
+    try:
+        payload = json.loads(_unb64(body))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def unsubscribe_url(subscriber_id: int, channel: str = "email") -> str:
+    token = sign("unsubscribe", {"s": subscriber_id, "c": channel})
+    return f"{get_settings().public_url.rstrip('/')}/v1/unsubscribe?token={token}"
+
+
+def confirm_url(subscriber_id: int, email: str) -> str:
+    token = sign("confirm", {"s": subscriber_id, "e": email})
+    return f"{get_settings().public_url.rstrip('/')}/v1/subscribe/confirm?token={token}"

@@ -1,0 +1,97 @@
+"""Helpers for delivery-engine tests: the in-memory adapters, subscribers, publishing, draining the queue."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def memory(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Enable the memory adapters (fast retries) and reset their recordings."""
+    from broadcaster.channels.registry import adapter_classes
+    from broadcaster.delivery.testing import MemoryAdapter
+    from broadcaster.settings import get_settings
+
+    monkeypatch.setenv("MEMORY_ADAPTER_ENABLED", "true")
+    monkeypatch.setenv("RETRY_BASE_SECONDS", "0.01")
+    monkeypatch.setenv("RETRY_MAX_SECONDS", "0.05")
+    monkeypatch.setenv("RETRY_MAX_ATTEMPTS", "4")
+    monkeypatch.setenv("WORKER_POLL_SECONDS", "0.05")
+    get_settings.cache_clear()
+    adapter_classes.cache_clear()
+    MemoryAdapter.reset()
+    yield MemoryAdapter
+    MemoryAdapter.reset()
+
+
+def run_until_idle(max_seconds: float = 30) -> Any:
+    """Run a worker until nothing is planning, pending or in flight; returns the worker."""
+    from broadcaster.delivery.worker import Worker
+    from broadcaster.settings import get_settings
+
+    worker = Worker(get_settings())
+    asyncio.run(worker.run(until_idle=True, max_seconds=max_seconds))
+    return worker
+
+
+@pytest.fixture
+def drain(db_url: str) -> Callable[..., Any]:
+    return run_until_idle
+
+
+@pytest.fixture
+def add_subscribers(db_url: str) -> Callable[..., list[int]]:
+    """Insert subscribers directly: `add_subscribers(n, **fields)`; phones +1555000NNNN, emails sNNNN@example.org."""
+    from broadcaster.db import session_scope
+    from broadcaster.delivery.audience import pack
+    from broadcaster.models.delivery import Subscriber
+
+    counter = {"n": 0}
+
+    def add(n: int = 1, *, categories: list[str] | None = None, tags: list[str] | None = None, **fields: Any):
+        ids = []
+        with session_scope() as session:
+            for _ in range(n):
+                counter["n"] += 1
+                i = counter["n"]
+                row = Subscriber(
+                    phone=fields.pop("phone", None) if n == 1 and "phone" in fields else f"+1555000{i:04d}",
+                    email=f"s{i:04d}@example.org",
+                    email_confirmed=True,
+                    categories=pack(categories or []),
+                    tags=pack(tags or []),
+                    **fields,
+                )
+                session.add(row)
+                session.flush()
+                ids.append(row.id)
+        return ids
+
+    return add
+
+
+@pytest.fixture
+def publish(client, admin) -> Callable[..., dict]:
+    """Create an incident in `emergency` and publish one update; returns the publish response JSON."""
+
+    def do(*, channels: list[str] | None = None, severity: str = "major", **update: Any) -> dict:
+        inc = client.post(
+            "/v1/incidents",
+            headers=admin,
+            json={"title": "Water outage", "category": "emergency", "severity": severity},
+        )
+        assert inc.status_code == 201, inc.text
+        body = {"body": "Water is off in the north district.", "summary": "Water off (north)"} | update
+        if channels is not None:
+            body["channels"] = channels
+        upd = client.post(f"/v1/incidents/{inc.json()['id']}/updates", headers=admin, json=body)
+        assert upd.status_code == 201, upd.text
+        pub = client.post(f"/v1/updates/{upd.json()['id']}/publish", headers=admin)
+        assert pub.status_code == 200, pub.text
+        return pub.json()
+
+    return do
