@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -12,6 +13,8 @@ from broadcaster.domain import Severity, UpdateKind
 from broadcaster.models import Category, Incident, Update
 from broadcaster.public import queries
 from broadcaster.settings import get_settings
+
+log = logging.getLogger(__name__)
 
 #: banner text longer than this is cut on a word boundary (when the update has no summary)
 SHORT_TEXT_CHARS = 240
@@ -113,10 +116,29 @@ def short_text(summary: str, body: str) -> str:
     return shorten(summary) if summary.strip() else shorten(body)
 
 
-def _item(incident: Incident, update: Update) -> BannerItem:
-    texts = {update.locale: short_text(update.summary, update.body)}
-    for loc, tr in (update.translations or {}).items():
-        texts[loc] = short_text(tr.get("summary", ""), tr.get("body", ""))
+def banner_text(session: Session, update: Update, locale: str) -> str:
+    """The banner's short text in `locale`: the operator's banner template (broadcaster.rendering), or
+    the summary / body cut on a word boundary when rendering is unavailable or fails."""
+    try:
+        from broadcaster.rendering.render import render_update
+
+        text = render_update(session, update, "banner", locale).message.text
+        if text.strip():
+            return text
+    except Exception:
+        log.warning("public: banner template failed for update %s (%s); using the summary", update.id, locale)
+    if locale == update.locale:
+        summary, body = update.summary, update.body
+    else:
+        tr = (update.translations or {}).get(locale, {})
+        summary, body = tr.get("summary", ""), tr.get("body", "")
+    marker = {UpdateKind.correction.value: "Correction: "}.get(update.kind, "")
+    return marker + short_text(summary, body)
+
+
+def _item(session: Session, incident: Incident, update: Update) -> BannerItem:
+    locales = [update.locale, *(update.translations or {})]
+    texts = {loc: banner_text(session, update, loc) for loc in dict.fromkeys(locales)}
     status_link = f"{get_settings().public_url.rstrip('/')}/status/incidents/{incident.id}"
     links = [{"title": "Status page", "url": status_link}]
     links += [
@@ -142,7 +164,7 @@ def _item(incident: Incident, update: Update) -> BannerItem:
 def load(session: Session) -> Snapshot:
     """Read the active banners. The version is read first so a concurrent change is never missed."""
     version = queries.current_version(session)
-    items = [_item(i, queries.published(i)[-1]) for i in queries.active_incidents(session)]
+    items = [_item(session, i, queries.published(i)[-1]) for i in queries.active_incidents(session)]
     items.sort(key=lambda it: (-Severity(it.severity).rank, -it.updated_at.timestamp(), -it.update_id))
     locales = frozenset(loc for it in items for loc in it.texts)
     return Snapshot(

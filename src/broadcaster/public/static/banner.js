@@ -77,7 +77,7 @@
       div.setAttribute("role", loud ? "alert" : "status");
       div.setAttribute("aria-live", loud ? "assertive" : "polite");
       if (b.locale) { div.setAttribute("lang", b.locale); }
-      var title = el("strong", (b.kind === "correction" ? "Correction: " : "") + b.title);
+      var title = el("strong", b.title);
       title.className = "bc-title";
       div.appendChild(title);
       var text = el("span", " " + b.text);
