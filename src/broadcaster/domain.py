@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
 
 
 class Severity(StrEnum):
@@ -68,3 +71,27 @@ def validate_slug(value: str) -> str:
     if not _SLUG.match(value):
         raise ValueError("must be lowercase letters, digits and dashes, starting with a letter or digit")
     return value
+
+
+def _has_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, list | tuple | set):
+        return any(_has_nul(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    return False
+
+
+class Input(BaseModel):
+    """Base of request bodies: unknown fields are rejected, and so are NUL characters in any text
+    (PostgreSQL cannot store them; rejecting them everywhere keeps both backends alike)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if _has_nul(value):
+            raise ValueError("must not contain NUL characters")
+        return value

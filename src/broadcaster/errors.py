@@ -70,7 +70,10 @@ def error_response(status: int, code: str, detail: Any, field: str | None = None
 
 
 def _loc_to_field(loc: Any) -> str | None:
-    parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    """`("body", "update", "locale")` -> `"update.locale"`: drop only the leading location part."""
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
+        parts = parts[1:]
     return ".".join(parts) or None
 
 

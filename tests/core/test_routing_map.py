@@ -42,7 +42,10 @@ def test_get_json_and_yaml(client, auth, emergency_category):
     ):
         assert resp.status_code == 200
         assert resp.headers["content-type"].startswith("application/yaml")
-        assert yaml.safe_load(resp.text)["categories"][0]["contact"] == {"phone": "+15551234567", "opening_hours": "24/7"}
+        assert yaml.safe_load(resp.text)["categories"][0]["contact"] == {
+            "phone": "+15551234567",
+            "opening_hours": "24/7",
+        }
 
 
 def test_put_json_replaces_the_map(client, auth, emergency_category, technical_category):

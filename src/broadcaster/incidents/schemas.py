@@ -7,31 +7,25 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from broadcaster.domain import IncidentStatus, Severity, UpdateKind, normalize_locale, validate_slug
+from broadcaster.domain import IncidentStatus, Input, Severity, UpdateKind, normalize_locale, validate_slug
 from broadcaster.pagination import MAX_ID
 
 MAX_BODY = 10_000
 MAX_SUMMARY = 320
 
 
-class Link(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Link(Input):
     title: str = Field(..., min_length=1, max_length=200)
     url: AnyHttpUrl
 
 
-class Translation(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class Translation(Input):
     body: str = Field(..., min_length=1, max_length=MAX_BODY)
     summary: str = Field("", max_length=MAX_SUMMARY)
 
 
-class Audience(BaseModel):
+class Audience(Input):
     """Who receives a broadcast, on top of the category's subscribers."""
-
-    model_config = ConfigDict(extra="forbid")
 
     categories: list[str] | None = None
     tags: list[str] | None = None
@@ -65,10 +59,8 @@ def _validate_channels(value: list[str] | None) -> list[str] | None:
     return list(dict.fromkeys(value))
 
 
-class UpdateIn(BaseModel):
+class UpdateIn(Input):
     """A new timeline entry. `kind` correction/cancel must name the published update it corrects."""
-
-    model_config = ConfigDict(extra="forbid")
 
     body: str = Field(..., min_length=1, max_length=MAX_BODY)
     summary: str = Field("", max_length=MAX_SUMMARY, description="Short text for SMS, social and the banner.")
@@ -101,10 +93,8 @@ class UpdateIn(BaseModel):
         return value
 
 
-class UpdatePatch(BaseModel):
+class UpdatePatch(Input):
     """Edit a draft."""
-
-    model_config = ConfigDict(extra="forbid")
 
     body: str | None = Field(None, min_length=1, max_length=MAX_BODY)
     summary: str | None = Field(None, max_length=MAX_SUMMARY)
@@ -153,9 +143,7 @@ class UpdateOut(BaseModel):
     approved_by: str | None
 
 
-class IncidentIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class IncidentIn(Input):
     title: str = Field(..., min_length=1, max_length=300)
     category: str = Field(..., description="Category slug from the routing map.")
     severity: Severity
@@ -171,9 +159,7 @@ class IncidentIn(BaseModel):
         return [validate_slug(v) for v in value]
 
 
-class IncidentPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class IncidentPatch(Input):
     title: str | None = Field(None, min_length=1, max_length=300)
     category: str | None = None
     severity: Severity | None = None
@@ -230,10 +216,8 @@ class PublishOut(BaseModel):
     approval_required: bool = False
 
 
-class AlertIn(BaseModel):
+class AlertIn(Input):
     """The ops-script shortcut: category + message; the routing map decides the channels."""
-
-    model_config = ConfigDict(extra="forbid")
 
     category: str
     message: str = Field(..., min_length=1, max_length=MAX_BODY)

@@ -7,7 +7,7 @@ from datetime import datetime
 import phonenumbers
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from broadcaster.domain import Severity, validate_slug
+from broadcaster.domain import Input, Severity, validate_slug
 
 
 def e164(value: str | None) -> str | None:
@@ -23,10 +23,8 @@ def e164(value: str | None) -> str | None:
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
-class ContactRoute(BaseModel):
+class ContactRoute(Input):
     """How customers should reach us for this need."""
-
-    model_config = ConfigDict(extra="forbid")
 
     live_chat_url: AnyHttpUrl | None = None
     phone: str | None = Field(None, description="Phone number, E.164 (e.g. +15551234567).")
@@ -42,9 +40,7 @@ class ContactRoute(BaseModel):
         return {k: str(v) for k, v in self.model_dump(exclude_none=True).items()}
 
 
-class CategoryIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CategoryIn(Input):
     slug: str = Field(..., max_length=64, examples=["technical-issue"])
     name: str = Field(..., min_length=1, max_length=200)
     description: str = Field("", max_length=2000)
@@ -74,9 +70,7 @@ class CategoryIn(BaseModel):
         return value
 
 
-class CategoryPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class CategoryPatch(Input):
     name: str | None = Field(None, min_length=1, max_length=200)
     description: str | None = Field(None, max_length=2000)
     contact: ContactRoute | None = None
@@ -100,10 +94,8 @@ class CategoryOut(BaseModel):
     updated_at: datetime
 
 
-class RoutingMap(BaseModel):
+class RoutingMap(Input):
     """The whole routing map: what `PUT /v1/routing-map` takes and the YAML crisis plan holds."""
-
-    model_config = ConfigDict(extra="forbid")
 
     version: int = 1
     categories: list[CategoryIn]
