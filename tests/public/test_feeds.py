@@ -1,0 +1,159 @@
+"""RSS/Atom parse with feedparser; every CAP alert validates against the CAP 1.2 XSD."""
+
+from __future__ import annotations
+
+from importlib import resources
+from urllib.parse import urlsplit
+
+import feedparser
+import pytest
+import xmlschema
+from lxml import etree
+
+CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
+
+
+@pytest.fixture(scope="module")
+def cap_schema() -> xmlschema.XMLSchema:
+    path = resources.files("broadcaster.public").joinpath("schemas/CAP-v1.2.xsd")
+    return xmlschema.XMLSchema(str(path))
+
+
+@pytest.fixture
+def timeline(publish, client, auth):
+    """An incident with alert, update, correction and cancel, plus a test send and a second incident."""
+    first = publish("Gas leak <b>downtown</b>", summary="Gas leak downtown", severity="critical")
+    iid = first["incident_id"]
+    second = publish(incident_id=iid, body="Area evacuated & cordoned.", status="identified")
+    fix = publish(incident_id=iid, body="Only Main St. is evacuated.", kind="correction", corrects=second["id"])
+    cancel = publish(incident_id=iid, body="Sent in error.", kind="cancel", corrects=first["id"])
+    test = publish("Monthly drill", test=True, severity="minor")
+    other = publish(
+        "Water quality", severity="info", translations={"fr": {"body": "Qualité de l'eau", "summary": "Eau"}}
+    )
+    return {"first": first, "second": second, "fix": fix, "cancel": cancel, "test": test, "other": other}
+
+
+def _path(url: str) -> str:
+    return urlsplit(url).path
+
+
+def test_rss_and_atom_parse(client, timeline):
+    for kind, version in (("rss", "rss20"), ("atom", "atom10")):
+        resp = client.get(f"/v1/feeds/{kind}.xml")
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith(f"application/{kind}+xml")
+        assert resp.headers["cache-control"].startswith("public, max-age=")
+        feed = feedparser.parse(resp.content)
+        assert not feed.bozo, feed.bozo_exception
+        assert feed.version == version
+        titles = [e.title for e in feed.entries]
+        # test sends are not public; newest first
+        assert len(feed.entries) == 5
+        assert "Monthly drill" not in " ".join(titles)
+        assert titles[0] == "Water quality"
+        assert "Retracted: Gas leak <b>downtown</b>" in titles  # text, escaped in the XML
+        assert "Correction: Gas leak <b>downtown</b>" in titles
+        assert all(_path(e.link).startswith("/status/incidents/") for e in feed.entries)
+        again = client.get(f"/v1/feeds/{kind}.xml", headers={"If-None-Match": resp.headers["etag"]})
+        assert again.status_code == 304
+
+
+def test_feed_raw_xml_escapes_markup(client, timeline):
+    raw = client.get("/v1/feeds/rss.xml").text
+    assert "<b>downtown</b>" not in raw
+    assert "&lt;b&gt;downtown&lt;/b&gt;" in raw
+
+
+def _alerts(client) -> dict[int, etree._Element]:
+    index = client.get("/v1/feeds/cap.xml")
+    assert index.status_code == 200
+    feed = feedparser.parse(index.content)
+    assert not feed.bozo, feed.bozo_exception
+    out = {}
+    for entry in feed.entries:
+        [link] = [ln for ln in entry.links if ln.get("type") == "application/cap+xml"]
+        resp = client.get(_path(link.href))
+        assert resp.status_code == 200
+        assert resp.headers["content-type"].startswith("application/cap+xml")
+        update_id = int(_path(link.href).rsplit("/", 1)[-1].removesuffix(".xml"))
+        out[update_id] = resp.content
+    return out
+
+
+def test_every_cap_alert_validates_against_the_xsd(client, timeline, cap_schema):
+    alerts = _alerts(client)
+    assert set(alerts) == {u["id"] for u in timeline.values()}  # test sends included (status Test)
+    for body in alerts.values():
+        cap_schema.validate(body)  # raises on any violation
+        assert etree.fromstring(body).tag == f"{CAP}alert"
+
+
+def _fields(body: bytes) -> dict:
+    root = etree.fromstring(body)
+    get = lambda tag, node=root: node.findtext(f"{CAP}{tag}")  # noqa: E731
+    infos = root.findall(f"{CAP}info")
+    return {
+        "identifier": get("identifier"),
+        "sender": get("sender"),
+        "sent": get("sent"),
+        "status": get("status"),
+        "msgType": get("msgType"),
+        "scope": get("scope"),
+        "references": get("references"),
+        "languages": [get("language", i) for i in infos],
+        "severity": [get("severity", i) for i in infos],
+        "headline": [get("headline", i) for i in infos],
+        "web": [get("web", i) for i in infos],
+        "instruction": [get("instruction", i) for i in infos],
+    }
+
+
+def test_cap_mapping(client, timeline):
+    alerts = {k: _fields(v) for k, v in _alerts(client).items()}
+    first, second = alerts[timeline["first"]["id"]], alerts[timeline["second"]["id"]]
+    fix, cancel = alerts[timeline["fix"]["id"]], alerts[timeline["cancel"]["id"]]
+    test, other = alerts[timeline["test"]["id"]], alerts[timeline["other"]["id"]]
+
+    ref = lambda a: f"{a['sender']},{a['identifier']},{a['sent']}"  # noqa: E731
+    assert (first["msgType"], first["references"], first["status"], first["scope"]) == (
+        "Alert",
+        None,
+        "Actual",
+        "Public",
+    )
+    assert first["severity"] == ["Extreme"]
+    assert first["sender"] == "broadcaster@example.org"
+    assert (second["msgType"], second["references"]) == ("Update", ref(first))
+    assert (fix["msgType"], fix["references"]) == ("Update", ref(second))
+    assert (cancel["msgType"], cancel["references"]) == ("Cancel", ref(first))
+    assert (test["status"], test["msgType"], test["severity"]) == ("Test", "Alert", ["Moderate"])
+    assert other["severity"] == ["Minor", "Minor"]
+    assert other["languages"] == ["en", "fr"]
+    assert other["headline"][1] == "Eau"
+    assert first["web"] == [f"http://testserver/status/incidents/{timeline['first']['incident_id']}"]
+    assert first["instruction"] == ["Call: +15551234567; Hours: 24/7"]
+    import re
+
+    for a in alerts.values():
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", a["sent"])
+        assert not re.search(r"[\s,<&]", a["identifier"])
+
+
+def test_the_schema_rejects_a_broken_alert(client, timeline, cap_schema):
+    body = _alerts(client)[timeline["first"]["id"]]
+    assert cap_schema.is_valid(body)
+    assert not cap_schema.is_valid(body.replace(b"<severity>Extreme</severity>", b"<severity>Critical</severity>"))
+    assert not cap_schema.is_valid(body.replace(b"+00:00</sent>", b"Z</sent>"))
+    assert not cap_schema.is_valid(body.replace(b"<scope>Public</scope>", b""))
+
+
+def test_cap_alert_404s(client, timeline, auth):
+    assert client.get("/v1/feeds/cap/999999.xml").status_code == 404
+    resp = client.post(
+        f"/v1/incidents/{timeline['other']['incident_id']}/updates", headers=auth("write"), json={"body": "draft"}
+    )
+    draft_id = resp.json()["id"]
+    resp = client.get(f"/v1/feeds/cap/{draft_id}.xml")
+    assert resp.status_code == 404
+    assert resp.json()["error"] == "not_found"
