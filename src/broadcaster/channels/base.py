@@ -114,7 +114,8 @@ class Adapter(abc.ABC):
     #: registry name, e.g. "twilio-sms"; equals the entry-point name
     name: ClassVar[str]
     kind: ClassVar[ChannelKind]
-    limits: ClassVar[Limits] = Limits()
+    #: class default; adapters whose limits come from settings set it per instance
+    limits: Limits = Limits()
     #: config fields this adapter reads from settings (secrets are masked by `describe`)
     config_fields: ClassVar[tuple[str, ...]] = ()
     secret_fields: ClassVar[tuple[str, ...]] = ()

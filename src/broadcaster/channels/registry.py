@@ -30,6 +30,9 @@ def adapter_classes() -> dict[str, type[Adapter]]:
     for ep in entry_points(group=GROUP):
         try:
             cls = ep.load()
+        except ImportError as exc:  # an optional extra that is not installed (e.g. Mastodon.py)
+            log.info("channel adapter %s is not available: %s", ep.name, exc)
+            continue
         except Exception:
             log.exception("channel adapter %s failed to load; skipped", ep.name)
             continue

@@ -1,7 +1,53 @@
-"""HTTP endpoints of the channels package."""
+"""HTTP endpoints of the channels package: adapters, connection checks, previews."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated
 
-router = APIRouter()
+from fastapi import APIRouter, Depends
+
+from broadcaster import audit
+from broadcaster.channels import service
+from broadcaster.channels.schemas import AdapterOut, CheckOut, DraftPreviewIn, PreviewOut
+from broadcaster.deps import SessionDep
+from broadcaster.incidents.service import get_update
+from broadcaster.pagination import IdPath
+from broadcaster.security import Principal, Scope, require_scope
+from broadcaster.settings import get_settings
+
+router = APIRouter(prefix="/v1", tags=["channels"])
+
+Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
+Admin = Annotated[Principal, Depends(require_scope(Scope.admin))]
+
+
+@router.get("/channels", response_model=list[AdapterOut])
+def list_channels(who: Reader) -> list[AdapterOut]:
+    """Every installed adapter (built-in or plugin): configured or not, limits, configuration (masked)."""
+    return service.list_adapters(get_settings())
+
+
+@router.post("/channels/{name}/check", response_model=CheckOut)
+async def check_channel(name: str, session: SessionDep, who: Admin) -> CheckOut:
+    """Run the adapter's connection/credentials check against its provider."""
+    adapter = service.get_adapter(name, get_settings())
+    try:
+        result = await adapter.check()
+    finally:
+        await adapter.aclose()
+    audit.record(session, who.actor, "channel.check", "channel", name, ok=result.ok)
+    return CheckOut(name=name, ok=result.ok, detail=result.detail)
+
+
+@router.post("/updates/{update_id}/preview", response_model=PreviewOut)
+def preview_update(update_id: IdPath, session: SessionDep, who: Reader) -> PreviewOut:
+    """Exactly what each channel would send for this update (per locale), with warnings and counts."""
+    update = get_update(session, update_id)
+    return service.preview(session, update, get_settings())
+
+
+@router.post("/preview", response_model=PreviewOut)
+def preview_draft(body: DraftPreviewIn, session: SessionDep, who: Reader) -> PreviewOut:
+    """Preview an unsaved update (nothing is stored)."""
+    update = service.draft_update(session, body)
+    return service.preview(session, update, get_settings())

@@ -1,0 +1,195 @@
+"""Channel listing, checks and previews. Services take a session and never commit."""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.orm import Session
+
+from broadcaster.channels.base import Adapter
+from broadcaster.channels.registry import adapter_classes, build_adapter, kind_of, resolve_channel
+from broadcaster.channels.schemas import AdapterOut, ChannelPreview, DraftPreviewIn, PreviewOut, RenderOut
+from broadcaster.errors import NotFound
+from broadcaster.models import Category, Incident, Update
+from broadcaster.rendering import Rendered, render_update
+from broadcaster.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def list_adapters(settings: Settings) -> list[AdapterOut]:
+    out: list[AdapterOut] = []
+    for name, cls in sorted(adapter_classes().items(), key=lambda kv: (kv[1].kind.value, kv[1].priority, kv[0])):
+        adapter = build_adapter(name, settings)
+        if adapter is not None:
+            info = adapter.describe()
+            out.append(
+                AdapterOut(
+                    name=name,
+                    kind=cls.kind.value,
+                    configured=True,
+                    priority=cls.priority,
+                    **{"limits": info["limits"], "config": info["config"]},
+                )
+            )
+        else:
+            limits = {
+                "max_length": cls.limits.max_length,
+                "batch_size": cls.limits.batch_size,
+                "rate_per_second": cls.limits.rate_per_second,
+            }
+            out.append(
+                AdapterOut(
+                    name=name, kind=cls.kind.value, configured=False, priority=cls.priority, limits=limits, config={}
+                )
+            )
+    return out
+
+
+def get_adapter(name: str, settings: Settings) -> Adapter:
+    if name not in adapter_classes():
+        raise NotFound(f"No channel adapter named {name!r} is installed.", field="name")
+    adapter = build_adapter(name, settings)
+    if adapter is None:
+        raise NotFound(f"Channel adapter {name!r} is not configured.", field="name", code="not_configured")
+    return adapter
+
+
+def _render_out(r: Rendered) -> RenderOut:
+    return RenderOut(
+        locale=r.locale,
+        text=r.message.text,
+        subject=r.message.subject,
+        html=r.message.html,
+        encoding=r.encoding,
+        segments=r.segments,
+        length=r.length,
+        max_length=r.max_length,
+        used_summary=r.used_summary,
+        truncated=r.truncated,
+        actions=r.actions,
+        warnings=r.warnings,
+    )
+
+
+def channel_names(update: Update) -> list[str]:
+    """The update's own channel override, else the routing map's channels for the incident's severity."""
+    if update.channels is not None:
+        return list(update.channels)
+    incident = update.incident
+    return list((incident.category.channels or {}).get(incident.severity, []))
+
+
+def _counts(session: Session, update: Update) -> tuple[dict[str, int], str | None]:
+    from broadcaster.delivery.hooks import audience_counts
+
+    try:
+        return audience_counts(session, update), None
+    except Exception:
+        log.exception("audience_counts failed during preview")
+        return {}, "recipient counts are unavailable (see the server log)"
+
+
+def preview(session: Session, update: Update, settings: Settings) -> PreviewOut:
+    """What every channel the update fires would send, per locale, with warnings and recipient counts."""
+    incident = update.incident
+    names = channel_names(update)
+    counts, count_warning = _counts(session, update)
+    warnings: list[str] = [count_warning] if count_warning else []
+    if not names:
+        warnings.append(f"no channels: the routing map sends nothing for severity {incident.severity!r}")
+    own = update.locale or settings.default_locale
+    translations = dict(update.translations or {})
+    wanted = list(settings.supported_locales) + list((update.audience or {}).get("locales") or [])
+    for loc in dict.fromkeys(wanted):
+        if loc != own and loc.split("-")[0] != own and loc not in translations:
+            warnings.append(f"missing translation for {loc}: subscribers in {loc} get the {own} text")
+    out: list[ChannelPreview] = []
+    for name in names:
+        kind = kind_of(name)
+        if kind is None:
+            warnings.append(f"unknown channel {name!r} (no adapter installed with that name)")
+            continue
+        # adapters are built lazily (no connection is opened until a send), so nothing to close here
+        adapters = resolve_channel(name, settings)
+        target = adapters[0].name if adapters else name
+        rendered = render_update(session, update, target, own, settings=settings)
+        extra = {
+            loc: _render_out(render_update(session, update, target, loc, settings=settings))
+            for loc in translations
+            if loc != own
+        }
+        base = _render_out(rendered)
+        channel_warnings = list(base.warnings)
+        if not adapters:
+            channel_warnings.insert(0, f"channel not configured: no {kind.value} adapter has credentials")
+        over = rendered.max_length is not None and rendered.length > rendered.max_length
+        if over and not any(w.startswith("over limit") for w in channel_warnings):
+            channel_warnings.append(f"over limit: {rendered.length} > {rendered.max_length}")
+        recipients = counts.get(name)
+        if recipients is None and adapters:
+            recipients = counts.get(adapters[0].name, counts.get(kind.value))
+        out.append(
+            ChannelPreview(
+                **{**base.model_dump(), "warnings": channel_warnings},
+                channel=name,
+                adapter=adapters[0].name if adapters else rendered.adapter,
+                kind=kind.value,
+                configured=bool(adapters),
+                failover=[a.name for a in adapters[1:]],
+                recipients=int(recipients or 0),
+                translations=extra,
+            )
+        )
+    return PreviewOut(
+        update_id=update.id,
+        incident_id=incident.id,
+        category=incident.category.slug,
+        severity=incident.severity,
+        test=bool(update.test),
+        channels=out,
+        warnings=warnings,
+    )
+
+
+def draft_update(session: Session, data: DraftPreviewIn) -> Update:
+    """Transient Incident/Update objects for an unsaved draft; nothing is added to the session."""
+    from broadcaster.routing.service import get_category
+
+    if data.incident_id is not None:
+        existing = session.get(Incident, data.incident_id)
+        if existing is None:
+            raise NotFound(f"Incident {data.incident_id} does not exist.", field="incident_id")
+        category: Category = existing.category
+        incident = Incident(
+            id=existing.id,
+            title=existing.title,
+            severity=data.severity.value if data.severity else existing.severity,
+            status=existing.status,
+            category_id=category.id,
+        )
+    else:
+        assert data.category is not None and data.severity is not None
+        category = get_category(session, data.category, field="category")
+        incident = Incident(
+            title=data.title, severity=data.severity.value, status="investigating", category_id=category.id
+        )
+    incident.category = category
+    body = data.update
+    update = Update(
+        kind=body.kind.value,
+        corrects_id=body.corrects,
+        state="draft",
+        status=body.status.value if body.status else None,
+        body=body.body,
+        summary=body.summary,
+        locale=body.locale,
+        translations={k: v.model_dump() for k, v in body.translations.items()},
+        links=[{"title": ln.title, "url": str(ln.url)} for ln in body.links],
+        channels=body.channels,
+        audience=body.audience.model_dump(exclude_none=True) if body.audience else None,
+        test=body.test,
+    )
+    update.incident = incident
+    update.incident_id = incident.id
+    return update
