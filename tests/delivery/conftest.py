@@ -58,14 +58,14 @@ def add_subscribers(db_url: str) -> Callable[..., list[int]]:
             for _ in range(n):
                 counter["n"] += 1
                 i = counter["n"]
-                row = Subscriber(
-                    phone=fields.pop("phone", None) if n == 1 and "phone" in fields else f"+1555000{i:04d}",
-                    email=f"s{i:04d}@example.org",
-                    email_confirmed=True,
-                    categories=pack(categories or []),
-                    tags=pack(tags or []),
-                    **fields,
-                )
+                values = {
+                    "phone": f"+1555000{i:04d}",
+                    "email": f"s{i:04d}@example.org",
+                    "email_confirmed": True,
+                    "categories": pack(categories or []),
+                    "tags": pack(tags or []),
+                } | fields
+                row = Subscriber(**values)
                 session.add(row)
                 session.flush()
                 ids.append(row.id)

@@ -1,7 +1,415 @@
-"""HTTP endpoints of the delivery package."""
+"""HTTP endpoints of the delivery package: subscribers, broadcasts and reports, receipts, opt-in/out,
+metrics and health."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import html
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
+from pydantic import ValidationError
+from sqlalchemy import select, text
+
+from broadcaster import audit
+from broadcaster.delivery import planner, receipts, reports, subscribers
+from broadcaster.delivery.schemas import (
+    BroadcastOut,
+    BroadcastReport,
+    CancelOut,
+    DeliveryOut,
+    ImportReport,
+    SubscribeIn,
+    SubscriberIn,
+    SubscriberOut,
+    SubscriberPatch,
+)
+from broadcaster.deps import SessionDep
+from broadcaster.errors import BadRequest, Conflict, Forbidden, Unprocessable
+from broadcaster.models.delivery import Broadcast, Delivery
+from broadcaster.pagination import IdPath, Page, PageParams, page_params
+from broadcaster.security import Principal, Scope, require_scope
+from broadcaster.settings import get_settings
 
 router = APIRouter()
+
+Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.write))]
+Publisher = Annotated[Principal, Depends(require_scope(Scope.publish))]
+
+MAX_CSV_BYTES = 20 * 1024 * 1024
+
+
+# --- subscribers ---------------------------------------------------------------------------------------
+
+
+@router.post("/v1/subscribers", response_model=SubscriberOut, status_code=201, tags=["subscribers"])
+def create_subscriber(body: SubscriberIn, session: SessionDep, who: Writer) -> SubscriberOut:
+    row = subscribers.create(session, body)
+    audit.record(session, who.actor, "subscriber.create", "subscriber", row.id)
+    return SubscriberOut.build(row)
+
+
+@router.get("/v1/subscribers", response_model=Page[SubscriberOut], tags=["subscribers"])
+def list_subscribers(
+    session: SessionDep,
+    _: Reader,
+    page: Annotated[PageParams, Depends(page_params)],
+    q: Annotated[str | None, Query(max_length=320, description="Substring of email, phone or name.")] = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    locale: Annotated[str | None, Query(max_length=16)] = None,
+    test_group: bool | None = None,
+) -> Page[SubscriberOut]:
+    rows = subscribers.list_subscribers(
+        session,
+        q=q,
+        category=category,
+        tag=tag,
+        locale=locale,
+        test_group=test_group,
+        limit=page.limit,
+        cursor=page.cursor,
+    )
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return Page(items=[SubscriberOut.build(r) for r in rows], next_cursor=str(rows[-1].id) if more else None)
+
+
+@router.post("/v1/subscribers/import", response_model=ImportReport, tags=["subscribers"])
+async def import_subscribers(request: Request, session: SessionDep, who: Writer) -> ImportReport:
+    """Upload a CSV (multipart field `file`, or the raw `text/csv` body). Good rows are kept, bad rows
+    are listed with reasons; a row matching an existing phone or email updates that subscriber."""
+    ctype = request.headers.get("content-type", "")
+    if ctype.startswith("multipart/form-data"):
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            raise Unprocessable("upload the CSV as the multipart field 'file'", field="file")
+        raw = await upload.read(MAX_CSV_BYTES + 1)
+    else:
+        raw = await request.body()
+    if not raw.strip():
+        raise Unprocessable("the CSV is empty", field="file")
+    if len(raw) > MAX_CSV_BYTES:
+        raise Unprocessable("the CSV is larger than 20 MB; split it", field="file")
+    try:
+        content = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise Unprocessable("the CSV must be UTF-8 encoded", field="file") from exc
+    result = subscribers.import_csv(session, content)
+    audit.record(
+        session,
+        who.actor,
+        "subscriber.import",
+        "subscriber",
+        "csv",
+        created=result.created,
+        updated=result.updated,
+        rejected=len(result.rejected),
+    )
+    return result
+
+
+@router.get("/v1/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"])
+def get_subscriber(subscriber_id: IdPath, session: SessionDep, _: Reader) -> SubscriberOut:
+    return SubscriberOut.build(subscribers.get(session, subscriber_id))
+
+
+@router.patch("/v1/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"])
+def patch_subscriber(subscriber_id: IdPath, body: SubscriberPatch, session: SessionDep, who: Writer) -> SubscriberOut:
+    row = subscribers.patch(session, subscriber_id, body)
+    audit.record(session, who.actor, "subscriber.update", "subscriber", row.id)
+    return SubscriberOut.build(row)
+
+
+@router.delete("/v1/subscribers/{subscriber_id}", status_code=204, tags=["subscribers"])
+def delete_subscriber(subscriber_id: IdPath, session: SessionDep, who: Writer) -> Response:
+    subscribers.delete(session, subscriber_id)
+    audit.record(session, who.actor, "subscriber.delete", "subscriber", subscriber_id)
+    return Response(status_code=204)
+
+
+# --- broadcasts and reports ----------------------------------------------------------------------------
+
+
+@router.get("/v1/broadcasts", response_model=Page[BroadcastOut], tags=["broadcasts"])
+def list_broadcasts(
+    session: SessionDep,
+    _: Reader,
+    page: Annotated[PageParams, Depends(page_params)],
+    state: Annotated[str | None, Query(pattern="^(planning|sending|done|cancelled|failed)$")] = None,
+    update_id: Annotated[int | None, Query(ge=1, le=2**63 - 1)] = None,
+) -> Page[BroadcastOut]:
+    stmt = select(Broadcast).order_by(Broadcast.id.desc()).limit(page.limit + 1)
+    if page.cursor is not None:
+        stmt = stmt.where(Broadcast.id < page.cursor)
+    if state:
+        stmt = stmt.where(Broadcast.state == state)
+    if update_id:
+        stmt = stmt.where(Broadcast.update_id == update_id)
+    rows = list(session.scalars(stmt))
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return Page(items=[reports.out(r) for r in rows], next_cursor=str(rows[-1].id) if more else None)
+
+
+@router.get("/v1/broadcasts/{broadcast_id}", response_model=BroadcastReport, tags=["broadcasts"])
+def get_broadcast(broadcast_id: IdPath, session: SessionDep, _: Reader) -> BroadcastReport:
+    """The broadcast with delivery counts per channel and status, progress (0..1) and send rate."""
+    return reports.report(session, broadcast_id)
+
+
+@router.post("/v1/broadcasts/{broadcast_id}/cancel", response_model=CancelOut, tags=["broadcasts"])
+def cancel_broadcast(broadcast_id: IdPath, session: SessionDep, who: Publisher) -> CancelOut:
+    """Stop a broadcast: pending deliveries are cancelled at once, claimed batches within a second."""
+    row = reports.get_broadcast(session, broadcast_id)
+    if row.state in ("done", "cancelled", "failed"):
+        raise Conflict(f"Broadcast {broadcast_id} is already {row.state}.", field="broadcast_id")
+    n = planner.cancel(session, broadcast_id)
+    audit.record(session, who.actor, "broadcast.cancel", "broadcast", broadcast_id, cancelled=n)
+    return CancelOut(id=broadcast_id, state="cancelled", cancelled=n)
+
+
+StatusQ = Annotated[str | None, Query(max_length=16)]
+ChannelQ = Annotated[str | None, Query(max_length=64)]
+AddressQ = Annotated[str | None, Query(max_length=2048)]
+
+
+@router.get("/v1/broadcasts/{broadcast_id}/deliveries", response_model=Page[DeliveryOut], tags=["broadcasts"])
+def list_deliveries(
+    broadcast_id: IdPath,
+    session: SessionDep,
+    _: Reader,
+    page: Annotated[PageParams, Depends(page_params)],
+    channel: ChannelQ = None,
+    status_: Annotated[str | None, Query(alias="status", max_length=16)] = None,
+    address: AddressQ = None,
+) -> Page[DeliveryOut]:
+    reports.get_broadcast(session, broadcast_id)
+    stmt = (
+        reports.deliveries_query(broadcast_id, channel, status_, address)
+        .order_by(Delivery.id.desc())
+        .limit(page.limit + 1)
+    )
+    if page.cursor is not None:
+        stmt = stmt.where(Delivery.id < page.cursor)
+    rows = list(session.scalars(stmt))
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return Page(items=[DeliveryOut.model_validate(r) for r in rows], next_cursor=str(rows[-1].id) if more else None)
+
+
+@router.get("/v1/broadcasts/{broadcast_id}/deliveries.csv", tags=["broadcasts"])
+def export_deliveries(
+    broadcast_id: IdPath,
+    session: SessionDep,
+    _: Reader,
+    channel: ChannelQ = None,
+    status_: Annotated[str | None, Query(alias="status", max_length=16)] = None,
+    address: AddressQ = None,
+) -> StreamingResponse:
+    """The per-recipient delivery log as CSV (streamed)."""
+    reports.get_broadcast(session, broadcast_id)
+    return StreamingResponse(
+        reports.csv_rows(broadcast_id, channel, status_, address),
+        media_type="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="broadcast-{broadcast_id}-deliveries.csv"'},
+    )
+
+
+# --- receipts (public, signed) -------------------------------------------------------------------------
+
+
+def _public_url(request: Request) -> str:
+    url = get_settings().public_url.rstrip("/") + request.url.path
+    if request.url.query:
+        url += "?" + request.url.query
+    return url
+
+
+async def _twilio_form(request: Request) -> dict[str, Any]:
+    form = await request.form()
+    params = {k: v for k, v in form.items() if isinstance(v, str)}
+    if not receipts.twilio_signature_ok(
+        get_settings(), _public_url(request), params, request.headers.get("x-twilio-signature")
+    ):
+        raise Forbidden("Invalid Twilio signature.", field="X-Twilio-Signature")
+    return params
+
+
+@router.post("/v1/webhooks/twilio/status", status_code=204, tags=["webhooks"])
+async def twilio_status(request: Request, session: SessionDep) -> Response:
+    """Twilio message/call status callback (signature required)."""
+    params = await _twilio_form(request)
+    receipts.apply_twilio(session, params, request.query_params.get("delivery_id"))
+    return Response(status_code=204)
+
+
+STOP_WORDS = {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE"}
+START_WORDS = {"START", "YES", "UNSTOP", "OPTIN"}
+HELP_WORDS = {"HELP", "INFO"}
+
+
+def _twiml(message: str | None) -> Response:
+    from twilio.twiml.messaging_response import MessagingResponse
+
+    reply = MessagingResponse()
+    if message:
+        reply.message(message)
+    return Response(content=str(reply), media_type="application/xml")
+
+
+@router.post("/v1/webhooks/twilio/inbound", tags=["webhooks"])
+async def twilio_inbound(request: Request, session: SessionDep) -> Response:
+    """Inbound SMS: STOP-family words opt out of SMS and voice, START-family opt back in, HELP answers."""
+    params = await _twilio_form(request)
+    sender = str(params.get("From", ""))
+    word = str(params.get("Body", "")).strip().upper().strip(".!")
+    org = get_settings().org_name
+    if word in STOP_WORDS:
+        # Twilio (and carriers) send the standard opt-out confirmation themselves; we only record it
+        subscribers.set_sms_opt_out(session, sender, True)
+        return _twiml(None)
+    if word in START_WORDS:
+        subscribers.set_sms_opt_out(session, sender, False)
+        return _twiml(None)
+    if word in HELP_WORDS:
+        return _twiml(f"{org} alerts. Reply STOP to unsubscribe, START to resubscribe. Msg&data rates may apply.")
+    return _twiml(None)
+
+
+@router.post("/v1/webhooks/sendgrid/events", status_code=204, tags=["webhooks"])
+async def sendgrid_events(request: Request, session: SessionDep) -> Response:
+    """SendGrid signed Event Webhook (ECDSA over timestamp + raw body)."""
+    raw = await request.body()
+    if not receipts.sendgrid_signature_ok(
+        get_settings(),
+        raw,
+        request.headers.get("x-twilio-email-event-webhook-signature"),
+        request.headers.get("x-twilio-email-event-webhook-timestamp"),
+    ):
+        raise Forbidden("Invalid SendGrid Event Webhook signature.", field="X-Twilio-Email-Event-Webhook-Signature")
+    try:
+        events = json.loads(raw)
+    except ValueError as exc:
+        raise BadRequest("The body is not JSON.") from exc
+    if not isinstance(events, list):
+        raise BadRequest("Expected a JSON array of events.")
+    receipts.apply_sendgrid(session, events)
+    return Response(status_code=204)
+
+
+# --- self-service: subscribe, confirm, unsubscribe -----------------------------------------------------
+
+
+def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+    org = html.escape(get_settings().org_name)
+    return HTMLResponse(
+        "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        f"<title>{html.escape(title)} - {org}</title><main><h1>{html.escape(title)}</h1>{body}</main></html>",
+        status_code=status_code,
+    )
+
+
+@router.post("/v1/subscribe", status_code=202, tags=["subscribe"])
+async def subscribe(request: Request, session: SessionDep) -> Response:
+    """Public self-service subscription (JSON or form). An email gets a confirmation link first."""
+    is_form = not request.headers.get("content-type", "").startswith("application/json")
+    if is_form:
+        form = await request.form()
+        data: dict[str, Any] = {k: v for k in ("email", "phone", "locale") if isinstance(v := form.get(k), str) and v}
+        data["categories"] = [c for c in form.getlist("categories") if isinstance(c, str) and c]
+    else:
+        try:
+            data = json.loads(await request.body())
+        except ValueError as exc:
+            raise BadRequest("Request body is not valid JSON.") from exc
+        if not isinstance(data, dict):
+            raise BadRequest("Expected a JSON object.")
+    try:
+        body = SubscribeIn(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or None
+        raise Unprocessable(f"{field}: {first['msg']}" if field else str(first["msg"]), field=field) from exc
+    subscribers.subscribe(session, body)
+    message = "Check your email for a confirmation link." if body.email else "You are subscribed."
+    if is_form:
+        return _page("Thank you", f"<p>{html.escape(message)}</p>", status_code=202)
+    return Response(
+        json.dumps({"status": "pending_confirmation" if body.email else "subscribed", "detail": message}),
+        status_code=202,
+        media_type="application/json",
+    )
+
+
+@router.get("/v1/subscribe/confirm", tags=["subscribe"])
+def confirm_subscription(session: SessionDep, token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
+    row = subscribers.confirm(session, token)
+    if row is None:
+        return _page("Link not valid", "<p>This confirmation link is invalid.</p>", status_code=400)
+    return _page("Subscription confirmed", "<p>You will receive alerts by email.</p>")
+
+
+@router.get("/v1/unsubscribe", tags=["subscribe"])
+def unsubscribe_page(token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
+    """A confirmation page (link scanners fetch GET links, so GET alone never unsubscribes)."""
+    safe = html.escape(token, quote=True)
+    return _page(
+        "Unsubscribe",
+        f"<form method=post action='/v1/unsubscribe?token={safe}'>"
+        "<input type=hidden name='List-Unsubscribe' value='One-Click'>"
+        "<button type=submit>Unsubscribe from email alerts</button></form>",
+    )
+
+
+@router.post("/v1/unsubscribe", tags=["subscribe"])
+def unsubscribe(session: SessionDep, token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
+    """RFC 8058 one-click unsubscribe (`List-Unsubscribe=One-Click`); no cookies or login needed."""
+    row = subscribers.unsubscribe_email(session, token)
+    if row is None:
+        return _page("Link not valid", "<p>This unsubscribe link is invalid.</p>", status_code=400)
+    return _page("Unsubscribed", "<p>You will no longer receive email alerts.</p>")
+
+
+# --- operations ----------------------------------------------------------------------------------------
+
+
+@router.get("/metrics", include_in_schema=False)
+def metrics_endpoint() -> Response:
+    from broadcaster.delivery import metrics
+
+    body, ctype = metrics.render()
+    return Response(content=body, media_type=ctype)
+
+
+@router.get("/healthz", tags=["operations"])
+def healthz() -> PlainTextResponse:
+    """The process is up."""
+    return PlainTextResponse("ok")
+
+
+@router.get("/readyz", tags=["operations"])
+def readyz() -> Response:
+    """The database answers and its schema is at the latest migration."""
+    from alembic.script import ScriptDirectory
+
+    from broadcaster.db import get_engine
+    from broadcaster.migrate import alembic_config
+
+    try:
+        with get_engine().connect() as conn:
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+    except Exception as exc:
+        body: dict[str, Any] = {"status": "unavailable", "detail": f"database: {type(exc).__name__}"}
+        return Response(json.dumps(body), status_code=503, media_type="application/json")
+    heads = ScriptDirectory.from_config(alembic_config()).get_heads()
+    if set(current) != set(heads):
+        body = {"status": "unavailable", "detail": "migrations pending", "current": list(current), "head": list(heads)}
+        return Response(json.dumps(body), status_code=503, media_type="application/json")
+    return Response(json.dumps({"status": "ok"}), media_type="application/json")
+
+
+__all__ = ["router", "status"]

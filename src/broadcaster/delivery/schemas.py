@@ -1,0 +1,201 @@
+"""API shapes of the delivery engine: subscribers, broadcasts, deliveries."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import phonenumbers
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+
+from broadcaster.delivery.audience import unpack
+from broadcaster.domain import normalize_locale
+
+_TAG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
+
+
+def normalize_phone(value: str) -> str:
+    """E.164 form of a phone number given with its country code (`+15551234567`); ValueError otherwise."""
+    raw = value.strip()
+    if not raw.startswith("+"):
+        raise ValueError("must be in E.164 form with a country code, e.g. +15551234567")
+    try:
+        parsed = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"is not a phone number ({exc})") from exc
+    if not phonenumbers.is_possible_number(parsed):
+        raise ValueError("is not a possible phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _slugs(values: list[str] | None, what: str) -> list[str] | None:
+    if values is None:
+        return None
+    import re
+
+    out = []
+    for v in values:
+        v = v.strip().lower()
+        if not re.match(_TAG, v):
+            raise ValueError(f"{what} {v!r} must be lowercase letters, digits, '-' or '_'")
+        out.append(v)
+    return sorted(set(out))
+
+
+class _Fields(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @field_validator("phone", check_fields=False)
+    @classmethod
+    def _phone(cls, v: str | None) -> str | None:
+        return normalize_phone(v) if v else None
+
+    @field_validator("locale", check_fields=False)
+    @classmethod
+    def _locale(cls, v: str | None) -> str | None:
+        return normalize_locale(v) if v else v
+
+    @field_validator("categories", check_fields=False)
+    @classmethod
+    def _categories(cls, v: list[str] | None) -> list[str] | None:
+        return _slugs(v, "category")
+
+    @field_validator("tags", check_fields=False)
+    @classmethod
+    def _tags(cls, v: list[str] | None) -> list[str] | None:
+        return _slugs(v, "tag")
+
+
+class SubscriberIn(_Fields):
+    """A subscriber created by an operator (API or CSV): email counts as confirmed unless told otherwise."""
+
+    phone: str | None = Field(None, description="E.164, e.g. +15551234567")
+    email: EmailStr | None = None
+    name: str = Field("", max_length=200)
+    locale: str = "en"
+    categories: list[str] = Field(default_factory=list, max_length=100, description="Empty: every category.")
+    tags: list[str] = Field(default_factory=list, max_length=100)
+    email_confirmed: bool = True
+    test_group: bool = False
+
+    @model_validator(mode="after")
+    def _one_address(self) -> SubscriberIn:
+        if not self.phone and not self.email:
+            raise ValueError("a phone or an email is required")
+        return self
+
+
+class SubscriberPatch(_Fields):
+    phone: str | None = None
+    email: EmailStr | None = None
+    name: str | None = Field(None, max_length=200)
+    locale: str | None = None
+    categories: list[str] | None = Field(None, max_length=100)
+    tags: list[str] | None = Field(None, max_length=100)
+    email_confirmed: bool | None = None
+    email_opted_out: bool | None = None
+    sms_opted_out: bool | None = None
+    test_group: bool | None = None
+
+
+class SubscriberOut(BaseModel):
+    id: int
+    phone: str | None
+    email: str | None
+    name: str
+    locale: str
+    categories: list[str]
+    tags: list[str]
+    email_confirmed: bool
+    email_opted_out: bool
+    sms_opted_out: bool
+    test_group: bool
+    source: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def build(cls, row: Any) -> SubscriberOut:
+        data = {k: getattr(row, k) for k in cls.model_fields}
+        data["categories"] = unpack(row.categories)
+        data["tags"] = unpack(row.tags)
+        return cls(**data)
+
+
+class SubscribeIn(_Fields):
+    """Self-service subscription (public): email gets a confirmation link (double opt-in)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    phone: str | None = None
+    email: EmailStr | None = None
+    locale: str = "en"
+    categories: list[str] = Field(default_factory=list, max_length=50)
+
+    @model_validator(mode="after")
+    def _one_address(self) -> SubscribeIn:
+        if not self.phone and not self.email:
+            raise ValueError("a phone or an email is required")
+        return self
+
+
+class RowError(BaseModel):
+    row: int
+    errors: list[dict[str, str | None]]
+
+
+class ImportReport(BaseModel):
+    created: int
+    updated: int
+    rejected: list[RowError]
+
+
+class BroadcastOut(BaseModel):
+    id: int
+    update_id: int | None
+    kind: str
+    state: str
+    channels: list[str]
+    skipped: dict[str, str]
+    test: bool
+    corrects_broadcast_id: int | None
+    total: int
+    created_at: datetime
+    planned_at: datetime | None
+    finished_at: datetime | None
+    cancelled_at: datetime | None
+
+
+class BroadcastReport(BroadcastOut):
+    counts: dict[str, dict[str, int]] = Field(description="Deliveries per channel and status.")
+    finished: int = Field(description="Deliveries in a final state.")
+    progress: float = Field(description="finished / total, 0..1.")
+    rate_per_second: float = Field(description="Sends per second over the last minute.")
+
+
+class DeliveryOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    broadcast_id: int
+    channel: str
+    address: str
+    subscriber_id: int | None
+    locale: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    provider: str | None
+    provider_message_id: str | None
+    error_code: str | None
+    error_reason: str | None
+    idempotency_key: str
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+
+
+class CancelOut(BaseModel):
+    id: int
+    state: str
+    cancelled: int

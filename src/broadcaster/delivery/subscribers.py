@@ -1,0 +1,318 @@
+"""Subscriber service: CRUD, CSV import with a per-row report, self-service subscribe/confirm, opt-outs."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from broadcaster.delivery import tokens
+from broadcaster.delivery.audience import pack
+from broadcaster.delivery.hooks import notify_workers
+from broadcaster.delivery.schemas import ImportReport, RowError, SubscribeIn, SubscriberIn, SubscriberPatch
+from broadcaster.errors import Conflict, NotFound, Unprocessable
+from broadcaster.models import Category, utcnow
+from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
+from broadcaster.settings import get_settings
+
+CSV_COLUMNS = ("phone", "email", "name", "locale", "categories", "tags", "test_group")
+
+
+def get(session: Session, subscriber_id: int) -> Subscriber:
+    row = session.get(Subscriber, subscriber_id)
+    if row is None:
+        raise NotFound(f"Subscriber {subscriber_id} does not exist.", field="subscriber_id")
+    return row
+
+
+def unknown_categories(session: Session, slugs: list[str]) -> list[str]:
+    if not slugs:
+        return []
+    known = set(session.scalars(select(Category.slug).where(Category.slug.in_(slugs))))
+    return [s for s in slugs if s not in known]
+
+
+def _check_categories(session: Session, slugs: list[str] | None) -> None:
+    missing = unknown_categories(session, slugs or [])
+    if missing:
+        raise Unprocessable(f"unknown category {missing[0]!r}", field="categories")
+
+
+def _find(session: Session, phone: str | None, email: str | None) -> list[Subscriber]:
+    conds = []
+    if phone:
+        conds.append(Subscriber.phone == phone)
+    if email:
+        conds.append(Subscriber.email == email.lower())
+    if not conds:
+        return []
+    return list(session.scalars(select(Subscriber).where(or_(*conds))))
+
+
+def _apply(row: Subscriber, data: dict[str, Any]) -> None:
+    for key, value in data.items():
+        if key in ("categories", "tags"):
+            value = pack(value or [])
+        elif key == "email" and value:
+            value = str(value).lower()
+        setattr(row, key, value)
+
+
+def create(session: Session, body: SubscriberIn, source: str = "api") -> Subscriber:
+    _check_categories(session, body.categories)
+    if _find(session, body.phone, body.email):
+        raise Conflict(
+            "A subscriber with this phone or email already exists.", field="phone" if body.phone else "email"
+        )
+    row = Subscriber(source=source)
+    _apply(row, body.model_dump())
+    session.add(row)
+    session.flush()
+    return row
+
+
+def patch(session: Session, subscriber_id: int, body: SubscriberPatch) -> Subscriber:
+    row = get(session, subscriber_id)
+    data = body.model_dump(exclude_unset=True)
+    _check_categories(session, data.get("categories"))
+    for field in ("phone", "email"):
+        if data.get(field):
+            other = _find(session, data[field] if field == "phone" else None, data[field] if field == "email" else None)
+            if any(o.id != row.id for o in other):
+                raise Conflict(f"Another subscriber has this {field}.", field=field)
+    _apply(row, data)
+    if not row.phone and not row.email:
+        raise Unprocessable("a phone or an email is required", field="phone")
+    row.updated_at = utcnow()
+    session.flush()
+    return row
+
+
+def delete(session: Session, subscriber_id: int) -> None:
+    session.delete(get(session, subscriber_id))
+    session.flush()
+
+
+def _split(value: str | None) -> list[str]:
+    if not value:
+        return []
+    for sep in ";|":
+        value = value.replace(sep, ",")
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "y")
+
+
+def import_csv(session: Session, text: str) -> ImportReport:
+    """Upsert subscribers from CSV (header row required); bad rows are reported, good rows kept.
+
+    Columns: phone, email, name, locale, categories, tags (separated by `;`, `|` or `,`), test_group.
+    A row matching an existing subscriber by phone or email updates it.
+    """
+    reader = csv.DictReader(io.StringIO(text))
+    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    if not header or not ({"phone", "email"} & set(header)):
+        raise Unprocessable("the CSV needs a header row with a 'phone' and/or 'email' column", field="file")
+    unknown = [h for h in header if h not in CSV_COLUMNS]
+    if unknown:
+        raise Unprocessable(f"unknown CSV column {unknown[0]!r}; known: {', '.join(CSV_COLUMNS)}", field="file")
+    reader.fieldnames = header
+    known_categories = set(session.scalars(select(Category.slug)))
+    created = updated = 0
+    rejected: list[RowError] = []
+    for line_no, raw in enumerate(reader, start=2):
+        if None in raw:
+            rejected.append(RowError(row=line_no, errors=[{"field": None, "reason": "too many columns"}]))
+            continue
+        record = {k: (v or "").strip() for k, v in raw.items()}
+        data: dict[str, Any] = {
+            "phone": record.get("phone") or None,
+            "email": record.get("email") or None,
+            "name": record.get("name", ""),
+            "locale": record.get("locale") or get_settings().default_locale,
+            "categories": _split(record.get("categories")),
+            "tags": _split(record.get("tags")),
+            "test_group": _truthy(record.get("test_group")),
+        }
+        try:
+            body = SubscriberIn(**data)
+        except ValidationError as exc:
+            errors = [
+                {"field": ".".join(str(p) for p in e["loc"]) or None, "reason": str(e["msg"])} for e in exc.errors()
+            ]
+            rejected.append(RowError(row=line_no, errors=errors))
+            continue
+        missing = [c for c in body.categories if c not in known_categories]
+        if missing:
+            reason = f"unknown category {missing[0]!r}"
+            rejected.append(RowError(row=line_no, errors=[{"field": "categories", "reason": reason}]))
+            continue
+        matches = _find(session, body.phone, body.email)
+        if len(matches) > 1:
+            reason = "phone and email belong to two different subscribers"
+            rejected.append(RowError(row=line_no, errors=[{"field": "email", "reason": reason}]))
+            continue
+        values = body.model_dump(exclude={"email_confirmed"})
+        if matches:
+            row = matches[0]
+            values = {k: v for k, v in values.items() if v is not None}
+            _apply(row, values)
+            row.updated_at = utcnow()
+            updated += 1
+        else:
+            row = Subscriber(source="csv", email_confirmed=True)
+            _apply(row, values)
+            session.add(row)
+            created += 1
+        session.flush()
+    return ImportReport(created=created, updated=updated, rejected=rejected)
+
+
+def list_subscribers(
+    session: Session,
+    *,
+    q: str | None,
+    category: str | None,
+    tag: str | None,
+    locale: str | None,
+    test_group: bool | None,
+    limit: int,
+    cursor: int | None,
+) -> list[Subscriber]:
+    stmt = select(Subscriber).order_by(Subscriber.id.desc()).limit(limit + 1)
+    if cursor is not None:
+        stmt = stmt.where(Subscriber.id < cursor)
+    if q:
+        like = f"%{q.lower()}%"
+        stmt = stmt.where(or_(Subscriber.email.like(like), Subscriber.phone.like(like), Subscriber.name.like(like)))
+    if category:
+        stmt = stmt.where(Subscriber.categories.like(f"%,{category},%"))
+    if tag:
+        stmt = stmt.where(Subscriber.tags.like(f"%,{tag},%"))
+    if locale:
+        stmt = stmt.where(Subscriber.locale == locale)
+    if test_group is not None:
+        stmt = stmt.where(Subscriber.test_group.is_(test_group))
+    return list(session.scalars(stmt))
+
+
+# --- self-service ------------------------------------------------------------------------------------
+
+
+def subscribe(session: Session, body: SubscribeIn) -> Subscriber | None:
+    """Create a self-service subscription; an email waits for its confirmation link (double opt-in).
+
+    Anyone can post this form, so it never changes an existing subscriber's addresses or consent: a
+    known email only gets a fresh confirmation link (if unconfirmed), a known phone is left as it is
+    (a phone that texted STOP must text START to come back).
+    """
+    _check_categories(session, body.categories)
+    email = str(body.email).lower() if body.email else None
+    email_row = session.scalar(select(Subscriber).where(Subscriber.email == email)) if email else None
+    phone_row = session.scalar(select(Subscriber).where(Subscriber.phone == body.phone)) if body.phone else None
+    row: Subscriber | None = None
+    if email:
+        row = email_row
+        if row is None:
+            row = Subscriber(source="self", email=email, email_confirmed=False, locale=body.locale)
+            row.categories = pack(body.categories)
+            if body.phone and phone_row is None:
+                row.phone = body.phone
+                phone_row = row
+            session.add(row)
+            session.flush()
+        if not row.email_confirmed or row.email_opted_out:
+            send_confirmation(session, row)
+    if body.phone and phone_row is None:
+        phone_row = Subscriber(source="self", phone=body.phone, locale=body.locale, categories=pack(body.categories))
+        session.add(phone_row)
+        session.flush()
+    return row or phone_row
+
+
+def send_confirmation(session: Session, row: Subscriber) -> int:
+    """Queue the double opt-in email carrying a signed confirmation link."""
+    assert row.email is not None
+    settings = get_settings()
+    link = tokens.confirm_url(row.id, row.email)
+    text = (
+        f"Please confirm that you want alerts from {settings.org_name} at this address:\n\n{link}\n\n"
+        "If you did not ask for this, ignore this message."
+    )
+    broadcast = Broadcast(
+        kind="system",
+        channels=["email"],
+        state="planning",
+        message={
+            "to": row.email,
+            "subscriber_id": row.id,
+            "locale": row.locale,
+            "subject": f"Confirm your {settings.org_name} alerts subscription",
+            "text": text,
+        },
+    )
+    session.add(broadcast)
+    session.flush()
+    notify_workers(session)
+    return broadcast.id
+
+
+def confirm(session: Session, token: str) -> Subscriber | None:
+    payload = tokens.verify("confirm", token)
+    if payload is None:
+        return None
+    row = session.get(Subscriber, payload.get("s"))
+    if row is None or row.email != payload.get("e"):
+        return None
+    row.email_confirmed = True
+    row.email_opted_out = False
+    row.updated_at = utcnow()
+    return row
+
+
+def suppress_pending(session: Session, address: str, kinds: tuple[str, ...]) -> None:
+    """Pending deliveries to an address that just opted out are not sent."""
+    from broadcaster.channels.registry import kind_of
+
+    pending = session.execute(
+        select(Delivery.id, Delivery.channel).where(Delivery.status == "pending", Delivery.address == address)
+    ).all()
+    ids = [i for i, channel in pending if (k := kind_of(channel)) is not None and k.value in kinds]
+    if ids:
+        session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(ids), Delivery.status == "pending")
+            .values(status="suppressed", error_reason="recipient opted out", updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+
+
+def unsubscribe_email(session: Session, token: str) -> Subscriber | None:
+    payload = tokens.verify("unsubscribe", token)
+    if payload is None:
+        return None
+    row = session.get(Subscriber, payload.get("s"))
+    if row is None:
+        return None
+    row.email_opted_out = True
+    row.updated_at = utcnow()
+    if row.email:
+        suppress_pending(session, row.email, ("email",))
+    return row
+
+
+def set_sms_opt_out(session: Session, phone: str, opted_out: bool) -> Subscriber | None:
+    row = session.scalar(select(Subscriber).where(Subscriber.phone == phone))
+    if row is None:
+        return None
+    row.sms_opted_out = opted_out
+    row.updated_at = utcnow()
+    if opted_out:
+        suppress_pending(session, phone, ("sms", "voice"))
+    return row
