@@ -1,0 +1,119 @@
+"""One error shape; bad input is always 4xx (never 500) and writes nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from .helpers import assert_error
+
+ALERT = {"category": "emergency", "message": "Water main break"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/alerts"),
+        ("POST", "/v1/incidents"),
+        ("POST", "/v1/categories"),
+        ("POST", "/v1/incidents/1/updates"),
+        ("PATCH", "/v1/incidents/1"),
+        ("PATCH", "/v1/updates/1"),
+        ("PATCH", "/v1/categories/emergency"),
+    ],
+)
+def test_malformed_json_is_400(client, admin, emergency_category, unchanged, method, path):
+    client.post("/v1/incidents", headers=admin, json={"title": "x", "category": "emergency", "severity": "minor"})
+    client.post("/v1/incidents/1/updates", headers=admin, json={"body": "x"})
+    headers = admin | {"Content-Type": "application/json"}
+    with unchanged():
+        for content in (b'{"category": "emergency",', b"not json", b'{"a": 1}}'):
+            assert_error(client.request(method, path, headers=headers, content=content), 400, "malformed_json")
+
+
+def test_missing_body_and_wrong_type_are_422(client, admin, unchanged):
+    with unchanged():
+        assert_error(client.post("/v1/alerts", headers=admin), 422, "invalid")
+        assert_error(client.post("/v1/alerts", headers=admin, json=["a list"]), 422, "invalid")
+        assert_error(client.post("/v1/alerts", headers=admin, content=b"category=x", params={}), 422, "invalid")
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/alerts"), ("PUT", "/v1/routing-map")])
+def test_oversize_body_is_413(client, admin, emergency_category, unchanged, method, path):
+    from broadcaster.settings import get_settings
+
+    limit = get_settings().max_body_bytes
+    big = json.dumps(ALERT | {"message": "x" * limit})
+    with unchanged():
+        resp = client.request(method, path, headers=admin | {"Content-Type": "application/json"}, content=big)
+    assert_error(resp, 413, "payload_too_large", "body")
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/alerts"), ("PUT", "/v1/routing-map")])
+@pytest.mark.parametrize("idempotency", [False, True])
+def test_oversize_chunked_body_is_413(client, admin, emergency_category, unchanged, method, path, idempotency):
+    """No Content-Length (chunked upload): the same 413, not a parse error."""
+    from broadcaster.settings import get_settings
+
+    limit = get_settings().max_body_bytes
+
+    def chunks():
+        yield b'{"category": "emergency", "message": "'
+        for _ in range(limit // 1024 + 2):
+            yield b"x" * 1024
+        yield b'"}'
+
+    headers = admin | {"Content-Type": "application/json"} | ({"Idempotency-Key": "big"} if idempotency else {})
+    with unchanged():
+        resp = client.request(method, path, headers=headers, content=chunks())
+    assert_error(resp, 413, "payload_too_large", "body")
+
+
+def test_unknown_route_and_method_use_the_shape(client, admin):
+    assert_error(client.get("/v1/nothing-here", headers=admin), 404, "not_found")
+    assert_error(client.put("/v1/alerts", headers=admin, json=ALERT), 405, "method_not_allowed")
+
+
+BAD_INPUTS = [
+    ("POST", "/v1/alerts", ALERT | {"category": "nope"}),
+    ("POST", "/v1/alerts", ALERT | {"severity": "urgent"}),
+    ("POST", "/v1/alerts", ALERT | {"locale": "english!"}),
+    ("POST", "/v1/alerts", ALERT | {"channels": ["pigeon"]}),
+    ("POST", "/v1/alerts", ALERT | {"message": "\x00"}),
+    ("POST", "/v1/alerts", ALERT | {"translations": {"xx-YYYY-ZZ-1": {"body": "x"}}}),
+    ("POST", "/v1/alerts", ALERT | {"links": [{"title": "x" * 201, "url": "https://example.org/"}]}),
+    ("POST", "/v1/alerts", ALERT | {"links": [{"title": "x", "url": "ftp://example.org/"}]}),
+    ("POST", "/v1/alerts", {"category": {"nested": 1}, "message": 5}),
+    ("POST", "/v1/incidents", {"title": "x", "category": "emergency", "severity": "major", "sites": [""]}),
+    ("POST", "/v1/incidents/99999999999999999999/updates", {"body": "x"}),
+    ("GET", "/v1/incidents?cursor=9223372036854775808", None),
+    ("GET", "/v1/incidents?since=99999-01-01", None),
+    ("GET", "/v1/updates/-1", None),
+    ("POST", "/v1/categories", {"slug": "a", "name": "A", "position": -1}),
+    ("POST", "/v1/categories", {"slug": "a", "name": "A", "contact": {"phone": "+1" + "5" * 40}}),
+    ("PUT", "/v1/routing-map", {"categories": [{"slug": "a", "name": "A", "channels": {"critical": "sms"}}]}),
+    ("PUT", "/v1/routing-map", {"categories": "none"}),
+    ("DELETE", "/v1/keys/99999999999999999999", None),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body"), BAD_INPUTS)
+def test_documented_bad_inputs_never_500(safe_client, admin, emergency_category, unchanged, method, path, body):
+    with unchanged():
+        resp = safe_client.request(method, path, headers=admin, json=body)
+    assert 400 <= resp.status_code < 500, resp.text
+    assert_error(resp, resp.status_code)
+
+
+def test_unexpected_errors_answer_the_shape_without_leaking(app, admin):
+    from fastapi.testclient import TestClient
+
+    @app.get("/v1/boom-for-test")
+    def boom() -> None:
+        raise RuntimeError("secret-internal-detail")
+
+    with TestClient(app, raise_server_exceptions=False) as c:
+        resp = c.get("/v1/boom-for-test")
+    body = assert_error(resp, 500, "internal_error")
+    assert "secret-internal-detail" not in resp.text and body["field"] is None
