@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 from broadcaster.channels.base import Adapter
 from broadcaster.channels.registry import adapter_classes, build_adapter, kind_of, resolve_channel
 from broadcaster.channels.schemas import AdapterOut, ChannelPreview, DraftPreviewIn, PreviewOut, RenderOut
-from broadcaster.errors import NotFound
+from broadcaster.errors import NotFound, Unprocessable
 from broadcaster.models import Category, Incident, Update
 from broadcaster.rendering import Rendered, render_update
 from broadcaster.settings import Settings
@@ -159,7 +159,9 @@ def draft_update(session: Session, data: DraftPreviewIn) -> Update:
     if data.incident_id is not None:
         existing = session.get(Incident, data.incident_id)
         if existing is None:
-            raise NotFound(f"Incident {data.incident_id} does not exist.", field="incident_id")
+            raise Unprocessable(
+                f"Incident {data.incident_id} does not exist.", field="incident_id", code="unknown_incident"
+            )
         category: Category = existing.category
         incident = Incident(
             id=existing.id,
