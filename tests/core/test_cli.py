@@ -1,0 +1,131 @@
+"""The `broadcaster` CLI: keys, db upgrade, routing import/export (the crisis plan), alert."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from broadcaster.cli import app as cli
+
+PLAN = Path(__file__).resolve().parents[2] / "examples" / "crisis-plan.yaml"
+
+
+@pytest.fixture
+def runner() -> CliRunner:
+    return CliRunner()
+
+
+def test_keys_create_prints_the_key_once_and_stores_a_hash(runner, db_url, client):
+    result = runner.invoke(cli, ["keys", "create", "--name", "ops-script", "--scopes", "alerts,read"])
+    assert result.exit_code == 0, result.output
+    plaintext = result.stdout.strip()
+    assert plaintext.startswith("bk_") and len(plaintext.splitlines()) == 1
+    assert "shown once" in result.stderr
+
+    from broadcaster.db import session_scope
+    from broadcaster.models import ApiKey, AuditEntry
+    from broadcaster.security import hash_key
+
+    with session_scope() as session:
+        (row,) = session.scalars(select(ApiKey)).all()
+        assert (row.name, row.scopes) == ("ops-script", ["alerts", "read"])
+        assert row.key_hash == hash_key(plaintext) and plaintext not in (row.key_hash, row.prefix)
+        audit = session.scalars(select(AuditEntry).where(AuditEntry.action == "key.create")).one()
+        assert plaintext not in str(audit.detail)
+
+    assert client.get("/v1/incidents", headers={"Authorization": f"Bearer {plaintext}"}).status_code == 200
+
+    listed = runner.invoke(cli, ["keys", "list"])
+    assert listed.exit_code == 0 and "ops-script" in listed.stdout and plaintext not in listed.stdout
+    assert runner.invoke(cli, ["keys", "revoke", str(row.id)]).exit_code == 0
+    assert client.get("/v1/incidents", headers={"Authorization": f"Bearer {plaintext}"}).status_code == 401
+
+
+def test_keys_create_rejects_unknown_scope(runner, db_url):
+    result = runner.invoke(cli, ["keys", "create", "--scopes", "read,superuser"])
+    assert result.exit_code == 2
+    assert "superuser" in result.output
+
+
+def test_keys_revoke_unknown_is_exit_1(runner, db_url):
+    result = runner.invoke(cli, ["keys", "revoke", "999"])
+    assert result.exit_code == 1 and "no key 999" in result.output
+
+
+def test_db_upgrade_and_check(runner, tmp_path, monkeypatch):
+    from broadcaster.db import reset_engine
+    from broadcaster.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/fresh.db")
+    get_settings.cache_clear()
+    reset_engine()
+    try:
+        result = runner.invoke(cli, ["db", "upgrade"])
+        assert result.exit_code == 0, result.output
+        assert "database at head" in result.stdout
+        check = runner.invoke(cli, ["db", "check"])
+        assert check.exit_code == 0 and "agree" in check.stdout
+    finally:
+        get_settings.cache_clear()
+        reset_engine()
+
+
+def test_routing_import_export_round_trip(runner, db_url, tmp_path):
+    imported = runner.invoke(cli, ["routing", "import", str(PLAN)])
+    assert imported.exit_code == 0, imported.output
+    assert "imported 4 categories" in imported.stdout
+
+    out = tmp_path / "exported.yaml"
+    assert runner.invoke(cli, ["routing", "export", str(out)]).exit_code == 0
+    exported = yaml.safe_load(out.read_text())
+    original = yaml.safe_load(PLAN.read_text())
+    assert [c["slug"] for c in exported["categories"]] == [c["slug"] for c in original["categories"]]
+    for before, after in zip(original["categories"], exported["categories"], strict=True):
+        assert after["channels"] == before["channels"]
+        assert after["name"] == before["name"]
+        assert {k: str(v).rstrip("/") for k, v in after["contact"].items()} == {
+            k: str(v).rstrip("/") for k, v in before["contact"].items()
+        }
+
+    again = runner.invoke(cli, ["routing", "import", str(out)])
+    assert again.exit_code == 0
+    stdout = runner.invoke(cli, ["routing", "export"])
+    assert yaml.safe_load(stdout.stdout) == exported
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("categories: [unclosed", "not valid YAML"),
+        ("- a\n- b\n", "must be a mapping"),
+        ("categories:\n  - {slug: a, name: A, channels: {critical: [pigeon]}}\n", "unknown channel 'pigeon'"),
+        ("categories:\n  - {slug: Bad Slug, name: A}\n", "categories.0.slug"),
+    ],
+)
+def test_routing_import_bad_yaml_is_exit_1(runner, db_url, tmp_path, text, message):
+    assert runner.invoke(cli, ["routing", "import", str(PLAN)]).exit_code == 0
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    result = runner.invoke(cli, ["routing", "import", str(bad)])
+    assert result.exit_code == 1
+    assert message in result.stderr and "Traceback" not in result.output
+    from broadcaster.db import session_scope
+    from broadcaster.routing.service import list_categories
+
+    with session_scope() as session:
+        assert len(list_categories(session)) == 4  # the stored map is untouched
+
+
+def test_routing_import_missing_file_is_exit_1(runner, db_url, tmp_path):
+    result = runner.invoke(cli, ["routing", "import", str(tmp_path / "nope.yaml")])
+    assert result.exit_code == 1 and "cannot read" in result.stderr
+
+
+def test_alert_requires_a_key(runner, db_url, monkeypatch):
+    monkeypatch.delenv("BROADCASTER_API_KEY", raising=False)
+    result = runner.invoke(cli, ["alert", "--category", "emergency", "--message", "x"])
+    assert result.exit_code == 2 and "API key is required" in result.output
