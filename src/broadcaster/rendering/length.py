@@ -8,12 +8,44 @@
 
 from __future__ import annotations
 
+import importlib.resources
+import importlib.util
 import re
+import sys
+import types
+from collections.abc import Callable
 from dataclasses import dataclass
-
-from twitter_text import parse_tweet
+from typing import Any
 
 from broadcaster.rendering import sms
+
+
+def _load_parse_tweet() -> Callable[[str], Any]:
+    """Import twitter-text-parser's `parse_tweet`.
+
+    Its emoji table is read at import time through `pkg_resources.resource_string`, which setuptools >= 81
+    no longer ships (and which a venv without setuptools lacks). When it is missing, a stand-in offering
+    just that function is put in `sys.modules` for the duration of the import only."""
+    if importlib.util.find_spec("pkg_resources") is not None:
+        from twitter_text import parse_tweet
+
+        return parse_tweet
+    shim = types.ModuleType("pkg_resources")
+
+    def resource_string(package: str, name: str) -> bytes:
+        return importlib.resources.files(package.rpartition(".")[0] or package).joinpath(name).read_bytes()
+
+    shim.resource_string = resource_string  # type: ignore[attr-defined]
+    sys.modules["pkg_resources"] = shim
+    try:
+        from twitter_text import parse_tweet
+
+        return parse_tweet
+    finally:
+        sys.modules.pop("pkg_resources", None)
+
+
+parse_tweet = _load_parse_tweet()
 
 URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 MASTODON_URL_WEIGHT = 23
