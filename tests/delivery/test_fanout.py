@@ -114,10 +114,9 @@ def test_correction_goes_to_everyone_the_original_reached(
 def test_cancel_update_stops_original_and_notifies_reached(
     memory, drain, add_subscribers, publish, client, admin, emergency_category
 ):
-    from broadcaster.db import session_scope
+    from broadcaster.db import get_engine, session_scope
     from broadcaster.delivery.planner import plan_next
     from broadcaster.delivery.worker import claim
-    from broadcaster.db import get_engine
     from broadcaster.models.delivery import Broadcast
 
     add_subscribers(4, categories=["emergency"])

@@ -8,6 +8,10 @@ from dataclasses import dataclass
 from broadcaster.settings import Settings
 
 
+#: longest Retry-After honoured (a provider asking for more is treated as asking for this)
+MAX_RETRY_AFTER = 3600.0
+
+
 @dataclass(frozen=True)
 class RetryStrategy:
     """`delay(attempts)` is the wait before the next attempt, or None when the delivery should give up."""
@@ -27,5 +31,6 @@ class RetryStrategy:
         ceiling = min(self.max_seconds, self.base_seconds * (2 ** max(0, attempts - 1)))
         wait = random.uniform(0, ceiling)
         if retry_after is not None:
-            wait = max(wait, min(retry_after, self.max_seconds))
+            # the provider knows best: honour Retry-After even above our own backoff ceiling (within reason)
+            wait = max(wait, min(retry_after, MAX_RETRY_AFTER))
         return wait

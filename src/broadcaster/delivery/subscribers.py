@@ -161,7 +161,8 @@ def import_csv(session: Session, text: str) -> ImportReport:
         values = body.model_dump(exclude={"email_confirmed"})
         if matches:
             row = matches[0]
-            values = {k: v for k, v in values.items() if v is not None}
+            # an update only touches the cells the row fills in
+            values = {k: v for k, v in values.items() if record.get(k)}
             _apply(row, values)
             row.updated_at = utcnow()
             updated += 1

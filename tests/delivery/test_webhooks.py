@@ -1,0 +1,219 @@
+"""Receipts and opt-in/opt-out: signed Twilio/SendGrid webhooks (403 and nothing changed when the
+signature is bad), inbound STOP/START/HELP, RFC 8058 one-click unsubscribe, double opt-in."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from sqlalchemy import func, select
+
+TOKEN = "twilio-test-token"
+
+
+@pytest.fixture
+def signed(monkeypatch, memory):
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from broadcaster.settings import get_settings
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    der = key.public_key().public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", TOKEN)
+    monkeypatch.setenv("SENDGRID_EVENT_PUBLIC_KEY", base64.b64encode(der).decode())
+    monkeypatch.setenv("SECRET_KEY", "test-secret-key-for-tokens")
+    get_settings.cache_clear()
+
+    def sendgrid_headers(body: bytes, ts: str = "1700000000") -> dict[str, str]:
+        sig = key.sign(ts.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return {
+            "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(sig).decode(),
+            "X-Twilio-Email-Event-Webhook-Timestamp": ts,
+            "Content-Type": "application/json",
+        }
+
+    return sendgrid_headers
+
+
+def twilio_sig(path: str, params: dict[str, str]) -> dict[str, str]:
+    from twilio.request_validator import RequestValidator
+
+    return {"X-Twilio-Signature": RequestValidator(TOKEN).compute_signature(f"http://testserver{path}", params)}
+
+
+def _sent_broadcast(drain, add_subscribers, publish, channel="memory"):
+    add_subscribers(2)
+    bid = publish(channels=[channel])["broadcast_id"]
+    drain()
+    from broadcaster.db import session_scope
+    from broadcaster.models.delivery import Delivery
+
+    with session_scope() as session:
+        return list(session.scalars(select(Delivery).where(Delivery.broadcast_id == bid).order_by(Delivery.id)))
+
+
+def _delivery(i: int):
+    from broadcaster.db import session_scope
+    from broadcaster.models.delivery import Delivery
+
+    with session_scope() as session:
+        return session.get(Delivery, i)
+
+
+def _events() -> int:
+    from broadcaster.db import session_scope
+    from broadcaster.models.delivery import DeliveryEvent
+
+    with session_scope() as session:
+        return int(session.scalar(select(func.count()).select_from(DeliveryEvent)))
+
+
+def test_twilio_status_callback(signed, client, drain, add_subscribers, publish, emergency_category):
+    d1, d2 = _sent_broadcast(drain, add_subscribers, publish)
+    path = f"/v1/webhooks/twilio/status?delivery_id={d1.id}"
+    params = {"MessageSid": "SM123", "MessageStatus": "delivered"}
+    bad = client.post(path, data=params, headers={"X-Twilio-Signature": "bm9wZQ=="})
+    assert bad.status_code == 403
+    assert client.post(path, data=params).status_code == 403
+    tampered = client.post(path, data=params | {"MessageStatus": "failed"}, headers=twilio_sig(path, params))
+    assert tampered.status_code == 403
+    assert _delivery(d1.id).status == "sent" and _events() == 0
+    ok = client.post(path, data=params, headers=twilio_sig(path, params))
+    assert ok.status_code == 204
+    assert _delivery(d1.id).status == "delivered" and _events() == 1
+    late = {"MessageSid": "SM123", "MessageStatus": "sent"}
+    assert client.post(path, data=late, headers=twilio_sig(path, late)).status_code == 204
+    assert _delivery(d1.id).status == "delivered"  # never backwards
+    # matched by provider message id when no delivery_id is given
+    mid = d2.provider_message_id
+    path2 = "/v1/webhooks/twilio/status"
+    failed = {"MessageSid": mid, "MessageStatus": "undelivered", "ErrorCode": "30003", "ErrorMessage": "Unreachable"}
+    assert client.post(path2, data=failed, headers=twilio_sig(path2, failed)).status_code == 204
+    row = _delivery(d2.id)
+    assert (row.status, row.error_code, row.error_reason) == ("undelivered", "30003", "Unreachable")
+
+
+def test_twilio_inbound_stop_start_help(signed, client, add_subscribers, emergency_category):
+    from broadcaster.db import session_scope
+    from broadcaster.models.delivery import Subscriber
+
+    [sid] = add_subscribers(1, phone="+15550001111")
+    path = "/v1/webhooks/twilio/inbound"
+
+    def post(body: str, sign: bool = True):
+        params = {"From": "+15550001111", "Body": body, "MessageSid": "SMin"}
+        return client.post(path, data=params, headers=twilio_sig(path, params) if sign else {})
+
+    def opted_out() -> bool:
+        with session_scope() as session:
+            return session.get(Subscriber, sid).sms_opted_out
+
+    assert post("STOP", sign=False).status_code == 403
+    assert not opted_out()
+    resp = post(" stop ")
+    assert resp.status_code == 200 and resp.headers["content-type"].startswith("application/xml")
+    assert "<Message>" not in resp.text
+    assert opted_out()
+    assert post("START").status_code == 200 and not opted_out()
+    assert post("unsubscribe").status_code == 200 and opted_out()
+    help_reply = post("HELP")
+    assert "Example Org" in help_reply.text and "STOP" in help_reply.text and opted_out()
+
+
+def test_stop_suppresses_pending_deliveries(signed, client, add_subscribers, publish, emergency_category):
+    from broadcaster.db import session_scope
+    from broadcaster.delivery.planner import plan_next
+    from broadcaster.models.delivery import Delivery
+
+    add_subscribers(2)
+    bid = publish(channels=["memory"])["broadcast_id"]
+    with session_scope() as session:
+        plan_next(session)
+    path = "/v1/webhooks/twilio/inbound"
+    params = {"From": "+15550000001", "Body": "STOP"}
+    assert client.post(path, data=params, headers=twilio_sig(path, params)).status_code == 200
+    with session_scope() as session:
+        rows = dict(
+            session.execute(select(Delivery.address, Delivery.status).where(Delivery.broadcast_id == bid)).all()
+        )
+    assert rows == {"+15550000001": "suppressed", "+15550000002": "pending"}
+
+
+def test_sendgrid_events(signed, client, drain, add_subscribers, publish, emergency_category):
+    d1, d2 = _sent_broadcast(drain, add_subscribers, publish, channel="memory-email")
+    events = [
+        {"email": d1.address, "event": "delivered", "delivery_id": str(d1.id), "sg_message_id": "x.filter0"},
+        {"email": d2.address, "event": "bounce", "delivery_id": str(d2.id), "reason": "550 no such user"},
+        {"email": d1.address, "event": "open", "delivery_id": str(d1.id)},
+    ]
+    body = json.dumps(events).encode()
+    headers = signed(body)
+    assert client.post("/v1/webhooks/sendgrid/events", content=body + b" ", headers=headers).status_code == 403
+    wrong_ts = headers | {"X-Twilio-Email-Event-Webhook-Timestamp": "1700000001"}
+    assert client.post("/v1/webhooks/sendgrid/events", content=body, headers=wrong_ts).status_code == 403
+    garbage = headers | {"X-Twilio-Email-Event-Webhook-Signature": "%%%not-base64"}
+    assert client.post("/v1/webhooks/sendgrid/events", content=body, headers=garbage).status_code == 403
+    unsigned = {"Content-Type": "application/json"}
+    assert client.post("/v1/webhooks/sendgrid/events", content=body, headers=unsigned).status_code == 403
+    assert (_delivery(d1.id).status, _delivery(d2.id).status, _events()) == ("sent", "sent", 0)
+    assert client.post("/v1/webhooks/sendgrid/events", content=body, headers=headers).status_code == 204
+    assert _delivery(d1.id).status == "opened"
+    row2 = _delivery(d2.id)
+    assert (row2.status, row2.error_reason) == ("bounced", "550 no such user")
+    assert _events() == 3
+
+
+def test_one_click_unsubscribe(signed, client, add_subscribers, emergency_category):
+    from broadcaster.db import session_scope
+    from broadcaster.delivery.tokens import unsubscribe_url
+    from broadcaster.models.delivery import Subscriber
+
+    [sid] = add_subscribers(1)
+    url = unsubscribe_url(sid)
+    path = url.removeprefix("http://testserver")
+    page = client.get(path)
+    assert page.status_code == 200 and "List-Unsubscribe" in page.text
+    with session_scope() as session:
+        assert not session.get(Subscriber, sid).email_opted_out  # GET alone never unsubscribes
+    forged = client.post(path[:-3] + "abc", data={"List-Unsubscribe": "One-Click"})
+    assert forged.status_code == 400
+    resp = client.post(path, data={"List-Unsubscribe": "One-Click"})  # no cookies, no auth
+    assert resp.status_code == 200
+    with session_scope() as session:
+        assert session.get(Subscriber, sid).email_opted_out
+
+
+def test_self_service_subscribe_double_opt_in(signed, client, drain, emergency_category):
+    from broadcaster.db import session_scope
+    from broadcaster.models.delivery import Subscriber
+
+    bad = client.post("/v1/subscribe", json={"email": "nope", "categories": ["emergency"]})
+    assert bad.status_code == 422 and bad.json()["field"] == "email"
+    assert client.post("/v1/subscribe", json={"categories": ["emergency"]}).status_code == 422
+    assert client.post("/v1/subscribe", json={"email": "a@example.org", "categories": ["x"]}).status_code == 422
+    resp = client.post("/v1/subscribe", json={"email": "Reader@Example.org", "categories": ["emergency"]})
+    assert resp.status_code == 202 and resp.json()["status"] == "pending_confirmation"
+    form = client.post("/v1/subscribe", data={"phone": "+15550002222", "categories": "emergency"})
+    assert form.status_code == 202 and "text/html" in form.headers["content-type"]
+    drain()
+    [(_, to, _, text)] = [s for s in signed_memory_sent() if s[0] == "memory-email"]
+    assert to == "reader@example.org"
+    link = next(w for w in text.split() if "/v1/subscribe/confirm?token=" in w)
+    with session_scope() as session:
+        sub = session.scalar(select(Subscriber).where(Subscriber.email == "reader@example.org"))
+        assert not sub.email_confirmed
+    assert client.get(link.removeprefix("http://testserver") + "x").status_code == 400
+    assert client.get(link.removeprefix("http://testserver")).status_code == 200
+    with session_scope() as session:
+        sub = session.scalar(select(Subscriber).where(Subscriber.email == "reader@example.org"))
+        assert sub.email_confirmed and sub.categories == ",emergency,"
+        phone = session.scalar(select(Subscriber).where(Subscriber.phone == "+15550002222"))
+        assert phone is not None and phone.source == "self"
+
+
+def signed_memory_sent():
+    from broadcaster.delivery.testing import MemoryAdapter
+
+    return MemoryAdapter.sent
