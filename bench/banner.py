@@ -192,6 +192,9 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in the temp dir")
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
+    parser.add_argument(
+        "--no-control", dest="control", action="store_false", help="skip the bare raw-ASGI control server"
+    )
     args = parser.parse_args()
     for tool in ("wrk", "nginx"):
         if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
@@ -200,9 +203,10 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="bc-bench-"))
     service: subprocess.Popen[bytes] | None = None
     nginx: subprocess.Popen[bytes] | None = None
+    control: subprocess.Popen[bytes] | None = None
     try:
         db_url = args.database_url or f"sqlite:///{tmp}/bench.db"
-        svc_port, nginx_port = free_port(), free_port()
+        svc_port, nginx_port, control_port = free_port(), free_port(), free_port()
         env = {
             **os.environ,
             "DATABASE_URL": db_url,
@@ -219,24 +223,31 @@ def main() -> int:
         with session_scope() as session:
             _, key = create_key(session, f"bench-{os.getpid()}", ["admin"])
 
-        service = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "uvicorn", "broadcaster.asgi:app", "--host", "127.0.0.1"),
-                *("--port", str(svc_port), "--workers", str(args.workers), "--loop", "uvloop"),
-                *("--http", "httptools", "--no-access-log", "--log-level", "warning"),
-            ],
-            env=env,
-            cwd=tmp,
-        )
+        def uvicorn(app: str, port: int, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                [
+                    *(sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)),
+                    *("--workers", str(args.workers), "--loop", "uvloop", "--http", "httptools"),
+                    *("--no-access-log", "--log-level", "warning"),
+                ],
+                env={**env, **extra_env},
+                cwd=tmp,
+            )
+
+        service = uvicorn("broadcaster.asgi:app", svc_port, {})
         svc_url = f"http://127.0.0.1:{svc_port}/v1/banner"
         wait_http(svc_url, service)
         seed(f"http://127.0.0.1:{svc_port}", key)
-        time.sleep(0.5)
-        body = httpx.get(svc_url).content
-        assert b"Power outage" in body, body
-        # both workers must serve the published banner (each has its own cache)
-        for _ in range(20):
-            assert httpx.get(svc_url).content == body
+        # each worker has its own cache; wait until every worker serves the published banner
+        deadline = time.monotonic() + 30
+        while True:
+            bodies = {httpx.get(svc_url).content for _ in range(20)}
+            body = next(iter(bodies))
+            if len(bodies) == 1 and b"Power outage" in body:
+                break
+            if time.monotonic() > deadline:
+                raise SystemExit(f"workers did not converge on the published banner: {bodies}")
+            time.sleep(0.2)
 
         (tmp / "www").mkdir()
         (tmp / "www" / "banner.json").write_bytes(body)
@@ -248,17 +259,28 @@ def main() -> int:
         nginx_url = f"http://127.0.0.1:{nginx_port}/banner.json"
         wait_http(nginx_url, nginx)
         assert httpx.get(nginx_url).content == body, "nginx must serve the same bytes"
+        servers = [("nginx", nginx_url, nginx), ("service", svc_url, service)]
+        if args.control:
+            bench_dir = str(Path(__file__).resolve().parent)
+            control = uvicorn(
+                "raw_banner_app:app",
+                control_port,
+                {"BENCH_BODY_FILE": str(tmp / "www" / "banner.json"), "PYTHONPATH": bench_dir},
+            )
+            control_url = f"http://127.0.0.1:{control_port}/"
+            wait_http(control_url, control)
+            servers.append(("raw-asgi", control_url, control))
 
         print(
             f"payload: {len(body)} bytes; database: {db_url.split(':', 1)[0]}; wrk -t{args.threads} "
             f"-c{args.connections} -d{args.duration}s --latency; {args.runs} runs each, interleaved"
         )
         warm = argparse.Namespace(**{**vars(args), "duration": args.warmup})
-        wrk(nginx_url, nginx.pid, warm)
-        wrk(svc_url, service.pid, warm)
-        results: dict[str, list[Run]] = {"nginx": [], "service": []}
+        for _, url, proc in servers:
+            wrk(url, proc.pid, warm)
+        results: dict[str, list[Run]] = {name: [] for name, _, _ in servers}
         for i in range(args.runs):
-            for name, url, proc in (("nginx", nginx_url, nginx), ("service", svc_url, service)):
+            for name, url, proc in servers:
                 run = wrk(url, proc.pid, args)
                 results[name].append(run)
                 print(
@@ -271,7 +293,7 @@ def main() -> int:
 
         print()
         print(f"{'':10s} {'rps':>10s} {'p50 ms':>8s} {'p99 ms':>8s} {'cores':>6s} {'req/CPU-s':>10s} {'errors':>7s}")
-        for name in ("nginx", "service"):
+        for name in results:
             print(
                 f"{name:10s} {med(name, 'rps'):>10,.0f} {med(name, 'p50_ms'):>8.2f} {med(name, 'p99_ms'):>8.2f} "
                 f"{med(name, 'server_cores'):>6.2f} {med(name, 'req_per_cpu_s'):>10,.0f} "
@@ -293,10 +315,18 @@ def main() -> int:
             f"  (target <= {TARGET_P99_MS} ms: {'PASS' if ok_p99 else 'FAIL'})"
         )
         print(f"service errors (non-2xx + socket): {errors}")
+        if "raw-asgi" in results:
+            print(
+                "control: bare raw ASGI on the same uvicorn ="
+                f" {med('raw-asgi', 'rps') / med('nginx', 'rps'):.2f}x nginx;"
+                f" service/raw-asgi = {med('service', 'rps') / med('raw-asgi', 'rps'):.2f}x"
+                f" (p99 {med('raw-asgi', 'p99_ms'):.2f} ms)"
+            )
         if args.json:
             print(json.dumps({k: [asdict(r) for r in v] for k, v in results.items()} | {"ratio": ratio}))
         return 0 if ok_ratio and ok_p99 and errors == 0 else 1
     finally:
+        stop(control)
         stop(nginx)
         stop(service)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -24,6 +24,8 @@ class PublicFastPath:
 
     def __getattr__(self, name: str) -> Any:
         # expose the wrapped app's attributes (state, routes, openapi, ...) for tools and tests
+        if name == "app":
+            raise AttributeError(name)
         return getattr(self.app, name)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

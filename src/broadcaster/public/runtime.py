@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 import anyio.to_thread
 from fastapi import FastAPI
@@ -27,7 +28,16 @@ async def start_public(app: FastAPI) -> None:
     cache.reset()
     settings = get_settings()
     watcher = _listen_postgres if not settings.is_sqlite else _poll_version
-    app.state.public_watcher = asyncio.create_task(watcher(), name="broadcaster-public-watcher")
+    app.state.public_watcher = asyncio.create_task(_prime_then(watcher), name="broadcaster-public-watcher")
+
+
+async def _prime_then(watcher: Callable[[], Awaitable[None]]) -> None:
+    """Load the banner snapshot before the first request needs it, then watch for changes."""
+    try:
+        await get_cache().state()
+    except Exception:
+        log.warning("public: could not prime the banner cache (it loads on the first request)", exc_info=True)
+    await watcher()
 
 
 async def stop_public(app: FastAPI) -> None:
