@@ -72,7 +72,7 @@ CASES = [
         SendGridEmail,
         "sendgrid",
         429,
-        {"headers": {"X-RateLimit-Reset": _in(30)}},
+        {"headers": {"X-RateLimit-Reset": lambda: _in(30)}},
         "a@example.org",
         T,
         "http_429",
@@ -85,7 +85,7 @@ CASES = [
     (SendGridEmail, "sendgrid", 401, {}, "a@example.org", P, "http_401", None),
     (SendGridEmail, "sendgrid", 403, {}, "a@example.org", P, "http_403", None),
     (SendGridEmail, "sendgrid", 413, {}, "a@example.org", P, "http_413", None),
-    (XPost, "x", 429, {"headers": {"x-rate-limit-reset": _in(60)}}, "x", T, "x_429", (55, 61)),
+    (XPost, "x", 429, {"headers": {"x-rate-limit-reset": lambda: _in(60)}}, "x", T, "x_429", (55, 61)),
     (XPost, "x", 500, {}, "x", T, "x_500", None),
     (XPost, "x", 503, {}, "x", T, "x_503", None),
     (XPost, "x", 400, {}, "x", P, "x_400", None),
@@ -104,7 +104,7 @@ CASES = [
         MastodonPost,
         "mastodon",
         429,
-        {"headers": {**MASTODON_LIMIT, "X-RateLimit-Reset": _iso_in(40)}},
+        {"headers": {**MASTODON_LIMIT, "X-RateLimit-Reset": lambda: _iso_in(40)}},
         "m",
         T,
         "mastodon_429",
@@ -130,7 +130,9 @@ CASES = [
 async def test_error_mapping(fake, make_settings, cls, provider, status, fault, address, expected, code, retry):
     adapter = cls.from_settings(make_settings())
     if status is not None:
-        fake.inject(provider, status, **fault)
+        # reset times are computed now, not at collection (the suite may run long before this test)
+        headers = {k: v() if callable(v) else v for k, v in fault.get("headers", {}).items()}
+        fake.inject(provider, status, **{**fault, "headers": headers})
     message = Message(
         text=f"error mapping {provider} {status} {address}", subject="s", data={"voice_language": "en-US"}
     )
