@@ -1,0 +1,81 @@
+"""The README's 5-minute tour, run as written against a live `broadcaster serve` (SQLite, in-process worker)."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+
+
+def tour_script() -> str:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("<!-- tour:start", 1)[1].split("<!-- tour:end -->", 1)[0]
+    blocks = re.findall(r"```sh\n(.*?)```", section, flags=re.S)
+    assert len(blocks) >= 4, "the tour lost its shell blocks"
+    return "\n".join(blocks)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.slow
+def test_readme_tour_works_as_written(tmp_path):
+    port = _free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("BROADCASTER_", "DATABASE_URL", "WORKER_", "PUBLIC_URL"))
+    }
+    env |= {"DATABASE_URL": f"sqlite:///{tmp_path}/tour.db", "PUBLIC_URL": f"http://127.0.0.1:{port}"}
+    env["PATH"] = f"{BIN}:{env.get('PATH', '')}"
+    log = (tmp_path / "serve.log").open("w")
+    server = subprocess.Popen(
+        [str(BIN / "broadcaster"), "serve", "--port", str(port)], cwd=ROOT, env=env, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/docs", timeout=2)
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "serve.log").read_text()
+                assert time.monotonic() < deadline, "server did not start"
+                time.sleep(0.2)
+        script = tour_script().replace("127.0.0.1:8000", f"127.0.0.1:{port}")
+        script = script.replace(".venv/bin/broadcaster", str(BIN / "broadcaster"))
+        result = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", script],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+        log.close()
+    out = result.stdout
+    assert result.returncode == 0, f"tour failed:\n{result.stderr}\n{out}"
+    assert "Traceback" not in result.stderr, result.stderr
+    assert '"channels":["banner","social"]' in out  # the routing map picked the channels
+    assert "idempotent-replayed: true" in out.lower()
+    assert '"approval_required":true' in out  # critical -> waits for a second key
+    assert '"error":"forbidden"' in out  # Alice cannot approve her own update
+    assert out.count('"state":"published"') >= 3  # alert, Bob's approval, the correction
+    assert '"kind":"correction"' in out
+    assert '"internal_error"' not in out
