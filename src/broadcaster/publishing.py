@@ -49,13 +49,16 @@ def approve(session: Session, update_id: int, actor: str) -> PublishResult:
     update = get_update(session, update_id)
     if update.state != UpdateState.pending_approval.value:
         raise Conflict(f"Update {update_id} is not waiting for approval.", field="update_id")
-    if update.published_by == actor:
+    requester = update.published_by
+    if requester == actor:
         raise Forbidden("The approver must be a different person than the requester.", field="Authorization")
     update.approved_by = actor
-    return _do_publish(session, update, update.incident, actor)
+    audit.record(session, actor, "update.approve", "update", update.id, requester=requester)
+    return _do_publish(session, update, update.incident, requester or actor)
 
 
 def _do_publish(session: Session, update: Update, incident: Incident, actor: str) -> PublishResult:
+    """Publish now: `actor` is recorded as the publisher (the requester, when a second key approved)."""
     from broadcaster.delivery.hooks import start_broadcast
     from broadcaster.public.hooks import content_changed
 

@@ -77,10 +77,11 @@ def test_published_update_is_frozen(client, admin, make_incident, make_update, u
     assert client.get(f"/v1/updates/{update['id']}", headers=admin).json()["body"] == update["body"]
 
 
-def test_critical_update_needs_a_second_key(client, auth, make_incident, make_update):
+def test_critical_update_needs_a_second_key(client, make_key, make_incident, make_update):
     incident = make_incident(severity="critical")
     update = make_update(incident["id"])
-    requester, approver = auth("publish"), auth("publish")
+    requester = {"Authorization": f"Bearer {make_key('publish', name='alice')}"}
+    approver = {"Authorization": f"Bearer {make_key('publish', name='bob')}"}
 
     pending = client.post(f"/v1/updates/{update['id']}/publish", headers=requester)
     assert pending.status_code == 202, pending.text
@@ -94,7 +95,8 @@ def test_critical_update_needs_a_second_key(client, auth, make_incident, make_up
     approved = client.post(f"/v1/updates/{update['id']}/approve", headers=approver)
     assert approved.status_code == 200, approved.text
     assert approved.json()["update"]["state"] == "published"
-    assert approved.json()["update"]["approved_by"].startswith("key:")
+    assert approved.json()["update"]["approved_by"] == "key:bob"
+    assert approved.json()["update"]["published_by"] == "key:alice"  # the requester stays the publisher
     assert_error(client.post(f"/v1/updates/{update['id']}/approve", headers=approver), 409, field="update_id")
 
 
@@ -103,7 +105,7 @@ def test_editing_a_pending_update_voids_the_approval(client, auth, admin, make_i
     update = make_update(incident["id"])
     assert client.post(f"/v1/updates/{update['id']}/publish", headers=auth("publish")).status_code == 202
     edited = client.patch(f"/v1/updates/{update['id']}", headers=admin, json={"body": "New text"})
-    assert edited.json()["state"] == "draft"
+    assert edited.json()["state"] == "draft" and edited.json()["published_by"] is None
     assert_error(client.post(f"/v1/updates/{update['id']}/approve", headers=auth("publish")), 409)
 
 

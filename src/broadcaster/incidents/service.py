@@ -182,6 +182,7 @@ def edit_update(session: Session, update_id: int, patch: UpdatePatch) -> Update:
             setattr(update, key, value)
     if update.state == UpdateState.pending_approval.value:
         update.state = UpdateState.draft.value  # an edit voids a pending approval
+        update.published_by = None
     session.flush()
     return update
 
