@@ -7,7 +7,6 @@ from dataclasses import dataclass
 
 from broadcaster.settings import Settings
 
-
 #: longest Retry-After honoured (a provider asking for more is treated as asking for this)
 MAX_RETRY_AFTER = 3600.0
 
