@@ -96,3 +96,18 @@ def test_status_page_updates_after_publish_and_304(client, publish):
     assert fresh.status_code == 200
     assert "Fresh incident" in fresh.text
     assert client.get("/status", headers={"If-None-Match": fresh.headers["etag"]}).status_code == 304
+
+
+def test_subscribe_form_posts_to_the_subscribe_endpoint(client, publish):
+    """Submit the page's own form (its field names, form-encoded) like a browser without JS would."""
+    publish()
+    parser = Forms()
+    parser.feed(client.get("/status").text)
+    [form] = parser.forms
+    names = {n for n, _ in form["fields"]}
+    data = {"phone": "+15557654321", "categories": "emergency", "locale": "fr"}
+    assert set(data) <= names
+    resp = client.post(form["action"], data=data)
+    assert resp.status_code == 202, resp.text
+    assert resp.headers["content-type"].startswith("text/html")
+    assert "You are subscribed." in resp.text
