@@ -87,6 +87,19 @@ CLAIM_PG = _CLAIM.replace("{lock}", " FOR UPDATE SKIP LOCKED")
 CLAIM_SQLITE = _CLAIM.replace("{lock}", "")
 
 
+#: record final outcomes of a batch on PostgreSQL (only rows this worker still holds)
+RECORD_PG = (
+    "UPDATE deliveries AS d SET status = v.status, provider = v.provider, provider_message_id = v.mid, "
+    "error_code = v.code, error_reason = v.reason, "
+    "sent_at = CASE WHEN v.status = 'sent' THEN CAST(:now AS timestamptz) END, "
+    "lease_expires_at = NULL, updated_at = CAST(:now AS timestamptz) "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:providers AS text[]), "
+    "CAST(:mids AS text[]), CAST(:codes AS text[]), CAST(:reasons AS text[])) "
+    "AS v(id, status, provider, mid, code, reason) "
+    "WHERE d.id = v.id AND d.claimed_by = :me AND d.status = 'sending'"
+)
+
+
 def claim_sql(dialect: str) -> Any:
     return text(CLAIM_PG if dialect == "postgresql" else CLAIM_SQLITE)
 
@@ -288,7 +301,22 @@ class Worker:
         retry = [o for o in outcomes if o.status == "pending"]
         guard = (_T.c.id == bindparam("b_id"), _T.c.claimed_by == self.id, _T.c.status == "sending")
         with self.engine.begin() as conn:
-            if done:
+            if done and conn.dialect.name == "postgresql":
+                # one statement for the whole batch (an executemany of 500 UPDATEs costs ~2x more)
+                conn.execute(
+                    text(RECORD_PG),
+                    {
+                        "ids": [o.id for o in done],
+                        "statuses": [o.status for o in done],
+                        "providers": [o.provider for o in done],
+                        "mids": [o.provider_message_id for o in done],
+                        "codes": [o.error_code for o in done],
+                        "reasons": [o.error_reason for o in done],
+                        "now": now,
+                        "me": self.id,
+                    },
+                )
+            elif done:
                 conn.execute(
                     update(_T)
                     .where(*guard)
