@@ -182,6 +182,36 @@ def seed(base: str, key: str) -> None:
     httpx.post(f"{base}/v1/updates/{update_id}/publish", headers=h).raise_for_status()
 
 
+def create_private_database(server_url: str) -> tuple[str, str]:
+    """CREATE DATABASE bc_bench_<pid> on the server; returns (admin URL, URL of the new database)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from broadcaster.db import normalize_url
+
+    admin_url = normalize_url(server_url)
+    name = f"bc_bench_{os.getpid()}"
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return admin_url, make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def drop_private_database(admin_url: str, url: str) -> None:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from broadcaster.db import reset_engine
+
+    reset_engine()
+    name = make_url(url).database
+    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    engine.dispose()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
@@ -190,7 +220,12 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--database-url", default=None, help="default: a fresh SQLite file in the temp dir")
+    parser.add_argument(
+        "--database-url",
+        default=None,
+        help="PostgreSQL server to use: a private database is created on it and dropped afterwards "
+        "(default: a fresh SQLite file in the temp dir)",
+    )
     parser.add_argument("--json", action="store_true", help="print the results as JSON too")
     parser.add_argument(
         "--no-control", dest="control", action="store_false", help="skip the bare raw-ASGI control server"
@@ -204,8 +239,12 @@ def main() -> int:
     service: subprocess.Popen[bytes] | None = None
     nginx: subprocess.Popen[bytes] | None = None
     control: subprocess.Popen[bytes] | None = None
+    private_db: tuple[str, str] | None = None
     try:
-        db_url = args.database_url or f"sqlite:///{tmp}/bench.db"
+        db_url = f"sqlite:///{tmp}/bench.db"
+        if args.database_url:
+            private_db = create_private_database(args.database_url)
+            db_url = private_db[1]
         svc_port, nginx_port, control_port = free_port(), free_port(), free_port()
         env = {
             **os.environ,
@@ -329,6 +368,8 @@ def main() -> int:
         stop(control)
         stop(nginx)
         stop(service)
+        if private_db is not None:
+            drop_private_database(*private_db)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
