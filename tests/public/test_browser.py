@@ -145,6 +145,17 @@ def test_banner_js_embed_dismiss_refresh_and_xss(browser, service, make_key, db_
         second = api.publish(incident, body="Second update: still investigating.")
         page.locator(f'[data-update-id="{second}"]').wait_for(state="visible", timeout=15_000)
         assert "Second update" in page.locator(f'[data-update-id="{second}"] .bc-text').inner_text()
+
+        # an edit of the incident (no new update) redraws the banner in place
+        resp = httpx.patch(
+            f"{service}/v1/incidents/{incident}", headers=api.headers, json={"title": "Renamed", "severity": "minor"}
+        )
+        assert resp.status_code == 200, resp.text
+        edited = page.locator(f'[data-update-id="{second}"].bc-minor')
+        edited.wait_for(state="visible", timeout=15_000)
+        assert edited.locator(".bc-title").inner_text() == "Renamed"
+        assert edited.get_attribute("role") == "status"
+        assert page.locator(".bc-banner").count() == 1
         assert page.evaluate("typeof window.__bc_pwned") == "undefined"
         assert errors == []
         context.close()

@@ -67,13 +67,17 @@
     (data.banners || []).forEach(function (b) {
       if (hidden.indexOf(b.id) !== -1) { return; }
       keep[b.id] = true;
-      if (box.querySelector("[data-update-id='" + Number(b.id) + "']")) { return; }
+      var sig = [b.severity, b.title, b.text, b.status, b.kind, b.locale].join("\u0000");
+      var existing = box.querySelector("[data-update-id='" + Number(b.id) + "']");
+      if (existing && existing.bcSig === sig) { return; }
+      /* new, or edited (e.g. severity or title changed): (re)draw in place */
       var colours = CONFIG.palette[b.severity] || CONFIG.palette.info;
       var loud = !!assertive[b.severity];
       var div = el("div", "", "background:" + colours.bg + ";color:" + colours.fg +
         ";padding:0.75em 3em 0.75em 1em;position:relative;font-family:inherit;line-height:1.4;");
       div.className = "bc-banner bc-" + b.severity;
       div.setAttribute("data-update-id", String(Number(b.id)));
+      div.bcSig = sig;
       div.setAttribute("role", loud ? "alert" : "status");
       div.setAttribute("aria-live", loud ? "assertive" : "polite");
       if (b.locale) { div.setAttribute("lang", b.locale); }
@@ -94,7 +98,7 @@
       close.setAttribute("aria-label", "Dismiss announcement: " + b.title);
       close.addEventListener("click", function () { dismiss(b.id); div.parentNode.removeChild(div); });
       div.appendChild(close);
-      box.appendChild(div);
+      if (existing) { box.replaceChild(div, existing); } else { box.appendChild(div); }
     });
     Array.prototype.slice.call(box.children).forEach(function (child) {
       if (!keep[child.getAttribute("data-update-id")]) { box.removeChild(child); }
