@@ -70,6 +70,8 @@ def test_readme_tour_works_as_written(tmp_path):
         server.wait(timeout=30)
         log.close()
     out = result.stdout
+    banner = (tmp_path / "serve.log").read_text()
+    assert f"http://127.0.0.1:{port}/docs" in banner and "broadcaster keys create" in banner  # says where to go
     assert result.returncode == 0, f"tour failed:\n{result.stderr}\n{out}"
     assert "Traceback" not in result.stderr, result.stderr
     assert '"channels":["banner","social"]' in out  # the routing map picked the channels
