@@ -85,7 +85,8 @@ class Settings(BaseSettings):
     twilio_voice_from: str | None = None
     # Twilio voice for <Say> (e.g. "alice", "Polly.Joanna"); empty uses Twilio's default voice
     twilio_voice: str = "alice"
-    # Status callback URL given to Twilio (delivery and idempotency keys are appended as query); default PUBLIC_URL/v1/webhooks/twilio/status
+    # Status callback URL given to Twilio (delivery and idempotency keys are appended as query);
+    # default PUBLIC_URL/v1/webhooks/twilio/status
     twilio_status_callback_url: str | None = None
 
     # --- SendGrid (email) -------------------------------------------------------------------------------
@@ -116,7 +117,8 @@ class Settings(BaseSettings):
     # --- outbound webhooks -----------------------------------------------------------------------------
     webhook_urls: CsvList = Field(default_factory=list)
     webhook_secret: SecretStr | None = None
-    # Payload shape of outbound webhooks: json (Broadcaster's own), slack (Slack incoming webhook) or teams (MessageCard)
+    # Payload shape of outbound webhooks: json (Broadcaster's own), slack (Slack incoming webhook)
+    # or teams (MessageCard)
     webhook_format: str = "json"
 
     # --- channels and rendering (all adapters) -----------------------------------------------------------
