@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextvars
+import functools
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -67,6 +68,11 @@ class _TwilioHttp(AsyncHttpClient):
             )
         return self._session
 
+    @staticmethod
+    @functools.lru_cache(maxsize=4)
+    def _basic(auth: tuple[str, str]) -> str:
+        return "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+
     async def request(
         self,
         method: str,
@@ -82,8 +88,7 @@ class _TwilioHttp(AsyncHttpClient):
             url = TWILIO_HOST.sub(self.base_url, url, count=1)
         out_headers = dict(headers or {})
         if auth is not None:
-            token = base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-            out_headers["Authorization"] = f"Basic {token}"
+            out_headers["Authorization"] = self._basic(auth)
         body = None
         form = _pairs(data)
         if form is not None:
