@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:17:40.527744
+Create Date: 2026-11-23 09:43:46.372973
 """
 
 from __future__ import annotations
@@ -244,7 +244,11 @@ def upgrade() -> None:
             postgresql_where=sa.text("status = 'sending'"),
         )
         batch_op.create_index(
-            "ix_deliveries_pending", ["status", "id"], unique=False, postgresql_where=sa.text("status = 'pending'")
+            "ix_deliveries_pending",
+            ["id"],
+            unique=False,
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
         )
         batch_op.create_index(
             "ix_deliveries_provider_message_id",
@@ -262,7 +266,11 @@ def downgrade() -> None:
         batch_op.drop_index(
             "ix_deliveries_provider_message_id", postgresql_where=sa.text("provider_message_id IS NOT NULL")
         )
-        batch_op.drop_index("ix_deliveries_pending", postgresql_where=sa.text("status = 'pending'"))
+        batch_op.drop_index(
+            "ix_deliveries_pending",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        )
         batch_op.drop_index("ix_deliveries_leased", postgresql_where=sa.text("status = 'sending'"))
         batch_op.drop_index("ix_deliveries_broadcast_id_id")
 

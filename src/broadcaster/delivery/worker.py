@@ -79,12 +79,13 @@ class _State:
 _CLAIM = (
     "UPDATE deliveries SET status='sending', lease_expires_at=:lease, claimed_by=:me, "
     "attempts=attempts+1, updated_at=:now "
-    "WHERE id IN (SELECT id FROM deliveries WHERE status='pending' AND next_attempt_at <= :now "
+    "WHERE id IN (SELECT id FROM deliveries{indexed} WHERE status='pending' AND next_attempt_at <= :now "
     "ORDER BY id LIMIT :n{lock}) "
     "RETURNING id, broadcast_id, channel, address, subscriber_id, locale, attempts"
 )
-CLAIM_PG = _CLAIM.replace("{lock}", " FOR UPDATE SKIP LOCKED")
-CLAIM_SQLITE = _CLAIM.replace("{lock}", "")
+CLAIM_PG = _CLAIM.replace("{lock}", " FOR UPDATE SKIP LOCKED").replace("{indexed}", "")
+#: SQLite ignores the partial index for ORDER BY id LIMIT unless told (11-25x, perf-baseline 3c)
+CLAIM_SQLITE = _CLAIM.replace("{lock}", "").replace("{indexed}", " INDEXED BY ix_deliveries_pending")
 
 
 #: record final outcomes of a batch on PostgreSQL (only rows this worker still holds)

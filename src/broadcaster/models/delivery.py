@@ -1,10 +1,11 @@
 """Delivery-engine tables (subscribers, broadcasts, deliveries, receipts). Owned by the delivery engine.
 
 Deliveries are the work queue: one row per recipient and channel. The claim query reads
-`status = 'pending' ORDER BY id`, served by `ix_deliveries_pending` — a partial index `(status, id)
-WHERE status = 'pending'` on PostgreSQL (it only ever holds pending work, so claims never slow down as
-sent rows accumulate) and a plain `(status, id)` index on SQLite (whose planner ignores partial indexes
-for `ORDER BY id LIMIT`; a test asserts the plan).
+`status = 'pending' ORDER BY id`, served by `ix_deliveries_pending`, a partial index `(id) WHERE status =
+'pending'` on both backends: it only ever holds pending work, so claims never slow down as sent rows
+accumulate. PostgreSQL's planner picks it (a `(status, id)` index loses to the primary key when most rows
+are pending, and the claim then turns quadratic); SQLite's planner ignores partial indexes for `ORDER BY
+id LIMIT`, so the SQLite claim names it with `INDEXED BY` (a test asserts both plans).
 """
 
 from __future__ import annotations
@@ -106,7 +107,12 @@ class Delivery(Base):
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (
-        Index("ix_deliveries_pending", "status", "id", postgresql_where=text("status = 'pending'")),
+        Index(
+            "ix_deliveries_pending",
+            "id",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
         Index("ix_deliveries_leased", "status", "lease_expires_at", postgresql_where=text("status = 'sending'")),
         Index("ix_deliveries_broadcast_id_id", "broadcast_id", "id"),
         Index(
