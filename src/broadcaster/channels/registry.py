@@ -108,7 +108,8 @@ def resolve_channel(name: str, settings: Settings) -> list[Adapter]:
         kind = ChannelKind(name)
     except ValueError:
         return []
-    return list(adapters_by_kind(settings).get(kind, []))
+    names = sorted((n for n, c in classes.items() if c.kind is kind), key=lambda n: _sort_key(classes[n], n))
+    return [a for a in (build_adapter(n, settings) for n in names) if a is not None]
 
 
 def kind_of(name: str) -> ChannelKind | None:
