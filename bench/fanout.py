@@ -162,6 +162,23 @@ def hook_latency(repeats: int) -> list[float]:
     return times
 
 
+def counts_latency(repeats: int) -> list[float]:
+    """`audience_counts` (preview, and the core's approval-threshold rule during publish)."""
+    from broadcaster.db import session_scope
+    from broadcaster.delivery.hooks import audience_counts
+    from broadcaster.models import Update
+
+    uid = new_update(1)
+    times = []
+    for _ in range(repeats):
+        with session_scope() as session:
+            upd = session.get(Update, uid)
+            started = time.perf_counter()
+            audience_counts(session, upd)  # type: ignore[arg-type]
+            times.append(time.perf_counter() - started)
+    return times
+
+
 def publish_latency(repeats: int) -> list[float]:
     from fastapi.testclient import TestClient
 
@@ -404,6 +421,12 @@ def main() -> None:
         hook = hook_latency(args.publish_repeats)
         log(f"    of which start_broadcast + commit: p50 {ms(statistics.median(hook))}, max {ms(max(hook))}")
         results["start_broadcast_p50_ms"] = statistics.median(hook) * 1000
+        cnt = counts_latency(5)
+        log(
+            f"    audience_counts ({n:,} subscribers; run by publish only when APPROVAL_AUDIENCE_THRESHOLD > 0 "
+            f"and the severity rule did not already apply): p50 {ms(statistics.median(cnt))}"
+        )
+        results["audience_counts_p50_ms"] = statistics.median(cnt) * 1000
 
         _bid, plan_s, total = plan_big()
         log(
