@@ -30,7 +30,11 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
+import orjson
+
 from broadcaster.fakes.state import PROVIDERS, FakeState, RecordedRequest
+from broadcaster.rendering.length import mastodon_length
+from broadcaster.rendering.sms import analyze
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -46,7 +50,7 @@ TWILIO_UNSUBSCRIBED_TO = "+15005550004"
 
 
 def _json(status: int, data: Any, headers: dict[str, str] | None = None) -> Reply:
-    return status, {"content-type": "application/json", **(headers or {})}, json.dumps(data).encode()
+    return status, {"content-type": "application/json", **(headers or {})}, orjson.dumps(data)
 
 
 def _twilio_error(status: int, code: int, message: str) -> Reply:
@@ -64,8 +68,16 @@ def _x_error(status: int, title: str, detail: str) -> Reply:
     return _json(status, {"title": title, "detail": detail, "type": "about:blank", "status": status})
 
 
+_clock: tuple[int, str] = (0, "")
+
+
 def _now() -> str:
-    return datetime.now(UTC).strftime("%a, %d %b %Y %H:%M:%S +0000")
+    """Twilio's RFC 2822 date, formatted once per second."""
+    global _clock
+    second = int(time.time())
+    if _clock[0] != second:
+        _clock = (second, datetime.fromtimestamp(second, UTC).strftime("%a, %d %b %Y %H:%M:%S +0000"))
+    return _clock[1]
 
 
 class FakeProviders:
@@ -232,8 +244,6 @@ class FakeProviders:
             return _twilio_error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
         if to == TWILIO_UNSUBSCRIBED_TO:
             return _twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
-        from broadcaster.rendering.sms import analyze
-
         msg_sid = "SM" + uuid.uuid4().hex
         return _json(
             201,
@@ -326,8 +336,6 @@ class FakeProviders:
         text = str(data.get("status") or "")
         if not text and not data.get("media_ids[]"):
             return _json(422, {"error": "Validation failed: Text can't be blank"})
-        from broadcaster.rendering.length import mastodon_length
-
         if mastodon_length(text) > 500:
             return _json(422, {"error": "Validation failed: Text character limit of 500 exceeded"})
         visibility = data.get("visibility") or "public"
