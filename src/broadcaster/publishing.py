@@ -21,12 +21,23 @@ class PublishResult:
     approval_required: bool = False
 
 
-def needs_approval(incident: Incident, update: Update) -> bool:
-    """A second person must approve when the severity reaches the configured threshold (tests excepted)."""
-    threshold = get_settings().approval_severity
-    if update.test or threshold == "none":
+def needs_approval(session: Session, incident: Incident, update: Update) -> bool:
+    """A second person must approve a high-impact send (test sends excepted; `APPROVAL_SEVERITY=none` disables).
+
+    High impact: the incident severity reaches `APPROVAL_SEVERITY`, or one channel would reach more than
+    `APPROVAL_AUDIENCE_THRESHOLD` recipients (0 turns the audience rule off).
+    """
+    settings = get_settings()
+    if update.test or settings.approval_severity == "none":
         return False
-    return Severity(incident.severity).rank >= Severity(threshold).rank
+    if Severity(incident.severity).rank >= Severity(settings.approval_severity).rank:
+        return True
+    if settings.approval_audience_threshold > 0:
+        from broadcaster.delivery.hooks import audience_counts
+
+        counts = audience_counts(session, update)
+        return max(counts.values(), default=0) > settings.approval_audience_threshold
+    return False
 
 
 def publish(session: Session, update_id: int, actor: str, *, skip_approval: bool = False) -> PublishResult:
@@ -35,7 +46,7 @@ def publish(session: Session, update_id: int, actor: str, *, skip_approval: bool
     if update.state == UpdateState.published.value:
         raise Conflict(f"Update {update_id} is already published.", field="update_id", code="already_published")
     incident = update.incident
-    if not skip_approval and needs_approval(incident, update):
+    if not skip_approval and needs_approval(session, incident, update):
         update.state = UpdateState.pending_approval.value
         update.published_by = actor
         audit.record(session, actor, "update.request_approval", "update", update.id)

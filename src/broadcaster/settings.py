@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -69,8 +69,10 @@ class Settings(BaseSettings):
     memory_adapter_enabled: bool = False
     # JSON-lines file the memory adapters append every send to (lets tests watch worker processes)
     memory_adapter_log: Path | None = None
-    approval_severity: str = "critical"
-    approval_audience_threshold: int = 10000
+    # Incident severity from which an update needs a second key's approval: info, minor, major, critical or none
+    approval_severity: Literal["info", "minor", "major", "critical", "none"] = "critical"
+    # An update that would reach more recipients than this on one channel needs approval too (0: off)
+    approval_audience_threshold: int = Field(10000, ge=0)
 
     # --- Twilio (SMS + voice) -------------------------------------------------------------------------
     twilio_account_sid: str | None = None

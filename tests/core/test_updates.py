@@ -217,3 +217,29 @@ def test_update_of_unknown_incident_is_404(client, admin, unchanged):
 def test_unknown_update_is_404(client, admin, method, path):
     resp = client.request(method, path, headers=admin, json={} if method == "PATCH" else None)
     assert_error(resp, 404, "not_found", "update_id")
+
+
+@pytest.mark.parametrize(("threshold", "status"), [("1", 202), ("2", 200), ("0", 200)])
+def test_large_audience_needs_approval(client, admin, make_incident, make_update, monkeypatch, threshold, status):
+    from broadcaster.settings import get_settings
+
+    for n in range(2):
+        resp = client.post(
+            "/v1/subscribers", headers=admin, json={"email": f"p{n}@example.org", "categories": ["emergency"]}
+        )
+        assert resp.status_code == 201, resp.text
+    monkeypatch.setenv("APPROVAL_AUDIENCE_THRESHOLD", threshold)
+    get_settings.cache_clear()
+    update = make_update(make_incident(severity="minor")["id"], channels=["email"])
+    resp = client.post(f"/v1/updates/{update['id']}/publish", headers=admin)
+    assert resp.status_code == status, resp.text
+    assert resp.json()["approval_required"] is (status == 202)
+
+
+def test_approval_severity_none_turns_approval_off(client, admin, make_incident, make_update, monkeypatch):
+    from broadcaster.settings import get_settings
+
+    monkeypatch.setenv("APPROVAL_SEVERITY", "none")
+    get_settings.cache_clear()
+    update = make_update(make_incident(severity="critical")["id"])
+    assert client.post(f"/v1/updates/{update['id']}/publish", headers=admin).status_code == 200
