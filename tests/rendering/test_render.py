@@ -307,3 +307,19 @@ def test_adapter_specific_template_override(own_templates):
     (own_templates.templates_dir / "twilio-voice.txt.j2").write_text("Override: {{ text }}")
     r = render_update(None, make_update(), "twilio-voice", "en", settings=own_templates)
     assert r.message.text == "Override: Water is off in the north district until 18:00."
+
+
+@pytest.mark.parametrize("channel", ["sms", "voice", "social", "banner"])
+def test_short_channels_read_as_one_line(settings, channel):
+    r = render_update(
+        None, make_update("Water is off.\n\nBottled   water at the hall."), channel, "en", settings=settings
+    )
+    assert "\n" not in r.message.text and "Water is off. Bottled water at the hall." in r.message.text
+
+
+def test_email_keeps_paragraphs(settings):
+    r = render_update(
+        None, make_update("Water is off.\n\nBottled water at the hall."), "email", "en", settings=settings
+    )
+    assert "Water is off.\n\nBottled water at the hall." in r.message.text
+    assert "<p>Water is off.</p>" in r.message.html and "<p>Bottled water at the hall.</p>" in r.message.html

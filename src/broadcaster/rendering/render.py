@@ -243,6 +243,11 @@ def render_update(
         template = f"{adapter_name}.txt.j2"
     rule = length_rule(kind, cls, settings)
 
+    #: short channels read as one line: paragraphs and line breaks become single spaces
+    one_line = kind in (ChannelKind.sms, ChannelKind.voice, ChannelKind.social, ChannelKind.banner)
+    if one_line:
+        ctx["body"], ctx["summary"] = " ".join(ctx["body"].split()), " ".join(ctx["summary"].split())
+
     def render(text: str, show_contact: bool) -> str:
         out = render_template(settings.templates_dir, template, {**ctx, "text": text, "show_contact": show_contact})
         return _ensure_marker(out.strip(), ctx["marker"])[0]
