@@ -42,6 +42,8 @@ def serve(
 
     _setup_logging()
     settings = get_settings()
+    if workers > 1 and settings.is_sqlite:
+        raise typer.BadParameter("several API processes need PostgreSQL (set DATABASE_URL)", param_hint="--workers")
     if migrate:
         migrations.upgrade()
     if settings.routing_map_file is not None:
@@ -159,10 +161,12 @@ def keys_list() -> None:
     """List keys (masked)."""
     from sqlalchemy import select
 
+    from broadcaster import migrate as migrations
     from broadcaster.db import session_scope
     from broadcaster.models import ApiKey
     from broadcaster.security import mask_key
 
+    migrations.upgrade()
     with session_scope() as session:
         for row in session.scalars(select(ApiKey).order_by(ApiKey.id)):
             state = "revoked" if row.revoked_at else "active"
@@ -220,9 +224,11 @@ def routing_export(
     path: Annotated[Path | None, typer.Argument(help="File to write (default: stdout).")] = None,
 ) -> None:
     """Write the routing map as YAML."""
+    from broadcaster import migrate as migrations
     from broadcaster.db import session_scope
     from broadcaster.routing import service
 
+    migrations.upgrade()
     with session_scope() as session:
         text = service.to_yaml(service.export_map(session))
     if path is None:

@@ -11,6 +11,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from enum import StrEnum
 
 from fastapi import Depends, Request
@@ -110,7 +111,19 @@ def authenticate(request: Request, session: SessionDep) -> Principal:
         raise Unauthorized("The API key is invalid or revoked.", field="Authorization")
     principal = Principal(key_id=row.id, name=row.name, scopes=frozenset(row.scopes))
     request.state.principal = principal
+    _mark_used(row)
     return principal
+
+
+#: `last_used_at` is refreshed at most this often, so reads do not each cost a write.
+LAST_USED_GRANULARITY = timedelta(minutes=5)
+
+
+def _mark_used(row: ApiKey) -> None:
+    """Stamp `last_used_at` (committed with the request; a failed request leaves it alone)."""
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_GRANULARITY:
+        row.last_used_at = now
 
 
 def require_scope(scope: Scope) -> Callable[..., Principal]:
@@ -125,9 +138,3 @@ def require_scope(scope: Scope) -> Callable[..., Principal]:
 
     dependency.__name__ = f"require_{scope.value}"
     return dependency
-
-
-def touch_key(session: Session, key_id: int) -> None:
-    row = session.get(ApiKey, key_id)
-    if row is not None:
-        row.last_used_at = utcnow()

@@ -152,3 +152,16 @@ def test_alert_posts_to_the_api(runner, client, make_key, emergency_category, mo
 
     bad = runner.invoke(cli, ["alert", "--category", "nope", "--message", "x", "--key", key])
     assert bad.exit_code == 1 and "unknown_category" in bad.stdout
+
+
+def test_serve_refuses_several_processes_on_sqlite(runner, tmp_path, monkeypatch):
+    from broadcaster.settings import get_settings
+
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/x.db")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(cli, ["serve", "--workers", "2"])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and "PostgreSQL" in result.output
+    assert not (tmp_path / "x.db").exists()  # refused before touching the database

@@ -13,6 +13,10 @@ def test_list_masks_keys(client, make_key, admin):
     assert keys["website"]["scopes"] == ["read"]
     assert keys["website"]["key"].endswith("_****") and plaintext not in resp.text
     assert keys["website"]["revoked_at"] is None
+    assert keys["website"]["last_used_at"] is None
+    client.get("/v1/incidents", headers={"Authorization": f"Bearer {plaintext}"})
+    used = next(k for k in client.get("/v1/keys", headers=admin).json() if k["name"] == "website")
+    assert used["last_used_at"] is not None
 
 
 def test_revoke_makes_the_key_401(client, make_key, admin):
