@@ -2,7 +2,8 @@
 
 * ``sms_segments``: GSM-7/UCS-2 units and segments; the limit is a number of segments.
 * ``x_weighted``: X's weighted length (twitter-text-parser: CJK and emoji weigh 2, every URL 23, NFC).
-* ``mastodon``: characters with every URL counted as 23 (Mastodon's `characters_reserved_per_url`).
+* ``mastodon``: characters with every URL counted as 23 (Mastodon's `characters_reserved_per_url`;
+  URLs found by twitter-text's extractor, as Mastodon does).
 * ``chars``: plain Unicode characters.
 """
 
@@ -46,6 +47,7 @@ def _load_parse_tweet() -> Callable[[str], Any]:
 
 
 parse_tweet = _load_parse_tweet()
+from twitter_text import extract_urls_with_indices  # noqa: E402 (after the pkg_resources-safe import)
 
 URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 MASTODON_URL_WEIGHT = 23
@@ -92,4 +94,6 @@ def x_weighted_length(text: str) -> int:
 
 
 def mastodon_length(text: str) -> int:
-    return len(URL_RE.sub("x" * MASTODON_URL_WEIGHT, text))
+    """Characters, every URL (as twitter-text extracts them, like Mastodon does) counting 23."""
+    urls = extract_urls_with_indices(text)
+    return len(text) - sum(end - start for start, end in (u["indices"] for u in urls)) + MASTODON_URL_WEIGHT * len(urls)
