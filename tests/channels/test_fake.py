@@ -8,7 +8,7 @@ import json
 import httpx
 import pytest
 
-from broadcaster.fakes.testing import TWILIO_SID, TWILIO_TOKEN
+from broadcaster.fakes.testing import MASTODON_TOKEN, SENDGRID_KEY, TWILIO_SID, TWILIO_TOKEN, running_fake
 
 BASIC = "Basic " + base64.b64encode(f"{TWILIO_SID}:{TWILIO_TOKEN}".encode()).decode()
 MESSAGES = f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
@@ -17,6 +17,20 @@ MESSAGES = f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
 @pytest.fixture
 def http(fake):
     with httpx.Client(base_url=fake.url, timeout=5) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def lenient_server():
+    with running_fake(strict=False) as fake:
+        yield fake
+
+
+@pytest.fixture
+def lenient(lenient_server):
+    """A fake that accepts any well-formed credentials (X Bearer tokens included)."""
+    lenient_server.reset()
+    with httpx.Client(base_url=lenient_server.url, timeout=5) as client:
         yield client
 
 
@@ -88,7 +102,7 @@ SENDGRID_CASES = [
 
 @pytest.mark.parametrize(("mail", "status", "field"), SENDGRID_CASES)
 def test_sendgrid_validation(http, mail, status, field):
-    resp = http.post("/v3/mail/send", json=mail, headers={"Authorization": "Bearer SG.k"})
+    resp = http.post("/v3/mail/send", json=mail, headers={"Authorization": f"Bearer {SENDGRID_KEY}"})
     assert resp.status_code == status, resp.text
     if status == 202:
         assert resp.content == b"" and resp.headers["x-message-id"]
@@ -100,7 +114,8 @@ def test_sendgrid_needs_bearer(http):
     assert http.post("/v3/mail/send", json=_mail(1)).status_code == 401
 
 
-def test_x_validation(http):
+def test_x_validation(lenient):
+    http = lenient
     auth = {"Authorization": "Bearer user-token"}
     assert http.post("/2/tweets", json={"text": "hi"}).status_code == 401
     assert http.post("/2/tweets", json={"text": "a" * 281}, headers=auth).status_code == 403
@@ -112,7 +127,7 @@ def test_x_validation(http):
 
 
 def test_mastodon_validation(http):
-    auth = {"Authorization": "Bearer tok"}
+    auth = {"Authorization": f"Bearer {MASTODON_TOKEN}"}
     assert http.post("/api/v1/statuses", data={"status": "x"}).status_code == 401
     assert http.post("/api/v1/statuses", data={"status": ""}, headers=auth).status_code == 422
     assert http.post("/api/v1/statuses", data={"status": "a" * 501}, headers=auth).status_code == 422
@@ -121,7 +136,8 @@ def test_mastodon_validation(http):
     assert ok.status_code == 200 and ok.json()["id"]
 
 
-def test_control_api(http, fake):
+def test_control_api(lenient):
+    http = lenient
     assert http.post(
         "/_fake/inject", json={"provider": "x", "status": 503, "headers": {"Retry-After": "4"}}
     ).json() == {"ok": True}
@@ -150,3 +166,31 @@ def test_fault_limited_to_a_path_and_repeated(http, fake):
         500,
         201,
     ]
+
+
+def test_strict_fake_checks_credentials_exactly(http, lenient):
+    twilio = {"To": "+15550001111", "From": "+15005550006", "Body": "x"}
+    wrong_basic = "Basic " + base64.b64encode(f"{TWILIO_SID}:wrong".encode()).decode()
+    assert http.post(MESSAGES, data=twilio, headers={"Authorization": wrong_basic}).status_code == 401
+    assert lenient.post(MESSAGES, data=twilio, headers={"Authorization": wrong_basic}).status_code == 201
+    wrong_bearer = {"Authorization": "Bearer wrong"}
+    assert http.post("/v3/mail/send", json=_mail(1), headers=wrong_bearer).status_code == 401
+    assert lenient.post("/v3/mail/send", json=_mail(1), headers=wrong_bearer).status_code == 202
+    assert http.post("/api/v1/statuses", data={"status": "x"}, headers=wrong_bearer).status_code == 401
+    assert http.post("/2/tweets", json={"text": "x"}, headers=wrong_bearer).status_code == 401
+
+
+async def test_strict_fake_verifies_the_x_oauth1_signature(make_settings, fake):
+    from broadcaster.channels.base import Message, Recipient
+    from broadcaster.channels.x import XPost
+
+    good = XPost.from_settings(make_settings())
+    bad = XPost.from_settings(make_settings(x_consumer_secret="not-the-secret"))
+    try:
+        [ok] = await good.send(Message(text="signed: a&b=c"), [Recipient("d0", "x")])
+        [refused] = await bad.send(Message(text="signed badly"), [Recipient("d1", "x")])
+    finally:
+        await good.aclose()
+        await bad.aclose()
+    assert ok.ok
+    assert not refused.ok and refused.error.code == "x_401" and not refused.error.transient

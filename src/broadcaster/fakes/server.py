@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hmac
 import json
 import re
 import secrets
@@ -27,12 +28,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
 
-from broadcaster.fakes.state import PROVIDERS, FakeState, RecordedRequest
+from broadcaster.fakes.state import PROVIDERS, Credentials, FakeState, RecordedRequest
 from broadcaster.rendering.length import mastodon_length
 from broadcaster.rendering.sms import analyze
 
@@ -163,8 +165,11 @@ class FakeProviders:
             if fault.status is not None:
                 record.status = fault.status
                 return self._fault_reply(provider, fault.status, fault.headers, fault.body)
-        handler = getattr(self, f"_{provider}")
-        reply: Reply = handler(method, path, headers, body)
+        reply: Reply = (
+            self._x(method, path, query, headers, body)
+            if provider == "x"
+            else getattr(self, f"_{provider}")(method, path, headers, body)
+        )
         record.status = reply[0]
         return reply
 
@@ -208,6 +213,9 @@ class FakeProviders:
         sid = m["sid"]
         user, password = _basic(headers.get("authorization", ""))
         if user != sid or not password:
+            return _twilio_error(401, 20003, "Authenticate")
+        creds = self.state.credentials
+        if creds is not None and (user, password) != (creds.twilio_sid, creds.twilio_token):
             return _twilio_error(401, 20003, "Authenticate")
         if m["rest"] == ".json":
             return _json(200, {"sid": sid, "status": "active", "friendly_name": "Fake account"})
@@ -266,7 +274,12 @@ class FakeProviders:
     # SendGrid -----------------------------------------------------------------------------------------
     def _sendgrid(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         auth = headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or len(auth) <= len("Bearer "):
+        creds = self.state.credentials
+        if (
+            not auth.startswith("Bearer ")
+            or len(auth) <= len("Bearer ")
+            or (creds is not None and auth != f"Bearer {creds.sendgrid_key}")
+        ):
             return _sendgrid_error(401, "The provided authorization grant is invalid, expired, or revoked")
         if path == "/v3/scopes" and method == "GET":
             return _json(200, {"scopes": ["mail.send"]})
@@ -284,12 +297,14 @@ class FakeProviders:
         return 202, {"x-message-id": secrets.token_urlsafe(16)}, b""
 
     # X ------------------------------------------------------------------------------------------------
-    def _x(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+    def _x(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Reply:
         auth = headers.get("authorization", "")
         oauth1 = auth.startswith("OAuth ") and all(
             f'{k}="' in auth for k in ("oauth_consumer_key", "oauth_token", "oauth_signature", "oauth_nonce")
         )
         if not (oauth1 or (auth.startswith("Bearer ") and len(auth) > 7)):
+            return _x_error(401, "Unauthorized", "Unauthorized")
+        if self.state.credentials is not None and not _oauth1_valid(self.state.credentials, method, path, query, auth):
             return _x_error(401, "Unauthorized", "Unauthorized")
         limits = {
             "x-rate-limit-limit": "300",
@@ -320,7 +335,8 @@ class FakeProviders:
     # Mastodon -----------------------------------------------------------------------------------------
     def _mastodon(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         auth = headers.get("authorization", "")
-        if not auth.startswith("Bearer ") or len(auth) <= 7:
+        creds = self.state.credentials
+        if not auth.startswith("Bearer ") or len(auth) <= 7 or (creds and auth != f"Bearer {creds.mastodon_token}"):
             return _json(401, {"error": "The access token is invalid"})
         if path == "/api/v1/accounts/verify_credentials" and method == "GET":
             return _json(200, {"id": "1", "username": "fake", "acct": "fake"})
@@ -359,6 +375,31 @@ class FakeProviders:
     # webhooks -----------------------------------------------------------------------------------------
     def _webhook(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         return _json(200, {"ok": True})
+
+
+def _oauth1_valid(creds: Credentials, method: str, path: str, query: str, header: str) -> bool:
+    """Recompute the OAuth 1.0a HMAC-SHA1 signature over the URL the SDK signed (api.twitter.com)."""
+    from oauthlib.oauth1.rfc5849 import signature, utils
+
+    if not header.startswith("OAuth "):
+        return False  # a Bearer (OAuth 2.0 user) token: not checkable without X's token store
+    try:
+        oauth = dict(utils.parse_authorization_header(header))
+        params = signature.collect_parameters(
+            uri_query=query, headers={"Authorization": header}, exclude_oauth_signature=True
+        )
+    except (ValueError, KeyError):
+        return False
+    if utils.unescape(oauth.get("oauth_consumer_key", "")) != creds.x_consumer_key:
+        return False
+    if utils.unescape(oauth.get("oauth_token", "")) != creds.x_access_token:
+        return False
+    base = signature.signature_base_string(
+        method, signature.base_string_uri("https://api.twitter.com" + path), signature.normalize_parameters(params)
+    )
+    client = SimpleNamespace(client_secret=creds.x_consumer_secret, resource_owner_secret=creds.x_access_secret)
+    expected = signature.sign_hmac_sha1_with_client(base, client)
+    return hmac.compare_digest(expected, utils.unescape(oauth.get("oauth_signature", "")))
 
 
 def _basic(header: str) -> tuple[str | None, str | None]:

@@ -56,6 +56,21 @@ class RecordedRequest:
         }
 
 
+@dataclass(frozen=True)
+class Credentials:
+    """When given to the fake, auth is checked exactly: Twilio account and token, SendGrid key, the X
+    OAuth 1.0a signature (recomputed over the api.twitter.com URL the SDK signed) and the Mastodon token."""
+
+    twilio_sid: str
+    twilio_token: str
+    sendgrid_key: str
+    x_consumer_key: str
+    x_consumer_secret: str
+    x_access_token: str
+    x_access_secret: str
+    mastodon_token: str
+
+
 @dataclass
 class Fault:
     """An injected answer. `status` None means: wait `delay` seconds, then answer normally (a slow
@@ -72,8 +87,11 @@ class Fault:
 class FakeState:
     """Thread-safe: the server runs in its own thread while tests read and inject from theirs."""
 
-    def __init__(self, *, record: bool = True, max_records: int = 200_000) -> None:
+    def __init__(
+        self, *, record: bool = True, max_records: int = 200_000, credentials: Credentials | None = None
+    ) -> None:
         self._lock = threading.Lock()
+        self.credentials = credentials
         self.record = record
         self._requests: deque[RecordedRequest] = deque(maxlen=max_records)
         self._faults: dict[str, list[Fault]] = {p: [] for p in PROVIDERS}

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from broadcaster.fakes.server import FakeProviders
-from broadcaster.fakes.state import FakeState, RecordedRequest
+from broadcaster.fakes.state import Credentials, FakeState, RecordedRequest
 
 #: credentials the fake accepts (any non-empty value works; these are just convenient)
 TWILIO_SID = "AC" + "0" * 32
@@ -51,21 +51,22 @@ class RunningFake:
 
     def env(self, *, webhook: bool = True) -> dict[str, str]:
         """Environment variables configuring every built-in adapter against this fake."""
+        creds = CREDENTIALS
         env = {
             "TWILIO_BASE_URL": self.url,
-            "TWILIO_ACCOUNT_SID": TWILIO_SID,
-            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+            "TWILIO_ACCOUNT_SID": creds.twilio_sid,
+            "TWILIO_AUTH_TOKEN": creds.twilio_token,
             "TWILIO_FROM_NUMBER": "+15005550006",
             "SENDGRID_BASE_URL": self.url,
-            "SENDGRID_API_KEY": SENDGRID_KEY,
+            "SENDGRID_API_KEY": creds.sendgrid_key,
             "SENDGRID_FROM_EMAIL": "alerts@broadcaster.example",
             "X_BASE_URL": self.url,
-            "X_CONSUMER_KEY": "fake-consumer-key",
-            "X_CONSUMER_SECRET": "fake-consumer-secret",
-            "X_ACCESS_TOKEN": "fake-access-token",
-            "X_ACCESS_TOKEN_SECRET": "fake-access-secret",
+            "X_CONSUMER_KEY": creds.x_consumer_key,
+            "X_CONSUMER_SECRET": creds.x_consumer_secret,
+            "X_ACCESS_TOKEN": creds.x_access_token,
+            "X_ACCESS_TOKEN_SECRET": creds.x_access_secret,
             "MASTODON_BASE_URL": self.url,
-            "MASTODON_ACCESS_TOKEN": MASTODON_TOKEN,
+            "MASTODON_ACCESS_TOKEN": creds.mastodon_token,
         }
         if webhook:
             env["WEBHOOK_URLS"] = self.webhook_url()
@@ -79,12 +80,30 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(sock.getsockname()[1])
 
 
+#: what `running_fake(strict=True)` checks auth against (the values `RunningFake.env()` configures)
+CREDENTIALS = Credentials(
+    twilio_sid=TWILIO_SID,
+    twilio_token=TWILIO_TOKEN,
+    sendgrid_key=SENDGRID_KEY,
+    x_consumer_key="fake-consumer-key",
+    x_consumer_secret="fake-consumer-secret",  # noqa: S106 (the fake's)
+    x_access_token="fake-access-token",  # noqa: S106
+    x_access_secret="fake-access-secret",  # noqa: S106
+    mastodon_token=MASTODON_TOKEN,
+)
+
+
 @contextmanager
-def running_fake(host: str = "127.0.0.1", port: int | None = None, *, record: bool = True) -> Iterator[RunningFake]:
-    """Start the fake under uvicorn in a daemon thread on a free port; stop it on exit."""
+def running_fake(
+    host: str = "127.0.0.1", port: int | None = None, *, record: bool = True, strict: bool = True
+) -> Iterator[RunningFake]:
+    """Start the fake under uvicorn in a daemon thread on a free port; stop it on exit.
+
+    `strict` (default) checks credentials exactly against `CREDENTIALS` (what `env()` sets), including
+    the X OAuth 1.0a signature; `strict=False` accepts any well-formed credentials."""
     import uvicorn
 
-    state = FakeState(record=record)
+    state = FakeState(record=record, credentials=CREDENTIALS if strict else None)
     port = port or free_port(host)
     config = uvicorn.Config(
         FakeProviders(state), host=host, port=port, log_level="warning", access_log=False, lifespan="off"
