@@ -201,3 +201,42 @@ def test_list_channels_and_check(client, auth, admin, monkeypatch):
         resp = client.post("/v1/channels/sendgrid/check", headers=admin)
         assert resp.json() == {"name": "sendgrid", "ok": False, "detail": "SendGrid answered 401"}
     assert client.post("/v1/channels/nope/check", headers=admin).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("kind", "marker", "notice"), [("correction", "CORRECTION: ", "corrects"), ("cancel", "CANCELLED: ", "cancels")]
+)
+def test_preview_of_a_correction_names_the_original(client, auth, emergency_category, kind, marker, notice):
+    resp = client.post(
+        "/v1/incidents",
+        headers=auth("write"),
+        json={
+            "title": "Boil water notice",
+            "category": "emergency",
+            "severity": "major",
+            "update": {"body": "Boil water before drinking.", "channels": ["banner"]},
+        },
+    )
+    incident = resp.json()
+    original = incident["updates"][0]
+    published = client.post(f"/v1/updates/{original['id']}/publish", headers=auth("publish"))
+    assert published.status_code == 200, published.text
+    when = published.json()["update"]["published_at"]  # ISO, UTC
+    resp = client.post(
+        f"/v1/incidents/{incident['id']}/updates",
+        headers=auth("write"),
+        json={
+            "body": "Only the east district.",
+            "kind": kind,
+            "corrects": original["id"],
+            "channels": ["sms", "email", "webhook"],
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    data = client.post(f"/v1/updates/{resp.json()['id']}/preview", headers=auth("read")).json()
+    by = {c["channel"]: c for c in data["channels"]}
+    assert by["sms"]["text"].startswith(marker)
+    assert by["email"]["subject"].startswith(marker)
+    stamp = f"{when[:10]} {when[11:16]} UTC"
+    assert f"This {notice} our message of {stamp}." in by["email"]["text"]
+    assert f"This {notice} our message of {stamp}." in by["webhook"]["text"]
