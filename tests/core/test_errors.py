@@ -106,6 +106,43 @@ def test_documented_bad_inputs_never_500(safe_client, admin, emergency_category,
     assert_error(resp, resp.status_code)
 
 
+DEEP = b"[" * 50_000 + b"]" * 50_000
+
+RAW_BAD_INPUTS = [
+    ("PUT", "/v1/routing-map", "application/json", DEEP),
+    ("PUT", "/v1/routing-map", "application/yaml", DEEP),
+    ("PUT", "/v1/routing-map", "application/yaml", b"categories: !!python/object:os.system ls"),
+    ("PUT", "/v1/routing-map", "application/yaml", b"{? [a]: b}"),
+    ("PUT", "/v1/routing-map", "application/yaml", b"categories:\n  - {slug: 2020-01-01, name: A}\n"),
+    ("POST", "/v1/alerts", "application/json", DEEP),
+    ("POST", "/v1/alerts", "application/json", b'{"category": "emergency", "message": "\\ud800"}'),
+    ("PATCH", "/v1/incidents/1", "application/json", b"null"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "ctype", "content"), RAW_BAD_INPUTS)
+def test_hostile_bodies_never_500(safe_client, admin, emergency_category, unchanged, method, path, ctype, content):
+    safe_client.post("/v1/incidents", headers=admin, json={"title": "x", "category": "emergency", "severity": "minor"})
+    with unchanged():
+        resp = safe_client.request(method, path, headers=admin | {"Content-Type": ctype}, content=content)
+    assert 400 <= resp.status_code < 500, resp.text
+    assert_error(resp, resp.status_code)
+
+
+@pytest.mark.parametrize("path", ["/v1/categories/%00", "/v1/incidents?category=%00", "/v1/incidents?category=a%00b"])
+def test_nul_in_path_or_query_is_4xx(safe_client, admin, path):
+    resp = safe_client.get(path, headers=admin)
+    assert resp.status_code in (404, 422), resp.text
+    assert_error(resp, resp.status_code)
+
+
+def test_first_update_errors_name_the_nested_field(client, admin, emergency_category, unchanged):
+    body = {"title": "t", "category": "emergency", "severity": "major"}
+    body["update"] = {"body": "x", "kind": "correction", "corrects": 1}
+    with unchanged():
+        assert_error(client.post("/v1/incidents", headers=admin, json=body), 422, field="update.corrects")
+
+
 def test_unexpected_errors_answer_the_shape_without_leaking(app, admin):
     from fastapi.testclient import TestClient
 

@@ -9,7 +9,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
 from broadcaster.domain import IncidentStatus, Severity, UpdateKind, UpdateState
-from broadcaster.errors import Conflict, NotFound, Unprocessable
+from broadcaster.errors import AppError, Conflict, NotFound, Unprocessable
 from broadcaster.incidents.schemas import IncidentIn, IncidentPatch, UpdateIn, UpdatePatch
 from broadcaster.models import Incident, Update, utcnow
 from broadcaster.routing.service import get_category
@@ -40,7 +40,11 @@ def create_incident(session: Session, data: IncidentIn, actor: str) -> Incident:
     session.add(incident)
     session.flush()
     if data.update is not None:
-        add_update(session, incident, data.update, actor)
+        try:
+            add_update(session, incident, data.update, actor)
+        except AppError as exc:  # name the field as the client sent it
+            exc.field = f"update.{exc.field}" if exc.field else "update"
+            raise
     return incident
 
 

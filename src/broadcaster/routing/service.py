@@ -124,12 +124,12 @@ def parse_map(text: str | bytes, *, source: str = "body", json_only: bool = Fals
     if json_only:
         try:
             raw = json.loads(text)
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, RecursionError) as exc:
             raise BadRequest(f"Request body is not valid JSON: {exc}", field=source, code="malformed_json") from exc
     else:
         try:
             raw = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
+        except (yaml.YAMLError, RecursionError) as exc:
             raise Unprocessable(f"{source} is not valid YAML: {exc}", field=source, code="malformed_yaml") from exc
     if not isinstance(raw, dict):
         raise Unprocessable(f"{source} must be a mapping with a 'categories' list.", field=source)
