@@ -128,3 +128,26 @@ def test_put_bad_map_is_4xx_and_writes_nothing(
         resp = client.put("/v1/routing-map", headers=admin | {"Content-Type": ctype}, content=content)
     assert_error(resp, status, code, field)
     assert client.get("/v1/routing-map", headers=admin).json()["categories"][0]["slug"] == "emergency"
+
+
+def test_yaml_alias_bomb_is_refused_quickly(client, admin, emergency_category, unchanged):
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    bomb = "\n".join(lines) + "\ncategories: *a9\n"
+    with unchanged():
+        resp = client.put("/v1/routing-map", headers=admin | {"Content-Type": "application/yaml"}, content=bomb)
+    assert_error(resp, 422, "invalid", "body")
+    assert "aliases" in resp.json()["detail"]
+
+
+def test_yaml_aliases_within_reason_still_work(client, admin):
+    plan = """
+categories:
+  - {slug: emergency, name: Emergency, channels: {critical: &loud [sms, email, banner], major: *loud}}
+  - {slug: outage, name: Outage, channels: {critical: *loud}}
+"""
+    resp = client.put("/v1/routing-map", headers=admin | {"Content-Type": "application/yaml"}, content=plan)
+    assert resp.status_code == 200, resp.text
+    cats = {c["slug"]: c for c in resp.json()["categories"]}
+    assert cats["outage"]["channels"] == {"critical": ["sms", "email", "banner"]}
+    assert cats["emergency"]["channels"]["major"] == ["sms", "email", "banner"]

@@ -115,6 +115,26 @@ def to_yaml(routing_map: RoutingMap) -> str:
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
+#: Upper bound on values in a routing map once YAML aliases are expanded (a "billion laughs" guard).
+MAX_MAP_VALUES = 50_000
+
+
+def _exceeds(raw: Any, limit: int) -> bool:
+    """True when `raw` holds more than `limit` values, counting shared (aliased) nodes each time; stops early."""
+    stack, seen = [raw], 0
+    while stack:
+        item = stack.pop()
+        seen += 1
+        if seen > limit:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
+
+
 def parse_map(text: str | bytes, *, source: str = "body", json_only: bool = False) -> RoutingMap:
     """Parse a YAML (or JSON, a YAML subset) routing map; 4xx naming the field on any problem.
 
@@ -133,6 +153,10 @@ def parse_map(text: str | bytes, *, source: str = "body", json_only: bool = Fals
             raise Unprocessable(f"{source} is not valid YAML: {exc}", field=source, code="malformed_yaml") from exc
     if not isinstance(raw, dict):
         raise Unprocessable(f"{source} must be a mapping with a 'categories' list.", field=source)
+    if _exceeds(raw, MAX_MAP_VALUES):
+        raise Unprocessable(
+            f"{source} holds more than {MAX_MAP_VALUES} values (YAML aliases expand); simplify the map.", field=source
+        )
     try:
         return RoutingMap.model_validate(raw)
     except ValidationError as exc:
