@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup lint typecheck migration bench clean
+.PHONY: run test setup lint typecheck migration env-example bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -33,6 +33,10 @@ migration: $(STAMP)
 	rm -f var/migration.db
 	$(BIN)/ruff format -q migrations/versions
 	$(BIN)/ruff check -q --fix migrations/versions || true
+
+# Regenerate .env.example and the README's configuration table from the comments in settings.py.
+env-example: $(STAMP)
+	$(BIN)/python scripts/gen_env_example.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
