@@ -53,13 +53,21 @@ class Settings(BaseSettings):
     routing_map_file: Path | None = None
 
     # --- worker / delivery --------------------------------------------------------------------------
+    # Run the delivery worker inside `broadcaster serve` (turn off and run `broadcaster worker` to scale out)
     worker_in_process: bool = True
+    # Deliveries a worker claims per batch
     worker_batch_size: int = 500
+    # Seconds a claimed batch stays leased; a crashed worker's deliveries are picked up again after this
     worker_lease_seconds: int = 60
+    # Provider calls a worker keeps in flight at once
     worker_concurrency: int = 100
+    # Seconds an idle worker waits before looking for work again (PostgreSQL also wakes it with NOTIFY)
     worker_poll_seconds: float = 1.0
+    # Attempts per delivery before a transient failure is recorded as failed
     retry_max_attempts: int = 8
+    # First retry backoff in seconds; doubles per attempt, with full jitter
     retry_base_seconds: float = 2.0
+    # Longest backoff between two attempts, in seconds
     retry_max_seconds: float = 600.0
     # Transient failures on one adapter before a delivery fails over to the next adapter of its kind
     worker_failover_after: int = 2
@@ -75,13 +83,21 @@ class Settings(BaseSettings):
     approval_audience_threshold: int = Field(10000, ge=0)
 
     # --- Twilio (SMS + voice) -------------------------------------------------------------------------
+    # Twilio account SID (AC...); SMS and voice are off until it, TWILIO_AUTH_TOKEN and a sender are set
     twilio_account_sid: str | None = None
+    # Twilio auth token; also verifies the signature of Twilio's webhooks
     twilio_auth_token: SecretStr | None = None
+    # Sender number for SMS and voice (E.164), unless TWILIO_MESSAGING_SERVICE_SID is set for SMS
     twilio_from_number: str | None = None
+    # Twilio Messaging Service SID (MG...) to send SMS from a sender pool
     twilio_messaging_service_sid: str | None = None
+    # Override Twilio's API base URL (a proxy or the local fake provider server)
     twilio_base_url: str | None = None
+    # SMS sent per second at most (your Twilio sender's throughput)
     twilio_sms_rate_per_second: float = 100.0
+    # Voice calls started per second at most
     twilio_voice_rate_per_second: float = 1.0
+    # Most SMS segments one message may use; longer texts use the summary or are shortened
     sms_max_segments: int = 3
     # Caller id for voice calls (E.164); defaults to TWILIO_FROM_NUMBER
     twilio_voice_from: str | None = None
@@ -92,24 +108,37 @@ class Settings(BaseSettings):
     twilio_status_callback_url: str | None = None
 
     # --- SendGrid (email) -------------------------------------------------------------------------------
+    # SendGrid API key; email is off until it and SENDGRID_FROM_EMAIL are set
     sendgrid_api_key: SecretStr | None = None
+    # Sender address of alert emails (a verified SendGrid sender)
     sendgrid_from_email: str | None = None
+    # Sender name of alert emails
     sendgrid_from_name: str = "Alerts"
+    # Override SendGrid's API base URL (a proxy or the local fake provider server)
     sendgrid_base_url: str | None = None
+    # Public key of SendGrid's signed Event Webhook (verifies delivery events)
     sendgrid_event_public_key: str | None = None
+    # SendGrid API requests per second at most
     sendgrid_rate_per_second: float = 10.0
     # Personalizations per SendGrid mail/send request (SendGrid accepts at most 1000)
     sendgrid_batch_size: int = 1000
 
     # --- X (tweepy) --------------------------------------------------------------------------------------
+    # X (Twitter) API consumer key; posting to X is off until all four X credentials are set
     x_consumer_key: str | None = None
+    # X API consumer secret
     x_consumer_secret: SecretStr | None = None
+    # X access token of the account that posts
     x_access_token: str | None = None
+    # X access token secret
     x_access_token_secret: SecretStr | None = None
+    # Override X's API base URL (a proxy or the local fake provider server)
     x_base_url: str | None = None
 
     # --- Mastodon (optional extra) ---------------------------------------------------------------------
+    # Mastodon instance URL (e.g. https://mastodon.social); Mastodon is off until this and the token are set
     mastodon_base_url: str | None = None
+    # Mastodon access token with the write:statuses scope
     mastodon_access_token: SecretStr | None = None
     # Maximum status length of your Mastodon instance (500 unless the instance raised it)
     mastodon_max_characters: int = 500
@@ -117,7 +146,9 @@ class Settings(BaseSettings):
     mastodon_visibility: str = "public"
 
     # --- outbound webhooks -----------------------------------------------------------------------------
+    # Comma-separated URLs that receive every published update as an outbound webhook
     webhook_urls: CsvList = Field(default_factory=list)
+    # Secret for the HMAC-SHA256 signature header of outbound webhooks
     webhook_secret: SecretStr | None = None
     # Payload shape of outbound webhooks: json (Broadcaster's own), slack (Slack incoming webhook)
     # or teams (MessageCard)
