@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -55,7 +56,7 @@ def serve(
     typer.echo(f"Broadcaster on {base}  (database: {_safe_url(settings.database_url)})")
     typer.echo(f"  API docs:    {base}/docs")
     typer.echo(f"  Status page: {base}/status    Banner: {base}/v1/banner.js")
-    typer.echo("  Get an API key:  broadcaster keys create --name me --scopes admin")
+    typer.echo(f"  Get an API key:  {_self_command()} keys create --name me --scopes admin")
     if settings.worker_in_process:
         typer.echo(
             "  Delivery worker: in-process (set WORKER_IN_PROCESS=false and run `broadcaster worker` to scale out)"
@@ -69,6 +70,19 @@ def serve(
         access_log=False,
         proxy_headers=True,
     )
+
+
+def _self_command() -> str:
+    """How to call this CLI from the current directory (`.venv/bin/broadcaster` after `make run`)."""
+    exe = Path(sys.argv[0])
+    if exe.name != "broadcaster":
+        return "broadcaster"
+    if shutil.which("broadcaster") == str(exe.resolve()) or str(exe) == "broadcaster":
+        return "broadcaster"
+    try:
+        return str(exe.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(exe)
 
 
 def _safe_url(url: str) -> str:
