@@ -261,21 +261,32 @@ def alert(
     idempotency_key: Annotated[str | None, typer.Option(help="Idempotency-Key (safe retries).")] = None,
 ) -> None:
     """Trigger an alert through the API (POST /v1/alerts), as an ops script would."""
-    import httpx
+    import urllib.error
+    import urllib.request
 
     if not key:
         raise typer.BadParameter("an API key is required (--key or BROADCASTER_API_KEY)", param_hint="--key")
-    headers = {"Authorization": f"Bearer {key}"}
+    if not url.startswith(("http://", "https://")):
+        raise typer.BadParameter("the service URL must start with http:// or https://", param_hint="--url")
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     if idempotency_key:
         headers["Idempotency-Key"] = idempotency_key
-    resp = httpx.post(
-        url.rstrip("/") + "/v1/alerts",
-        json={"category": category, "message": message, "severity": severity},
-        headers=headers,
-        timeout=30,
-    )
-    typer.echo(json.dumps(resp.json(), indent=2))
-    if resp.status_code >= 400:
+    body = json.dumps({"category": category, "message": message, "severity": severity}).encode()
+    endpoint = url.rstrip("/") + "/v1/alerts"
+    request = urllib.request.Request(endpoint, data=body, headers=headers, method="POST")  # noqa: S310
+    try:
+        with urllib.request.urlopen(request, timeout=30) as resp:  # noqa: S310 (scheme checked above)
+            status, payload = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, payload = exc.code, exc.read()
+    except (urllib.error.URLError, TimeoutError) as exc:
+        typer.echo(f"error: cannot reach {url}: {getattr(exc, 'reason', exc)}", err=True)
+        raise typer.Exit(1) from exc
+    try:
+        typer.echo(json.dumps(json.loads(payload), indent=2, ensure_ascii=False))
+    except ValueError:
+        typer.echo(payload.decode("utf-8", "replace"))
+    if status >= 400:
         raise typer.Exit(1)
 
 

@@ -131,27 +131,16 @@ def test_alert_requires_a_key(runner, db_url, monkeypatch):
     assert result.exit_code == 2 and "API key is required" in result.output
 
 
-def test_alert_posts_to_the_api(runner, client, make_key, emergency_category, monkeypatch):
-    import json
+def test_alert_unreachable_service_is_exit_1(runner, db_url):
+    result = runner.invoke(
+        cli, ["alert", "--category", "x", "--message", "y", "--key", "k", "--url", "http://127.0.0.1:9"]
+    )
+    assert result.exit_code == 1 and "cannot reach" in result.stderr
 
-    import httpx
 
-    def post(url: str, **kwargs):
-        assert url == "http://127.0.0.1:8000/v1/alerts"
-        return client.post("/v1/alerts", **kwargs)
-
-    monkeypatch.setattr(httpx, "post", post)
-    key = make_key("alerts")
-    args = ["alert", "--category", "emergency", "--message", "Boil water notice", "--severity", "critical"]
-    first = runner.invoke(cli, [*args, "--key", key, "--idempotency-key", "cron-1"])
-    assert first.exit_code == 0, first.output
-    body = json.loads(first.stdout)
-    assert body["channels"] == ["sms", "voice", "email", "social", "banner"]
-    again = runner.invoke(cli, [*args, "--key", key, "--idempotency-key", "cron-1"])
-    assert json.loads(again.stdout)["incident"]["id"] == body["incident"]["id"]
-
-    bad = runner.invoke(cli, ["alert", "--category", "nope", "--message", "x", "--key", key])
-    assert bad.exit_code == 1 and "unknown_category" in bad.stdout
+def test_alert_rejects_non_http_url(runner, db_url):
+    result = runner.invoke(cli, ["alert", "--category", "x", "--message", "y", "--key", "k", "--url", "file:///etc"])
+    assert result.exit_code == 2
 
 
 def test_serve_refuses_several_processes_on_sqlite(runner, tmp_path, monkeypatch):

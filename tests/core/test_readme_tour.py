@@ -65,6 +65,17 @@ def test_readme_tour_works_as_written(tmp_path):
             text=True,
             timeout=180,
         )
+        # `broadcaster alert` (the CLI for shell scripts) against the same live service
+        alert = (
+            f"KEY=$({BIN}/broadcaster keys create --name cron --scopes alerts)\n"
+            f'run() {{ {BIN}/broadcaster alert --url http://127.0.0.1:{port} --key $KEY "$@"; }}\n'
+            "run --category emergency --message 'Boil water notice' --idempotency-key cron-1\n"
+            "run --category emergency --message 'Boil water notice' --idempotency-key cron-1\n"
+            "run --category nope --message x && exit 9 || echo bad-category-exit=$?\n"
+        )
+        cli = subprocess.run(
+            ["bash", "-eu", "-c", alert], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+        )
     finally:
         server.terminate()
         server.wait(timeout=30)
@@ -81,3 +92,9 @@ def test_readme_tour_works_as_written(tmp_path):
     assert out.count('"state":"published"') >= 3  # alert, Bob's approval, the correction
     assert '"kind":"correction"' in out
     assert '"internal_error"' not in out
+
+    assert cli.returncode == 0, cli.stderr + cli.stdout
+    first, second = (chunk for chunk in cli.stdout.split("\n}\n")[:2])
+    assert '"channels": [' in first and '"published"' in first
+    assert first == second  # the retry with the same Idempotency-Key is replayed
+    assert '"unknown_category"' in cli.stdout and "bad-category-exit=1" in cli.stdout
