@@ -8,19 +8,12 @@ from typing import Annotated
 from fastapi import Depends
 from sqlalchemy.orm import Session
 
-from broadcaster.db import get_sessionmaker
+from broadcaster.db import session_scope
 
 
 def _session() -> Iterator[Session]:
-    session = get_sessionmaker()()
-    try:
+    with session_scope() as session:
         yield session
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 #: A request-scoped session committed when the endpoint function returns (before the response is

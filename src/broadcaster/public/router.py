@@ -56,10 +56,14 @@ def _banner_route(path: str) -> Callable[..., Any]:
 
 
 for _path, (_summary, _description, _media) in _BANNER_DOC.items():
+    # HEAD and OPTIONS (CORS preflight) answer from the same cache but stay out of the schema, so the
+    # OpenAPI document has one operation (and one operation id) per banner path.
+    router.add_api_route(_path, _banner_route(_path), methods=["HEAD", "OPTIONS"], include_in_schema=False)
     router.add_api_route(
         _path,
         _banner_route(_path),
-        methods=["GET", "HEAD", "OPTIONS"],
+        methods=["GET"],
+        operation_id="banner_" + BANNER_PATHS[_path],
         summary=_summary,
         description=_description,
         response_class=Response,
