@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import sys
@@ -24,9 +23,9 @@ app.add_typer(routing_app, name="routing")
 
 
 def _setup_logging() -> None:
-    logging.basicConfig(
-        level=get_settings().log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from broadcaster.logs import setup_logging
+
+    setup_logging(get_settings())
 
 
 @app.command()
@@ -40,6 +39,7 @@ def serve(
     import uvicorn
 
     from broadcaster import migrate as migrations
+    from broadcaster.logs import uvicorn_log_config
 
     _setup_logging()
     settings = get_settings()
@@ -67,6 +67,7 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level.lower(),
+        log_config=uvicorn_log_config(settings),
         access_log=False,
         proxy_headers=True,
     )

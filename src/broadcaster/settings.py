@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     # Log level: DEBUG, INFO, WARNING or ERROR
     log_level: str = "INFO"
+    # Let provider SDKs and HTTP clients log requests (headers, bodies) at LOG_LEVEL; off holds them at WARNING.
+    # Secrets are redacted from logs either way
+    log_provider_http: bool = False
     # Largest accepted request body in bytes; bigger requests get 413
     max_body_bytes: int = 256 * 1024
     # Organisation name shown on the status page, banner and messages
