@@ -122,7 +122,8 @@ class Adapter(abc.ABC):
     #: failover order among adapters of the same kind (lower first)
     priority: ClassVar[int] = 100
     #: how `limits.max_length` is counted: "chars", "sms_segments" (max_length = segments),
-    #: "x_weighted" (X's weighted length, URLs 23) or "mastodon" (characters, URLs 23)
+    #: "x_weighted" (X's weighted length, URLs 23), "mastodon" (characters, URLs 23) or "bluesky"
+    #: (graphemes, URLs in full, at most 3,000 UTF-8 bytes)
     length_unit: ClassVar[str] = "chars"
 
     @classmethod

@@ -4,6 +4,9 @@
 * ``x_weighted``: X's weighted length (twitter-text-parser: CJK and emoji weigh 2, every URL 23, NFC).
 * ``mastodon``: characters with every URL counted as 23 (Mastodon's `characters_reserved_per_url`;
   URLs found by twitter-text's extractor, as Mastodon does).
+* ``bluesky``: user-perceived characters (extended grapheme clusters, UAX #29, counted with the `regex`
+  module's ``\\X``: an emoji ZWJ sequence, a flag or "e" + combining accent is one); URLs count in full
+  (Bluesky does not shorten them); and the post's record also allows at most 3,000 UTF-8 bytes.
 * ``chars``: plain Unicode characters.
 """
 
@@ -17,6 +20,8 @@ import types
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import regex
 
 from broadcaster.rendering import sms
 
@@ -51,6 +56,10 @@ from twitter_text import extract_urls_with_indices  # noqa: E402 (after the pkg_
 
 URL_RE = re.compile(r"(?:https?://|www\.)[^\s<>\"']+", re.IGNORECASE)
 MASTODON_URL_WEIGHT = 23
+#: app.bsky.feed.post `text`: maxGraphemes 300 (the limit), maxLength 3000 (UTF-8 bytes)
+BLUESKY_MAX_GRAPHEMES = 300
+BLUESKY_MAX_BYTES = 3000
+_GRAPHEME = regex.compile(r"\X")
 
 
 @dataclass(frozen=True)
@@ -80,6 +89,10 @@ class LengthRule:
                 info.encoding,
                 info.segments,
             )
+        if self.unit == "bluesky":
+            length = grapheme_length(text)
+            fits = (self.limit is None or length <= self.limit) and len(text.encode("utf-8")) <= BLUESKY_MAX_BYTES
+            return Measure(length, self.limit, fits)
         if self.unit == "x_weighted":
             length = x_weighted_length(text)
         elif self.unit == "mastodon":
@@ -97,3 +110,13 @@ def mastodon_length(text: str) -> int:
     """Characters, every URL (as twitter-text extracts them, like Mastodon does) counting 23."""
     urls = extract_urls_with_indices(text)
     return len(text) - sum(end - start for start, end in (u["indices"] for u in urls)) + MASTODON_URL_WEIGHT * len(urls)
+
+
+def grapheme_length(text: str) -> int:
+    """User-perceived characters: extended grapheme clusters (UAX #29), as Bluesky counts its limit."""
+    return len(_GRAPHEME.findall(text))
+
+
+def bluesky_fits(text: str, limit: int = BLUESKY_MAX_GRAPHEMES) -> bool:
+    """Whether `text` is a valid Bluesky post text: at most `limit` graphemes and 3,000 UTF-8 bytes."""
+    return grapheme_length(text) <= limit and len(text.encode("utf-8")) <= BLUESKY_MAX_BYTES

@@ -1,6 +1,7 @@
 """Render one update for one channel and locale: templates, markers, and length-aware fitting.
 
-Fitting, for channels with a length limit (SMS segments, X weighted length, Mastodon, voice, banner):
+Fitting, for channels with a length limit (SMS segments, X weighted length, Mastodon, Bluesky graphemes,
+voice, banner):
 1. the full body; 2. the update's short summary; 3. the text shortened at a word boundary (never inside a
 URL, phone number or e-mail address) with "..."; 4. the same without the "how to reach us" part.
 Whatever it did is listed in `actions`; a text still over the limit gets an "over limit" warning.
@@ -16,7 +17,7 @@ from broadcaster.channels.base import Adapter, Message
 from broadcaster.channels.registry import adapter_classes, classes_for, kind_of
 from broadcaster.domain import ChannelKind, UpdateKind
 from broadcaster.rendering.fit import shorten
-from broadcaster.rendering.length import LengthRule, Measure
+from broadcaster.rendering.length import BLUESKY_MAX_GRAPHEMES, LengthRule, Measure
 from broadcaster.rendering.templates import TemplateError, labels_for, render_template, template_exists
 from broadcaster.settings import Settings, get_settings
 
@@ -85,6 +86,8 @@ def length_rule(kind: ChannelKind, cls: type[Adapter] | None, settings: Settings
         return LengthRule(unit, settings.mastodon_max_characters)
     if unit == "x_weighted":
         return LengthRule(unit, (cls.limits.max_length if cls is not None else None) or 280)
+    if unit == "bluesky":
+        return LengthRule(unit, (cls.limits.max_length if cls is not None else None) or BLUESKY_MAX_GRAPHEMES)
     if kind is ChannelKind.voice:
         return LengthRule("chars", settings.voice_max_chars)
     if kind is ChannelKind.banner:
