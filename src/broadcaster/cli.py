@@ -112,7 +112,7 @@ def fake_providers(
     host: str = "127.0.0.1",
     port: int = 8025,
 ) -> None:
-    """Run the local fake provider server (Twilio, SendGrid, X, Mastodon wire formats) for demos."""
+    """Run the local fake provider server (Twilio, SendGrid, X, Mastodon, Bluesky wire formats) for demos."""
     from broadcaster.fakes.server import serve as serve_fakes
 
     _setup_logging()

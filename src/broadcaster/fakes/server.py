@@ -8,6 +8,9 @@ One app serves every provider on its own paths, the way the real SDKs call them:
 * X ``POST /2/tweets`` (JSON, OAuth 1.0a or Bearer), ``GET /2/users/me``
 * Mastodon ``POST /api/v1/statuses`` (form or JSON, Bearer, Idempotency-Key),
   ``GET /api/v1/accounts/verify_credentials``
+* Bluesky (XRPC) ``POST /xrpc/com.atproto.server.createSession`` and ``refreshSession`` (session JWTs
+  signed by the fake), ``GET /xrpc/com.atproto.server.getSession``, ``GET /xrpc/app.bsky.actor.getProfile``,
+  ``POST /xrpc/com.atproto.repo.createRecord`` (Bearer access JWT, an app.bsky.feed.post record)
 * outbound webhooks ``POST /hooks/{anything}`` (records, answers 200)
 
 Requests are validated as the provider would (auth header, required fields, payload limits) and
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import hmac
 import json
 import re
@@ -35,7 +39,7 @@ from urllib.parse import parse_qs
 import orjson
 
 from broadcaster.fakes.state import PROVIDERS, Credentials, FakeState, RecordedRequest
-from broadcaster.rendering.length import mastodon_length
+from broadcaster.rendering.length import BLUESKY_MAX_BYTES, BLUESKY_MAX_GRAPHEMES, grapheme_length, mastodon_length
 from broadcaster.rendering.sms import analyze
 
 Scope = dict[str, Any]
@@ -165,11 +169,13 @@ class FakeProviders:
             if fault.status is not None:
                 record.status = fault.status
                 return self._fault_reply(provider, fault.status, fault.headers, fault.body)
-        reply: Reply = (
-            self._x(method, path, query, headers, body)
-            if provider == "x"
-            else getattr(self, f"_{provider}")(method, path, headers, body)
-        )
+        reply: Reply
+        if provider == "x":
+            reply = self._x(method, path, query, headers, body)
+        elif provider == "bluesky":
+            reply = self._bluesky(method, path, query, headers, body)
+        else:
+            reply = getattr(self, f"_{provider}")(method, path, headers, body)
         record.status = reply[0]
         return reply
 
@@ -183,6 +189,8 @@ class FakeProviders:
             return "x"
         if path.startswith("/api/v1/"):
             return "mastodon"
+        if path.startswith("/xrpc/"):
+            return "bluesky"
         if path.startswith("/hooks/"):
             return "webhook"
         return None
@@ -199,6 +207,10 @@ class FakeProviders:
                 "sendgrid": {"errors": [{"message": f"Injected {status}", "field": None, "help": None}]},
                 "x": {"title": f"Injected {status}", "detail": f"Injected {status}", "type": "about:blank"},
                 "mastodon": {"error": f"Injected {status}"},
+                "bluesky": {
+                    "error": "RateLimitExceeded" if status == 429 else "InternalServerError",
+                    "message": f"Injected {status}",
+                },
                 "webhook": {"error": f"Injected {status}"},
             }[provider]
         payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
@@ -372,6 +384,108 @@ class FakeProviders:
             self.state.mastodon_idempotency[(auth, key)] = status
         return _json(200, status)
 
+    # Bluesky (AT Protocol XRPC) ----------------------------------------------------------------------
+    def _bluesky(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Reply:
+        nsid = path[len("/xrpc/") :]
+        if nsid == "com.atproto.server.createSession" and method == "POST":
+            return self._bluesky_create_session(body)
+        if nsid == "com.atproto.server.refreshSession" and method == "POST":
+            claims, error = self._bluesky_auth(headers, "com.atproto.refresh")
+            if error is not None:
+                return error
+            assert claims is not None
+            if not self.state.use_bluesky_refresh(str(claims.get("jti"))):
+                return _xrpc_error(400, "ExpiredToken", "Token has been revoked")
+            return _json(200, self._bluesky_session(claims["sub"], claims["handle"]))
+        if nsid == "com.atproto.server.getSession" and method == "GET":
+            claims, error = self._bluesky_auth(headers, "com.atproto.access")
+            if error is not None:
+                return error
+            assert claims is not None
+            return _json(200, {"did": claims["sub"], "handle": claims["handle"], "active": True})
+        if nsid == "app.bsky.actor.getProfile" and method == "GET":
+            claims, error = self._bluesky_auth(headers, "com.atproto.access")
+            if error is not None:
+                return error
+            assert claims is not None
+            actor = parse_qs(query).get("actor", [""])[0]
+            if actor not in (claims["sub"], claims["handle"]):
+                return _xrpc_error(400, "InvalidRequest", "Profile not found")
+            return _json(200, {"did": claims["sub"], "handle": claims["handle"], "displayName": "Fake"})
+        if nsid == "com.atproto.repo.createRecord" and method == "POST":
+            claims, error = self._bluesky_auth(headers, "com.atproto.access")
+            if error is not None:
+                return error
+            assert claims is not None
+            return self._bluesky_create_record(claims, body)
+        return _xrpc_error(501, "MethodNotImplemented", "Method Not Implemented")
+
+    def _bluesky_create_session(self, body: bytes) -> Reply:
+        data = _json_object(body)
+        identifier, password = data.get("identifier"), data.get("password")
+        for name, value in (("identifier", identifier), ("password", password)):
+            if not isinstance(value, str) or not value:
+                return _xrpc_error(400, "InvalidRequest", f'Input must have the property "{name}"')
+        assert isinstance(identifier, str)
+        handle = identifier.lower().lstrip("@")
+        creds = self.state.credentials
+        if creds is not None:
+            expected = creds.bluesky_handle.lower()
+            if handle not in (expected, _bluesky_did(expected)) or password != creds.bluesky_password:
+                return _xrpc_error(401, "AuthenticationRequired", "Invalid identifier or password")
+            handle = expected
+        did = handle if handle.startswith("did:") else _bluesky_did(handle)
+        return _json(200, self._bluesky_session(did, handle), _bluesky_limits(30, 300))
+
+    def _bluesky_session(self, did: str, handle: str) -> dict[str, Any]:
+        now = int(time.time())
+        st = self.state
+        access = {"scope": "com.atproto.access", "sub": did, "handle": handle, "iat": now}
+        refresh = {**access, "scope": "com.atproto.refresh"}
+        access["jti"], refresh["jti"] = secrets.token_urlsafe(16), secrets.token_urlsafe(16)
+        return {
+            "accessJwt": _hs256(st.bluesky_jwt_key, {**access, "exp": now + st.bluesky_access_ttl}),
+            "refreshJwt": _hs256(st.bluesky_jwt_key, {**refresh, "exp": now + st.bluesky_refresh_ttl}),
+            "handle": handle,
+            "did": did,
+            "active": True,
+        }
+
+    def _bluesky_auth(self, headers: dict[str, str], scope: str) -> tuple[dict[str, Any] | None, Reply | None]:
+        """The claims of the request's Bearer JWT, or the PDS's error: 401 without one, 400 ExpiredToken /
+        InvalidToken for an expired or forged one (as the PDS answers)."""
+        auth = headers.get("authorization", "")
+        if not auth.startswith("Bearer ") or len(auth) <= 7:
+            return None, _xrpc_error(401, "AuthMissing", "Authentication Required")
+        claims = _hs256_verify(self.state.bluesky_jwt_key, auth[7:])
+        if claims is None or claims.get("scope") != scope:
+            return None, _xrpc_error(400, "InvalidToken", "Token could not be verified")
+        if int(claims.get("exp", 0)) <= time.time():
+            return None, _xrpc_error(400, "ExpiredToken", "Token has expired")
+        return claims, None
+
+    def _bluesky_create_record(self, claims: dict[str, Any], body: bytes) -> Reply:
+        data = _json_object(body)
+        repo, collection, record = data.get("repo"), data.get("collection"), data.get("record")
+        if repo not in (claims["sub"], claims["handle"]):
+            return _xrpc_error(400, "InvalidRequest", "Input/repo must be the authenticated account")
+        if collection != "app.bsky.feed.post":
+            return _xrpc_error(400, "InvalidRequest", "Input/collection: the fake accepts app.bsky.feed.post only")
+        if not isinstance(record, dict) or record.get("$type") != collection:
+            return _xrpc_error(400, "InvalidRequest", "Invalid app.bsky.feed.post record: Record/$type must be set")
+        problem = _bluesky_post_problem(record)
+        if problem is not None:
+            return _xrpc_error(400, "InvalidRequest", f"Invalid app.bsky.feed.post record: {problem}")
+        rkey = _tid()
+        cid = "bafyrei" + base64.b32encode(secrets.token_bytes(32)).decode().lower().rstrip("=")
+        reply = {
+            "uri": f"at://{claims['sub']}/{collection}/{rkey}",
+            "cid": cid,
+            "commit": {"cid": cid, "rev": rkey},
+            "validationStatus": "valid",
+        }
+        return _json(200, reply, _bluesky_limits(5000, 3600))
+
     # webhooks -----------------------------------------------------------------------------------------
     def _webhook(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
         return _json(200, {"ok": True})
@@ -400,6 +514,98 @@ def _oauth1_valid(creds: Credentials, method: str, path: str, query: str, header
     client = SimpleNamespace(client_secret=creds.x_consumer_secret, resource_owner_secret=creds.x_access_secret)
     expected = signature.sign_hmac_sha1_with_client(base, client)
     return hmac.compare_digest(expected, utils.unescape(oauth.get("oauth_signature", "")))
+
+
+def _xrpc_error(status: int, error: str, message: str) -> Reply:
+    return _json(status, {"error": error, "message": message})
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _bluesky_limits(limit: int, window: int) -> dict[str, str]:
+    """The PDS's rate-limit headers (IETF draft names; the reset is epoch seconds)."""
+    return {
+        "ratelimit-limit": str(limit),
+        "ratelimit-remaining": str(limit - 1),
+        "ratelimit-reset": str(int(time.time()) + window),
+        "ratelimit-policy": f"{limit};w={window}",
+    }
+
+
+def _bluesky_did(handle: str) -> str:
+    """A stable did:plc for a handle (24 base32 characters, like a real one)."""
+    digest = hashlib.sha256(handle.encode()).digest()
+    return "did:plc:" + base64.b32encode(digest).decode().lower()[:24]
+
+
+def _bluesky_post_problem(record: dict[str, Any]) -> str | None:
+    """Why the PDS would refuse this app.bsky.feed.post record (its lexicon's rules), or None."""
+    text = record.get("text")
+    if not isinstance(text, str):
+        return 'Record must have the property "text"'
+    if len(text.encode("utf-8")) > BLUESKY_MAX_BYTES:
+        return f"Record/text must not be longer than {BLUESKY_MAX_BYTES} characters"
+    if grapheme_length(text) > BLUESKY_MAX_GRAPHEMES:
+        return f"Record/text must not be longer than {BLUESKY_MAX_GRAPHEMES} graphemes"
+    if not isinstance(record.get("createdAt"), str):
+        return 'Record must have the property "createdAt"'
+    langs = record.get("langs", [])
+    if not isinstance(langs, list) or len(langs) > 3 or not all(isinstance(x, str) and x for x in langs):
+        return "Record/langs must be an array of at most 3 language tags"
+    size = len(text.encode("utf-8"))
+    for i, facet in enumerate(record.get("facets") or []):
+        index = facet.get("index") if isinstance(facet, dict) else None
+        start = index.get("byteStart") if isinstance(index, dict) else None
+        end = index.get("byteEnd") if isinstance(index, dict) else None
+        if not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= size):
+            return f"Record/facets/{i}/index must be a byte range of the text"
+        features = facet.get("features")
+        if not isinstance(features, list) or not features:
+            return f'Record/facets/{i} must have the property "features"'
+        for feature in features:
+            if isinstance(feature, dict) and feature.get("$type") == "app.bsky.richtext.facet#link":
+                uri = feature.get("uri")
+                if not (isinstance(uri, str) and re.match(r"^[a-z][a-z0-9+.-]*:", uri)):
+                    return f"Record/facets/{i}/features/0/uri must be a valid uri"
+    return None
+
+
+_TID_CHARS = "234567abcdefghijklmnopqrstuvwxyz"
+
+
+def _tid() -> str:
+    """A record key in AT Protocol TID form: microseconds since the epoch and a clock id, base32-sortable."""
+    value = (time.time_ns() // 1000) << 10 | secrets.randbelow(1024)
+    return "".join(_TID_CHARS[(value >> (5 * i)) & 31] for i in reversed(range(13)))
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def _hs256(key: bytes, claims: dict[str, Any]) -> str:
+    """A compact HS256 JWT (the SDK decodes the payload for `exp`; only the fake verifies the signature)."""
+    head = _b64url(b'{"alg":"HS256","typ":"JWT"}') + "." + _b64url(json.dumps(claims).encode())
+    return head + "." + _b64url(hmac.new(key, head.encode(), hashlib.sha256).digest())
+
+
+def _hs256_verify(key: bytes, token: str) -> dict[str, Any] | None:
+    head, _, signature = token.rpartition(".")
+    expected = _b64url(hmac.new(key, head.encode(), hashlib.sha256).digest())
+    if not head or not hmac.compare_digest(expected, signature):
+        return None
+    try:
+        payload = head.partition(".")[2]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except ValueError:
+        return None
+    return claims if isinstance(claims, dict) else None
 
 
 def _basic(header: str) -> tuple[str | None, str | None]:
@@ -471,6 +677,7 @@ def serve(host: str = "127.0.0.1", port: int = 8025) -> None:
     print(f"Fake providers on http://{host}:{port} ({', '.join(PROVIDERS)}); control API at /_fake/requests")
     print(
         f"  TWILIO_BASE_URL=http://{host}:{port} SENDGRID_BASE_URL=http://{host}:{port} "
-        f"X_BASE_URL=http://{host}:{port} MASTODON_BASE_URL=http://{host}:{port}"
+        f"X_BASE_URL=http://{host}:{port} MASTODON_BASE_URL=http://{host}:{port} "
+        f"BLUESKY_BASE_URL=http://{host}:{port}"
     )
     uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 from collections import deque
@@ -10,7 +11,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs
 
-PROVIDERS = ("twilio", "sendgrid", "x", "mastodon", "webhook")
+BLUESKY_ACCESS_TTL = 2 * 3600
+BLUESKY_REFRESH_TTL = 90 * 86400
+PROVIDERS = ("twilio", "sendgrid", "x", "mastodon", "bluesky", "webhook")
 
 
 @dataclass
@@ -59,7 +62,8 @@ class RecordedRequest:
 @dataclass(frozen=True)
 class Credentials:
     """When given to the fake, auth is checked exactly: Twilio account and token, SendGrid key, the X
-    OAuth 1.0a signature (recomputed over the api.twitter.com URL the SDK signed) and the Mastodon token."""
+    OAuth 1.0a signature (recomputed over the api.twitter.com URL the SDK signed), the Mastodon token and
+    the Bluesky handle and app password (createSession)."""
 
     twilio_sid: str
     twilio_token: str
@@ -69,6 +73,8 @@ class Credentials:
     x_access_token: str
     x_access_secret: str
     mastodon_token: str
+    bluesky_handle: str
+    bluesky_password: str
 
 
 @dataclass
@@ -98,12 +104,26 @@ class FakeState:
         self.count = 0
         self.tweets: set[str] = set()
         self.mastodon_idempotency: dict[tuple[str, str], dict[str, Any]] = {}
+        #: Bluesky: the key the fake signs its session JWTs with, their lifetimes (seconds; the real PDS
+        #: gives 2 h access and 90 d refresh tokens) and the refresh tokens already used (single use)
+        self.bluesky_jwt_key = secrets.token_bytes(32)
+        self.bluesky_access_ttl = BLUESKY_ACCESS_TTL
+        self.bluesky_refresh_ttl = BLUESKY_REFRESH_TTL
+        self.bluesky_used_refresh: set[str] = set()
         self._seq = 0
 
     def next_id(self) -> int:
         with self._lock:
             self._seq += 1
             return self._seq
+
+    def use_bluesky_refresh(self, jti: str) -> bool:
+        """Spend a refresh token (the PDS rotates them): False when it was already used."""
+        with self._lock:
+            if jti in self.bluesky_used_refresh:
+                return False
+            self.bluesky_used_refresh.add(jti)
+            return True
 
     def add(self, req: RecordedRequest) -> None:
         with self._lock:
@@ -152,3 +172,6 @@ class FakeState:
             self.count = 0
             self.tweets.clear()
             self.mastodon_idempotency.clear()
+            self.bluesky_access_ttl = BLUESKY_ACCESS_TTL
+            self.bluesky_refresh_ttl = BLUESKY_REFRESH_TTL
+            self.bluesky_used_refresh.clear()

@@ -27,6 +27,8 @@ TWILIO_SID = "AC" + "0" * 32
 TWILIO_TOKEN = "fake-twilio-token"  # noqa: S105 (not a secret: the fake's)
 SENDGRID_KEY = "SG.fake-sendgrid-key"
 MASTODON_TOKEN = "fake-mastodon-token"  # noqa: S105
+BLUESKY_HANDLE = "broadcaster.bsky.example"
+BLUESKY_PASSWORD = "fake-bluesky-app-password"  # noqa: S105
 
 
 class RunningFake:
@@ -67,6 +69,9 @@ class RunningFake:
             "X_ACCESS_TOKEN_SECRET": creds.x_access_secret,
             "MASTODON_BASE_URL": self.url,
             "MASTODON_ACCESS_TOKEN": creds.mastodon_token,
+            "BLUESKY_BASE_URL": self.url,
+            "BLUESKY_HANDLE": creds.bluesky_handle,
+            "BLUESKY_APP_PASSWORD": creds.bluesky_password,
         }
         if webhook:
             env["WEBHOOK_URLS"] = self.webhook_url()
@@ -90,6 +95,8 @@ CREDENTIALS = Credentials(
     x_access_token="fake-access-token",  # noqa: S106
     x_access_secret="fake-access-secret",  # noqa: S106
     mastodon_token=MASTODON_TOKEN,
+    bluesky_handle=BLUESKY_HANDLE,
+    bluesky_password=BLUESKY_PASSWORD,
 )
 
 
