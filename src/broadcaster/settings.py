@@ -148,6 +148,14 @@ class Settings(BaseSettings):
     # Visibility of posted statuses: public, unlisted, private or direct
     mastodon_visibility: str = "public"
 
+    # --- Bluesky (optional extra) ----------------------------------------------------------------------
+    # Bluesky (AT Protocol) server URL: https://bsky.social, or your own PDS
+    bluesky_base_url: str = "https://bsky.social"
+    # Bluesky handle (e.g. alerts.example.org); Bluesky is off until this and the app password are set
+    bluesky_handle: str | None = None
+    # Bluesky app password (Settings > Privacy and security > App passwords), not the account password
+    bluesky_app_password: SecretStr | None = None
+
     # --- outbound webhooks -----------------------------------------------------------------------------
     # Comma-separated URLs that receive every published update as an outbound webhook
     webhook_urls: CsvList = Field(default_factory=list)

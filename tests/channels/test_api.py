@@ -84,7 +84,7 @@ def test_preview_with_providers_configured(client, auth, incident, monkeypatch):
         "sms": ("twilio-sms", True, []),
         "voice": ("twilio-voice", True, []),
         "email": ("sendgrid", True, []),
-        "social": ("x", True, ["mastodon"]),
+        "social": ("x", True, ["mastodon", "bluesky"]),
         "banner": ("banner", True, []),
     }
     assert by["social"]["text"].endswith("http://testserver/status")
@@ -182,7 +182,7 @@ def test_list_channels_and_check(client, auth, admin, monkeypatch):
     resp = client.get("/v1/channels", headers=auth("read"))
     assert resp.status_code == 200
     by = {c["name"]: c for c in resp.json()}
-    assert {"twilio-sms", "twilio-voice", "sendgrid", "x", "mastodon", "webhook", "banner"} <= set(by)
+    assert {"twilio-sms", "twilio-voice", "sendgrid", "x", "mastodon", "bluesky", "webhook", "banner"} <= set(by)
     assert by["twilio-sms"]["configured"] is False and by["banner"]["configured"] is True
     assert client.post("/v1/channels/twilio-sms/check", headers=admin).status_code == 404
     with running_fake() as fake:

@@ -25,6 +25,7 @@ BUILT_INS = {
     "sendgrid": ChannelKind.email,
     "x": ChannelKind.social,
     "mastodon": ChannelKind.social,
+    "bluesky": ChannelKind.social,
     "webhook": ChannelKind.webhook,
     "banner": ChannelKind.banner,
 }
@@ -42,9 +43,9 @@ def test_resolution_with_everything_configured(make_settings):
     names = [a.name for a in configured_adapters(settings)]
     assert set(BUILT_INS) <= set(names)
     by_kind = adapters_by_kind(settings)
-    assert [a.name for a in by_kind[ChannelKind.social]] == ["x", "mastodon"]  # primary, then failover
+    assert [a.name for a in by_kind[ChannelKind.social]] == ["x", "mastodon", "bluesky"]  # primary, then failover
     assert [a.name for a in by_kind[ChannelKind.banner]] == ["banner"]
-    assert [a.name for a in resolve_channel("social", settings)] == ["x", "mastodon"]
+    assert [a.name for a in resolve_channel("social", settings)] == ["x", "mastodon", "bluesky"]
     assert [a.name for a in resolve_channel("mastodon", settings)] == ["mastodon"]
     assert [a.name for a in resolve_channel("voice", settings)] == ["twilio-voice"]
     assert resolve_channel("carrier-pigeon", settings) == []
