@@ -23,7 +23,7 @@ import logging
 import re
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote, quote_plus, unquote, urlsplit
 
 from pydantic import SecretStr
 
@@ -53,7 +53,7 @@ _GENERIC = (
     r"(?P<key>bk_[0-9a-f]{8}_)[A-Za-z0-9_-]{8,}"
     # Authorization header values: a quoted value up to its closing quote, or scheme + credentials
     r"|(?P<auth>(?i:authorization)['\"]?\s*[:=]\s*)"
-    r"(?P<authval>'[^'\r\n]*'|\"[^\"\r\n]*\"|[^\s'\",;}]+(?:[ ]+[^\s'\",;}]+)?)"
+    r"(?P<authval>'(?:[^'\\\r\n]|\\.)*'|\"(?:[^\"\\\r\n]|\\.)*\"|[^\s'\",;}]+(?:[ ]+[^\s'\",;}]+)?)"
     # query-string tokens (unsubscribe / confirm links, OAuth-style access tokens)
     r"|(?P<query>[?&;](?:access_)?token=)[^&\s\"'<>#\\]+"
     # signed link tokens and JWTs: base64url JSON ("eyJ") followed by a signature part
@@ -78,7 +78,7 @@ def configured_secrets(settings: Settings) -> set[str]:
         found.add(base64.b64encode(basic.encode()).decode())
     password = urlsplit(settings.database_url).password if "@" in settings.database_url else None
     if password:
-        found |= _encodings(password)
+        found |= {password} | _encodings(unquote(password))
     for url in settings.webhook_urls:  # Slack/Teams incoming-webhook URLs carry a token in the path
         parts = urlsplit(url)
         if len(parts.path) > 8 or parts.query:
@@ -156,7 +156,8 @@ class RedactSecrets(logging.Filter):
             else:
                 clean = tuple(redactor.redact(a) if isinstance(a, str) else a for a in args)
             try:
-                if not redactor.hit(record.msg % clean):
+                text = record.msg % clean
+                if redactor.redact(text) == text:  # nothing left (masks themselves are left alone)
                     record.args = clean
                     return
             except (TypeError, ValueError, KeyError):
