@@ -50,6 +50,16 @@ def known_secrets(fake: RunningFake) -> dict[str, str]:
     return found
 
 
+def sent_credentials(fake: RunningFake) -> dict[str, str]:
+    """The Bearer/Basic credentials the fake received (session tokens such as Bluesky's JWTs included)."""
+    found = {}
+    for req in fake.requests():
+        scheme, _, credential = req.headers.get("authorization", "").partition(" ")
+        if scheme in ("Bearer", "Basic") and credential:
+            found[f"{req.provider} {scheme} credential"] = credential
+    return found
+
+
 def leaks(text: str, secrets: dict[str, str]) -> list[str]:
     return [name for name, value in secrets.items() if value in text]
 
@@ -146,6 +156,9 @@ async def test_no_secret_in_debug_logs_of_any_adapter(fake, root_log, monkeypatc
         log.exception("send failed")
 
     output = root_log.getvalue()
+    secrets |= sent_credentials(fake)
+    assert {"twilio Basic credential", "sendgrid Bearer credential", "mastodon Bearer credential"} <= set(secrets)
+    assert "bluesky" not in names or "bluesky Bearer credential" in secrets  # its session JWT
     assert leaks(output, secrets) == []
     assert "bk_0a1b2c3d_****" in output  # the key's lookup prefix stays, to tell keys apart
     assert "send failed" in output and "RuntimeError: provider rejected ****" in output
@@ -230,7 +243,7 @@ def test_worker_process_logs_no_secret_at_debug(db_url, client, admin, emergency
     [mail] = fake.requests("sendgrid")
     link_tokens = re.findall(r"token=([\w.-]+)", json.dumps(mail.json))
     assert link_tokens  # the e-mail carried a signed unsubscribe link
-    secrets |= {f"unsubscribe token {i}": t for i, t in enumerate(set(link_tokens))}
+    secrets |= {f"unsubscribe token {i}": t for i, t in enumerate(set(link_tokens))} | sent_credentials(fake)
     output = stderr.read_text()
     assert leaks(output, secrets) == [], output
     assert "python_http_client" in output and "Bearer ****" in output  # the SDK logged, redacted
