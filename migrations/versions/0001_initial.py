@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-23 09:43:46.372973
+Create Date: 2026-11-23 10:54:27.507736
 """
 
 from __future__ import annotations
@@ -61,6 +61,50 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_categories")),
         sa.UniqueConstraint("slug", name=op.f("uq_categories_slug")),
     )
+    op.create_table(
+        "deliveries",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("broadcast_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("channel", sa.String(length=64), nullable=False),
+        sa.Column("address", sa.String(length=2048), nullable=False),
+        sa.Column("subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("locale", sa.String(length=16), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("next_attempt_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("lease_expires_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("claimed_by", sa.String(length=64), nullable=True),
+        sa.Column("provider", sa.String(length=64), nullable=True),
+        sa.Column("provider_message_id", sa.String(length=128), nullable=True),
+        sa.Column("error_code", sa.String(length=64), nullable=True),
+        sa.Column("error_reason", sa.Text(), nullable=True),
+        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("sent_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_deliveries")),
+    )
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.create_index("ix_deliveries_broadcast_id_id", ["broadcast_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_deliveries_leased",
+            ["status", "lease_expires_at"],
+            unique=False,
+            postgresql_where=sa.text("status = 'sending'"),
+        )
+        batch_op.create_index(
+            "ix_deliveries_pending",
+            ["id"],
+            unique=False,
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        )
+        batch_op.create_index(
+            "ix_deliveries_provider_message_id",
+            ["provider_message_id"],
+            unique=False,
+            postgresql_where=sa.text("provider_message_id IS NOT NULL"),
+        )
+
     op.create_table(
         "delivery_events",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -210,71 +254,11 @@ def upgrade() -> None:
         batch_op.create_index("ix_broadcasts_state_id", ["state", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_broadcasts_update_id"), ["update_id"], unique=False)
 
-    op.create_table(
-        "deliveries",
-        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("broadcast_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
-        sa.Column("channel", sa.String(length=64), nullable=False),
-        sa.Column("address", sa.String(length=2048), nullable=False),
-        sa.Column("subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
-        sa.Column("locale", sa.String(length=16), nullable=False),
-        sa.Column("status", sa.String(length=16), nullable=False),
-        sa.Column("attempts", sa.Integer(), nullable=False),
-        sa.Column("next_attempt_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("lease_expires_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("claimed_by", sa.String(length=64), nullable=True),
-        sa.Column("provider", sa.String(length=64), nullable=True),
-        sa.Column("provider_message_id", sa.String(length=128), nullable=True),
-        sa.Column("error_code", sa.String(length=64), nullable=True),
-        sa.Column("error_reason", sa.Text(), nullable=True),
-        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("sent_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["broadcast_id"], ["broadcasts.id"], name=op.f("fk_deliveries_broadcast_id_broadcasts"), ondelete="CASCADE"
-        ),
-        sa.PrimaryKeyConstraint("id", name=op.f("pk_deliveries")),
-    )
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.create_index("ix_deliveries_broadcast_id_id", ["broadcast_id", "id"], unique=False)
-        batch_op.create_index(
-            "ix_deliveries_leased",
-            ["status", "lease_expires_at"],
-            unique=False,
-            postgresql_where=sa.text("status = 'sending'"),
-        )
-        batch_op.create_index(
-            "ix_deliveries_pending",
-            ["id"],
-            unique=False,
-            postgresql_where=sa.text("status = 'pending'"),
-            sqlite_where=sa.text("status = 'pending'"),
-        )
-        batch_op.create_index(
-            "ix_deliveries_provider_message_id",
-            ["provider_message_id"],
-            unique=False,
-            postgresql_where=sa.text("provider_message_id IS NOT NULL"),
-        )
-
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_deliveries_provider_message_id", postgresql_where=sa.text("provider_message_id IS NOT NULL")
-        )
-        batch_op.drop_index(
-            "ix_deliveries_pending",
-            postgresql_where=sa.text("status = 'pending'"),
-            sqlite_where=sa.text("status = 'pending'"),
-        )
-        batch_op.drop_index("ix_deliveries_leased", postgresql_where=sa.text("status = 'sending'"))
-        batch_op.drop_index("ix_deliveries_broadcast_id_id")
-
-    op.drop_table("deliveries")
     with op.batch_alter_table("broadcasts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_broadcasts_update_id"))
         batch_op.drop_index("ix_broadcasts_state_id")
@@ -301,6 +285,19 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_delivery_events_delivery_id"))
 
     op.drop_table("delivery_events")
+    with op.batch_alter_table("deliveries", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_deliveries_provider_message_id", postgresql_where=sa.text("provider_message_id IS NOT NULL")
+        )
+        batch_op.drop_index(
+            "ix_deliveries_pending",
+            postgresql_where=sa.text("status = 'pending'"),
+            sqlite_where=sa.text("status = 'pending'"),
+        )
+        batch_op.drop_index("ix_deliveries_leased", postgresql_where=sa.text("status = 'sending'"))
+        batch_op.drop_index("ix_deliveries_broadcast_id_id")
+
+    op.drop_table("deliveries")
     op.drop_table("categories")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))

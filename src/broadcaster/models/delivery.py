@@ -86,7 +86,10 @@ class Delivery(Base):
     __tablename__ = "deliveries"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    #: the broadcast (deliberately no foreign key: PostgreSQL checks one per inserted row, which doubled
+    #: fan-out time, 4.6 s instead of 2.4 s for 1M rows; broadcasts are never deleted, because updates and
+    #: incidents that were published cannot be, and the planner is the only writer of this column)
+    broadcast_id: Mapped[int] = mapped_column(BigId)
     #: routing-map channel name (a kind such as "sms" or an adapter name such as "twilio-sms")
     channel: Mapped[str] = mapped_column(String(64))
     address: Mapped[str] = mapped_column(String(2048))
