@@ -62,8 +62,11 @@ def plan(session: Session, broadcast: Broadcast) -> int:
         sel = select(bid, channel, address, subscriber_id, locale, status, attempts, t1, t2, t3).select_from(src)
         if where:
             sel = sel.where(*where)
-        session.execute(insert(Delivery).from_select(COLUMNS, sel))
-        return 0
+        # Core execution with preserve_rowcount: psycopg only keeps the rowcount of INSERT ... SELECT when asked
+        result = session.connection().execute(
+            insert(Delivery).from_select(COLUMNS, sel), execution_options={"preserve_rowcount": True}
+        )
+        return int(cast(CursorResult[Any], result).rowcount or 0)
 
     total = 0
     skipped: dict[str, str] = {}
@@ -114,8 +117,6 @@ def plan(session: Session, broadcast: Broadcast) -> int:
                     )
                     total += 1
     session.flush()
-    # psycopg reports no rowcount for INSERT ... SELECT through the ORM session: count once instead
-    total = int(session.scalar(select(func.count()).where(Delivery.broadcast_id == broadcast.id)) or 0)
     broadcast.total = total
     broadcast.skipped = skipped
     broadcast.planned_at = now
