@@ -22,6 +22,19 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(routing_app, name="routing")
 
 
+@app.callback()
+def _check_configuration() -> None:
+    # A bad setting is a short message naming it (never the value: it may be a secret), not a traceback.
+    from pydantic import ValidationError
+
+    try:
+        get_settings()
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in err['loc']).upper()}: {err['msg']}" for err in exc.errors()]
+        typer.echo("Invalid configuration (environment or .env):\n" + "\n".join(lines), err=True)
+        raise typer.Exit(2) from None
+
+
 def _setup_logging() -> None:
     from broadcaster.logs import setup_logging
 

@@ -38,7 +38,7 @@ class Settings(BaseSettings):
     # Secret for signing (unsubscribe links, tokens); set a long random value in production
     secret_key: SecretStr | None = None
     # Log level: DEBUG, INFO, WARNING or ERROR
-    log_level: str = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     # Let provider SDKs and HTTP clients log requests (headers, bodies) at LOG_LEVEL; off holds them at WARNING.
     # Secrets are redacted from logs either way
     log_provider_http: bool = False
@@ -188,6 +188,11 @@ class Settings(BaseSettings):
     cap_sender: str = "broadcaster@example.org"
 
     _split = field_validator("supported_locales", "webhook_urls", mode="before")(_split_csv)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
 
     @property
     def is_sqlite(self) -> bool:

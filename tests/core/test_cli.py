@@ -154,3 +154,21 @@ def test_serve_refuses_several_processes_on_sqlite(runner, tmp_path, monkeypatch
         get_settings.cache_clear()
     assert result.exit_code == 2 and "PostgreSQL" in result.output
     assert not (tmp_path / "x.db").exists()  # refused before touching the database
+
+
+def test_bad_setting_is_a_short_error_naming_it_not_a_traceback(runner, monkeypatch):
+    from broadcaster.settings import get_settings
+
+    monkeypatch.setenv("LOG_LEVEL", "trace")
+    monkeypatch.setenv("TWILIO_SMS_RATE_PER_SECOND", "fast")
+    get_settings.cache_clear()
+    try:
+        result = runner.invoke(cli, ["keys", "list"])
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "Invalid configuration" in result.stderr
+    assert "LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'" in result.stderr
+    assert "TWILIO_SMS_RATE_PER_SECOND" in result.stderr and "fast" not in result.stderr
+    assert "Traceback" not in result.output
