@@ -7,13 +7,16 @@ validation errors and malformed bodies into that shape. Nothing is ever answered
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import DataError, IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +67,46 @@ class Unprocessable(AppError):
     status_code, code = 422, "invalid"
 
 
-def error_response(status: int, code: str, detail: Any, field: str | None = None, **extra: Any) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse({"error": code, "detail": detail, "field": field, **extra}, status_code=status, headers=headers)
+class ErrorOut(BaseModel):
+    """The one error shape, as the OpenAPI document shows it (422 adds `errors`, one entry per field)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    error: str = Field(description="Stable machine code, e.g. `invalid`, `not_found`, `conflict`.")
+    detail: str = Field(description="What is wrong, for a person.")
+    field: str | None = Field(description="The offending field (dotted path, header or parameter name), if any.")
+
+
+def document_errors(schema: dict[str, Any]) -> dict[str, Any]:
+    """Give every operation of an OpenAPI document a `4XX` response with the one error shape (JSON, also on
+    HTML or text routes) in place of FastAPI's own 422 model, which this API never answers with."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name in ("HTTPValidationError", "ValidationError"):
+        components.pop(name, None)
+    components["ErrorOut"] = ErrorOut.model_json_schema()
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+    for path_item in schema.get("paths", {}).values():
+        for operation in path_item.values():
+            responses = operation.setdefault("responses", {})
+            default_422 = responses.get("422", {}).get("content", {}).get("application/json", {}).get("schema", {})
+            if default_422.get("$ref", "").endswith("/HTTPValidationError"):
+                del responses["422"]
+            responses["4XX"] = {"description": "Client error: `{error, detail, field}`.", "content": error}
+    return schema
+
+
+def error_response(
+    status: int,
+    code: str,
+    detail: Any,
+    field: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    out = dict(headers or {})
+    if status == 401:
+        out.setdefault("WWW-Authenticate", "Bearer")
+    return JSONResponse({"error": code, "detail": detail, "field": field, **extra}, status_code=status, headers=out)
 
 
 def _loc_to_field(loc: Any) -> str | None:
@@ -98,10 +138,23 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(422, "invalid", f"{field}: {msg}" if field else msg, field, errors=details)
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette's own 405 names only the first route's)."""
+    routes = request.app.router.routes
+    allowed = [m for m in _METHODS if any(r.matches({**request.scope, "method": m})[0] is Match.FULL for r in routes)]
+    return ", ".join(allowed)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
-    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), exc.detail)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # RFC 9110: a 405 lists the methods the resource supports
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+    return error_response(exc.status_code, codes.get(exc.status_code, "http_error"), exc.detail, headers=headers)
 
 
 async def _data_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -122,6 +175,15 @@ async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """Answer every error with the one shape, and document it in the app's OpenAPI document."""
+    build_openapi = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = document_errors(build_openapi())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)

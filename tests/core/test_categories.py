@@ -92,3 +92,13 @@ def test_patch_bad_input_leaves_category_unchanged(client, admin, emergency_cate
 def test_unknown_category_is_404(client, admin):
     assert_error(client.patch("/v1/categories/nope", headers=admin, json={"name": "x"}), 404, "unknown_category")
     assert_error(client.delete("/v1/categories/nope", headers=admin), 404, "unknown_category")
+
+
+def test_patch_with_null_fields_leaves_them_unchanged(client, admin, emergency_category):
+    """`null` in a patch means "unchanged"; `"channels": null` used to be a 500 (the channel check ran on None)."""
+    body = {"channels": None, "contact": None, "description": None, "position": None, "name": "Emergencies"}
+    resp = client.patch("/v1/categories/emergency", headers=admin, json=body)
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["name"] == "Emergencies"
+    assert resp.json()["channels"] == emergency_category["channels"]
+    assert resp.json()["contact"] == emergency_category["contact"]

@@ -154,3 +154,31 @@ def test_unexpected_errors_answer_the_shape_without_leaking(app, admin):
         resp = c.get("/v1/boom-for-test")
     body = assert_error(resp, 500, "internal_error")
     assert "secret-internal-detail" not in resp.text and body["field"] is None
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "allow"),
+    [
+        ("PUT", "/v1/incidents/1", "DELETE, GET, PATCH"),
+        ("DELETE", "/v1/categories", "GET, POST"),
+        ("TRACE", "/v1/routing-map", "GET, PUT"),
+        ("PATCH", "/v1/alerts", "POST"),
+    ],
+)
+def test_405_names_every_method_of_the_path(client, admin, method, path, allow):
+    """RFC 9110: a 405 carries `Allow` with all the resource's methods (it had none, then only one route's)."""
+    resp = client.request(method, path, headers=admin)
+    assert_error(resp, 405, "method_not_allowed")
+    assert resp.headers["allow"] == allow
+
+
+def test_openapi_documents_the_one_error_shape(client):
+    """Every operation documents its 4xx as `{error, detail, field}` in JSON, HTML routes too (the document
+    used to promise FastAPI's own 422 model, which the API never sends)."""
+    schema = client.get("/openapi.json").json()
+    assert "HTTPValidationError" not in json.dumps(schema)
+    assert schema["components"]["schemas"]["ErrorOut"]["required"] == ["error", "detail", "field"]
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorOut"}}}
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            assert operation["responses"]["4XX"]["content"] == error, (method, path)

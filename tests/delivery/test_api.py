@@ -178,3 +178,31 @@ def test_health_ready_and_metrics(memory, drain, add_subscribers, publish, clien
     text = client.get("/metrics").text
     assert 'broadcaster_deliveries_total{channel="memory",status="sent"}' in text
     assert "broadcaster_send_seconds_bucket" in text
+
+
+def test_openapi_documents_hand_parsed_bodies_and_non_json_answers(client):
+    """Endpoints that parse their body themselves document it, and non-JSON answers name their media type
+    (so clients and the schema fuzzer in tests/core/test_fuzz.py know them)."""
+    paths = client.get("/openapi.json").json()["paths"]
+
+    def body(path: str) -> set[str]:
+        return set(paths[path]["post"]["requestBody"]["content"])
+
+    def media(path: str, method: str, status: str) -> set[str]:
+        return set(paths[path][method]["responses"][status]["content"])
+
+    assert body("/v1/subscribers/import") == {"text/csv", "multipart/form-data"}
+    assert body("/v1/subscribe") == {"application/json", "application/x-www-form-urlencoded"}
+    assert (
+        body("/v1/webhooks/twilio/status")
+        == body("/v1/webhooks/twilio/inbound")
+        == {"application/x-www-form-urlencoded"}
+    )
+    assert body("/v1/webhooks/sendgrid/events") == {"application/json"}
+    assert media("/v1/webhooks/twilio/inbound", "post", "200") == {"application/xml"}
+    assert media("/v1/broadcasts/{broadcast_id}/deliveries.csv", "get", "200") == {"text/csv"}
+    assert media("/healthz", "get", "200") == {"text/plain"}
+    assert media("/v1/subscribe", "post", "202") == {"application/json", "text/html"}
+    for method in ("get", "post"):
+        assert media("/v1/unsubscribe", method, "200") == {"text/html"}
+    assert media("/v1/subscribe/confirm", "get", "400") == {"text/html"}

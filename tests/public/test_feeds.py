@@ -157,3 +157,11 @@ def test_cap_alert_404s(client, timeline, auth):
     resp = client.get(f"/v1/feeds/cap/{draft_id}.xml")
     assert resp.status_code == 404
     assert resp.json()["error"] == "not_found"
+
+
+@pytest.mark.parametrize("update_id", ["99999999999999999999", "0"])
+def test_out_of_range_cap_ids_are_422(client, update_id):
+    """An id past int64 was a 500 on SQLite (OverflowError binding it); now a 422 naming the parameter."""
+    resp = client.get(f"/v1/feeds/cap/{update_id}.xml")
+    assert resp.status_code == 422, resp.text
+    assert resp.json()["field"] == "update_id"

@@ -111,3 +111,11 @@ def test_subscribe_form_posts_to_the_subscribe_endpoint(client, publish):
     assert resp.status_code == 202, resp.text
     assert resp.headers["content-type"].startswith("text/html")
     assert "You are subscribed." in resp.text
+
+
+def test_out_of_range_incident_ids_are_422(client):
+    """An id past int64 was a 500 on SQLite (OverflowError binding it); now a 422 naming the parameter."""
+    for iid in ("99999999999999999999", "0"):
+        resp = client.get(f"/status/incidents/{iid}")
+        assert resp.status_code == 422, resp.text
+        assert resp.json()["field"] == "incident_id"

@@ -40,6 +40,86 @@ Publisher = Annotated[Principal, Depends(require_scope(Scope.publish))]
 
 MAX_CSV_BYTES = 20 * 1024 * 1024
 
+# Bodies the endpoints below parse themselves, documented so the OpenAPI document (and clients or fuzzers
+# generated from it) know them.
+_CSV_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "text/csv": {"schema": {"type": "string"}},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            },
+        },
+    }
+}
+_TWILIO_FORM = {
+    "requestBody": {
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+            }
+        },
+    },
+    "parameters": [{"name": "X-Twilio-Signature", "in": "header", "required": True, "schema": {"type": "string"}}],
+}
+_SENDGRID_EVENTS = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}},
+    },
+    "parameters": [
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+        for name in ("X-Twilio-Email-Event-Webhook-Signature", "X-Twilio-Email-Event-Webhook-Timestamp")
+    ],
+}
+_SUBSCRIBE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": SubscribeIn.model_json_schema()},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "email": {"type": "string"},
+                        "phone": {"type": "string"},
+                        "locale": {"type": "string"},
+                        "categories": {"type": "array", "items": {"type": "string"}},
+                    },
+                    "description": "The status page's form: empty fields are left out.",
+                }
+            },
+        },
+    }
+}
+_SUBSCRIBED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Subscribed, or a confirmation e-mail was sent (an HTML page when the form was posted).",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["status", "detail"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["pending_confirmation", "subscribed"]},
+                        "detail": {"type": "string"},
+                    },
+                }
+            },
+            "text/html": {"schema": {"type": "string"}},
+        },
+    }
+}
+#: the e-mailed confirm/unsubscribe links answer a person with an HTML page, also when the link is not valid
+_LINK_PAGE: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The link is not valid (an HTML page).", "content": {"text/html": {}}}
+}
+
 
 # --- subscribers ---------------------------------------------------------------------------------------
 
@@ -77,7 +157,7 @@ def list_subscribers(
     return Page(items=[SubscriberOut.build(r) for r in rows], next_cursor=str(rows[-1].id) if more else None)
 
 
-@router.post("/v1/subscribers/import", response_model=ImportReport, tags=["subscribers"])
+@router.post("/v1/subscribers/import", response_model=ImportReport, tags=["subscribers"], openapi_extra=_CSV_BODY)
 async def import_subscribers(request: Request, session: SessionDep, who: Writer) -> ImportReport:
     """Upload a CSV (multipart field `file`, or the raw `text/csv` body). Good rows are kept, bad rows
     are listed with reasons; a row matching an existing phone or email updates that subscriber."""
@@ -201,7 +281,14 @@ def list_deliveries(
     return Page(items=[DeliveryOut.model_validate(r) for r in rows], next_cursor=str(rows[-1].id) if more else None)
 
 
-@router.get("/v1/broadcasts/{broadcast_id}/deliveries.csv", tags=["broadcasts"])
+@router.get(
+    "/v1/broadcasts/{broadcast_id}/deliveries.csv",
+    tags=["broadcasts"],
+    response_class=StreamingResponse,
+    responses={
+        200: {"description": "The delivery log as CSV.", "content": {"text/csv": {"schema": {"type": "string"}}}}
+    },
+)
 def export_deliveries(
     broadcast_id: IdPath,
     session: SessionDep,
@@ -239,7 +326,7 @@ async def _twilio_form(request: Request) -> dict[str, Any]:
     return params
 
 
-@router.post("/v1/webhooks/twilio/status", status_code=204, tags=["webhooks"])
+@router.post("/v1/webhooks/twilio/status", status_code=204, tags=["webhooks"], openapi_extra=_TWILIO_FORM)
 async def twilio_status(request: Request, session: SessionDep) -> Response:
     """Twilio message/call status callback (signature required)."""
     params = await _twilio_form(request)
@@ -261,7 +348,13 @@ def _twiml(message: str | None) -> Response:
     return Response(content=str(reply), media_type="application/xml")
 
 
-@router.post("/v1/webhooks/twilio/inbound", tags=["webhooks"])
+@router.post(
+    "/v1/webhooks/twilio/inbound",
+    tags=["webhooks"],
+    openapi_extra=_TWILIO_FORM,
+    response_class=Response,
+    responses={200: {"description": "TwiML reply.", "content": {"application/xml": {"schema": {"type": "string"}}}}},
+)
 async def twilio_inbound(request: Request, session: SessionDep) -> Response:
     """Inbound SMS: STOP-family words opt out of SMS and voice, START-family opt back in, HELP answers."""
     params = await _twilio_form(request)
@@ -280,7 +373,7 @@ async def twilio_inbound(request: Request, session: SessionDep) -> Response:
     return _twiml(None)
 
 
-@router.post("/v1/webhooks/sendgrid/events", status_code=204, tags=["webhooks"])
+@router.post("/v1/webhooks/sendgrid/events", status_code=204, tags=["webhooks"], openapi_extra=_SENDGRID_EVENTS)
 async def sendgrid_events(request: Request, session: SessionDep) -> Response:
     """SendGrid signed Event Webhook (ECDSA over timestamp + raw body)."""
     raw = await request.body()
@@ -313,7 +406,7 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
     )
 
 
-@router.post("/v1/subscribe", status_code=202, tags=["subscribe"])
+@router.post("/v1/subscribe", status_code=202, tags=["subscribe"], openapi_extra=_SUBSCRIBE_BODY, responses=_SUBSCRIBED)
 async def subscribe(request: Request, session: SessionDep) -> Response:
     """Public self-service subscription (JSON or form). An email gets a confirmation link first."""
     is_form = not request.headers.get("content-type", "").startswith("application/json")
@@ -345,7 +438,7 @@ async def subscribe(request: Request, session: SessionDep) -> Response:
     )
 
 
-@router.get("/v1/subscribe/confirm", tags=["subscribe"])
+@router.get("/v1/subscribe/confirm", tags=["subscribe"], response_class=HTMLResponse, responses=_LINK_PAGE)
 def confirm_subscription(session: SessionDep, token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
     row = subscribers.confirm(session, token)
     if row is None:
@@ -353,7 +446,7 @@ def confirm_subscription(session: SessionDep, token: Annotated[str, Query(max_le
     return _page("Subscription confirmed", "<p>You will receive alerts by email.</p>")
 
 
-@router.get("/v1/unsubscribe", tags=["subscribe"])
+@router.get("/v1/unsubscribe", tags=["subscribe"], response_class=HTMLResponse)
 def unsubscribe_page(token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
     """A confirmation page (link scanners fetch GET links, so GET alone never unsubscribes)."""
     safe = html.escape(token, quote=True)
@@ -365,7 +458,7 @@ def unsubscribe_page(token: Annotated[str, Query(max_length=1000)]) -> HTMLRespo
     )
 
 
-@router.post("/v1/unsubscribe", tags=["subscribe"])
+@router.post("/v1/unsubscribe", tags=["subscribe"], response_class=HTMLResponse, responses=_LINK_PAGE)
 def unsubscribe(session: SessionDep, token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
     """RFC 8058 one-click unsubscribe (`List-Unsubscribe=One-Click`); no cookies or login needed."""
     row = subscribers.unsubscribe_email(session, token)
@@ -385,7 +478,7 @@ def metrics_endpoint() -> Response:
     return Response(content=body, media_type=ctype)
 
 
-@router.get("/healthz", tags=["operations"])
+@router.get("/healthz", tags=["operations"], response_class=PlainTextResponse)
 def healthz() -> PlainTextResponse:
     """The process is up."""
     return PlainTextResponse("ok")

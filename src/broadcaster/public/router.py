@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from broadcaster.errors import NotFound
+from broadcaster.pagination import IdPath
 from broadcaster.public import cap, feeds, hooks, pages, queries, render
 from broadcaster.public.cache import BANNER_PATHS, get_cache
 
@@ -115,7 +116,7 @@ def history_page(request: Request) -> Response:
 
 
 @router.get("/status/incidents/{incident_id}", response_class=HTMLResponse, summary="One incident's timeline")
-def incident_page(request: Request, incident_id: int) -> Response:
+def incident_page(request: Request, incident_id: IdPath) -> Response:
     return _cached(request, ("incident", incident_id), _with_session(pages.incident_page, incident_id), render.HTML)
 
 
@@ -158,5 +159,5 @@ def _cap_alert(session: Any, update_id: int) -> bytes | None:
 
 
 @router.get("/v1/feeds/cap/{update_id}.xml", summary="One CAP 1.2 alert", response_class=Response)
-def cap_alert(request: Request, update_id: int) -> Response:
+def cap_alert(request: Request, update_id: IdPath) -> Response:
     return _cached(request, ("cap", update_id), _with_session(_cap_alert, update_id), cap.CONTENT_TYPE)

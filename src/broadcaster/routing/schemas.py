@@ -55,9 +55,11 @@ class CategoryIn(Input):
 
     @field_validator("channels")
     @classmethod
-    def _known_channels(cls, value: dict[Severity, list[str]]) -> dict[Severity, list[str]]:
+    def _known_channels(cls, value: dict[Severity, list[str]] | None) -> dict[Severity, list[str]] | None:
         from broadcaster.channels.registry import known_channel_names
 
+        if value is None:  # a patch's explicit null: leave the channels as they are
+            return None
         known = known_channel_names()
         for severity, names in value.items():
             for name in names:
