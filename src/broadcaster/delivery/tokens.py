@@ -10,6 +10,8 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
+import os
 import secrets
 from functools import lru_cache
 from pathlib import Path
@@ -18,18 +20,32 @@ from typing import Any
 from broadcaster.settings import get_settings
 
 KEY_FILE = Path("var/secret_key")
+log = logging.getLogger(__name__)
 
 
 @lru_cache(maxsize=4)
 def _persisted_key(path: str) -> bytes:
+    """Read the generated key, creating it first if needed (atomically: concurrent processes agree)."""
     p = Path(path)
-    if p.exists():
-        return p.read_bytes().strip()
-    p.parent.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_urlsafe(48).encode()
-    p.touch(mode=0o600)
-    p.write_bytes(key)
-    return key
+    if not p.exists():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f"{p.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_urlsafe(48).encode())
+        try:
+            os.link(tmp, p)  # fails if another process created it first: then theirs is the key
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    if not get_settings().is_sqlite:
+        log.warning(
+            "SECRET_KEY is not set: using the key generated in %s. Set the same SECRET_KEY on every machine, "
+            "or unsubscribe and confirmation links signed on one machine are refused by the others.",
+            p,
+        )
+    return p.read_bytes().strip()
 
 
 def secret_key() -> bytes:
