@@ -217,3 +217,14 @@ def signed_memory_sent():
     from broadcaster.delivery.testing import MemoryAdapter
 
     return MemoryAdapter.sent
+
+
+@pytest.mark.parametrize("token", ["abc.é", "é.é", "abc.\u00ff\u00ff", "x.\U0001f600"])
+def test_non_ascii_link_tokens_are_not_valid_links(signed, client, token):
+    """A non-ASCII signature part was a 500 (hmac.compare_digest refuses such str); now the 'not valid' page."""
+    for resp in (
+        client.get("/v1/subscribe/confirm", params={"token": token}),
+        client.post("/v1/unsubscribe", params={"token": token}),
+    ):
+        assert resp.status_code == 400, resp.text
+        assert "not valid" in resp.text

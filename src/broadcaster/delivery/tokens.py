@@ -75,7 +75,8 @@ def sign(purpose: str, payload: dict[str, Any]) -> str:
 def verify(purpose: str, token: str) -> dict[str, Any] | None:
     """The payload when `token` was signed for `purpose` with our key; None otherwise."""
     body, _, mac = token.partition(".")
-    if not body or not mac or not hmac.compare_digest(mac, _mac(purpose, body)):
+    # compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a mismatch)
+    if not body or not mac or not hmac.compare_digest(mac.encode(), _mac(purpose, body).encode()):
         return None
     try:
         payload = json.loads(_unb64(body))
