@@ -212,8 +212,9 @@ class IdempotencyMiddleware:
         """Insert a pending record (our id) or return the existing one."""
         try:
             with session_scope() as session:
+                # the path is informational (the digest covers it in full); the column holds 500 characters
                 record = IdempotencyRecord(
-                    api_key_id=key_id, key=key, request_hash=digest, method=scope["method"], path=scope["path"]
+                    api_key_id=key_id, key=key, request_hash=digest, method=scope["method"], path=scope["path"][:500]
                 )
                 session.add(record)
                 session.flush()

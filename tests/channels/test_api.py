@@ -240,3 +240,10 @@ def test_preview_of_a_correction_names_the_original(client, auth, emergency_cate
     stamp = f"{when[:10]} {when[11:16]} UTC"
     assert f"This {notice} our message of {stamp}." in by["email"]["text"]
     assert f"This {notice} our message of {stamp}." in by["webhook"]["text"]
+
+
+def test_draft_preview_incident_id_past_int64_is_422(client, auth, emergency_category):
+    """It was a 500 on SQLite (OverflowError binding it) and a field-less 422 on PostgreSQL (bigint range)."""
+    body = {"incident_id": 2**63, "update": {"body": "x"}}
+    resp = client.post("/v1/preview", headers=auth("read"), json=body)
+    assert resp.status_code == 422 and resp.json()["field"] == "incident_id", resp.text

@@ -67,3 +67,11 @@ def test_overlong_key_is_422(client, auth, emergency_category):
     resp = client.post("/v1/alerts", headers=auth("alerts") | {"Idempotency-Key": "k" * 256}, json=ALERT)
     assert_error(resp, 422, "invalid", "Idempotency-Key")
     assert row_counts()["incidents"] == 0
+
+
+def test_key_on_a_path_longer_than_the_column_is_the_endpoint_answer(client, admin):
+    """The request path is stored with the key (500 characters): a longer one was a 500 on PostgreSQL."""
+    path = f"/v1/updates/{'9' * 600}/publish"
+    resp = client.post(path, headers=admin | {"Idempotency-Key": "long-path"})
+    assert_error(resp, 422, "invalid", "update_id")
+    assert row_counts()["idempotency_keys"] == 0

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from broadcaster.domain import Severity
 from broadcaster.incidents.schemas import UpdateIn
+from broadcaster.pagination import MAX_ID
 
 
 class AdapterOut(BaseModel):
@@ -67,7 +68,7 @@ class DraftPreviewIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    incident_id: int | None = Field(None, ge=1)
+    incident_id: int | None = Field(None, ge=1, le=MAX_ID)
     category: str | None = None
     severity: Severity | None = None
     title: str = Field("Draft incident", min_length=1, max_length=300)
