@@ -6,9 +6,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from broadcaster import __version__
+from broadcaster.deps import no_nul_in_parameters
 from broadcaster.errors import install_error_handlers
 from broadcaster.middleware import BodyLimitMiddleware, IdempotencyMiddleware
 from broadcaster.settings import get_settings
@@ -61,6 +62,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url="/redoc",
+        dependencies=[Depends(no_nul_in_parameters)],
     )
     app.state.run_worker = run_worker
     install_error_handlers(app)

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from broadcaster.db import session_scope
+from broadcaster.errors import Unprocessable
 
 
 def _session() -> Iterator[Session]:
@@ -21,3 +22,11 @@ def _session() -> Iterator[Session]:
 #: writes nothing. Endpoints convert ORM rows to schemas before returning.
 SessionDep = Annotated[Session, Depends(_session, scope="function")]
 get_session = _session
+
+
+def no_nul_in_parameters(request: Request) -> None:
+    """Refuse NUL characters in path and query parameters with a 422 naming the parameter (PostgreSQL cannot
+    compare or store them: they would otherwise fail in the database, unnamed, on that backend only)."""
+    for name, value in [*request.path_params.items(), *request.query_params.multi_items()]:
+        if "\x00" in name or "\x00" in str(value):
+            raise Unprocessable(f"{name}: must not contain NUL characters", field=name.replace("\x00", "") or '""')

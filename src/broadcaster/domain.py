@@ -73,13 +73,14 @@ def validate_slug(value: str) -> str:
     return value
 
 
-def _has_nul(value: object) -> bool:
+def has_nul(value: object) -> bool:
+    """True when a NUL character is in `value` or, for containers, in any key or item (recursively)."""
     if isinstance(value, str):
         return "\x00" in value
     if isinstance(value, list | tuple | set):
-        return any(_has_nul(v) for v in value)
+        return any(has_nul(v) for v in value)
     if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+        return any(has_nul(k) or has_nul(v) for k, v in value.items())
     return False
 
 
@@ -92,6 +93,6 @@ class Input(BaseModel):
     @field_validator("*", mode="after")
     @classmethod
     def _no_nul(cls, value: Any) -> Any:
-        if _has_nul(value):
+        if has_nul(value):
             raise ValueError("must not contain NUL characters")
         return value

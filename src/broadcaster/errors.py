@@ -7,7 +7,7 @@ validation errors and malformed bodies into that shape. Nothing is ever answered
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -109,12 +109,21 @@ def error_response(
     return JSONResponse({"error": code, "detail": detail, "field": field, **extra}, status_code=status, headers=out)
 
 
+def field_name(loc: Iterable[Any], whole: str | None = None) -> str | None:
+    """A pydantic error location as a field: `("update", "locale")` -> `"update.locale"`, an empty key shown
+    as `""`; `whole` when the error is about the object as a whole (no location)."""
+    return ".".join('""' if str(p) == "" else str(p) for p in loc) or whole
+
+
 def _loc_to_field(loc: Any) -> str | None:
-    """`("body", "update", "locale")` -> `"update.locale"`: drop only the leading location part."""
-    parts = [str(p) for p in loc]
+    """`("body", "update", "locale")` -> `"update.locale"`: drop only the leading location part; the body as a
+    whole (missing, or not an object) is `"body"`."""
+    parts = list(loc)
+    if parts == ["body"]:
+        return "body"
     if parts and parts[0] in ("body", "query", "path", "header", "cookie"):
         parts = parts[1:]
-    return ".".join(parts) or None
+    return field_name(parts)
 
 
 async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -133,8 +142,8 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     details = [
         {"field": _loc_to_field(e.get("loc", ())), "reason": str(e.get("msg")), "type": e.get("type")} for e in errors
     ]
-    if first.get("type") == "missing" and field is None:
-        return error_response(422, "invalid", "Request body is required", None, errors=details)
+    if first.get("type") == "missing" and field == "body":
+        return error_response(422, "invalid", "Request body is required", "body", errors=details)
     return error_response(422, "invalid", f"{field}: {msg}" if field else msg, field, errors=details)
 
 

@@ -182,3 +182,34 @@ def test_openapi_documents_the_one_error_shape(client):
     for path, item in schema["paths"].items():
         for method, operation in item.items():
             assert operation["responses"]["4XX"]["content"] == error, (method, path)
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("POST", "/v1/incidents", None, "body"),  # missing
+        ("POST", "/v1/incidents", [1], "body"),  # not an object
+        ("POST", "/v1/incidents", {"": 1, "title": "t", "category": "emergency", "severity": "minor"}, '""'),
+        ("PATCH", "/v1/categories/emergency", {"": "x"}, '""'),
+        ("PUT", "/v1/routing-map", {"categories": [], "": 1}, '""'),
+    ],
+)
+def test_every_422_names_a_field(client, admin, emergency_category, unchanged, method, path, body, field):
+    """The body as a whole is `body` and an empty key is `""`: both used to be a 422 with `field: null`."""
+    with unchanged():
+        assert_error(client.request(method, path, headers=admin, json=body), 422, "invalid", field)
+
+
+@pytest.mark.parametrize(
+    ("path", "field"),
+    [
+        ("/v1/categories/a%00", "slug"),
+        ("/v1/incidents?category=a%00b", "category"),
+        ("/v1/subscribers?q=%00", "q"),
+        ("/v1/subscribe/confirm?token=a.%00", "token"),
+        ("/status/incidents/1?x%00=1", "x"),
+    ],
+)
+def test_nul_in_a_parameter_is_422_naming_it(client, admin, path, field):
+    """Refused before any query: on PostgreSQL it used to fail in the database, as a field-less 422."""
+    assert_error(client.get(path, headers=admin), 422, "invalid", field)

@@ -43,3 +43,9 @@ def test_unknown_key_is_404(client, admin, unchanged):
 def test_garbage_keys_are_401(client):
     for value in ("Bearer nope", "Bearer bk_x_y", "Bearer bk_deadbeef_wrong", "Basic abc", "Bearer "):
         assert_error(client.get("/v1/incidents", headers={"Authorization": value}), 401, "unauthorized")
+
+
+def test_key_id_past_the_column_is_422(client, admin, unchanged):
+    """api_keys.id is a 32-bit INTEGER: 2**31 was a field-less 422 (database range error) on PostgreSQL."""
+    with unchanged():
+        assert_error(client.delete(f"/v1/keys/{2**31}", headers=admin), 422, "invalid", "key_id")

@@ -206,3 +206,30 @@ def test_openapi_documents_hand_parsed_bodies_and_non_json_answers(client):
     for method in ("get", "post"):
         assert media("/v1/unsubscribe", method, "200") == {"text/html"}
     assert media("/v1/subscribe/confirm", "get", "400") == {"text/html"}
+
+
+def test_nul_in_a_subscriber_is_422_naming_the_field(client, auth, emergency_category):
+    """PostgreSQL cannot store NUL: it was a field-less 422 there (and stored on SQLite)."""
+    w = auth("write")
+    resp = client.post("/v1/subscribers", json={"phone": "+15551230000", "name": "a\x00b"}, headers=w)
+    assert resp.status_code == 422 and resp.json()["field"] == "name", resp.text
+    resp = client.post("/v1/subscribers", json={"phone": "+15551230000", "tags": ["a\x00"]}, headers=w)
+    assert resp.status_code == 422 and resp.json()["field"] == "tags", resp.text
+    assert _count_subscribers() == 0
+
+
+def test_csv_import_odd_files(client, auth, emergency_category):
+    """A bare CR in a field was a 500 (csv's "new-line character seen in unquoted field"), and so was a field
+    over csv's size limit; a NUL in a row failed the whole import on PostgreSQL."""
+    w = auth("write") | {"Content-Type": "text/csv"}
+    resp = client.post(
+        "/v1/subscribers/import", headers=w, content="phone,name\r\n+15551230000,A\rB\r\n+15551230001,C\x00\r\n"
+    )
+    assert resp.status_code == 200, resp.text
+    report = resp.json()
+    assert report["created"] == 1 and [r["row"] for r in report["rejected"]] == [3, 4]
+    assert report["rejected"][1]["errors"][0]["field"] == "name"
+    big = "phone,name\n+15551230002," + "x" * 200_000 + "\n"
+    resp = client.post("/v1/subscribers/import", headers=w, content=big)
+    assert resp.status_code == 422 and resp.json()["field"] == "file", resp.text
+    assert _count_subscribers() == 1

@@ -228,3 +228,60 @@ def test_non_ascii_link_tokens_are_not_valid_links(signed, client, token):
     ):
         assert resp.status_code == 400, resp.text
         assert "not valid" in resp.text
+
+
+def test_nul_in_signed_receipts_is_422_naming_it(signed, client):
+    """PostgreSQL cannot store NUL: a signed receipt carrying one was a field-less 422 there (and stored on
+    SQLite); now refused on both, naming the parameter or the event."""
+    from tests.core.helpers import row_counts
+
+    path = "/v1/webhooks/twilio/status"
+    params = {"MessageSid": "SM\x00", "MessageStatus": "delivered"}
+    before = row_counts()
+    resp = client.post(path, data=params, headers=twilio_sig(path, params))
+    assert resp.status_code == 422 and resp.json()["field"] == "MessageSid", resp.text
+    params = {"": "\x00", "MessageStatus": "delivered"}
+    resp = client.post(path, data=params, headers=twilio_sig(path, params))
+    assert resp.status_code == 422 and resp.json()["field"] == '""', resp.text
+    body = json.dumps([{"event": "open"}, {"event": "open", "email": "a\x00@example.org"}]).encode()
+    resp = client.post("/v1/webhooks/sendgrid/events", content=body, headers=signed(body))
+    assert resp.status_code == 422 and resp.json()["field"] == "1", resp.text
+    assert row_counts() == before
+
+
+def test_subscribe_without_an_address_names_the_body(client, emergency_category):
+    resp = client.post("/v1/subscribe", json={"categories": ["emergency"]})
+    assert resp.status_code == 422 and resp.json()["field"] == "body", resp.text
+
+
+def test_receipt_with_odd_ids_is_logged_not_a_500(signed, client):
+    """A delivery_id past int64 was a 500 on SQLite (OverflowError), a SID over the column's 128 characters a
+    field-less 422 on PostgreSQL; both are logged as unmatched receipts now."""
+    from broadcaster.db import session_scope
+    from broadcaster.models.delivery import DeliveryEvent
+
+    path = "/v1/webhooks/twilio/status?delivery_id=99999999999999999999"
+    params = {"MessageSid": "SM" + "x" * 200, "MessageStatus": "delivered"}
+    assert client.post(path, data=params, headers=twilio_sig(path, params)).status_code == 204
+    body = json.dumps([{"event": "open", "delivery_id": 2**70, "sg_message_id": "y" * 300}]).encode()
+    assert client.post("/v1/webhooks/sendgrid/events", content=body, headers=signed(body)).status_code == 204
+    with session_scope() as session:
+        events = session.scalars(select(DeliveryEvent).order_by(DeliveryEvent.id)).all()
+        assert [(e.delivery_id, len(e.provider_message_id)) for e in events] == [(None, 128), (None, 128)]
+
+
+def test_sendgrid_events_with_odd_json_types_are_applied(
+    signed, client, drain, add_subscribers, publish, emergency_category
+):
+    """Event fields are strings from SendGrid but any JSON in the signed batch: a non-string `email` was a 500
+    (bound as a parameter), and so was a non-string `status` on a matched delivery."""
+    d1, d2 = _sent_broadcast(drain, add_subscribers, publish, channel="memory-email")
+    events = [
+        {"event": "open", "sg_message_id": "abc", "email": {"a": 1}},
+        {"event": "bounce", "delivery_id": str(d1.id), "status": 550, "reason": ["mailbox full"]},
+        {"event": "dropped", "delivery_id": str(d2.id), "status": {"x": 1}},
+    ]
+    body = json.dumps(events).encode()
+    assert client.post("/v1/webhooks/sendgrid/events", content=body, headers=signed(body)).status_code == 204
+    assert (_delivery(d1.id).status, _delivery(d1.id).error_code) == ("bounced", "550")
+    assert _delivery(d2.id).status == "failed" and _events() == 3

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.models import utcnow
 from broadcaster.models.delivery import Delivery, DeliveryEvent
+from broadcaster.pagination import MAX_ID
 from broadcaster.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -99,9 +100,11 @@ def sendgrid_signature_ok(settings: Settings, raw: bytes, signature: str | None,
 def _find(session: Session, delivery_id: Any, provider_message_id: str | None, address: str | None) -> Delivery | None:
     if delivery_id is not None:
         try:
-            row = session.get(Delivery, int(delivery_id))
-        except (TypeError, ValueError):
-            row = None
+            key = int(delivery_id)
+        except (TypeError, ValueError, OverflowError):
+            key = 0
+        # an id past the column's range matches nothing (binding it is an OverflowError on SQLite)
+        row = session.get(Delivery, key) if 1 <= key <= MAX_ID else None
         if row is not None:
             return row
     if provider_message_id:
@@ -133,7 +136,7 @@ def apply_twilio(session: Session, params: Mapping[str, Any], delivery_id: str |
     event = DeliveryEvent(
         delivery_id=row.id if row else None,
         provider="twilio",
-        provider_message_id=sid,
+        provider_message_id=sid[:128] if sid else None,  # the column's size (Twilio's SIDs have 34 characters)
         event=raw_status[:32] or "unknown",
         payload=dict(params),
     )
@@ -154,12 +157,13 @@ def apply_sendgrid(session: Session, events: list[Any]) -> int:
             continue
         name = str(ev.get("event", ""))
         mid = str(ev.get("sg_message_id") or "").split(".")[0] or None
-        row = _find(session, ev.get("delivery_id"), mid, ev.get("email"))
+        email = ev.get("email")  # signed, but any JSON: only a string can match an address
+        row = _find(session, ev.get("delivery_id"), mid, email if isinstance(email, str) else None)
         session.add(
             DeliveryEvent(
                 delivery_id=row.id if row else None,
                 provider="sendgrid",
-                provider_message_id=mid,
+                provider_message_id=mid[:128] if mid else None,
                 event=name[:32] or "unknown",
                 payload=ev,
             )
@@ -170,7 +174,7 @@ def apply_sendgrid(session: Session, events: list[Any]) -> int:
         matched += 1
         if status:
             reason = ev.get("reason") or ev.get("response")
-            _advance(row, status, ev.get("status") or name, str(reason) if reason else None)
+            _advance(row, status, str(ev.get("status") or name), str(reason) if reason else None)
         if name in ("unsubscribe", "group_unsubscribe", "spamreport") and row.subscriber_id is not None:
             from broadcaster.models.delivery import Subscriber
 

@@ -26,7 +26,8 @@ from broadcaster.delivery.schemas import (
     SubscriberPatch,
 )
 from broadcaster.deps import SessionDep
-from broadcaster.errors import BadRequest, Conflict, Forbidden, Unprocessable
+from broadcaster.domain import has_nul
+from broadcaster.errors import BadRequest, Conflict, Forbidden, Unprocessable, field_name
 from broadcaster.models.delivery import Broadcast, Delivery
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
 from broadcaster.security import Principal, Scope, require_scope
@@ -57,23 +58,53 @@ _CSV_BODY = {
         },
     }
 }
-_TWILIO_FORM = {
+_TWILIO_FORM: dict[str, Any] = {
     "requestBody": {
         "content": {
             "application/x-www-form-urlencoded": {
-                "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+                "schema": {
+                    "type": "object",
+                    "description": "Twilio's callback parameters (these are the ones read; all are signed).",
+                    "properties": {
+                        name: {"type": "string"}
+                        for name in (
+                            "MessageSid",
+                            "CallSid",
+                            "SmsSid",
+                            "MessageStatus",
+                            "CallStatus",
+                            "SmsStatus",
+                            "ErrorCode",
+                            "ErrorMessage",
+                            "From",
+                            "Body",
+                        )
+                    },
+                    "additionalProperties": {"type": "string"},
+                }
             }
         },
     },
-    "parameters": [{"name": "X-Twilio-Signature", "in": "header", "required": True, "schema": {"type": "string"}}],
+    "parameters": [
+        {"name": "X-Twilio-Signature", "in": "header", "required": True, "schema": {"type": "string", "minLength": 1}}
+    ],
+}
+_SENDGRID_EVENT = {
+    "description": "One Event Webhook event, kept in the receipt log. These fields are read (strings from SendGrid, "
+    "but any JSON is tolerated: one odd event must not make SendGrid retry the whole signed batch); items that are "
+    "not objects are skipped.",
+    "properties": {
+        name: {}
+        for name in ("event", "email", "sg_message_id", "delivery_id", "timestamp", "reason", "status", "response")
+    },
 }
 _SENDGRID_EVENTS = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": {"type": "array", "items": {"type": "object"}}}},
+        "content": {"application/json": {"schema": {"type": "array", "items": _SENDGRID_EVENT}}},
     },
     "parameters": [
-        {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+        {"name": name, "in": "header", "required": True, "schema": {"type": "string", "minLength": 1}}
         for name in ("X-Twilio-Email-Event-Webhook-Signature", "X-Twilio-Email-Event-Webhook-Timestamp")
     ],
 }
@@ -323,10 +354,24 @@ async def _twilio_form(request: Request) -> dict[str, Any]:
         get_settings(), _public_url(request), params, request.headers.get("x-twilio-signature")
     ):
         raise Forbidden("Invalid Twilio signature.", field="X-Twilio-Signature")
+    bad = next((k for k, v in params.items() if has_nul(k) or has_nul(v)), None)
+    if bad is not None:  # PostgreSQL cannot store them; refused on every backend alike
+        raise Unprocessable("Parameters must not contain NUL characters.", field=field_name([bad.replace("\x00", "")]))
     return params
 
 
-@router.post("/v1/webhooks/twilio/status", status_code=204, tags=["webhooks"], openapi_extra=_TWILIO_FORM)
+@router.post(
+    "/v1/webhooks/twilio/status",
+    status_code=204,
+    tags=["webhooks"],
+    openapi_extra=_TWILIO_FORM
+    | {
+        "parameters": [
+            *_TWILIO_FORM["parameters"],
+            {"name": "delivery_id", "in": "query", "schema": {"type": "string"}, "description": "Set by Broadcaster."},
+        ]
+    },
+)
 async def twilio_status(request: Request, session: SessionDep) -> Response:
     """Twilio message/call status callback (signature required)."""
     params = await _twilio_form(request)
@@ -390,6 +435,9 @@ async def sendgrid_events(request: Request, session: SessionDep) -> Response:
         raise BadRequest("The body is not JSON.") from exc
     if not isinstance(events, list):
         raise BadRequest("Expected a JSON array of events.")
+    bad = next((i for i, event in enumerate(events) if has_nul(event)), None)
+    if bad is not None:  # PostgreSQL cannot store them; refused on every backend alike
+        raise Unprocessable("Events must not contain NUL characters.", field=str(bad))
     receipts.apply_sendgrid(session, events)
     return Response(status_code=204)
 
@@ -425,7 +473,7 @@ async def subscribe(request: Request, session: SessionDep) -> Response:
         body = SubscribeIn(**data)
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(p) for p in first["loc"]) or None
+        field = field_name(first["loc"], whole="body")
         raise Unprocessable(f"{field}: {first['msg']}" if field else str(first["msg"]), field=field) from exc
     subscribers.subscribe(session, body)
     message = "Check your email for a confirmation link." if body.email else "You are subscribed."

@@ -9,7 +9,7 @@ import phonenumbers
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from broadcaster.delivery.audience import unpack
-from broadcaster.domain import normalize_locale
+from broadcaster.domain import Input, normalize_locale
 
 _TAG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 
@@ -42,8 +42,8 @@ def _slugs(values: list[str] | None, what: str) -> list[str] | None:
     return sorted(set(out))
 
 
-class _Fields(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class _Fields(Input):
+    """Subscriber fields (Input: unknown fields and NUL characters are refused, as PostgreSQL cannot store them)."""
 
     @field_validator("phone", check_fields=False)
     @classmethod

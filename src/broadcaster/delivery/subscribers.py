@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 from sqlalchemy import or_, select, update
@@ -14,11 +15,12 @@ from broadcaster.delivery import tokens
 from broadcaster.delivery.audience import pack
 from broadcaster.delivery.hooks import notify_workers
 from broadcaster.delivery.schemas import ImportReport, RowError, SubscribeIn, SubscriberIn, SubscriberPatch
-from broadcaster.errors import Conflict, NotFound, Unprocessable
+from broadcaster.errors import Conflict, NotFound, Unprocessable, field_name
 from broadcaster.models import Category, utcnow
 from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
 from broadcaster.settings import get_settings
 
+T = TypeVar("T")
 CSV_COLUMNS = ("phone", "email", "name", "locale", "categories", "tags", "test_group")
 
 
@@ -109,14 +111,22 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in ("1", "true", "yes", "y")
 
 
+def _csv_read(reader: csv.DictReader[str], read: Callable[[], T]) -> T:
+    """`read()`, with the csv module's errors (e.g. a field over its size limit) as a 422 on the file."""
+    try:
+        return read()
+    except csv.Error as exc:
+        raise Unprocessable(f"the CSV cannot be read (line {reader.line_num}): {exc}", field="file") from exc
+
+
 def import_csv(session: Session, text: str) -> ImportReport:
     """Upsert subscribers from CSV (header row required); bad rows are reported, good rows kept.
 
     Columns: phone, email, name, locale, categories, tags (separated by `;`, `|` or `,`), test_group.
     A row matching an existing subscriber by phone or email updates it.
     """
-    reader = csv.DictReader(io.StringIO(text))
-    header = [h.strip().lower() for h in (reader.fieldnames or [])]
+    reader = csv.DictReader(io.StringIO(text, newline=""))  # newline="": quoted fields may hold line breaks
+    header = [h.strip().lower() for h in (_csv_read(reader, lambda: reader.fieldnames) or [])]
     if not header or not ({"phone", "email"} & set(header)):
         raise Unprocessable("the CSV needs a header row with a 'phone' and/or 'email' column", field="file")
     unknown = [h for h in header if h not in CSV_COLUMNS]
@@ -126,7 +136,7 @@ def import_csv(session: Session, text: str) -> ImportReport:
     known_categories = set(session.scalars(select(Category.slug)))
     created = updated = 0
     rejected: list[RowError] = []
-    for line_no, raw in enumerate(reader, start=2):
+    for line_no, raw in enumerate(_csv_read(reader, lambda: list(reader)), start=2):
         if None in raw:
             rejected.append(RowError(row=line_no, errors=[{"field": None, "reason": "too many columns"}]))
             continue
@@ -143,9 +153,7 @@ def import_csv(session: Session, text: str) -> ImportReport:
         try:
             body = SubscriberIn(**data)
         except ValidationError as exc:
-            errors = [
-                {"field": ".".join(str(p) for p in e["loc"]) or None, "reason": str(e["msg"])} for e in exc.errors()
-            ]
+            errors = [{"field": field_name(e["loc"]), "reason": str(e["msg"])} for e in exc.errors()]
             rejected.append(RowError(row=line_no, errors=errors))
             continue
         missing = [c for c in body.categories if c not in known_categories]

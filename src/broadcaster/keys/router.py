@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
@@ -13,10 +13,11 @@ from broadcaster import audit
 from broadcaster.deps import SessionDep
 from broadcaster.errors import NotFound
 from broadcaster.models import ApiKey, utcnow
-from broadcaster.pagination import IdPath
 from broadcaster.security import Principal, Scope, mask_key, require_scope
 
 router = APIRouter(prefix="/v1", tags=["api keys"])
+#: api_keys.id is a 32-bit INTEGER: a bigger id is a 422 naming it, not a database range error
+KeyIdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
 Admin = Annotated[Principal, Depends(require_scope(Scope.admin))]
 
 
@@ -48,7 +49,7 @@ def list_keys(session: SessionDep, _: Admin) -> list[KeyOut]:
 
 
 @router.delete("/keys/{key_id}", status_code=204)
-def revoke_key(key_id: IdPath, session: SessionDep, who: Admin) -> Response:
+def revoke_key(key_id: KeyIdPath, session: SessionDep, who: Admin) -> Response:
     row = session.get(ApiKey, key_id)
     if row is None:
         raise NotFound(f"API key {key_id} does not exist.", field="key_id")

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcaster.errors import BadRequest, Conflict, NotFound, Unprocessable
+from broadcaster.errors import BadRequest, Conflict, NotFound, Unprocessable, field_name
 from broadcaster.models import Category, Incident
 from broadcaster.routing.schemas import CategoryIn, CategoryPatch, RoutingMap
 
@@ -161,5 +161,5 @@ def parse_map(text: str | bytes, *, source: str = "body", json_only: bool = Fals
         return RoutingMap.model_validate(raw)
     except ValidationError as exc:
         err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
+        loc = field_name(err["loc"], whole=source)
         raise Unprocessable(f"{loc}: {err['msg']}", field=loc) from exc
