@@ -61,6 +61,32 @@ def test_postgres_claim_query_uses_the_partial_index(db_url):
     assert any("ix_deliveries_pending" in line for line in plan), plan
 
 
+def test_large_fan_out_refreshes_postgres_statistics(
+    db_url, monkeypatch, memory, add_subscribers, publish, emergency_category
+):
+    """After planning a large broadcast the worker ANALYZEs deliveries, so claims are planned for its real size
+    at once instead of after autovacuum's next round."""
+    if not db_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL statistics")
+    from broadcaster.db import get_engine
+    from broadcaster.delivery import planner
+    from broadcaster.delivery.worker import Worker
+
+    def reltuples() -> float:
+        with get_engine().connect() as conn:
+            return float(conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'deliveries'")).scalar_one())
+
+    monkeypatch.setattr(planner, "ANALYZE_AFTER_ROWS", 40)
+    add_subscribers(30)
+    publish(channels=["memory"])
+    Worker().housekeeping()
+    assert reltuples() <= 0  # 30 rows: below the threshold, statistics untouched (never analyzed: -1)
+    add_subscribers(30)
+    publish(channels=["memory"])
+    Worker().housekeeping()
+    assert reltuples() == 90  # 30 + 60 rows planned, counted by ANALYZE
+
+
 def test_expired_lease_is_taken_again(memory, drain, add_subscribers, publish, emergency_category):
     from broadcaster.db import get_engine, session_scope
     from broadcaster.delivery.planner import plan_next

@@ -379,9 +379,11 @@ class Worker:
         while True:
             with get_sessionmaker()() as session:
                 planned = planner.plan_next(session)
+                rows = session.get(Broadcast, planned).total if planned is not None else 0  # type: ignore[union-attr]
                 session.commit()
             if planned is None:
                 break
+            planner.refresh_statistics(self.engine, rows)
         requeue_expired(self.engine)
         with get_sessionmaker()() as session:
             planner.finish_done(session)
