@@ -280,9 +280,17 @@ def _ours_loop(url: str, out: Any) -> None:
     out.put((done, marks, 0))
 
 
-def _full_worker(url: str, out: Any) -> None:
-    import resource
+def peak_rss_mb() -> float:
+    """This process's peak RSS (VmHWM). Not getrusage's ru_maxrss: Linux carries that across fork+exec, so
+    a spawned worker would report the bench parent's peak (which holds the 1M-row COPY baseline)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
 
+
+def _full_worker(url: str, out: Any) -> None:
     configure(url, {"WORKER_BATCH_SIZE": "500"})
     from broadcaster.delivery.testing import MemoryAdapter
     from broadcaster.delivery.worker import Worker
@@ -300,7 +308,7 @@ def _full_worker(url: str, out: Any) -> None:
     worker._record = record  # type: ignore[method-assign]
     with contextlib.suppress(TimeoutError):
         asyncio.run(worker.run(until_idle=True, max_seconds=PHASE_LIMIT))
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_mb = peak_rss_mb()
     out.put((worker.sent, marks, rss_mb))
 
 
