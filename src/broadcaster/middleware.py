@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from datetime import timedelta
 from typing import Any
 
 import anyio.to_thread
@@ -13,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcaster.db import session_scope
-from broadcaster.models import IdempotencyRecord
+from broadcaster.models import IdempotencyRecord, utcnow
 from broadcaster.security import lookup_key
 
 log = logging.getLogger(__name__)
@@ -160,6 +161,20 @@ class IdempotencyMiddleware:
                         "field": "Idempotency-Key",
                     },
                 )
+            elif outcome.status_code is None and _abandoned(outcome):
+                await send_json(
+                    send,
+                    409,
+                    {
+                        "error": "idempotency_key_abandoned",
+                        "detail": (
+                            "The first request with this Idempotency-Key never finished (the server stopped while "
+                            "it ran), so its outcome is unknown. Check whether it took effect (e.g. list the "
+                            "incidents), then retry with a new key if it did not."
+                        ),
+                        "field": "Idempotency-Key",
+                    },
+                )
             elif outcome.status_code is None:
                 await send_json(
                     send,
@@ -240,6 +255,14 @@ class IdempotencyMiddleware:
                     record.status_code, record.content_type, record.response_body = status, content_type, body
             else:
                 session.execute(delete(IdempotencyRecord).where(IdempotencyRecord.id == record_id))
+
+
+#: a first request still unfinished after this long was cut off by a crash or restart, not slow
+ABANDONED_AFTER = timedelta(minutes=5)
+
+
+def _abandoned(record: IdempotencyRecord) -> bool:
+    return record.created_at is not None and utcnow() - record.created_at > ABANDONED_AFTER
 
 
 def _replay_receive(body: bytes, upstream: Receive) -> Receive:

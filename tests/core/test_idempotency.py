@@ -75,3 +75,27 @@ def test_key_on_a_path_longer_than_the_column_is_the_endpoint_answer(client, adm
     resp = client.post(path, headers=admin | {"Idempotency-Key": "long-path"})
     assert_error(resp, 422, "invalid", "update_id")
     assert row_counts()["idempotency_keys"] == 0
+
+
+def test_key_of_a_request_cut_off_by_a_crash_says_so(client, auth, emergency_category):
+    """A pending record (the server died mid-request) answers 409 in progress, and once it is clearly stale,
+    409 abandoned telling the client to check and use a new key; it never runs the request a second time."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from broadcaster.db import session_scope
+    from broadcaster.models import IdempotencyRecord, utcnow
+
+    headers = auth("alerts") | {"Idempotency-Key": "crashed"}
+    assert client.post("/v1/alerts", headers=headers, json=ALERT).status_code == 201
+    with session_scope() as session:  # as if the process had died before storing the response
+        session.execute(update(IdempotencyRecord).values(status_code=None, response_body=None))
+    before = row_counts()
+    assert_error(client.post("/v1/alerts", headers=headers, json=ALERT), 409, "idempotency_in_progress")
+    with session_scope() as session:
+        session.execute(update(IdempotencyRecord).values(created_at=utcnow() - timedelta(minutes=6)))
+    stale = client.post("/v1/alerts", headers=headers, json=ALERT)
+    assert_error(stale, 409, "idempotency_key_abandoned", "Idempotency-Key")
+    assert "new key" in stale.json()["detail"]
+    assert row_counts() == before
