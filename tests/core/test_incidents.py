@@ -83,6 +83,8 @@ def test_list_filters(client, admin, make_incident, technical_category):
     assert ids("?severity=minor&active=true") == [b["id"]]
     assert ids("?since=2000-01-01T00:00:00Z") == [c["id"], b["id"], a["id"]]
     assert ids("?since=2999-01-01T00:00:00Z") == []
+    assert ids("?since=2000-01-01T01:00:00%2B01:00") == [c["id"], b["id"], a["id"]]  # offsets are instants
+    assert ids("?since=2000-01-01") == [c["id"], b["id"], a["id"]]
 
 
 def test_pagination_cursors_walk_every_incident_once(client, admin, make_incident):
@@ -119,6 +121,9 @@ def test_exact_page_has_no_next_cursor(client, admin, make_incident):
         ("?cursor=abc", "cursor"),
         ("?cursor=99999999999999999999", "cursor"),
         ("?since=yesterday", "since"),
+        # past year 1 / 9999 once in UTC: these were 500s (OverflowError binding the value)
+        ("?since=0001-01-01T00:00:00%2B23:59", "since"),
+        ("?since=9999-12-31T23:59:59-23:59", "since"),
         ("?active=maybe", "active"),
     ],
 )

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import AfterValidator
 
 from broadcaster import audit, publishing
 from broadcaster.deps import SessionDep
@@ -39,6 +40,16 @@ def create_incident(body: IncidentIn, session: SessionDep, who: Writer) -> Incid
     return IncidentOut.build(incident, with_updates=True)
 
 
+def _in_utc(value: datetime | None) -> datetime | None:
+    """The instant in UTC; a 422 when its offset moves it outside years 1..9999 (an OverflowError later)."""
+    if value is None:
+        return None
+    try:
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    except OverflowError as exc:
+        raise ValueError("is out of range once converted to UTC") from exc
+
+
 @router.get("/incidents", response_model=Page[IncidentOut])
 def list_incidents(
     session: SessionDep,
@@ -48,7 +59,7 @@ def list_incidents(
     severity: Severity | None = None,
     category: str | None = None,
     active: bool | None = None,
-    since: datetime | None = None,
+    since: Annotated[datetime | None, AfterValidator(_in_utc)] = None,
 ) -> Page[IncidentOut]:
     rows = service.list_incidents(
         session,
