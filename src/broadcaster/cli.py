@@ -168,6 +168,9 @@ def keys_create(
         scope_list = parse_scopes(scopes)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--scopes") from exc
+    name = name.strip()
+    if not name or len(name) > 120 or "\x00" in name:
+        raise typer.BadParameter("give 1 to 120 characters (no NUL)", param_hint="--name")
     migrations.upgrade()
     with session_scope() as session:
         row, plaintext = create_key(session, name, scope_list)

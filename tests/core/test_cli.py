@@ -172,3 +172,14 @@ def test_bad_setting_is_a_short_error_naming_it_not_a_traceback(runner, monkeypa
     assert "LOG_LEVEL: Input should be 'DEBUG', 'INFO', 'WARNING' or 'ERROR'" in result.stderr
     assert "TWILIO_SMS_RATE_PER_SECOND" in result.stderr and "fast" not in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("name", ["x" * 121, "   ", "a\x00b"])
+def test_keys_create_rejects_a_bad_name_and_writes_nothing(runner, db_url, name):
+    from broadcaster.db import session_scope
+    from broadcaster.models import ApiKey
+
+    result = runner.invoke(cli, ["keys", "create", "--name", name, "--scopes", "read"])
+    assert result.exit_code == 2 and "--name" in result.output
+    with session_scope() as session:
+        assert session.scalars(select(ApiKey)).all() == []
