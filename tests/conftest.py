@@ -8,10 +8,14 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+
+if TYPE_CHECKING:
+    from broadcaster.fakes.testing import RunningFake
 
 for var in ("TWILIO_REGION", "TWILIO_EDGE", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
     os.environ.pop(var, None)
@@ -162,3 +166,20 @@ def emergency_category(client, admin: dict[str, str]) -> dict:
     )
     assert resp.status_code == 201, resp.text
     return resp.json()
+
+
+@pytest.fixture(scope="module")
+def fake_server() -> Iterator[RunningFake]:
+    """The fake provider server (real HTTP on a free port), one per test module."""
+    from broadcaster.fakes.testing import running_fake
+
+    with running_fake() as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(fake_server: RunningFake) -> Iterator[RunningFake]:
+    """The module's fake provider server, with recorded requests and injected faults cleared."""
+    fake_server.reset()
+    yield fake_server
+    fake_server.reset()

@@ -7,21 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from broadcaster.fakes.testing import RunningFake, running_fake
+from broadcaster.fakes.testing import RunningFake
 from broadcaster.settings import Settings, get_settings
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[RunningFake]:
-    with running_fake() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server: RunningFake) -> Iterator[RunningFake]:
-    fake_server.reset()
-    yield fake_server
-    fake_server.reset()
 
 
 @pytest.fixture

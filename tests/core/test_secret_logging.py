@@ -24,7 +24,7 @@ import pytest
 from sqlalchemy import select
 
 from broadcaster import logs
-from broadcaster.fakes.testing import CREDENTIALS, RunningFake, running_fake
+from broadcaster.fakes.testing import CREDENTIALS, RunningFake
 
 SECRET_KEY = "signing-key-for-links-0123456789"
 DB_PASSWORD = "db-password-4711"
@@ -62,19 +62,6 @@ def sent_credentials(fake: RunningFake) -> dict[str, str]:
 
 def leaks(text: str, secrets: dict[str, str]) -> list[str]:
     return [name for name, value in secrets.items() if value in text]
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[RunningFake]:
-    with running_fake() as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server: RunningFake) -> Iterator[RunningFake]:
-    fake_server.reset()
-    yield fake_server
-    fake_server.reset()
 
 
 @pytest.fixture
