@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     twilio_messaging_service_sid: str | None = None
     # Override Twilio's API base URL (a proxy or the local fake provider server)
     twilio_base_url: str | None = None
-    # SMS sent per second at most (your Twilio sender's throughput)
+    # SMS segments sent per second at most (your Twilio sender's throughput, which counts segments)
     twilio_sms_rate_per_second: float = 100.0
     # Voice calls started per second at most
     twilio_voice_rate_per_second: float = 1.0

@@ -135,6 +135,15 @@ class Adapter(abc.ABC):
     async def send(self, message: Message, recipients: Sequence[Recipient]) -> list[SendResult]:
         """Send `message` to every recipient; one result per recipient, never raises for provider errors."""
 
+    def rate_cost(self, message: Message, recipients: int) -> float:
+        """Units of `limits.rate_per_second` that sending `message` to `recipients` uses. SMS counts segments,
+        as carriers and Twilio's sender throughput do: a 3-segment text costs 3 per recipient."""
+        if self.kind is ChannelKind.sms:
+            from broadcaster.rendering.sms import analyze
+
+            return float(recipients * max(1, analyze(message.text).segments))
+        return float(recipients)
+
     def broadcast_addresses(self) -> list[str] | None:
         """Pseudo-recipients for channels without subscribers (social, webhook, banner): one per broadcast
         (the adapter name, or each webhook URL). None means the channel sends to subscribers' addresses."""

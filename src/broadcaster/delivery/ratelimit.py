@@ -15,7 +15,7 @@ from broadcaster.models import utcnow
 from broadcaster.models.delivery import RateBucket
 
 
-def reserve(engine: Engine, name: str, rate: float, n: int) -> float:
+def reserve(engine: Engine, name: str, rate: float, n: float) -> float:
     """Reserve `n` sends on bucket `name` (`rate` per second); seconds to wait before sending."""
     burst = max(1.0, rate)
     for _ in range(2):

@@ -243,7 +243,8 @@ class Worker:
     async def _send_chunk(self, adapter: Adapter, message: Message, items: list[Claimed]) -> list[Outcome]:
         rate = adapter.limits.rate_per_second
         if rate:
-            wait = await asyncio.to_thread(ratelimit.reserve, self.engine, adapter.name, rate, len(items))
+            cost = adapter.rate_cost(message, len(items))
+            wait = await asyncio.to_thread(ratelimit.reserve, self.engine, adapter.name, rate, cost)
             if wait > 0:
                 await asyncio.sleep(wait)
         if await self._cancelled(items[0].broadcast_id):
