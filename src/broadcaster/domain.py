@@ -48,6 +48,10 @@ class ChannelKind(StrEnum):
     banner = "banner"
 
 
+#: kinds that send to subscribers' addresses; the others send once per broadcast (pseudo-recipients)
+SUBSCRIBER_KINDS = frozenset({ChannelKind.sms, ChannelKind.voice, ChannelKind.email})
+
+
 _LOCALE = re.compile(r"^(?P<lang>[A-Za-z]{2,3})(?:[-_](?P<script>[A-Za-z]{4}))?(?:[-_](?P<region>[A-Za-z]{2}|\d{3}))?$")
 
 

@@ -25,9 +25,6 @@ class Banner(Adapter):
     def from_settings(cls, settings: Settings) -> Banner:
         return cls(settings)
 
-    def broadcast_addresses(self) -> list[str]:
-        return [self.name]
-
     async def send(self, message: Message, recipients: Sequence[Recipient]) -> list[SendResult]:
         ref = f"banner:{message.update_id}" if message.update_id is not None else "banner"
         return [SendResult.success(r.delivery_id, ref) for r in recipients]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from broadcaster.domain import ChannelKind
+from broadcaster.domain import SUBSCRIBER_KINDS, ChannelKind
 
 if TYPE_CHECKING:
     from broadcaster.settings import Settings
@@ -147,7 +147,7 @@ class Adapter(abc.ABC):
     def broadcast_addresses(self) -> list[str] | None:
         """Pseudo-recipients for channels without subscribers (social, webhook, banner): one per broadcast
         (the adapter name, or each webhook URL). None means the channel sends to subscribers' addresses."""
-        return None
+        return None if self.kind in SUBSCRIBER_KINDS else [self.name]
 
     async def check(self) -> CheckResult:
         """A cheap connection/credentials check (default: configured means ok)."""

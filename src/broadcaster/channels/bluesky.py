@@ -89,9 +89,6 @@ class BlueskyPost(Adapter):
     def config(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "handle": self.handle, "app_password": self.app_password}
 
-    def broadcast_addresses(self) -> list[str]:
-        return [self.name]
-
     # --- session ------------------------------------------------------------------------------------
     def _get_client(self) -> AsyncClient:
         if self._client is None:

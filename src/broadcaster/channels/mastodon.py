@@ -71,9 +71,6 @@ class MastodonPost(Adapter):
     def config(self) -> dict[str, Any]:
         return {"base_url": self.base_url, "access_token": self.access_token, "visibility": self.visibility}
 
-    def broadcast_addresses(self) -> list[str]:
-        return [self.name]
-
     def classify(self, exc: Exception) -> ProviderError:
         if isinstance(exc, MastodonRatelimitError):
             reset = getattr(self._api, "ratelimit_reset", None)

@@ -103,9 +103,6 @@ class XPost(Adapter):
             "base_url": self.base_url,
         }
 
-    def broadcast_addresses(self) -> list[str]:
-        return [self.name]
-
     @staticmethod
     def classify(exc: tweepy.HTTPException) -> ProviderError:
         status = int(exc.response.status)

@@ -12,12 +12,11 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, literal, or_, select
 from sqlalchemy.orm import Session
 
-from broadcaster.domain import ChannelKind
+from broadcaster.domain import SUBSCRIBER_KINDS, ChannelKind
 from broadcaster.models import Update
 from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
 
 #: kinds whose recipients are subscribers (the rest get one pseudo-recipient per broadcast)
-SUBSCRIBER_KINDS = {ChannelKind.sms, ChannelKind.voice, ChannelKind.email}
 #: statuses meaning "the original broadcast reached (or is reaching) this recipient"
 REACHED = ("sending", "sent", "delivered", "opened")
 

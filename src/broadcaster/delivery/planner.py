@@ -14,6 +14,7 @@ from sqlalchemy import CursorResult, Engine, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
 from broadcaster.delivery import audience
+from broadcaster.domain import SUBSCRIBER_KINDS
 from broadcaster.models import Update, utcnow
 from broadcaster.models.base import UTCDateTime
 from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
@@ -96,7 +97,7 @@ def plan(session: Session, broadcast: Broadcast) -> int:
             if kind is None:
                 skipped[name] = "unknown channel"
                 continue
-            if kind in audience.SUBSCRIBER_KINDS:
+            if kind in SUBSCRIBER_KINDS:
                 col = audience.address_column(kind)
                 where = audience.subscriber_conditions(upd, kind)
                 total += rows_from(literal(name), col, Subscriber.id, Subscriber.locale, where, Subscriber)
