@@ -168,6 +168,24 @@ def emergency_category(client, admin: dict[str, str]) -> dict:
     return resp.json()
 
 
+@pytest.fixture
+def technical_category(client, admin: dict[str, str]) -> dict:
+    """technical-issue -> banner, social; contact by live chat."""
+    resp = client.post(
+        "/v1/categories",
+        headers=admin,
+        json={
+            "slug": "technical-issue",
+            "name": "Technical issue",
+            "contact": {"live_chat_url": "https://chat.example.org/", "opening_hours": "Mon-Fri 8-20"},
+            "channels": {"major": ["banner", "social"], "minor": ["banner"]},
+            "position": 5,
+        },
+    )
+    assert resp.status_code == 201, resp.text
+    return resp.json()
+
+
 @pytest.fixture(scope="module")
 def fake_server() -> Iterator[RunningFake]:
     """The fake provider server (real HTTP on a free port), one per test module."""

@@ -44,17 +44,7 @@ def test_current_incident_timeline_and_escaping(client, publish):
     assert "We found the cause." in detail.text
 
 
-def test_routing_map_and_subscribe_form(client, publish, admin):
-    resp = client.post(
-        "/v1/categories",
-        headers=admin,
-        json={
-            "slug": "technical-issue",
-            "name": "Technical issue",
-            "contact": {"live_chat_url": "https://chat.example.org"},
-        },
-    )
-    assert resp.status_code == 201, resp.text
+def test_routing_map_and_subscribe_form(client, publish, technical_category):
     publish()
     page = client.get("/status").text
     assert "How to reach us" in page
