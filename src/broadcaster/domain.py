@@ -1,4 +1,4 @@
-"""Domain vocabulary: severities, statuses, update kinds, channel kinds, locale validation."""
+"""Domain vocabulary: severities, statuses, update kinds, channel kinds, locale and phone validation."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import re
 from enum import StrEnum
 from typing import Any
 
+import phonenumbers
 from pydantic import BaseModel, ConfigDict, field_validator
 
 
@@ -100,3 +101,17 @@ class Input(BaseModel):
         if has_nul(value):
             raise ValueError("must not contain NUL characters")
         return value
+
+
+def normalize_phone(value: str) -> str:
+    """E.164 form of a phone number given with its country code (`+15551234567`); ValueError otherwise."""
+    raw = value.strip()
+    if not raw.startswith("+"):
+        raise ValueError("must be in E.164 form with a country code, e.g. +15551234567")
+    try:
+        parsed = phonenumbers.parse(raw, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValueError(f"is not a phone number ({exc})") from exc
+    if not phonenumbers.is_possible_number(parsed):
+        raise ValueError("is not a possible phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

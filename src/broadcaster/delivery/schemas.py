@@ -5,27 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-import phonenumbers
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from broadcaster.delivery.audience import unpack
-from broadcaster.domain import Input, normalize_locale
+from broadcaster.domain import Input, normalize_locale, normalize_phone
 
 _TAG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-
-
-def normalize_phone(value: str) -> str:
-    """E.164 form of a phone number given with its country code (`+15551234567`); ValueError otherwise."""
-    raw = value.strip()
-    if not raw.startswith("+"):
-        raise ValueError("must be in E.164 form with a country code, e.g. +15551234567")
-    try:
-        parsed = phonenumbers.parse(raw, None)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"is not a phone number ({exc})") from exc
-    if not phonenumbers.is_possible_number(parsed):
-        raise ValueError("is not a possible phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _slugs(values: list[str] | None, what: str) -> list[str] | None:

@@ -4,23 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import phonenumbers
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, field_validator
 
-from broadcaster.domain import Input, Severity, validate_slug
+from broadcaster.domain import Input, Severity, normalize_phone, validate_slug
 
 
 def e164(value: str | None) -> str | None:
     """Validate and normalise a phone number to E.164."""
-    if value is None:
-        return None
-    try:
-        parsed = phonenumbers.parse(value, None)
-    except phonenumbers.NumberParseException as exc:
-        raise ValueError(f"not a phone number in international format (+<country><number>): {exc}") from exc
-    if not phonenumbers.is_possible_number(parsed):
-        raise ValueError("not a possible phone number")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+    return None if value is None else normalize_phone(value)
 
 
 class ContactRoute(Input):
