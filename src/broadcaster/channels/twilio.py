@@ -27,6 +27,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from broadcaster.channels.base import Adapter, CheckResult, Limits, Message, ProviderError, Recipient, SendResult
 from broadcaster.channels.errors import from_status, network_error, unexpected
+from broadcaster.channels.http import LazySession
 from broadcaster.domain import ChannelKind
 from broadcaster.settings import Settings
 
@@ -57,16 +58,7 @@ class _TwilioHttp(AsyncHttpClient):
     def __init__(self, base_url: str | None, timeout: float, max_connections: int) -> None:
         super().__init__(logging.getLogger("twilio.http_client"), True, timeout)
         self.base_url = base_url.rstrip("/") if base_url else None
-        self.max_connections = max_connections
-        self._session: aiohttp.ClientSession | None = None
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections),
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-            )
-        return self._session
+        self._session = LazySession(timeout, max_connections)
 
     @staticmethod
     @functools.lru_cache(maxsize=4)
@@ -94,7 +86,7 @@ class _TwilioHttp(AsyncHttpClient):
         if form is not None:
             body = urlencode(form)
             out_headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
-        async with self._get_session().request(
+        async with self._session.get().request(
             method.upper(),
             url,
             params=_pairs(params),
@@ -107,9 +99,7 @@ class _TwilioHttp(AsyncHttpClient):
             return Response(resp.status, text, resp.headers)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._session.close()
 
 
 class _TwilioAdapter(Adapter):

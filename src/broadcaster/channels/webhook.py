@@ -24,6 +24,7 @@ import aiohttp
 from broadcaster import __version__
 from broadcaster.channels.base import Adapter, CheckResult, Limits, Message, ProviderError, Recipient, SendResult
 from broadcaster.channels.errors import from_status, network_error, unexpected
+from broadcaster.channels.http import LazySession
 from broadcaster.domain import ChannelKind
 from broadcaster.settings import Settings
 
@@ -80,9 +81,7 @@ class Webhook(Adapter):
         self.urls = list(settings.webhook_urls)
         self.secret = settings.webhook_secret
         self.format = settings.webhook_format if settings.webhook_format in FORMATS else "json"
-        self.timeout = settings.provider_timeout_seconds
-        self.max_connections = settings.provider_max_connections
-        self._session: aiohttp.ClientSession | None = None
+        self._http = LazySession(settings.provider_timeout_seconds, settings.provider_max_connections)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Webhook | None:
@@ -95,14 +94,6 @@ class Webhook(Adapter):
 
     def broadcast_addresses(self) -> list[str]:
         return list(self.urls)
-
-    def _get_session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self.max_connections),
-                timeout=aiohttp.ClientTimeout(total=self.timeout),
-            )
-        return self._session
 
     def request(self, message: Message, url: str, recipient: Recipient) -> tuple[bytes, dict[str, str]]:
         """Body and headers of one POST (exposed for tests and receivers' docs)."""
@@ -123,7 +114,7 @@ class Webhook(Adapter):
     async def _post(self, message: Message, url: str, recipient: Recipient) -> ProviderError | None:
         body, headers = self.request(message, url, recipient)
         try:
-            async with self._get_session().post(url, data=body, headers=headers) as resp:
+            async with self._http.get().post(url, data=body, headers=headers) as resp:
                 text = await resp.text()
                 if 200 <= resp.status < 300:
                     return None
@@ -150,9 +141,7 @@ class Webhook(Adapter):
         return CheckResult(True, f"{len(self.urls)} URL(s) configured; signed: {self.secret is not None}")
 
     async def aclose(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._http.close()
 
 
 def _mask_url(url: str) -> str:

@@ -19,6 +19,7 @@ from tweepy.asynchronous import AsyncClient
 
 from broadcaster.channels.base import Adapter, CheckResult, Limits, Message, ProviderError, Recipient, SendResult
 from broadcaster.channels.errors import from_status, network_error, unexpected
+from broadcaster.channels.http import LazySession
 from broadcaster.domain import ChannelKind
 from broadcaster.settings import Settings
 
@@ -31,24 +32,16 @@ class _Session:
 
     def __init__(self, base_url: str | None, timeout: float) -> None:
         self.base_url = base_url.rstrip("/") if base_url else None
-        self.timeout = timeout
-        self._session: aiohttp.ClientSession | None = None
-
-    def _get(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.timeout))
-        return self._session
+        self._session = LazySession(timeout)
 
     def request(self, method: str, url: Any, **kwargs: Any) -> Any:
         raw = str(url)
         if self.base_url and raw.startswith(X_API):
             url = yarl.URL(self.base_url + raw[len(X_API) :], encoded=True)
-        return self._get().request(method, url, **kwargs)
+        return self._session.get().request(method, url, **kwargs)
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self._session.close()
 
 
 class XPost(Adapter):
