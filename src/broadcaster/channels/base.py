@@ -11,6 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -76,12 +77,36 @@ class ProviderError:
         return self.error_class is ErrorClass.transient
 
 
+#: error codes after which the provider may have accepted the request (the answer was lost)
+UNKNOWN_OUTCOME_CODES = frozenset({"timeout"})
+
+
+class LookupStatus(StrEnum):
+    """What a provider says about an earlier request whose answer was lost."""
+
+    found = "found"  # the provider has the message: do not send again
+    not_found = "not_found"  # the provider has no such message: safe to send again
+    unknown = "unknown"  # cannot tell (no lookup API, or the lookup failed): a resend may duplicate
+
+
+@dataclass(frozen=True)
+class LookupResult:
+    status: LookupStatus
+    provider_message_id: str | None = None
+    detail: str = ""
+
+
 @dataclass(frozen=True)
 class SendResult:
     delivery_id: str
     ok: bool
     provider_message_id: str | None = None
     error: ProviderError | None = None
+
+    @property
+    def outcome_unknown(self) -> bool:
+        """The request may have reached the provider (a timeout after sending): resending could duplicate."""
+        return self.error is not None and self.error.code in UNKNOWN_OUTCOME_CODES
 
     @classmethod
     def success(cls, delivery_id: str, provider_message_id: str | None) -> SendResult:
@@ -143,6 +168,12 @@ class Adapter(abc.ABC):
 
             return float(recipients * max(1, analyze(message.text).segments))
         return float(recipients)
+
+    async def lookup(self, message: Message, recipient: Recipient, since: datetime) -> LookupResult:
+        """After a timed-out send (`SendResult.outcome_unknown`): did the provider accept `message` for
+        `recipient` at or after `since`? Providers without idempotency keys (Twilio Messages and Calls)
+        implement this so the worker never blindly resends; the default cannot tell."""
+        return LookupResult(LookupStatus.unknown, detail="this adapter cannot look up earlier sends")
 
     def broadcast_addresses(self) -> list[str] | None:
         """Pseudo-recipients for channels without subscribers (social, webhook, banner): one per broadcast
