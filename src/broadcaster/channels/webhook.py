@@ -22,7 +22,16 @@ from urllib.parse import urlparse
 import aiohttp
 
 from broadcaster import __version__
-from broadcaster.channels.base import Adapter, CheckResult, Limits, Message, ProviderError, Recipient, SendResult
+from broadcaster.channels.base import (
+    Adapter,
+    CheckResult,
+    Limits,
+    Message,
+    ProviderError,
+    Recipient,
+    SendResult,
+    mask_url,
+)
 from broadcaster.channels.errors import from_status, network_error, unexpected
 from broadcaster.channels.http import LazySession
 from broadcaster.domain import ChannelKind
@@ -90,7 +99,7 @@ class Webhook(Adapter):
         return cls(settings)
 
     def config(self) -> dict[str, Any]:
-        return {"urls": [_mask_url(u) for u in self.urls], "secret": self.secret, "format": self.format}
+        return {"urls": [mask_url(u) for u in self.urls], "secret": self.secret, "format": self.format}
 
     def broadcast_addresses(self) -> list[str]:
         return list(self.urls)
@@ -142,12 +151,3 @@ class Webhook(Adapter):
 
     async def aclose(self) -> None:
         await self._http.close()
-
-
-def _mask_url(url: str) -> str:
-    """Webhook URLs often embed a token in the path (Slack, Teams): show scheme, host and a hint only."""
-    parsed = urlparse(url)
-    path = parsed.path
-    if len(path) > 8:
-        path = path[:4] + "****" + path[-4:]
-    return f"{parsed.scheme}://{parsed.netloc}{path}"

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from broadcaster.delivery.schemas import BroadcastOut, BroadcastReport
+from broadcaster.channels.base import is_url, mask_url
+from broadcaster.csvsafe import safe_cell
+from broadcaster.delivery.schemas import BroadcastOut, BroadcastReport, DeliveryOut
 from broadcaster.errors import NotFound
 from broadcaster.models import utcnow
 from broadcaster.models.delivery import Broadcast, Delivery
@@ -110,15 +113,25 @@ def csv_rows(
         buf.seek(0)
         buf.truncate()
         for r in rows:
-            writer.writerow([_csv_value(getattr(r, f)) for f in CSV_FIELDS])
+            values = shown(r)
+            writer.writerow([safe_cell(values[f]) for f in CSV_FIELDS])
         last = rows[-1].id
         yield buf.getvalue()
 
 
-def _csv_value(value: object) -> object:
-    """Neutralise spreadsheet formulas in provider-supplied text (CSV injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@") and not value[1:2].isdigit():
-        return "'" + value
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    return "" if value is None else value
+def shown(row: Delivery) -> dict[str, Any]:
+    """A delivery as the API shows it: a webhook URL (a secret: its token is in the URL) masked as
+    `/v1/channels` masks it, wherever it appears in the row (the address, an error quoting it)."""
+    values = {name: getattr(row, name) for name in DeliveryOut.model_fields}
+    address = row.address
+    if is_url(address):
+        masked = mask_url(address)
+        values["address"] = masked
+        for name in ("error_reason", "provider_message_id"):
+            if isinstance(values[name], str):
+                values[name] = values[name].replace(address, masked)
+    return values
+
+
+def delivery_out(row: Delivery) -> DeliveryOut:
+    return DeliveryOut.model_validate(shown(row))

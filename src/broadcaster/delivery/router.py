@@ -309,7 +309,7 @@ def list_deliveries(
     rows = list(session.scalars(stmt))
     more = len(rows) > page.limit
     rows = rows[: page.limit]
-    return Page(items=[DeliveryOut.model_validate(r) for r in rows], next_cursor=str(rows[-1].id) if more else None)
+    return Page(items=[reports.delivery_out(r) for r in rows], next_cursor=str(rows[-1].id) if more else None)
 
 
 @router.get(

@@ -164,7 +164,7 @@ class DeliveryOut(BaseModel):
     id: int
     broadcast_id: int
     channel: str
-    address: str
+    address: str = Field(description="Phone, e-mail or pseudo-address; a webhook URL is shown masked (it is a secret).")
     subscriber_id: int | None
     locale: str
     status: str
