@@ -165,3 +165,34 @@ def test_out_of_range_cap_ids_are_422(client, update_id):
     resp = client.get(f"/v1/feeds/cap/{update_id}.xml")
     assert resp.status_code == 422, resp.text
     assert resp.json()["field"] == "update_id"
+
+
+MARKUP_BODY = "Read <img src=x onerror=alert(1)> & <b>this</b> now.\nSecond line: 1 < 2 &amp; done."
+
+
+def _shown(detail: dict) -> str:
+    """What a feed reader displays for a text construct: HTML is rendered (tags become elements, entities
+    characters), plain text is shown as is."""
+    import html as html_lib
+    import re
+
+    value = detail["value"]
+    if detail["type"] in ("text/html", "application/xhtml+xml"):
+        assert "<img" not in value and "<b>" not in value, value  # no element made from the body's text
+        return html_lib.unescape(re.sub(r"<br\s*/?>", "\n", re.sub(r"<(?!br)[^>]+>", "", value)))
+    return value
+
+
+@pytest.mark.parametrize("kind", ["rss", "atom"])
+def test_feed_readers_show_the_body_as_text_never_as_html(client, publish, kind):
+    """The body is plain text: RSS <description> is HTML to readers, so it must be escaped into HTML and then
+    into XML (it was escaped once, so `<img src=x>` became an image). Atom content stays type=text."""
+    publish("Gas <b>leak</b>", MARKUP_BODY)
+    feed = feedparser.parse(client.get(f"/v1/feeds/{kind}.xml").content)
+    assert not feed.bozo, feed.bozo_exception
+    [entry] = feed.entries
+    assert entry.title == "Gas <b>leak</b>"
+    details = [d for d in (entry.get("summary_detail"),) if d] + list(entry.get("content", []))
+    assert details
+    for detail in details:
+        assert _shown(detail).split() == MARKUP_BODY.split()

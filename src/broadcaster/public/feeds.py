@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from datetime import UTC, datetime
 
 from feedgen.feed import FeedGenerator
@@ -22,6 +23,12 @@ def entry_title(update: Update) -> str:
     prefix = {UpdateKind.correction.value: "Correction: ", UpdateKind.cancel.value: "Retracted: "}.get(update.kind, "")
     status = f" ({update.status})" if update.status else ""
     return f"{prefix}{update.incident.title}{status}"
+
+
+def text_as_html(text: str) -> str:
+    """Plain text as the HTML an RSS <description> holds (readers render it as HTML): markup characters
+    escaped, line breaks kept. The XML serialiser escapes it once more, so `<img>` arrives as text."""
+    return "<br>\n".join(html.escape(line) for line in text.splitlines()) if text else ""
 
 
 def _feed(title: str, self_url: str, updates: list[Update]) -> FeedGenerator:
@@ -52,7 +59,10 @@ def public_feed(updates: list[Update], kind: str) -> bytes:
         fe.guid(link, permalink=True)
         fe.title(entry_title(update))
         fe.link(href=link)
-        fe.description(update.body)
+        if kind == "rss":
+            fe.description(text_as_html(update.body))
+        else:
+            fe.content(update.body, type="text")
         fe.published(when)
         fe.updated(when)
     return fg.rss_str(pretty=False) if kind == "rss" else fg.atom_str(pretty=False)
