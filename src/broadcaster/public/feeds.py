@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from feedgen.feed import FeedGenerator
 
+from broadcaster.bidi import strip_bidi
 from broadcaster.domain import UpdateKind
 from broadcaster.models import Update
 from broadcaster.public import cap
@@ -22,7 +23,7 @@ def _base() -> str:
 def entry_title(update: Update) -> str:
     prefix = {UpdateKind.correction.value: "Correction: ", UpdateKind.cancel.value: "Retracted: "}.get(update.kind, "")
     status = f" ({update.status})" if update.status else ""
-    return f"{prefix}{update.incident.title}{status}"
+    return strip_bidi(f"{prefix}{update.incident.title}{status}")
 
 
 def text_as_html(text: str) -> str:
@@ -60,9 +61,9 @@ def public_feed(updates: list[Update], kind: str) -> bytes:
         fe.title(entry_title(update))
         fe.link(href=link)
         if kind == "rss":
-            fe.description(text_as_html(update.body))
+            fe.description(text_as_html(strip_bidi(update.body)))
         else:
-            fe.content(update.body, type="text")
+            fe.content(strip_bidi(update.body), type="text")
         fe.published(when)
         fe.updated(when)
     return fg.rss_str(pretty=False) if kind == "rss" else fg.atom_str(pretty=False)
@@ -77,7 +78,7 @@ def cap_index(updates: list[Update]) -> bytes:
         fe.id(f"urn:cap:{cap.sender()}:{cap.identifier(update)}")
         fe.title(entry_title(update) + (" [TEST]" if update.test else ""))
         fe.link(href=f"{_base()}/v1/feeds/cap/{update.id}.xml", rel="alternate", type="application/cap+xml")
-        fe.summary(update.summary or update.body[:300])
+        fe.summary(strip_bidi(update.summary or update.body[:300]))
         when = update.published_at or update.created_at
         fe.published(when)
         fe.updated(when)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from broadcaster.bidi import strip_bidi
 from broadcaster.domain import Severity, UpdateKind
 from broadcaster.models import Category, Incident, Update
 from broadcaster.public import queries
@@ -124,7 +125,7 @@ def banner_text(session: Session, update: Update, locale: str) -> str:
 
         text = render_update(session, update, "banner", locale).message.text
         if text.strip():
-            return text
+            return strip_bidi(text)
     except Exception:
         log.warning("public: banner template failed for update %s (%s); using the summary", update.id, locale)
     if locale == update.locale:
@@ -133,7 +134,7 @@ def banner_text(session: Session, update: Update, locale: str) -> str:
         tr = (update.translations or {}).get(locale, {})
         summary, body = tr.get("summary", ""), tr.get("body", "")
     marker = {UpdateKind.correction.value: "Correction: "}.get(update.kind, "")
-    return marker + short_text(summary, body)
+    return strip_bidi(marker + short_text(summary, body))
 
 
 def _item(session: Session, incident: Incident, update: Update) -> BannerItem:
@@ -142,13 +143,15 @@ def _item(session: Session, incident: Incident, update: Update) -> BannerItem:
     status_link = f"{get_settings().public_url.rstrip('/')}/status/incidents/{incident.id}"
     links = [{"title": "Status page", "url": status_link}]
     links += [
-        {"title": link["title"], "url": link["url"]} for link in update.links or [] if safe_url(link.get("url", ""))
+        {"title": strip_bidi(link["title"]), "url": link["url"]}
+        for link in update.links or []
+        if safe_url(link.get("url", ""))
     ]
     return BannerItem(
         update_id=update.id,
         incident_id=incident.id,
         severity=incident.severity,
-        title=incident.title,
+        title=strip_bidi(incident.title),
         kind=update.kind if update.kind != UpdateKind.cancel.value else UpdateKind.normal.value,
         status=incident.status,
         texts=texts,

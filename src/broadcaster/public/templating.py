@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+
+
+def _finalize(value: Any) -> Any:
+    """Every `{{ ... }}` of a public page passes here: bidi controls removed (broadcaster.bidi)."""
+    from broadcaster.bidi import strip_bidi
+
+    return strip_bidi(value) if isinstance(value, str) else value
 
 
 @lru_cache(maxsize=1)
@@ -14,6 +22,7 @@ def env() -> Environment:
         autoescape=select_autoescape(default=True, default_for_string=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_finalize,
     )
     from broadcaster.public.render import PALETTE
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from broadcaster.bidi import strip_bidi
 from broadcaster.channels.base import Adapter, Message
 from broadcaster.channels.registry import adapter_classes, classes_for, kind_of
 from broadcaster.domain import ChannelKind, UpdateKind
@@ -144,6 +145,7 @@ def build_context(
     """Template variables for `update` in `locale`, and warnings (missing translation/labels)."""
     warnings: list[str] = []
     body, summary, used_locale, found = _text_for(update, locale)
+    body, summary = strip_bidi(body), strip_bidi(summary)  # see broadcaster.bidi
     if not found:
         warnings.append(f"missing translation for {locale}; the {used_locale} text is used")
     labels, labels_locale = labels_for(settings.templates_dir, used_locale, settings.default_locale)
@@ -189,11 +191,11 @@ def build_context(
         "text": body,
         "show_contact": True,
         "contact": contact,
-        "links": [{"title": ln.get("title", ""), "url": ln.get("url", "")} for ln in (update.links or [])],
+        "links": [{"title": strip_bidi(ln.get("title", "")), "url": ln.get("url", "")} for ln in (update.links or [])],
         "status_url": settings.public_url.rstrip("/") + "/status",
         "incident": {
             "id": incident.id if incident is not None else None,
-            "title": incident.title if incident is not None else "",
+            "title": strip_bidi(incident.title) if incident is not None else "",
             "severity": severity,
             "severity_label": labels["severity"].get(severity, severity),
             "status": status,
