@@ -4,6 +4,14 @@ The SDK's own `AsyncTwilioHttpClient` keeps no response headers on errors (so `R
 cannot be pointed at another host; `_TwilioHttp` is a small `AsyncHttpClient` that rewrites every
 `https://*.twilio.com` URL to `TWILIO_BASE_URL` (so TWILIO_REGION/TWILIO_EDGE cannot send it elsewhere)
 and remembers the last response headers per task for the error mapping.
+
+Twilio Messages and Calls take no idempotency key, so after a timed-out create the worker asks `lookup`
+whether Twilio has the message before sending again. It lists Messages (Calls) To the recipient From our
+sender, newest first, and matches client-side: created at or after the attempt (to the second, as Twilio
+dates go) and, for SMS, the same body. It does not use the DateSent filter: Twilio filters it by day only,
+and a message still queued at Twilio (exactly what a rate-limited burst produces) has no date_sent yet.
+A voice call cannot be matched by content (the list does not return TwiML): any call to the number from
+our caller ID since the attempt counts as found.
 """
 
 from __future__ import annotations
@@ -14,18 +22,29 @@ import contextvars
 import functools
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import aiohttp
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http import AsyncHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 from twilio.twiml.voice_response import VoiceResponse
 
-from broadcaster.channels.base import Adapter, CheckResult, Limits, Message, ProviderError, Recipient, SendResult
+from broadcaster.channels.base import (
+    Adapter,
+    CheckResult,
+    Limits,
+    LookupResult,
+    LookupStatus,
+    Message,
+    ProviderError,
+    Recipient,
+    SendResult,
+)
 from broadcaster.channels.errors import from_status, network_error, unexpected
 from broadcaster.channels.http import LazySession
 from broadcaster.domain import ChannelKind
@@ -36,6 +55,11 @@ log = logging.getLogger(__name__)
 TWILIO_HOST = re.compile(r"^https://[a-z0-9.-]*twilio\.com")
 #: Twilio error codes worth retrying: too many concurrent requests, queue overflow, sender queue full
 TRANSIENT_CODES = frozenset({"20429", "30001", "21611", "20500", "20503"})
+#: lookup reads at most this many list pages of this size (newest first) before answering unknown
+LOOKUP_PAGE_SIZE = 50
+LOOKUP_MAX_PAGES = 4
+#: list order is by date; allow this much disorder before concluding that nothing newer follows
+LOOKUP_ORDER_SLACK = timedelta(seconds=60)
 _last_headers: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
     "twilio_last_headers", default=None
 )
@@ -181,6 +205,45 @@ class _TwilioAdapter(Adapter):
 
         return list(await asyncio.gather(*(bounded(r) for r in recipients)))
 
+    async def lookup(self, message: Message, recipient: Recipient, since: datetime) -> LookupResult:
+        """Did Twilio accept `message` for `recipient` at or after `since`? found (with its SID), not_found
+        (every resource to that number since then was read), or unknown (an API error, or too many)."""
+        cutoff = (since if since.tzinfo else since.replace(tzinfo=UTC)).replace(microsecond=0)
+        try:
+            pages = 0
+            async for page in self._pages(recipient):
+                pages += 1
+                past = False
+                for resource in page:
+                    created = resource.date_created
+                    if created is None or created < cutoff:
+                        past = past or (created is not None and created < cutoff - LOOKUP_ORDER_SLACK)
+                        continue
+                    if self._matches(resource, message):
+                        return LookupResult(LookupStatus.found, str(resource.sid))
+                if past:
+                    break
+                if pages >= LOOKUP_MAX_PAGES:
+                    most = LOOKUP_MAX_PAGES * LOOKUP_PAGE_SIZE
+                    return LookupResult(
+                        LookupStatus.unknown, detail=f"over {most} resources to this number since {cutoff}"
+                    )
+        except TwilioRestException as exc:
+            return LookupResult(LookupStatus.unknown, detail=f"Twilio answered {exc.status} (code {exc.code})")
+        except TwilioException as exc:  # a list page that is not a 200 (Page.process_response)
+            return LookupResult(LookupStatus.unknown, detail=f"Twilio list failed: {exc}"[:200])
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return LookupResult(LookupStatus.unknown, detail=f"cannot reach Twilio: {exc!r}"[:200])
+        return LookupResult(LookupStatus.not_found, detail=f"nothing to this number since {cutoff}")
+
+    async def _pages(self, recipient: Recipient) -> AsyncIterator[Any]:
+        """The list pages of resources to `recipient` from our sender, newest first."""
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    def _matches(self, resource: Any, message: Message) -> bool:
+        return True
+
     async def check(self) -> CheckResult:
         try:
             account = await self.client.api.v2010.accounts(self.account_sid).fetch_async()
@@ -224,6 +287,20 @@ class TwilioSms(_TwilioAdapter):
             kwargs["from_"] = self.from_number
         created = await self.client.messages.create_async(status_callback=self.status_callback(recipient), **kwargs)
         return str(created.sid)
+
+    async def _pages(self, recipient: Recipient) -> AsyncIterator[Any]:
+        kwargs: dict[str, Any] = {"to": recipient.address, "page_size": LOOKUP_PAGE_SIZE}
+        if not self.messaging_service_sid:
+            kwargs["from_"] = self.from_number
+        page = await self.client.messages.page_async(**kwargs)
+        while page is not None:
+            yield page
+            page = await page.next_page_async()
+
+    def _matches(self, resource: Any, message: Message) -> bool:
+        if self.messaging_service_sid and resource.messaging_service_sid != self.messaging_service_sid:
+            return False
+        return (resource.body or "").strip() == message.text.strip()
 
 
 def twiml_for(message: Message, voice: str | None) -> str:
@@ -273,3 +350,11 @@ class TwilioVoice(_TwilioAdapter):
             status_callback=self.status_callback(recipient),
         )
         return str(call.sid)
+
+    async def _pages(self, recipient: Recipient) -> AsyncIterator[Any]:
+        page = await self.client.calls.page_async(
+            to=recipient.address, from_=self.voice_from, page_size=LOOKUP_PAGE_SIZE
+        )
+        while page is not None:
+            yield page
+            page = await page.next_page_async()

@@ -3,7 +3,8 @@
 One app serves every provider on its own paths, the way the real SDKs call them:
 
 * Twilio  ``POST /2010-04-01/Accounts/{sid}/Messages.json`` and ``Calls.json`` (form, Basic auth),
-  ``GET /2010-04-01/Accounts/{sid}.json``
+  ``GET`` of both (the accepted messages / calls, newest first, filtered by To, From, DateSent[<>] /
+  StartTime[<>] by day, paged), ``GET /2010-04-01/Accounts/{sid}.json``
 * SendGrid ``POST /v3/mail/send`` (JSON, Bearer), ``GET /v3/scopes``
 * X ``POST /2/tweets`` (JSON, OAuth 1.0a or Bearer), ``GET /2/users/me``
 * Mastodon ``POST /api/v1/statuses`` (form or JSON, Bearer, Idempotency-Key),
@@ -15,7 +16,9 @@ One app serves every provider on its own paths, the way the real SDKs call them:
 
 Requests are validated as the provider would (auth header, required fields, payload limits) and
 recorded. The control API: ``GET /_fake/requests[?provider=]``, ``POST /_fake/inject``
-(``{"provider", "status", "headers", "body", "delay", "times", "path"}``), ``POST /_fake/reset``,
+(``{"provider", "status", "headers", "body", "delay", "times", "path"}``), ``POST /_fake/inject-random``
+(``{"provider", "rate", "statuses", "timeout_fraction", "accept_fraction", "hang_seconds", "retry_after",
+"methods", "path", "seed"}``: see `FakeState.inject_random`), ``POST /_fake/reset``,
 ``POST /_fake/record`` (``{"enabled": bool}``), ``GET /_fake/health``.
 """
 
@@ -34,7 +37,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import orjson
 
@@ -152,6 +155,24 @@ class FakeProviders:
             except (ValueError, KeyError, TypeError) as exc:
                 return _json(400, {"error": f"bad fault: {exc}"})
             return _json(200, {"ok": True})
+        if path == "/_fake/inject-random" and method == "POST":
+            try:
+                data = json.loads(body)
+                st.inject_random(
+                    data["provider"],
+                    float(data["rate"]),
+                    [int(x) for x in data.get("statuses", (429, 500, 503))],
+                    timeout_fraction=float(data.get("timeout_fraction", 0)),
+                    accept_fraction=float(data.get("accept_fraction", 0.5)),
+                    hang_seconds=float(data.get("hang_seconds", 30)),
+                    retry_after=str(data.get("retry_after", "1")),
+                    methods=[str(m) for m in data.get("methods", ("POST",))],
+                    path=data.get("path"),
+                    seed=data.get("seed"),
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                return _json(400, {"error": f"bad random faults: {exc}"})
+            return _json(200, {"ok": True})
         return _json(404, {"error": "unknown control path"})
 
     # --- providers -----------------------------------------------------------------------------------
@@ -162,21 +183,32 @@ class FakeProviders:
         if provider is None:
             record.status = 404
             return _json(404, {"error": f"the fake serves no {path}"})
-        fault = self.state.take_fault(provider, path)
+        fault = self.state.take_fault(provider, path, method)
         if fault is not None:
+            record.hang = fault.hang
+            if fault.hang == "after_accept":
+                # the provider accepts (and records) the message, then the answer comes too late
+                reply = self._answer(provider, method, path, query, headers, body)
+                record.status = reply[0]
+                await asyncio.sleep(fault.delay)
+                return reply
             if fault.delay:
                 await asyncio.sleep(fault.delay)
             if fault.status is not None:
                 record.status = fault.status
                 return self._fault_reply(provider, fault.status, fault.headers, fault.body)
-        reply: Reply
-        if provider == "x":
-            reply = self._x(method, path, query, headers, body)
-        elif provider == "bluesky":
-            reply = self._bluesky(method, path, query, headers, body)
-        else:
-            reply = getattr(self, f"_{provider}")(method, path, headers, body)
+        reply = self._answer(provider, method, path, query, headers, body)
         record.status = reply[0]
+        return reply
+
+    def _answer(self, provider: str, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> Reply:
+        if provider == "x":
+            return self._x(method, path, query, headers, body)
+        if provider == "bluesky":
+            return self._bluesky(method, path, query, headers, body)
+        if provider == "twilio":
+            return self._twilio(method, path, headers, body, query)
+        reply: Reply = getattr(self, f"_{provider}")(method, path, headers, body)
         return reply
 
     @staticmethod
@@ -218,7 +250,7 @@ class FakeProviders:
         return status, {"content-type": ctype, **headers}, payload
 
     # Twilio -------------------------------------------------------------------------------------------
-    def _twilio(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
+    def _twilio(self, method: str, path: str, headers: dict[str, str], body: bytes, query: str = "") -> Reply:
         m = TWILIO_ACCOUNT.match(path)
         if m is None:
             return _twilio_error(404, 20404, "The requested resource was not found")
@@ -231,6 +263,8 @@ class FakeProviders:
             return _twilio_error(401, 20003, "Authenticate")
         if m["rest"] == ".json":
             return _json(200, {"sid": sid, "status": "active", "friendly_name": "Fake account"})
+        if method == "GET":
+            return _twilio_list(self.state, sid, path, m["rest"][1:-5], query)
         if method != "POST":
             return _twilio_error(405, 20004, "Method not allowed")
         if "application/x-www-form-urlencoded" not in headers.get("content-type", ""):
@@ -254,7 +288,9 @@ class FakeProviders:
             if len(twiml) > 4000:
                 return _twilio_error(400, 32018, "TwiML exceeds the 4000 character limit")
             call_sid = "CA" + uuid.uuid4().hex
-            return _json(201, {"sid": call_sid, "account_sid": sid, "to": to, "from": from_, "status": "queued"})
+            call = _twilio_call(sid, call_sid, to, from_)
+            self.state.remember_twilio(sid, "Calls", call)
+            return _json(201, _public(call))
         if not (from_ or one("MessagingServiceSid")):
             return _twilio_error(400, 21603, "A 'From' phone number is required.")
         text = one("Body")
@@ -265,23 +301,33 @@ class FakeProviders:
         if to == TWILIO_UNSUBSCRIBED_TO:
             return _twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
         msg_sid = "SM" + uuid.uuid4().hex
-        return _json(
-            201,
-            {
-                "sid": msg_sid,
-                "account_sid": sid,
-                "to": to,
-                "from": from_ or None,
-                "messaging_service_sid": one("MessagingServiceSid") or None,
-                "body": text,
-                "status": "queued",
-                "num_segments": str(analyze(text).segments),
-                "error_code": None,
-                "error_message": None,
-                "date_created": _now(),
-                "uri": f"/2010-04-01/Accounts/{sid}/Messages/{msg_sid}.json",
-            },
-        )
+        now = _now()
+        message = {
+            "sid": msg_sid,
+            "account_sid": sid,
+            "api_version": "2010-04-01",
+            "to": to,
+            "from": from_ or None,
+            "messaging_service_sid": one("MessagingServiceSid") or None,
+            "body": text,
+            "status": "queued",
+            "direction": "outbound-api",
+            "num_segments": str(analyze(text).segments),
+            "num_media": "0",
+            "price": None,
+            "price_unit": "USD",
+            "error_code": None,
+            "error_message": None,
+            "date_created": now,
+            "date_updated": now,
+            "date_sent": None,
+            "uri": f"/2010-04-01/Accounts/{sid}/Messages/{msg_sid}.json",
+            "subresource_uris": {"media": f"/2010-04-01/Accounts/{sid}/Messages/{msg_sid}/Media.json"},
+            "_at": time.time(),
+        }
+        # the list shows it as sent at once (the fake has no carrier queue); the create answer says queued
+        self.state.remember_twilio(sid, "Messages", {**message, "status": "sent", "date_sent": now})
+        return _json(201, _public(message))
 
     # SendGrid -----------------------------------------------------------------------------------------
     def _sendgrid(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Reply:
@@ -491,6 +537,120 @@ class FakeProviders:
         return _json(200, {"ok": True})
 
 
+def _public(resource: dict[str, Any]) -> dict[str, Any]:
+    """A stored resource without the fake's private fields (leading underscore)."""
+    return {k: v for k, v in resource.items() if not k.startswith("_")}
+
+
+def _twilio_call(account: str, call_sid: str, to: str, from_: str) -> dict[str, Any]:
+    now = _now()
+    return {
+        "sid": call_sid,
+        "account_sid": account,
+        "api_version": "2010-04-01",
+        "to": to,
+        "to_formatted": to,
+        "from": from_,
+        "from_formatted": from_,
+        "status": "queued",
+        "direction": "outbound-api",
+        "date_created": now,
+        "date_updated": now,
+        "start_time": None,
+        "end_time": None,
+        "duration": None,
+        "price": None,
+        "price_unit": "USD",
+        "parent_call_sid": None,
+        "uri": f"/2010-04-01/Accounts/{account}/Calls/{call_sid}.json",
+        "_at": time.time(),
+    }
+
+
+#: list filters Twilio applies by day (GMT): name -> (resource field, comparison)
+_TWILIO_DATE_FILTERS = {
+    "Messages": {"DateSent": ("date_sent", "eq"), "DateSent<": ("date_sent", "le"), "DateSent>": ("date_sent", "ge")},
+    "Calls": {
+        "StartTime": ("start_time", "eq"),
+        "StartTime<": ("start_time", "le"),
+        "StartTime>": ("start_time", "ge"),
+        "EndTime": ("end_time", "eq"),
+        "EndTime<": ("end_time", "le"),
+        "EndTime>": ("end_time", "ge"),
+    },
+}
+
+
+def _twilio_day(value: str) -> str | None:
+    """The GMT day of a list filter value: `YYYY-MM-DD` or the SDK's `YYYY-MM-DDTHH:MM:SSZ` (Twilio filters by
+    day, so the time is dropped), an RFC 2822 resource date, or None when unparseable."""
+    value = value.strip()
+    if re.match(r"^\d{4}-\d{2}-\d{2}", value):
+        try:
+            return datetime.strptime(value[:10], "%Y-%m-%d").date().isoformat()
+        except ValueError:
+            return None
+    try:
+        return datetime.strptime(value, "%a, %d %b %Y %H:%M:%S %z").astimezone(UTC).date().isoformat()
+    except ValueError:
+        return None
+
+
+def _twilio_list(state: FakeState, account: str, path: str, kind: str, query: str) -> Reply:
+    """`GET .../Messages.json` or `Calls.json`: the accepted resources, newest first, filtered by To/From
+    (and Status for calls) and by day (DateSent / StartTime / EndTime, with `<` / `>` meaning on-or-before /
+    on-or-after), paged with PageSize (default 50, at most 1000) and Page, in Twilio's list shape."""
+    params = {k: v[0] for k, v in parse_qs(query, keep_blank_values=True).items()}
+    items = state.twilio_list(account, kind)
+    for name, field in (("To", "to"), ("From", "from"), ("Status", "status")):
+        if params.get(name):
+            items = [i for i in items if i.get(field) == params[name]]
+    for name, (field, op) in _TWILIO_DATE_FILTERS[kind].items():
+        if name not in params:
+            continue
+        day = _twilio_day(params[name])
+        if day is None:
+            return _twilio_error(400, 20001, f"Invalid {name}: {params[name]}")
+        kept = []
+        for item in items:
+            have = _twilio_day(item[field]) if item.get(field) else None
+            if have is not None and (
+                (op == "eq" and have == day) or (op == "le" and have <= day) or (op == "ge" and have >= day)
+            ):
+                kept.append(item)
+        items = kept
+    try:
+        size = min(1000, max(1, int(params.get("PageSize") or 50)))
+        page = max(0, int(params.get("Page") or 0))
+    except ValueError:
+        return _twilio_error(400, 20001, "PageSize and Page must be integers")
+    start = page * size
+    chunk = items[start : start + size]
+    filters = {k: v for k, v in params.items() if k not in ("Page", "PageSize", "PageToken")}
+
+    def uri(n: int) -> str:
+        query = {**filters, "PageSize": str(size), "Page": str(n)}
+        if n:
+            query["PageToken"] = f"PA{n * size}"
+        return f"{path}?{urlencode(query)}"
+
+    more = start + size < len(items)
+    return _json(
+        200,
+        {
+            kind.lower(): [_public(i) for i in chunk],
+            "start": start,
+            "end": start + max(0, len(chunk) - 1),
+            "page": page,
+            "page_size": size,
+            "uri": uri(page),
+            "first_page_uri": uri(0),
+            "next_page_uri": uri(page + 1) if more else None,
+            "previous_page_uri": uri(page - 1) if page else None,
+        },
+    )
+
+
 def _oauth1_valid(creds: Credentials, method: str, path: str, query: str, header: str) -> bool:
     """Recompute the OAuth 1.0a HMAC-SHA1 signature over the URL the SDK signed (api.twitter.com)."""
     from oauthlib.oauth1.rfc5849 import signature, utils
@@ -670,14 +830,24 @@ def create_app(state: FakeState | None = None) -> FakeProviders:
     return FakeProviders(state)
 
 
-def serve(host: str = "127.0.0.1", port: int = 8025) -> None:
-    """Run the fake providers (for local demos); point *_BASE_URL settings at http://host:port."""
+def serve(host: str = "127.0.0.1", port: int = 8025, *, strict: bool = False, quiet: bool = False) -> None:
+    """Run the fake providers (for local demos); point *_BASE_URL settings at http://host:port. `strict`
+    checks credentials against `broadcaster.fakes.testing.CREDENTIALS` (what its `env()` configures)."""
     import uvicorn
 
+    if strict:
+        from broadcaster.fakes.testing import CREDENTIALS
+
+        state = FakeState(credentials=CREDENTIALS)
+    else:
+        state = FakeState()
+    if quiet:
+        uvicorn.run(create_app(state), host=host, port=port, log_level="warning", access_log=False, lifespan="off")
+        return
     print(f"Fake providers on http://{host}:{port} ({', '.join(PROVIDERS)}); control API at /_fake/requests")
     print(
         f"  TWILIO_BASE_URL=http://{host}:{port} SENDGRID_BASE_URL=http://{host}:{port} "
         f"X_BASE_URL=http://{host}:{port} MASTODON_BASE_URL=http://{host}:{port} "
         f"BLUESKY_BASE_URL=http://{host}:{port}"
     )
-    uvicorn.run(create_app(), host=host, port=port, log_level="warning", access_log=False)
+    uvicorn.run(create_app(state), host=host, port=port, log_level="warning", access_log=False)
