@@ -304,15 +304,20 @@ class TwilioSms(_TwilioAdapter):
 
 
 def twiml_for(message: Message, voice: str | None) -> str:
-    """The TwiML a call plays: the text twice, in the message's language (Twilio <Say language=...>)."""
+    """The TwiML a call plays: the text twice, in the message's language (Twilio <Say language=...>). Rendered
+    voice text has no emoji or URLs already; any left (text not from broadcaster.rendering) are dropped, a
+    URL said as its bare domain, never spelled out."""
+    from broadcaster.rendering.speech import speakable
+
     language = str(message.data.get("voice_language") or message.locale or "en-US")
     response = VoiceResponse()
     kwargs: dict[str, Any] = {"language": language}
     if voice:
         kwargs["voice"] = voice
-    response.say(message.text, **kwargs)
+    text = speakable(message.text)
+    response.say(text, **kwargs)
     response.pause(length=1)
-    response.say(message.text, **kwargs)
+    response.say(text, **kwargs)
     return str(response)
 
 

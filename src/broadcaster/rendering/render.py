@@ -19,6 +19,7 @@ from broadcaster.channels.registry import adapter_classes, classes_for, kind_of
 from broadcaster.domain import ChannelKind, UpdateKind
 from broadcaster.rendering.fit import shorten
 from broadcaster.rendering.length import BLUESKY_MAX_GRAPHEMES, LengthRule, Measure
+from broadcaster.rendering.speech import speakable
 from broadcaster.rendering.templates import TemplateError, labels_for, render_template, template_exists
 from broadcaster.settings import Settings, get_settings
 
@@ -255,6 +256,8 @@ def render_update(
 
     def render(text: str, show_contact: bool) -> str:
         out = render_template(settings.templates_dir, template, {**ctx, "text": text, "show_contact": show_contact})
+        if kind is ChannelKind.voice:  # read aloud: no emoji, no URLs (rendering/speech.py)
+            out = speakable(out, ctx["labels"].get("voice_link"))
         return _ensure_marker(out.strip(), ctx["marker"])[0]
 
     rendered = Rendered(
