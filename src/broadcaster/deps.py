@@ -24,6 +24,16 @@ SessionDep = Annotated[Session, Depends(_session, scope="function")]
 get_session = _session
 
 
+async def _raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+#: The raw request body, read on the event loop by an async dependency, so that an endpoint which parses
+#: the body itself can still be a plain `def`: FastAPI runs those in its thread pool, and database work
+#: must never run on the event loop (a wait for SQLite's write lock there froze every request).
+RawBody = Annotated[bytes, Depends(_raw_body)]
+
+
 def no_nul_in_parameters(request: Request) -> None:
     """Refuse NUL characters in path and query parameters with a 422 naming the parameter (PostgreSQL cannot
     compare or store them: they would otherwise fail in the database, unnamed, on that backend only)."""

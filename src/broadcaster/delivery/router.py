@@ -7,6 +7,7 @@ import html
 import json
 from typing import Annotated, Any
 
+import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
@@ -25,7 +26,7 @@ from broadcaster.delivery.schemas import (
     SubscriberOut,
     SubscriberPatch,
 )
-from broadcaster.deps import SessionDep
+from broadcaster.deps import RawBody, SessionDep
 from broadcaster.domain import has_nul
 from broadcaster.errors import BadRequest, Conflict, Forbidden, Unprocessable, field_name
 from broadcaster.models.delivery import Broadcast, Delivery
@@ -360,6 +361,11 @@ async def _twilio_form(request: Request) -> dict[str, Any]:
     return params
 
 
+# Endpoints that touch the database are plain `def` (FastAPI runs them in its thread pool): the body is
+# read by an async dependency on the event loop, the database work never runs there (issue 10).
+TwilioForm = Annotated[dict[str, Any], Depends(_twilio_form)]
+
+
 @router.post(
     "/v1/webhooks/twilio/status",
     status_code=204,
@@ -372,9 +378,8 @@ async def _twilio_form(request: Request) -> dict[str, Any]:
         ]
     },
 )
-async def twilio_status(request: Request, session: SessionDep) -> Response:
+def twilio_status(request: Request, params: TwilioForm, session: SessionDep) -> Response:
     """Twilio message/call status callback (signature required)."""
-    params = await _twilio_form(request)
     receipts.apply_twilio(session, params, request.query_params.get("delivery_id"))
     return Response(status_code=204)
 
@@ -400,9 +405,8 @@ def _twiml(message: str | None) -> Response:
     response_class=Response,
     responses={200: {"description": "TwiML reply.", "content": {"application/xml": {"schema": {"type": "string"}}}}},
 )
-async def twilio_inbound(request: Request, session: SessionDep) -> Response:
+def twilio_inbound(params: TwilioForm, session: SessionDep) -> Response:
     """Inbound SMS: STOP-family words opt out of SMS and voice, START-family opt back in, HELP answers."""
-    params = await _twilio_form(request)
     sender = str(params.get("From", ""))
     word = str(params.get("Body", "")).strip().upper().strip(".!")
     org = get_settings().org_name
@@ -419,9 +423,8 @@ async def twilio_inbound(request: Request, session: SessionDep) -> Response:
 
 
 @router.post("/v1/webhooks/sendgrid/events", status_code=204, tags=["webhooks"], openapi_extra=_SENDGRID_EVENTS)
-async def sendgrid_events(request: Request, session: SessionDep) -> Response:
+def sendgrid_events(request: Request, raw: RawBody, session: SessionDep) -> Response:
     """SendGrid signed Event Webhook (ECDSA over timestamp + raw body)."""
-    raw = await request.body()
     if not receipts.sendgrid_signature_ok(
         get_settings(),
         raw,
@@ -475,7 +478,9 @@ async def subscribe(request: Request, session: SessionDep) -> Response:
         first = exc.errors()[0]
         field = field_name(first["loc"], whole="body")
         raise Unprocessable(f"{field}: {first['msg']}" if field else str(first["msg"]), field=field) from exc
-    subscribers.subscribe(session, body)
+    # the database work in a thread: waiting for SQLite's write lock on the event loop froze every request
+    # (banner included) while the request holding the lock could not commit (issue 10)
+    await anyio.to_thread.run_sync(subscribers.subscribe, session, body)
     message = "Check your email for a confirmation link." if body.email else "You are subscribed."
     if is_form:
         return _page("Thank you", f"<p>{html.escape(message)}</p>", status_code=202)
@@ -527,8 +532,8 @@ def metrics_endpoint() -> Response:
 
 
 @router.get("/healthz", tags=["operations"], response_class=PlainTextResponse)
-def healthz() -> PlainTextResponse:
-    """The process is up."""
+async def healthz() -> PlainTextResponse:
+    """The process is up (answered on the event loop: no database, and no wait for a thread-pool slot)."""
     return PlainTextResponse("ok")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from broadcaster import audit
-from broadcaster.deps import SessionDep
+from broadcaster.deps import RawBody, SessionDep
 from broadcaster.routing import service
 from broadcaster.routing.schemas import CategoryIn, CategoryOut, CategoryPatch, RoutingMap
 from broadcaster.security import Principal, Scope, require_scope
@@ -82,8 +82,7 @@ def get_routing_map(
         }
     },
 )
-async def put_routing_map(request: Request, session: SessionDep, who: Writer) -> RoutingMap:
-    raw = await request.body()
+def put_routing_map(request: Request, raw: RawBody, session: SessionDep, who: Writer) -> RoutingMap:
     json_only = "json" in request.headers.get("content-type", "")
     routing_map = service.parse_map(raw, source="body", json_only=json_only)
     service.replace_map(session, routing_map)
