@@ -16,6 +16,7 @@ import ast
 import re
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +80,8 @@ def _render(value: Any) -> str:
             return str(value.relative_to(PROJECT_ROOT))
         except ValueError:
             return str(value)
+    if isinstance(value, timedelta):  # seconds, which the setting reads back
+        return str(int(value.total_seconds()))
     if isinstance(value, list | tuple | set):
         return ",".join(_render(v) for v in value)
     text = str(value)

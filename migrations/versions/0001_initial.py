@@ -184,6 +184,7 @@ def upgrade() -> None:
         sa.Column("affected_services", sa.JSON(), nullable=False),
         sa.Column("sites", sa.JSON(), nullable=False),
         sa.Column("public", sa.Boolean(), nullable=False),
+        sa.Column("severity_lowered_at", sa.JSON(), nullable=False),
         sa.Column("started_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("resolved_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
@@ -218,6 +219,7 @@ def upgrade() -> None:
         sa.Column("published_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("published_by", sa.String(length=120), nullable=True),
         sa.Column("approved_by", sa.String(length=120), nullable=True),
+        sa.Column("approval_etag", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(["corrects_id"], ["updates.id"], name=op.f("fk_updates_corrects_id_updates")),
         sa.ForeignKeyConstraint(
             ["incident_id"], ["incidents.id"], name=op.f("fk_updates_incident_id_incidents"), ondelete="CASCADE"

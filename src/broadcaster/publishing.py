@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from broadcaster import audit
+from broadcaster import approval, audit
 from broadcaster.domain import Severity, UpdateState
 from broadcaster.errors import Conflict, Forbidden
-from broadcaster.incidents.service import get_update, set_status
+from broadcaster.incidents.service import set_status
 from broadcaster.models import Incident, Update, utcnow
 from broadcaster.settings import get_settings
 
@@ -19,18 +19,22 @@ class PublishResult:
     update: Update
     broadcast_id: int | None
     approval_required: bool = False
+    #: the content ETag the requester asked to publish (when approval is required)
+    etag: str | None = None
 
 
 def needs_approval(session: Session, incident: Incident, update: Update) -> bool:
     """A second person must approve a high-impact send (test sends excepted; `APPROVAL_SEVERITY=none` disables).
 
-    High impact: the incident severity reaches `APPROVAL_SEVERITY`, or one channel would reach more than
+    High impact: the incident severity reaches `APPROVAL_SEVERITY` or did so within the last
+    `APPROVAL_DOWNGRADE_WINDOW` (lowering it does not skip approval), or one channel would reach more than
     `APPROVAL_AUDIENCE_THRESHOLD` recipients (0 turns the audience rule off).
     """
     settings = get_settings()
     if update.test or settings.approval_severity == "none":
         return False
-    if Severity(incident.severity).rank >= Severity(settings.approval_severity).rank:
+    level = Severity(settings.approval_severity)
+    if Severity(incident.severity).rank >= level.rank or approval.recently_at_level(incident, level):
         return True
     if settings.approval_audience_threshold > 0:
         from broadcaster.delivery.hooks import audience_counts
@@ -42,29 +46,48 @@ def needs_approval(session: Session, incident: Incident, update: Update) -> bool
 
 def publish(session: Session, update_id: int, actor: str, *, skip_approval: bool = False) -> PublishResult:
     """Publish a draft. High-impact updates first wait for a second person's approval."""
-    update = get_update(session, update_id)
+    update = approval.lock_update(session, update_id)
     if update.state == UpdateState.published.value:
         raise Conflict(f"Update {update_id} is already published.", field="update_id", code="already_published")
     incident = update.incident
     if not skip_approval and needs_approval(session, incident, update):
         update.state = UpdateState.pending_approval.value
         update.published_by = actor
-        audit.record(session, actor, "update.request_approval", "update", update.id)
+        update.approval_etag = approval.content_etag(session, update)
+        audit.record(session, actor, "update.request_approval", "update", update.id, etag=update.approval_etag)
         session.flush()
-        return PublishResult(update, None, approval_required=True)
+        return PublishResult(update, None, approval_required=True, etag=update.approval_etag)
     return _do_publish(session, update, incident, actor)
 
 
-def approve(session: Session, update_id: int, actor: str) -> PublishResult:
-    """Approve a pending update (by someone other than the requester) and publish it."""
-    update = get_update(session, update_id)
+def approve(session: Session, update_id: int, actor: str, if_match: str | None) -> PublishResult:
+    """Approve a pending update (by someone other than the requester) and publish it.
+
+    `if_match` must carry the content ETag the approver reviewed (preview or GET while pending): 428 without
+    it, 412 when the content changed since, or since the requester asked (e.g. the routing map changed).
+    """
+    update = approval.lock_update(session, update_id)
     if update.state != UpdateState.pending_approval.value:
-        raise Conflict(f"Update {update_id} is not waiting for approval.", field="update_id")
+        raise Conflict(
+            f"Update {update_id} is not waiting for approval (state {update.state}); a change to the update or "
+            "its incident returns a pending update to draft, and the requester must publish it again.",
+            field="update_id",
+            code="not_pending",
+        )
     requester = update.published_by
     if requester == actor:
         raise Forbidden("The approver must be a different person than the requester.", field="Authorization")
+    current = approval.content_etag(session, update)
+    approval.check_if_match(if_match, current)
+    if update.approval_etag != current:
+        raise approval.PreconditionFailed(
+            "The content changed after approval was requested (for example the routing map, a template or a "
+            "contact detail); the requester must publish again to request approval of the current content.",
+            field="If-Match",
+            current_etag=current,
+        )
     update.approved_by = actor
-    audit.record(session, actor, "update.approve", "update", update.id, requester=requester)
+    audit.record(session, actor, "update.approve", "update", update.id, requester=requester, etag=current)
     return _do_publish(session, update, update.incident, requester or actor)
 
 
@@ -76,8 +99,13 @@ def _do_publish(session: Session, update: Update, incident: Incident, actor: str
     update.state = UpdateState.published.value
     update.published_at = utcnow()
     update.published_by = actor
-    if update.status:
+    update.approval_etag = None
+    if update.status and update.status != incident.status:
         set_status(incident, update.status)
+        others = [u for u in incident.updates if u.id != update.id]
+        approval.cancel_pending(
+            session, others, actor, ["status"], cause=f"update {update.id} moved the incident's status"
+        )
     incident.updated_at = utcnow()
     session.flush()
     broadcast_id = start_broadcast(session, update)

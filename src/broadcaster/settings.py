@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
@@ -84,6 +85,9 @@ class Settings(BaseSettings):
     approval_severity: Literal["info", "minor", "major", "critical", "none"] = "critical"
     # An update that would reach more recipients than this on one channel needs approval too (0: off)
     approval_audience_threshold: int = Field(10000, ge=0)
+    # After an incident's severity drops below APPROVAL_SEVERITY, its updates still need approval for this
+    # long: seconds or an ISO 8601 duration (PT1H); 0 turns the rule off
+    approval_downgrade_window: timedelta = timedelta(hours=1)
 
     # --- Twilio (SMS + voice) -------------------------------------------------------------------------
     # Twilio account SID (AC...); SMS and voice are off until it, TWILIO_AUTH_TOKEN and a sender are set
@@ -193,6 +197,21 @@ class Settings(BaseSettings):
     @classmethod
     def _upper_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("approval_downgrade_window", mode="before")
+    @classmethod
+    def _seconds(cls, value: object) -> object:
+        """`3600` is seconds (pydantic alone reads only ISO 8601 durations such as `PT1H` from a string)."""
+        if isinstance(value, str) and value.strip().lstrip("-").replace(".", "", 1).isdigit():
+            return float(value)
+        return value
+
+    @field_validator("approval_downgrade_window")
+    @classmethod
+    def _not_negative(cls, value: timedelta) -> timedelta:
+        if value < timedelta(0):
+            raise ValueError("must not be negative")
+        return value
 
     @property
     def is_sqlite(self) -> bool:

@@ -89,6 +89,7 @@ def test_readme_tour_works_as_written(tmp_path):
     assert "idempotent-replayed: true" in out.lower()
     assert '"approval_required":true' in out  # critical -> waits for a second key
     assert '"error":"forbidden"' in out  # Alice cannot approve her own update
+    assert out.count('"approved_by":"key:bob"') >= 2  # Bob approved both, with the preview's ETag in If-Match
     assert out.count('"state":"published"') >= 3  # alert, Bob's approval, the correction
     assert '"kind":"correction"' in out
     assert '"internal_error"' not in out

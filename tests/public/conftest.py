@@ -55,8 +55,9 @@ def publish(client, auth, emergency_category) -> Callable[..., dict[str, Any]]:
         assert resp.status_code == 201, resp.text
         update_id = resp.json()["id"]
         resp = client.post(f"/v1/updates/{update_id}/publish", headers=headers)
-        if resp.status_code == 202:  # critical: a second person approves
-            resp = client.post(f"/v1/updates/{update_id}/approve", headers=approver)
+        if resp.status_code == 202:  # critical: a second person approves exactly this content
+            approve = {**approver, "If-Match": resp.headers["ETag"]}
+            resp = client.post(f"/v1/updates/{update_id}/approve", headers=approve)
         assert resp.status_code == 200, resp.text
         out = resp.json()["update"]
         assert out["state"] == "published"

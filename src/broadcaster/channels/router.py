@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, Response
 
 from broadcaster import audit
+from broadcaster.approval import ETAG_DOC, content_etag
 from broadcaster.channels import service
 from broadcaster.channels.schemas import AdapterOut, CheckOut, DraftPreviewIn, PreviewOut
 from broadcaster.deps import SessionDep
@@ -39,11 +40,21 @@ async def check_channel(name: str, session: SessionDep, who: Admin) -> CheckOut:
     return CheckOut(name=name, ok=result.ok, detail=result.detail)
 
 
-@router.post("/updates/{update_id}/preview", response_model=PreviewOut)
-def preview_update(update_id: IdPath, session: SessionDep, who: Reader) -> PreviewOut:
-    """Exactly what each channel would send for this update (per locale), with warnings and counts."""
+@router.post(
+    "/updates/{update_id}/preview",
+    response_model=PreviewOut,
+    responses={200: {"headers": {"ETag": {"description": ETAG_DOC, "schema": {"type": "string"}, "required": True}}}},
+)
+def preview_update(update_id: IdPath, session: SessionDep, who: Reader, response: Response) -> PreviewOut:
+    """Exactly what each channel would send for this update (per locale), with warnings and counts.
+
+    The `ETag` header (and `etag` field) identifies this exact content; approving needs it in `If-Match`.
+    """
     update = get_update(session, update_id)
-    return service.preview(session, update, get_settings())
+    out = service.preview(session, update, get_settings())
+    out.etag = content_etag(session, update, out)
+    response.headers["ETag"] = out.etag
+    return out
 
 
 @router.post("/preview", response_model=PreviewOut)

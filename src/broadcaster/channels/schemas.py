@@ -61,6 +61,11 @@ class PreviewOut(BaseModel):
     test: bool
     channels: list[ChannelPreview]
     warnings: list[str] = Field(default_factory=list)
+    etag: str | None = Field(
+        None,
+        description="Content ETag of a stored update (also the ETag header): approve it with `If-Match: <etag>`. "
+        "None for an unsaved draft.",
+    )
 
 
 class DraftPreviewIn(BaseModel):

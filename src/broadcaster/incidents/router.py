@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import AfterValidator
 
 from broadcaster import audit, publishing
 from broadcaster.deps import SessionDep
-from broadcaster.domain import IncidentStatus, Severity
+from broadcaster.domain import IncidentStatus, Severity, UpdateState
+from broadcaster.errors import ErrorOut
 from broadcaster.incidents import service
 from broadcaster.incidents.schemas import (
     IncidentIn,
@@ -25,6 +26,8 @@ from broadcaster.pagination import IdPath, Page, PageParams, page_params
 from broadcaster.security import Principal, Scope, require_scope
 
 router = APIRouter(prefix="/v1", tags=["incidents"])
+
+PENDING_ETAG_DOC = "While the update waits for approval: the content ETag the requester asked to publish."
 
 Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
 Writer = Annotated[Principal, Depends(require_scope(Scope.write))]
@@ -83,8 +86,11 @@ def get_incident(incident_id: IdPath, session: SessionDep, _: Reader) -> Inciden
 
 @router.patch("/incidents/{incident_id}", response_model=IncidentOut)
 def update_incident(incident_id: IdPath, body: IncidentPatch, session: SessionDep, who: Writer) -> IncidentOut:
-    incident = service.update_incident(session, incident_id, body)
-    audit.record(session, who.actor, "incident.update", "incident", incident_id, fields=sorted(body.model_fields_set))
+    incident, previous = service.update_incident(session, incident_id, body, who.actor)
+    detail: dict[str, Any] = {"fields": sorted(body.model_fields_set), "changed": sorted(previous)}
+    if "severity" in previous:  # kept for the record of downgrades (see APPROVAL_DOWNGRADE_WINDOW)
+        detail["severity"] = {"from": previous["severity"], "to": incident.severity}
+    audit.record(session, who.actor, "incident.update", "incident", incident_id, **detail)
     return IncidentOut.build(incident, with_updates=True)
 
 
@@ -108,14 +114,22 @@ def list_updates(incident_id: IdPath, session: SessionDep, _: Reader) -> list[Up
     return [UpdateOut.model_validate(u) for u in service.list_updates(session, incident_id)]
 
 
-@router.get("/updates/{update_id}", response_model=UpdateOut)
-def get_update(update_id: IdPath, session: SessionDep, _: Reader) -> UpdateOut:
-    return UpdateOut.model_validate(service.get_update(session, update_id))
+@router.get(
+    "/updates/{update_id}",
+    response_model=UpdateOut,
+    responses={200: {"headers": {"ETag": {"description": PENDING_ETAG_DOC, "schema": {"type": "string"}}}}},
+)
+def get_update(update_id: IdPath, session: SessionDep, _: Reader, response: Response) -> UpdateOut:
+    """One update. While it waits for approval, `ETag` carries the content ETag the requester asked to publish."""
+    update = service.get_update(session, update_id)
+    if update.state == UpdateState.pending_approval.value and update.approval_etag:
+        response.headers["ETag"] = update.approval_etag
+    return UpdateOut.model_validate(update)
 
 
 @router.patch("/updates/{update_id}", response_model=UpdateOut)
 def edit_update(update_id: IdPath, body: UpdatePatch, session: SessionDep, who: Writer) -> UpdateOut:
-    update = service.edit_update(session, update_id, body)
+    update = service.edit_update(session, update_id, body, who.actor)
     audit.record(session, who.actor, "update.edit", "update", update_id, fields=sorted(body.model_fields_set))
     return UpdateOut.model_validate(update)
 
@@ -130,12 +144,20 @@ def delete_update(update_id: IdPath, session: SessionDep, who: Writer) -> Respon
 @router.post(
     "/updates/{update_id}/publish",
     response_model=PublishOut,
-    responses={202: {"model": PublishOut, "description": "Waiting for a second person's approval."}},
+    responses={
+        202: {
+            "model": PublishOut,
+            "description": "Waiting for a second person's approval.",
+            "headers": {"ETag": {"description": PENDING_ETAG_DOC, "schema": {"type": "string"}, "required": True}},
+        }
+    },
 )
 def publish_update(update_id: IdPath, session: SessionDep, who: Publisher, response: Response) -> PublishOut:
+    """Publish a draft now, or (high impact: see APPROVAL_SEVERITY) ask a second person to approve it (202)."""
     result = publishing.publish(session, update_id, who.actor)
     if result.approval_required:
         response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["ETag"] = result.etag or ""
     return PublishOut(
         update=UpdateOut.model_validate(result.update),
         broadcast_id=result.broadcast_id,
@@ -143,7 +165,25 @@ def publish_update(update_id: IdPath, session: SessionDep, who: Publisher, respo
     )
 
 
-@router.post("/updates/{update_id}/approve", response_model=PublishOut)
-def approve_update(update_id: IdPath, session: SessionDep, who: Publisher) -> PublishOut:
-    result = publishing.approve(session, update_id, who.actor)
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="Required: the content ETag of the preview you reviewed (`POST /v1/updates/{id}/preview`). "
+        "Without it the answer is 428; when the content changed since, 412.",
+    ),
+]
+
+
+@router.post(
+    "/updates/{update_id}/approve",
+    response_model=PublishOut,
+    responses={
+        412: {"model": ErrorOut, "description": "The content changed since the preview whose ETag you sent."},
+        428: {"model": ErrorOut, "description": "If-Match is missing: send the preview's ETag."},
+    },
+)
+def approve_update(update_id: IdPath, session: SessionDep, who: Publisher, if_match: IfMatch = None) -> PublishOut:
+    """Approve a pending update and publish it: a second key, and exactly the content you previewed."""
+    result = publishing.approve(session, update_id, who.actor, if_match)
     return PublishOut(update=UpdateOut.model_validate(result.update), broadcast_id=result.broadcast_id)

@@ -8,6 +8,14 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
+from broadcaster.approval import (
+    cancel_pending,
+    changed_fields,
+    lock_incident,
+    lock_update,
+    note_severity_change,
+    snapshot,
+)
 from broadcaster.domain import IncidentStatus, Severity, UpdateKind, UpdateState
 from broadcaster.errors import AppError, Conflict, NotFound, Unprocessable
 from broadcaster.incidents.schemas import IncidentIn, IncidentPatch, UpdateIn, UpdatePatch
@@ -84,22 +92,34 @@ def list_incidents(
     return list(session.scalars(stmt))
 
 
-def update_incident(session: Session, incident_id: int, patch: IncidentPatch) -> Incident:
+def update_incident(
+    session: Session, incident_id: int, patch: IncidentPatch, actor: str
+) -> tuple[Incident, dict[str, Any]]:
+    """Apply a patch; returns the incident and the previous value of each field that changed.
+
+    A change cancels the approval requests of the incident's pending updates (their content changed), and a
+    lowered severity is remembered so publishing soon after still needs approval.
+    """
+    lock_incident(session, incident_id)
     incident = get_incident(session, incident_id)
+    before = snapshot(incident)
     values = patch.model_dump(exclude_unset=True)
     if values.get("category") is not None:
         incident.category = get_category(session, values["category"], field="category")
         incident.category_id = incident.category.id
     if values.get("severity") is not None:
+        note_severity_change(incident, incident.severity, values["severity"].value)
         incident.severity = values["severity"].value
     if values.get("status") is not None:
         set_status(incident, values["status"])
     for key in ("title", "affected_services", "sites", "public"):
         if values.get(key) is not None:
             setattr(incident, key, values[key])
+    changed = changed_fields(before, snapshot(incident))
+    cancel_pending(session, incident.updates, actor, changed, cause="incident edited")
     incident.updated_at = utcnow()
     session.flush()
-    return incident
+    return incident, {name: before[name] for name in changed}
 
 
 def delete_incident(session: Session, incident_id: int) -> None:
@@ -178,15 +198,15 @@ def _require_draft(update: Update) -> None:
         )
 
 
-def edit_update(session: Session, update_id: int, patch: UpdatePatch) -> Update:
-    update = get_update(session, update_id)
+def edit_update(session: Session, update_id: int, patch: UpdatePatch, actor: str) -> Update:
+    """Edit a draft or pending update; a change returns a pending update to draft (its approval is void)."""
+    update = lock_update(session, update_id)
     _require_draft(update)
+    before = snapshot(update)
     for key, value in _update_values(patch).items():
         if value is not None or key in ("status", "channels", "audience"):
             setattr(update, key, value)
-    if update.state == UpdateState.pending_approval.value:
-        update.state = UpdateState.draft.value  # an edit voids a pending approval
-        update.published_by = None
+    cancel_pending(session, [update], actor, changed_fields(before, snapshot(update)), cause="update edited")
     session.flush()
     return update
 

@@ -43,6 +43,9 @@ class Incident(Base):
     #: banner sites this incident shows on; empty means every site
     sites: Mapped[list[str]] = mapped_column(JSON, default=list)
     public: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: {severity: ISO instant the incident last dropped below it}, for each severity above the current one;
+    #: a recent drop from the approval level still needs approval (APPROVAL_DOWNGRADE_WINDOW)
+    severity_lowered_at: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -87,6 +90,8 @@ class Update(Base):
     published_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     published_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
     approved_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    #: content ETag of what the requester asked to publish (set while pending_approval)
+    approval_etag: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     incident: Mapped[Incident] = relationship(back_populates="updates")
 

@@ -1,0 +1,245 @@
+"""The two-person rule's bookkeeping: content ETags, recent severity downgrades, cancelled approval requests.
+
+- An approval is for exact content. `content_etag` hashes everything that decides what is sent: the
+  incident's and the update's fields, the resolved channels and audience, and every channel's rendered
+  text per locale (templates and routing-map contacts included). The preview returns it; approve needs it
+  back in `If-Match`.
+- Any change to a pending update or its incident returns the update to draft (`cancel_pending`), audited
+  with the fields that changed.
+- Lowering an incident's severity does not skip approval: `Incident.severity_lowered_at` keeps, for each
+  severity above the current one, the instant the incident last dropped below it, and `recently_at_level`
+  reads it against `APPROVAL_DOWNGRADE_WINDOW`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy import update as sql_update
+from sqlalchemy.orm import Session
+
+from broadcaster import audit
+from broadcaster.domain import Severity, UpdateState
+from broadcaster.errors import AppError, NotFound
+from broadcaster.models import Incident, Update, utcnow
+
+if TYPE_CHECKING:
+    from broadcaster.channels.schemas import PreviewOut
+
+#: incident fields that change what is sent (all of them: title/severity/category/status are rendered,
+#: sites/public decide where the banner and status page show it, affected services are in the payloads)
+INCIDENT_FIELDS = ("title", "category", "severity", "status", "affected_services", "sites", "public")
+#: update fields that change what is sent
+UPDATE_FIELDS: tuple[str, ...] = ("kind", "corrects_id", "status", "body", "summary", "locale", "translations")
+UPDATE_FIELDS += ("links", "channels", "audience", "test")
+
+
+#: how the OpenAPI document describes the content ETag
+ETAG_DOC = (
+    "Content ETag: a hash over exactly what publishing this update would send (incident and update fields, "
+    "resolved channels and audience, rendered text). Approve with `If-Match` set to it."
+)
+
+
+class PreconditionFailed(AppError):
+    status_code, code = 412, "precondition_failed"
+
+
+class PreconditionRequired(AppError):
+    status_code, code = 428, "precondition_required"
+
+
+# --- content ETag --------------------------------------------------------------------------------------
+
+
+def _resolved_channels(session: Session, update: Update) -> list[str]:
+    """The channels publishing would use: a correction's original broadcast's, else the override or map's."""
+    from broadcaster.delivery import audience
+    from broadcaster.models.delivery import Broadcast
+
+    original = audience.original_broadcast_id(session, update)
+    if original is not None:
+        broadcast = session.get(Broadcast, original)
+        return list(broadcast.channels) if broadcast is not None else []
+    return audience.channels_for(update)
+
+
+def _incident_values(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.id,
+        "title": incident.title,
+        "category": incident.category.slug,
+        "severity": incident.severity,
+        "status": incident.status,
+        "affected_services": list(incident.affected_services or []),
+        "sites": list(incident.sites or []),
+        "public": bool(incident.public),
+    }
+
+
+def content_etag(session: Session, update: Update, preview: PreviewOut | None = None) -> str:
+    """A strong ETag (quoted) over exactly the content publishing `update` would send.
+
+    Recipient counts and warnings are left out: subscribers joining do not change the message.
+    """
+    if preview is None:
+        from broadcaster.channels.service import preview as build_preview
+        from broadcaster.settings import get_settings
+
+        preview = build_preview(session, update, get_settings())
+    audience = dict(update.audience or {})
+    rendered = [
+        {
+            "channel": ch.channel,
+            "kind": ch.kind,
+            "locales": {
+                r.locale: [r.subject, r.text, r.html]
+                for r in [ch, *(ch.translations[k] for k in sorted(ch.translations))]
+            },
+        }
+        for ch in preview.channels
+    ]
+    document = {
+        "incident": _incident_values(update.incident),
+        "update": {"id": update.id, **{name: getattr(update, name) for name in UPDATE_FIELDS}},
+        "channels": _resolved_channels(session, update),
+        "audience": {
+            "categories": sorted(audience.get("categories") or [update.incident.category.slug]),
+            "tags": sorted(audience.get("tags") or []),
+            "locales": sorted(audience.get("locales") or []),
+            "test_group_only": bool(update.test),
+        },
+        "rendered": rendered,
+    }
+    raw = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return '"' + hashlib.sha256(raw.encode()).hexdigest()[:40] + '"'
+
+
+def _opaque(tag: str) -> str:
+    return tag.strip().strip('"')
+
+
+def check_if_match(if_match: str | None, current: str) -> None:
+    """428 when `If-Match` is missing (or `*`), 412 when no entity-tag in it is `current` (strong compare)."""
+    if if_match is None or not if_match.strip() or if_match.strip() == "*":
+        raise PreconditionRequired(
+            "Approving needs the If-Match header carrying the ETag of the content you reviewed: "
+            "POST /v1/updates/{id}/preview (or GET /v1/updates/{id} while pending) returns it in the ETag header "
+            "and the `etag` field.",
+            field="If-Match",
+        )
+    tags = [t.strip() for t in if_match.split(",")]
+    if not any(not t.startswith("W/") and _opaque(t) == _opaque(current) for t in tags):
+        raise PreconditionFailed(
+            "The content changed since the preview you approved (If-Match does not match the current ETag); "
+            "preview the update again and approve what it shows.",
+            field="If-Match",
+            current_etag=current,
+        )
+
+
+# --- locks ---------------------------------------------------------------------------------------------
+
+
+def lock_incident(session: Session, incident_id: int) -> None:
+    """Hold the incident's row until commit, so an edit and an approval of its updates never interleave.
+
+    A no-op UPDATE takes the row lock on PostgreSQL and the write lock on SQLite before anything is read.
+    """
+    session.execute(
+        sql_update(Incident)
+        .where(Incident.id == incident_id)
+        .values(updated_at=Incident.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def lock_update(session: Session, update_id: int) -> Update:
+    """Lock the update's incident, then load the update (and its incident) fresh."""
+    incident_id = session.scalar(select(Update.incident_id).where(Update.id == update_id))
+    if incident_id is None:
+        raise NotFound(f"Update {update_id} does not exist.", field="update_id")
+    lock_incident(session, incident_id)
+    update = session.get(Update, update_id, populate_existing=True)
+    if update is None:  # deleted between the two statements
+        raise NotFound(f"Update {update_id} does not exist.", field="update_id")
+    session.get(Incident, incident_id, populate_existing=True)
+    return update
+
+
+# --- cancelling a pending approval ---------------------------------------------------------------------
+
+
+def snapshot(obj: Incident | Update) -> dict[str, Any]:
+    """The content fields of an incident or update, to compare before and after an edit."""
+    if isinstance(obj, Incident):
+        return _incident_values(obj)
+    return {name: getattr(obj, name) for name in UPDATE_FIELDS}
+
+
+def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return sorted(k for k in after if before.get(k) != after[k])
+
+
+def cancel_pending(
+    session: Session, updates: Iterable[Update], actor: str, fields: list[str], *, cause: str
+) -> list[int]:
+    """Return pending updates to draft because their content changed; each is audited. The ids cancelled."""
+    cancelled: list[int] = []
+    if not fields:
+        return cancelled
+    for update in updates:
+        if update.state != UpdateState.pending_approval.value:
+            continue
+        requester = update.published_by
+        update.state = UpdateState.draft.value
+        update.published_by = None
+        update.approval_etag = None
+        audit.record(
+            session,
+            actor,
+            "update.approval_cancelled",
+            "update",
+            update.id,
+            incident_id=update.incident_id,
+            fields=fields,
+            cause=cause,
+            requester=requester,
+        )
+        cancelled.append(update.id)
+    return cancelled
+
+
+# --- severity downgrades -------------------------------------------------------------------------------
+
+
+def note_severity_change(incident: Incident, old: str, new: str, now: datetime | None = None) -> None:
+    """Remember when the incident dropped below each severity it held (for `recently_at_level`)."""
+    old_rank, new_rank = Severity(old).rank, Severity(new).rank
+    if old_rank == new_rank:
+        return
+    now = now or utcnow()
+    lowered = {k: v for k, v in (incident.severity_lowered_at or {}).items() if Severity(k).rank > new_rank}
+    for level in Severity:
+        if new_rank < level.rank <= old_rank:
+            lowered[level.value] = now.isoformat()
+    incident.severity_lowered_at = lowered  # a new dict: the JSON column sees the change
+
+
+def recently_at_level(incident: Incident, level: Severity, now: datetime | None = None) -> bool:
+    """Whether the incident held `level` or higher within the last `APPROVAL_DOWNGRADE_WINDOW`."""
+    from broadcaster.settings import get_settings
+
+    window = get_settings().approval_downgrade_window
+    if not window:
+        return False
+    since = (now or utcnow()) - window
+    for name, at in (incident.severity_lowered_at or {}).items():
+        if Severity(name).rank >= level.rank and datetime.fromisoformat(at) > since:
+            return True
+    return False
