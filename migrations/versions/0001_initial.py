@@ -111,6 +111,7 @@ def upgrade() -> None:
         sa.Column("delivery_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("provider", sa.String(length=32), nullable=False),
         sa.Column("provider_message_id", sa.String(length=128), nullable=True),
+        sa.Column("provider_event_id", sa.String(length=128), nullable=True),
         sa.Column("event", sa.String(length=32), nullable=False),
         sa.Column("payload", sa.JSON(), nullable=False),
         sa.Column("at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
@@ -118,6 +119,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("delivery_events", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_delivery_events_delivery_id"), ["delivery_id"], unique=False)
+        batch_op.create_index("ux_delivery_events_provider_event", ["provider", "provider_event_id"], unique=True)
 
     op.create_table(
         "public_state",
@@ -284,6 +286,7 @@ def downgrade() -> None:
     op.drop_table("rate_buckets")
     op.drop_table("public_state")
     with op.batch_alter_table("delivery_events", schema=None) as batch_op:
+        batch_op.drop_index("ux_delivery_events_provider_event")
         batch_op.drop_index(batch_op.f("ix_delivery_events_delivery_id"))
 
     op.drop_table("delivery_events")

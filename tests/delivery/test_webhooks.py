@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -26,7 +27,8 @@ def signed(monkeypatch, memory):
     monkeypatch.setenv("SECRET_KEY", "test-secret-key-for-tokens")
     get_settings.cache_clear()
 
-    def sendgrid_headers(body: bytes, ts: str = "1700000000") -> dict[str, str]:
+    def sendgrid_headers(body: bytes, ts: str | None = None) -> dict[str, str]:
+        ts = ts or str(int(time.time()))  # SendGrid signs when it sends; more than 5 minutes off is refused
         sig = key.sign(ts.encode() + body, ec.ECDSA(hashes.SHA256()))
         return {
             "X-Twilio-Email-Event-Webhook-Signature": base64.b64encode(sig).decode(),
@@ -163,6 +165,48 @@ def test_sendgrid_events(signed, client, drain, add_subscribers, publish, emerge
     row2 = _delivery(d2.id)
     assert (row2.status, row2.error_reason) == ("bounced", "550 no such user")
     assert _events() == 3
+
+
+def test_sendgrid_events_replayed_or_retried_are_applied_once(
+    signed, client, add_subscribers, publish, emergency_category
+):
+    """A signed batch is refused when its timestamp is more than 5 minutes off (a captured request replayed
+    later), and events are deduplicated by `sg_event_id` (SendGrid retries a batch it got no 2xx for)."""
+    from broadcaster.db import session_scope
+    from broadcaster.delivery.planner import plan_next
+    from broadcaster.models.delivery import Delivery, DeliveryEvent
+
+    add_subscribers(1)
+    bid = publish(channels=["memory-email"])["broadcast_id"]
+    with session_scope() as session:
+        plan_next(session)
+        d = session.scalars(select(Delivery).where(Delivery.broadcast_id == bid)).one()
+    events = [
+        {"email": d.address, "event": "delivered", "delivery_id": str(d.id), "sg_event_id": "ZGVsaXZlcmVk-1"},
+        {"email": d.address, "event": "open", "delivery_id": str(d.id), "sg_event_id": "b3Blbg-2"},
+        {"email": d.address, "event": "open", "delivery_id": str(d.id), "sg_event_id": "b3Blbg-2"},  # same batch
+        {"email": d.address, "event": "unsubscribe", "delivery_id": str(d.id), "sg_event_id": "x" * 300},
+    ]
+    body = json.dumps(events).encode()
+    url = "/v1/webhooks/sendgrid/events"
+    now = int(time.time())
+    for ts in (now - 301, now + 301, 1700000000, "not-a-number"):
+        resp = client.post(url, content=body, headers=signed(body, str(ts)))
+        assert resp.status_code == 403, (ts, resp.text)
+        assert resp.json()["field"] == "X-Twilio-Email-Event-Webhook-Timestamp", resp.json()
+    assert _events() == 0 and _delivery(d.id).status == "pending"
+    assert client.post(url, content=body, headers=signed(body, str(now - 240))).status_code == 204
+    assert _events() == 3 and _delivery(d.id).status == "opened"
+    for _ in range(2):  # SendGrid's retries of the same batch, signed afresh
+        assert client.post(url, content=body, headers=signed(body)).status_code == 204
+    with session_scope() as session:
+        rows = session.scalars(select(DeliveryEvent).order_by(DeliveryEvent.id)).all()
+        assert [r.event for r in rows] == ["delivered", "open", "unsubscribe"]
+        assert [r.payload["sg_event_id"][:8] for r in rows] == ["ZGVsaXZl", "b3Blbg-2", "xxxxxxxx"]
+    # a later event on the same delivery still applies; an event without sg_event_id cannot be deduplicated
+    later = json.dumps([{"event": "bounce", "delivery_id": str(d.id), "sg_event_id": "Ym91bmNl-3"}]).encode()
+    assert client.post(url, content=later, headers=signed(later)).status_code == 204
+    assert _events() == 4
 
 
 def test_one_click_unsubscribe(signed, client, add_subscribers, emergency_category):

@@ -3,18 +3,27 @@
 Signatures are checked with the providers' own SDK helpers (`twilio.request_validator.RequestValidator`,
 `sendgrid.helpers.eventwebhook.EventWebhook`) before anything is read into the database.
 A status never moves backwards (a late `sent` does not undo `delivered`).
+
+SendGrid signs each POST when it sends it, timestamp included: a signed batch whose timestamp is more than
+`SENDGRID_TIMESTAMP_TOLERANCE` (5 minutes) from now is refused (a captured request replayed later). SendGrid
+retries a batch it got no 2xx for, so each event is stored once per `sg_event_id` (a unique index on
+`delivery_events (provider, provider_event_id)`, inserted with ON CONFLICT DO NOTHING, so concurrent
+retries cannot both apply it), and only a newly stored event changes a delivery or a subscriber.
 """
 
 from __future__ import annotations
 
 import binascii
+import hashlib
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from broadcaster.errors import Forbidden
 from broadcaster.models import utcnow
 from broadcaster.models.delivery import Delivery, DeliveryEvent
 from broadcaster.pagination import MAX_ID
@@ -78,8 +87,16 @@ def twilio_signature_ok(settings: Settings, url: str, params: Mapping[str, Any],
     return bool(RequestValidator(token.get_secret_value()).validate(url, dict(params), signature))
 
 
-def sendgrid_signature_ok(settings: Settings, raw: bytes, signature: str | None, timestamp: str | None) -> bool:
-    """True when the Event Webhook ECDSA signature over timestamp + raw body verifies."""
+#: seconds a signed Event Webhook timestamp may be off from now, either way
+SENDGRID_TIMESTAMP_TOLERANCE = 300
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+
+def sendgrid_signature_ok(
+    settings: Settings, raw: bytes, signature: str | None, timestamp: str | None, *, now: float | None = None
+) -> bool:
+    """True when the Event Webhook ECDSA signature over timestamp + raw body verifies. A request whose
+    signature verifies but whose timestamp is more than 5 minutes off raises `Forbidden` naming the header."""
     key = settings.sendgrid_event_public_key
     if not key or not signature or not timestamp:
         return False
@@ -88,13 +105,28 @@ def sendgrid_signature_ok(settings: Settings, raw: bytes, signature: str | None,
     try:
         hook = EventWebhook()
         public_key = hook.convert_public_key_to_ecdsa(key)
-        return bool(hook.verify_signature(raw.decode("utf-8"), signature, timestamp, public_key))
+        verified = bool(hook.verify_signature(raw.decode("utf-8"), signature, timestamp, public_key))
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
         log.info("SendGrid signature rejected: %s", type(exc).__name__)
         return False
     except Exception as exc:  # the ecdsa library raises its own errors on malformed input
         log.info("SendGrid signature rejected: %s", type(exc).__name__)
         return False
+    if verified and not _fresh(timestamp, time.time() if now is None else now):
+        raise Forbidden(
+            f"The Event Webhook timestamp is more than {SENDGRID_TIMESTAMP_TOLERANCE} seconds from now; a signed "
+            "request is accepted only when it is fresh (a replayed request is refused).",
+            field=TIMESTAMP_HEADER,
+        )
+    return verified
+
+
+def _fresh(timestamp: str, now: float) -> bool:
+    try:
+        sent = int(timestamp.strip())
+    except ValueError:
+        return False
+    return abs(now - sent) <= SENDGRID_TIMESTAMP_TOLERANCE
 
 
 def _find(session: Session, delivery_id: Any, provider_message_id: str | None, address: str | None) -> Delivery | None:
@@ -149,8 +181,35 @@ def apply_twilio(session: Session, params: Mapping[str, Any], delivery_id: str |
     return event
 
 
+def event_key(raw_id: object) -> str | None:
+    """The stored form of a provider's event id (`sg_event_id`): as is up to the column's 128 characters,
+    else its SHA-256 (never cut: two long ids sharing a prefix must stay distinct)."""
+    if raw_id is None or isinstance(raw_id, dict | list) or raw_id == "":
+        return None
+    text = str(raw_id)
+    return text if len(text) <= 128 else "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+def _store_once(session: Session, values: dict[str, Any]) -> bool:
+    """Insert a receipt unless one with the same (provider, provider_event_id) is stored; True if inserted."""
+    dialect = session.get_bind().dialect.name
+    if values.get("provider_event_id") is None or dialect not in ("postgresql", "sqlite"):
+        session.add(DeliveryEvent(**values))
+        return True
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    stmt = (
+        upsert(DeliveryEvent)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["provider", "provider_event_id"])
+        .returning(DeliveryEvent.id)
+    )
+    return session.execute(stmt).first() is not None
+
+
 def apply_sendgrid(session: Session, events: list[Any]) -> int:
-    """Apply a batch of Event Webhook events; how many matched a delivery."""
+    """Apply a batch of Event Webhook events, each `sg_event_id` once ever; how many matched a delivery."""
     matched = 0
     for ev in events:
         if not isinstance(ev, dict):
@@ -159,15 +218,20 @@ def apply_sendgrid(session: Session, events: list[Any]) -> int:
         mid = str(ev.get("sg_message_id") or "").split(".")[0] or None
         email = ev.get("email")  # signed, but any JSON: only a string can match an address
         row = _find(session, ev.get("delivery_id"), mid, email if isinstance(email, str) else None)
-        session.add(
-            DeliveryEvent(
-                delivery_id=row.id if row else None,
-                provider="sendgrid",
-                provider_message_id=mid[:128] if mid else None,
-                event=name[:32] or "unknown",
-                payload=ev,
-            )
+        stored = _store_once(
+            session,
+            {
+                "delivery_id": row.id if row else None,
+                "provider": "sendgrid",
+                "provider_message_id": mid[:128] if mid else None,
+                "provider_event_id": event_key(ev.get("sg_event_id")),
+                "event": name[:32] or "unknown",
+                "payload": ev,
+                "at": utcnow(),
+            },
         )
+        if not stored:  # a retried or replayed event: already applied
+            continue
         status = SENDGRID_STATUS.get(name)
         if row is None:
             continue

@@ -144,9 +144,14 @@ class DeliveryEvent(Base):
     delivery_id: Mapped[int | None] = mapped_column(BigId, nullable=True, index=True)
     provider: Mapped[str] = mapped_column(String(32))
     provider_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    #: the provider's id of this event (SendGrid `sg_event_id`): a retried or replayed event is stored and
+    #: applied once (unique with the provider; NULL for providers without one)
+    provider_event_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
     event: Mapped[str] = mapped_column(String(32))
     payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (Index("ux_delivery_events_provider_event", "provider", "provider_event_id", unique=True),)
 
 
 class RateBucket(Base):
