@@ -32,7 +32,7 @@ class _Waiter:
     cost: float = field(compare=False, default=0.0)
     future: asyncio.Future[None] = field(
         compare=False, default_factory=lambda: asyncio.get_running_loop().create_future()
-    )  # noqa: E501
+    )
 
 
 class PrioritySlots:
