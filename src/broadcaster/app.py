@@ -11,7 +11,7 @@ from fastapi import Depends, FastAPI
 from broadcaster import __version__
 from broadcaster.deps import no_nul_in_parameters
 from broadcaster.errors import install_error_handlers
-from broadcaster.middleware import BodyLimitMiddleware, IdempotencyMiddleware
+from broadcaster.middleware import BodyLimitMiddleware, IdempotencyMiddleware, PageSecurityMiddleware
 from broadcaster.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -78,4 +78,10 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         app.include_router(router)
     app.add_middleware(IdempotencyMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        PageSecurityMiddleware,
+        public_url=settings.public_url,
+        allowed_origins=settings.form_allowed_origins,
+        frame_ancestors=settings.frame_ancestors,
+    )
     return app

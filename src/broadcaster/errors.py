@@ -128,7 +128,8 @@ def _loc_to_field(loc: Any) -> str | None:
 
 async def _app_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, AppError)
-    return error_response(exc.status_code, exc.code, exc.detail, exc.field, **exc.extra)
+    headers = getattr(exc, "headers", None)  # e.g. Retry-After of a 429
+    return error_response(exc.status_code, exc.code, exc.detail, exc.field, headers=headers, **exc.extra)
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

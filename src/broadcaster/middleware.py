@@ -277,3 +277,85 @@ def _replay_receive(body: bytes, upstream: Receive) -> Receive:
         return await upstream()
 
     return receive
+
+
+#: HTML of these paths loads its own inline script (Swagger UI, ReDoc): only frame-ancestors applies there
+_DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+_UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def page_csp(frame_ancestors: str) -> str:
+    """The Content-Security-Policy of Broadcaster's own HTML: everything from this origin, inline styles (the
+    pages carry one <style> block), no scripts from elsewhere, forms post only here."""
+    return (
+        "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; "
+        f"form-action 'self'; frame-ancestors {frame_ancestors}"
+    )
+
+
+def _origin_of(url: str) -> str:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
+
+
+class PageSecurityMiddleware:
+    """Browser-facing rules for every response that passes through the app (the banner fast path sets its own).
+
+    - HTML responses without a CSP get `page_csp(FRAME_ANCESTORS)` (and `X-Frame-Options: DENY` when that is
+      `'none'`); the API docs get only `frame-ancestors`.
+    - A POST/PUT/PATCH/DELETE that a browser sends from another origin (an `Origin` header that is neither this
+      service nor one of FORM_ALLOWED_ORIGINS) and without an API key is refused with 403 naming `Origin`: a page
+      elsewhere cannot submit the subscribe, confirm or unsubscribe forms. Requests without `Origin` (curl,
+      mail providers' one-click unsubscribe, provider webhooks) and requests with an API key (a browser cannot add
+      one cross-origin without CORS, which the API does not grant) are not affected.
+    """
+
+    def __init__(self, app: ASGIApp, public_url: str, allowed_origins: list[str], frame_ancestors: str) -> None:
+        self.app = app
+        self.origins = {o for o in (_origin_of(public_url), *(_origin_of(a) for a in allowed_origins)) if o}
+        self.csp = page_csp(frame_ancestors).encode()
+        self.docs_csp = f"frame-ancestors {frame_ancestors}".encode()
+        self.deny_framing = frame_ancestors.strip() == "'none'"
+
+    def _origin_allowed(self, scope: Scope, origin: str) -> bool:
+        origin = origin.strip().lower()
+        if origin in self.origins:
+            return True
+        host = (_header(scope, b"host") or "").lower()
+        # same origin as the request itself (what the browser addressed, also behind a TLS-terminating proxy)
+        return bool(host) and origin.partition("://")[2] == host
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] in _UNSAFE_METHODS:
+            origin = _header(scope, b"origin")
+            if origin is not None and _api_key(scope) is None and not self._origin_allowed(scope, origin):
+                await send_json(
+                    send,
+                    403,
+                    {
+                        "error": "forbidden",
+                        "detail": f"Requests from pages on {origin[:200]} are refused (cross-origin form post).",
+                        "field": "Origin",
+                    },
+                )
+                return
+        csp = self.docs_csp if scope["path"] in _DOCS_PATHS else self.csp
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                ctype = next((v for k, v in headers if k.lower() == b"content-type"), b"")
+                if ctype.startswith(b"text/html") and b"content-security-policy" not in names:
+                    headers.append((b"content-security-policy", csp))
+                    if self.deny_framing and b"x-frame-options" not in names:
+                        headers.append((b"x-frame-options", b"DENY"))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -191,7 +191,50 @@ class Settings(BaseSettings):
     # CAP 1.2 <sender> of the alert feed: an address-like id without spaces, commas, '<' or '&'
     cap_sender: str = "broadcaster@example.org"
 
-    _split = field_validator("supported_locales", "webhook_urls", mode="before")(_split_csv)
+    # --- public self-service subscribe (abuse limits) --------------------------------------------------
+    # Comma-separated proxies (IPs or CIDRs) whose X-Forwarded-For is trusted for the client's IP; empty:
+    # the TCP peer is the client
+    trusted_proxies: CsvList = Field(default_factory=list)
+    # Subscribe requests one client IP may make (`limits` notation, several separated by ';')
+    subscribe_rate_limit: str = "5/minute;20/hour"
+    # Phone signups per number prefix (the first SUBSCRIBE_PHONE_PREFIX_DIGITS digits), from any IP
+    subscribe_phone_prefix_rate_limit: str = "10/hour"
+    # Digits of a number (country code included) that form its prefix for SUBSCRIBE_PHONE_PREFIX_RATE_LIMIT
+    subscribe_phone_prefix_digits: int = Field(7, ge=1, le=15)
+    # Storage of the subscribe rate limits (a `limits` storage URI): memory:// counts per process (fine for the
+    # embedded single process); redis://host:6379 shares them between API processes (needs the redis extra)
+    rate_limit_storage_uri: str = "memory://"
+    # Comma-separated countries (ISO 3166 codes, e.g. US,CA) whose numbers may sign up on the public form;
+    # * allows any country; empty: the country of TWILIO_FROM_NUMBER (no phone signups when that is unset)
+    subscribe_phone_countries: CsvList = Field(default_factory=list)
+    # Seconds between two confirmation messages to one address or number
+    subscribe_confirm_interval_seconds: int = Field(3600, ge=0)
+    # Human check on the public subscribe form: empty (off), pow (built-in proof of work), siteverify
+    # (hCaptcha/Turnstile-compatible: posts the token to SUBSCRIBE_VERIFIER_URL), or module:function
+    subscribe_verifier: str = ""
+    # Secret sent with siteverify checks (the hCaptcha or Turnstile secret key)
+    subscribe_verifier_secret: SecretStr | None = None
+    # siteverify endpoint, e.g. https://api.hcaptcha.com/siteverify or
+    # https://challenges.cloudflare.com/turnstile/v0/siteverify
+    subscribe_verifier_url: str = ""
+    # Leading zero bits the built-in proof of work asks for (each bit doubles the client's work)
+    subscribe_pow_difficulty: int = Field(18, ge=1, le=32)
+    # Comma-separated extra origins (e.g. https://www.example.org) whose pages may post the public forms;
+    # this service's own origin is always allowed
+    form_allowed_origins: CsvList = Field(default_factory=list)
+    # CSP frame-ancestors of the HTML pages (status page, subscribe and unsubscribe pages)
+    frame_ancestors: str = "'none'"
+    # CSP frame-ancestors of the embeddable banner (/v1/banner.html), e.g. https://www.example.org
+    banner_frame_ancestors: str = "*"
+
+    _split = field_validator(
+        "supported_locales",
+        "webhook_urls",
+        "trusted_proxies",
+        "subscribe_phone_countries",
+        "form_allowed_origins",
+        mode="before",
+    )(_split_csv)
 
     @field_validator("log_level", mode="before")
     @classmethod

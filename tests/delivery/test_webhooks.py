@@ -229,9 +229,13 @@ def test_one_click_unsubscribe(signed, client, add_subscribers, emergency_catego
         assert session.get(Subscriber, sid).email_opted_out
 
 
-def test_self_service_subscribe_double_opt_in(signed, client, drain, emergency_category):
+def test_self_service_subscribe_double_opt_in(signed, client, drain, emergency_category, monkeypatch):
     from broadcaster.db import session_scope
     from broadcaster.models.delivery import Subscriber
+    from broadcaster.settings import get_settings
+
+    monkeypatch.setenv("SUBSCRIBE_PHONE_COUNTRIES", "US")
+    get_settings.cache_clear()
 
     bad = client.post("/v1/subscribe", json={"email": "nope", "categories": ["emergency"]})
     assert bad.status_code == 422 and bad.json()["field"] == "email"
@@ -249,12 +253,16 @@ def test_self_service_subscribe_double_opt_in(signed, client, drain, emergency_c
         sub = session.scalar(select(Subscriber).where(Subscriber.email == "reader@example.org"))
         assert not sub.email_confirmed
     assert client.get(link.removeprefix("http://testserver") + "x").status_code == 400
-    assert client.get(link.removeprefix("http://testserver")).status_code == 200
+    assert client.post(link.removeprefix("http://testserver") + "x").status_code == 400
+    assert client.get(link.removeprefix("http://testserver")).status_code == 200  # the landing page
+    with session_scope() as session:  # GET alone never confirms (mail scanners follow links)
+        assert not session.scalar(select(Subscriber).where(Subscriber.email == "reader@example.org")).email_confirmed
+    assert client.post(link.removeprefix("http://testserver")).status_code == 200
     with session_scope() as session:
         sub = session.scalar(select(Subscriber).where(Subscriber.email == "reader@example.org"))
         assert sub.email_confirmed and sub.categories == ",emergency,"
         phone = session.scalar(select(Subscriber).where(Subscriber.phone == "+15550002222"))
-        assert phone is not None and phone.source == "self"
+        assert phone is not None and phone.source == "self" and not phone.phone_confirmed
 
 
 def signed_memory_sent():

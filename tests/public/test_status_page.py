@@ -88,8 +88,12 @@ def test_status_page_updates_after_publish_and_304(client, publish):
     assert client.get("/status", headers={"If-None-Match": fresh.headers["etag"]}).status_code == 304
 
 
-def test_subscribe_form_posts_to_the_subscribe_endpoint(client, publish):
+def test_subscribe_form_posts_to_the_subscribe_endpoint(client, publish, monkeypatch):
     """Submit the page's own form (its field names, form-encoded) like a browser without JS would."""
+    from broadcaster.settings import get_settings
+
+    monkeypatch.setenv("SUBSCRIBE_PHONE_COUNTRIES", "US")
+    get_settings.cache_clear()
     publish()
     parser = Forms()
     parser.feed(client.get("/status").text)
@@ -100,7 +104,7 @@ def test_subscribe_form_posts_to_the_subscribe_endpoint(client, publish):
     resp = client.post(form["action"], data=data)
     assert resp.status_code == 202, resp.text
     assert resp.headers["content-type"].startswith("text/html")
-    assert "You are subscribed." in resp.text
+    assert "Reply YES to the text message" in resp.text  # SMS double opt-in
 
 
 def test_out_of_range_incident_ids_are_422(client):

@@ -59,7 +59,12 @@ def subscriber_conditions(update: Update, kind: ChannelKind) -> list[ColumnEleme
             Subscriber.email_opted_out.is_(False),
         ]
     else:
-        conds += [Subscriber.phone.is_not(None), Subscriber.sms_opted_out.is_(False)]
+        # SMS double opt-in: a number from the public form counts once it replied YES
+        conds += [
+            Subscriber.phone.is_not(None),
+            Subscriber.phone_confirmed.is_(True),
+            Subscriber.sms_opted_out.is_(False),
+        ]
     if update.test:
         conds.append(Subscriber.test_group.is_(True))
     audience = update.audience or {}

@@ -8,13 +8,14 @@ import json
 from typing import Annotated, Any
 
 import anyio.to_thread
+import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy import select, text
 
 from broadcaster import audit
-from broadcaster.delivery import planner, receipts, reports, subscribers
+from broadcaster.delivery import abuse, planner, receipts, reports, subscribers, verification
 from broadcaster.delivery.schemas import (
     BroadcastOut,
     BroadcastReport,
@@ -406,7 +407,8 @@ def _twiml(message: str | None) -> Response:
     responses={200: {"description": "TwiML reply.", "content": {"application/xml": {"schema": {"type": "string"}}}}},
 )
 def twilio_inbound(params: TwilioForm, session: SessionDep) -> Response:
-    """Inbound SMS: STOP-family words opt out of SMS and voice, START-family opt back in, HELP answers."""
+    """Inbound SMS: STOP-family words opt out of SMS and voice, START-family (YES) opt in and confirm a number
+    from the public form, HELP answers."""
     sender = str(params.get("From", ""))
     word = str(params.get("Body", "")).strip().upper().strip(".!")
     org = get_settings().org_name
@@ -415,6 +417,8 @@ def twilio_inbound(params: TwilioForm, session: SessionDep) -> Response:
         subscribers.set_sms_opt_out(session, sender, True)
         return _twiml(None)
     if word in START_WORDS:
+        # YES (or START) also confirms a number from the public form (SMS double opt-in); Twilio answers
+        # its opt-in keywords itself, so no reply of ours is added
         subscribers.set_sms_opt_out(session, sender, False)
         return _twiml(None)
     if word in HELP_WORDS:
@@ -457,45 +461,99 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
     )
 
 
+def _parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object, or 400 `malformed_json` (also for nesting too deep to parse)."""
+    try:
+        data = orjson.loads(raw)
+    except (orjson.JSONDecodeError, RecursionError) as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}", code="malformed_json") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("Expected a JSON object.", field="body")
+    return data
+
+
 @router.post("/v1/subscribe", status_code=202, tags=["subscribe"], openapi_extra=_SUBSCRIBE_BODY, responses=_SUBSCRIBED)
 async def subscribe(request: Request, session: SessionDep) -> Response:
-    """Public self-service subscription (JSON or form). An email gets a confirmation link first."""
+    """Public self-service subscription (JSON or form). An email gets a confirmation link, a phone one
+    confirmation text (reply YES); neither receives alerts before it is confirmed.
+
+    Limits: requests per client IP (`SUBSCRIBE_RATE_LIMIT`) and phone signups per number prefix
+    (`SUBSCRIBE_PHONE_PREFIX_RATE_LIMIT`) answer 429 with `Retry-After`; phones only from
+    `SUBSCRIBE_PHONE_COUNTRIES`; an optional human check (`SUBSCRIBE_VERIFIER`, field `verification`)."""
+    ip = abuse.client_ip(request)
+    await anyio.to_thread.run_sync(abuse.check_ip, ip)  # the limits' storage may be Redis: off the loop
     is_form = not request.headers.get("content-type", "").startswith("application/json")
     if is_form:
         form = await request.form()
-        data: dict[str, Any] = {k: v for k in ("email", "phone", "locale") if isinstance(v := form.get(k), str) and v}
+        keys = ("email", "phone", "locale", *verification.TOKEN_FIELDS)
+        data: dict[str, Any] = {k: v for k in keys if isinstance(v := form.get(k), str) and v}
         data["categories"] = [c for c in form.getlist("categories") if isinstance(c, str) and c]
     else:
-        try:
-            data = json.loads(await request.body())
-        except ValueError as exc:
-            raise BadRequest("Request body is not valid JSON.") from exc
-        if not isinstance(data, dict):
-            raise BadRequest("Expected a JSON object.")
+        data = _parse_json_object(await request.body())
+    await anyio.to_thread.run_sync(verification.check, data, ip)
     try:
         body = SubscribeIn(**data)
     except ValidationError as exc:
         first = exc.errors()[0]
         field = field_name(first["loc"], whole="body")
         raise Unprocessable(f"{field}: {first['msg']}" if field else str(first["msg"]), field=field) from exc
+    if body.phone:
+        abuse.check_phone_country(body.phone)
+        await anyio.to_thread.run_sync(abuse.check_phone_prefix, body.phone)
     # the database work in a thread: waiting for SQLite's write lock on the event loop froze every request
     # (banner included) while the request holding the lock could not commit (issue 10)
-    await anyio.to_thread.run_sync(subscribers.subscribe, session, body)
-    message = "Check your email for a confirmation link." if body.email else "You are subscribed."
+    outcome = await anyio.to_thread.run_sync(subscribers.subscribe, session, body)
+    parts = []
+    if outcome.email_pending:
+        parts.append("Check your email for a confirmation link.")
+    if outcome.phone_pending:
+        parts.append("Reply YES to the text message we sent to confirm your number.")
+    message = " ".join(parts) or "You are subscribed."
+    pending = outcome.email_pending or outcome.phone_pending
     if is_form:
         return _page("Thank you", f"<p>{html.escape(message)}</p>", status_code=202)
     return Response(
-        json.dumps({"status": "pending_confirmation" if body.email else "subscribed", "detail": message}),
+        json.dumps({"status": "pending_confirmation" if pending else "subscribed", "detail": message}),
         status_code=202,
         media_type="application/json",
     )
 
 
+@router.get("/v1/subscribe/challenge", tags=["subscribe"])
+def subscribe_challenge() -> dict[str, Any]:
+    """A proof-of-work challenge for `SUBSCRIBE_VERIFIER=pow`: find a decimal `nonce` such that SHA-256 of
+    `challenge:nonce` starts with `difficulty` zero bits, and send `verification=challenge:nonce` (once,
+    within `expires_in` seconds)."""
+    return verification.new_challenge()
+
+
+_NOT_VALID = "<p>This confirmation link is not valid: it expired (links last 7 days) or was cancelled.</p>"
+
+
 @router.get("/v1/subscribe/confirm", tags=["subscribe"], response_class=HTMLResponse, responses=_LINK_PAGE)
+def confirm_subscription_page(session: SessionDep, token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
+    """The landing page of a confirmation link: a button that confirms by POST (mail scanners follow GET
+    links, so GET alone never confirms)."""
+    row = subscribers.confirm_target(session, token)
+    if row is None:
+        return _page("Link not valid", _NOT_VALID, status_code=400)
+    if row.email_confirmed and not row.email_opted_out:
+        return _page("Subscription confirmed", "<p>This address is already confirmed.</p>")
+    safe = html.escape(token, quote=True)
+    return _page(
+        "Confirm your subscription",
+        f"<p>Get alerts by email at {html.escape(row.email or '')}?</p>"
+        f"<form method=post action='/v1/subscribe/confirm?token={safe}'>"
+        "<button type=submit>Confirm my subscription</button></form>",
+    )
+
+
+@router.post("/v1/subscribe/confirm", tags=["subscribe"], response_class=HTMLResponse, responses=_LINK_PAGE)
 def confirm_subscription(session: SessionDep, token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
+    """Confirm an email subscription (the landing page's button)."""
     row = subscribers.confirm(session, token)
     if row is None:
-        return _page("Link not valid", "<p>This confirmation link is invalid.</p>", status_code=400)
+        return _page("Link not valid", _NOT_VALID, status_code=400)
     return _page("Subscription confirmed", "<p>You will receive alerts by email.</p>")
 
 

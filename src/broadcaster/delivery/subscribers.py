@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
-from sqlalchemy import or_, select, update
+from sqlalchemy import CursorResult, or_, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster.delivery import tokens
@@ -214,57 +216,79 @@ def list_subscribers(
 # --- self-service ------------------------------------------------------------------------------------
 
 
-def subscribe(session: Session, body: SubscribeIn) -> Subscriber | None:
-    """Create a self-service subscription; an email waits for its confirmation link (double opt-in).
+@dataclass
+class SubscribeOutcome:
+    """What a public subscribe did: addresses waiting for their confirmation (nothing reveals whether an
+    address was known already)."""
+
+    email_pending: bool = False
+    phone_pending: bool = False
+
+
+def subscribe(session: Session, body: SubscribeIn) -> SubscribeOutcome:
+    """Create a self-service subscription; both an email and a phone wait for their confirmation (double
+    opt-in: a link for the email, a text to answer YES for the phone) and count in no audience before.
 
     Anyone can post this form, so it never changes an existing subscriber's addresses or consent: a
-    known email only gets a fresh confirmation link (if unconfirmed), a known phone is left as it is
-    (a phone that texted STOP must text START to come back).
+    known unconfirmed address only gets a fresh confirmation (at most one per
+    SUBSCRIBE_CONFIRM_INTERVAL_SECONDS), a known confirmed one is left as it is (a phone that texted STOP
+    must text START to come back).
     """
     _check_categories(session, body.categories)
     email = str(body.email).lower() if body.email else None
     email_row = session.scalar(select(Subscriber).where(Subscriber.email == email)) if email else None
     phone_row = session.scalar(select(Subscriber).where(Subscriber.phone == body.phone)) if body.phone else None
-    row: Subscriber | None = None
+    outcome = SubscribeOutcome()
     if email:
         row = email_row
         if row is None:
             row = Subscriber(source="self", email=email, email_confirmed=False, locale=body.locale)
             row.categories = pack(body.categories)
             if body.phone and phone_row is None:
-                row.phone = body.phone
+                row.phone, row.phone_confirmed = body.phone, False
                 phone_row = row
             session.add(row)
             session.flush()
         if not row.email_confirmed or row.email_opted_out:
+            outcome.email_pending = True
             send_confirmation(session, row)
-    if body.phone and phone_row is None:
-        phone_row = Subscriber(source="self", phone=body.phone, locale=body.locale, categories=pack(body.categories))
-        session.add(phone_row)
-        session.flush()
-    return row or phone_row
+    if body.phone:
+        if phone_row is None:
+            phone_row = Subscriber(
+                source="self",
+                phone=body.phone,
+                phone_confirmed=False,
+                locale=body.locale,
+                categories=pack(body.categories),
+            )
+            session.add(phone_row)
+            session.flush()
+        if not phone_row.phone_confirmed and not phone_row.sms_opted_out:
+            outcome.phone_pending = True
+            send_phone_confirmation(session, phone_row)
+    return outcome
 
 
-def send_confirmation(session: Session, row: Subscriber) -> int:
-    """Queue the double opt-in email carrying a signed confirmation link."""
-    assert row.email is not None
-    settings = get_settings()
-    link = tokens.confirm_url(row.id, row.email)
-    text = (
-        f"Please confirm that you want alerts from {settings.org_name} at this address:\n\n{link}\n\n"
-        "If you did not ask for this, ignore this message."
+def _may_send(session: Session, row: Subscriber, column: Any) -> bool:
+    """Claim the right to send one confirmation to `row` now: at most one per SUBSCRIBE_CONFIRM_INTERVAL_SECONDS
+    per address, decided by one conditional UPDATE (atomic across requests and processes)."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=get_settings().subscribe_confirm_interval_seconds)
+    result = session.execute(
+        update(Subscriber)
+        .where(Subscriber.id == row.id, or_(column.is_(None), column <= cutoff))
+        .values({column: now})
+        .execution_options(synchronize_session=False)
     )
+    return int(cast(CursorResult[Any], result).rowcount or 0) == 1
+
+
+def _system_message(session: Session, row: Subscriber, channel: str, to: str, **message: Any) -> int:
     broadcast = Broadcast(
         kind="system",
-        channels=["email"],
+        channels=[channel],
         state="planning",
-        message={
-            "to": row.email,
-            "subscriber_id": row.id,
-            "locale": row.locale,
-            "subject": f"Confirm your {settings.org_name} alerts subscription",
-            "text": text,
-        },
+        message={"to": to, "subscriber_id": row.id, "locale": row.locale, **message},
     )
     session.add(broadcast)
     session.flush()
@@ -272,12 +296,53 @@ def send_confirmation(session: Session, row: Subscriber) -> int:
     return broadcast.id
 
 
-def confirm(session: Session, token: str) -> Subscriber | None:
-    payload = tokens.verify("confirm", token)
+def send_confirmation(session: Session, row: Subscriber) -> int | None:
+    """Queue the double opt-in email carrying a signed confirmation link (None: one was sent recently)."""
+    assert row.email is not None
+    if not _may_send(session, row, Subscriber.email_confirm_sent_at):
+        return None
+    settings = get_settings()
+    link = tokens.confirm_url(row.id, row.email)
+    text = (
+        f"Please confirm that you want alerts from {settings.org_name} at this address:\n\n{link}\n\n"
+        "If you did not ask for this, ignore this message."
+    )
+    subject = f"Confirm your {settings.org_name} alerts subscription"
+    return _system_message(session, row, "email", row.email, subject=subject, text=text)
+
+
+def send_phone_confirmation(session: Session, row: Subscriber) -> int | None:
+    """Queue the one confirmation text of an unconfirmed number (None: one was sent recently)."""
+    assert row.phone is not None
+    if not _may_send(session, row, Subscriber.phone_confirm_sent_at):
+        return None
+    text = (
+        f"{get_settings().org_name} alerts: reply YES to get alerts by text at this number. "
+        "Ignore this to get nothing. Reply STOP to opt out."
+    )
+    return _system_message(session, row, "sms", row.phone, text=text)
+
+
+def confirm_target(session: Session, token: str) -> Subscriber | None:
+    """The subscriber a confirmation link confirms, if it is valid: signed, at most 7 days old, for the
+    subscriber's current address, and issued after the subscriber's latest unsubscribe."""
+    payload = tokens.verify("confirm", token, max_age=tokens.CONFIRM_MAX_AGE)
     if payload is None:
         return None
-    row = session.get(Subscriber, payload.get("s"))
-    if row is None or row.email != payload.get("e"):
+    sid = payload.get("s")
+    if not isinstance(sid, int) or isinstance(sid, bool) or not 0 < sid < 2**63:
+        return None
+    row = session.get(Subscriber, sid)
+    if row is None or row.email is None or row.email != payload.get("e"):
+        return None
+    if row.email_opted_out_at is not None and row.email_opted_out_at.timestamp() > payload["t"]:
+        return None
+    return row
+
+
+def confirm(session: Session, token: str) -> Subscriber | None:
+    row = confirm_target(session, token)
+    if row is None:
         return None
     row.email_confirmed = True
     row.email_opted_out = False
@@ -310,17 +375,20 @@ def unsubscribe_email(session: Session, token: str) -> Subscriber | None:
     if row is None:
         return None
     row.email_opted_out = True
-    row.updated_at = utcnow()
+    row.email_opted_out_at = row.updated_at = utcnow()
     if row.email:
         suppress_pending(session, row.email, ("email",))
     return row
 
 
 def set_sms_opt_out(session: Session, phone: str, opted_out: bool) -> Subscriber | None:
+    """STOP (`opted_out`) or START/YES; the latter also confirms a number from the public form."""
     row = session.scalar(select(Subscriber).where(Subscriber.phone == phone))
     if row is None:
         return None
     row.sms_opted_out = opted_out
+    if not opted_out:
+        row.phone_confirmed = True
     row.updated_at = utcnow()
     if opted_out:
         suppress_pending(session, phone, ("sms", "voice"))

@@ -2,6 +2,8 @@
 
 The key is `SECRET_KEY`, or a random key generated once and persisted in `var/secret_key` (0600) so
 links keep working across restarts. Tokens carry a purpose, so a confirm token cannot unsubscribe.
+Confirmation tokens carry the address they confirm and the time they were issued: they expire after
+`CONFIRM_MAX_AGE` (7 days), and one issued before the subscriber's latest unsubscribe cannot undo it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,8 @@ from broadcaster.settings import get_settings
 
 KEY_FILE = Path("var/secret_key")
 log = logging.getLogger(__name__)
+#: seconds a confirmation link stays valid
+CONFIRM_MAX_AGE = 7 * 24 * 3600
 
 
 @lru_cache(maxsize=4)
@@ -72,8 +77,9 @@ def sign(purpose: str, payload: dict[str, Any]) -> str:
     return f"{body}.{_mac(purpose, body)}"
 
 
-def verify(purpose: str, token: str) -> dict[str, Any] | None:
-    """The payload when `token` was signed for `purpose` with our key; None otherwise."""
+def verify(purpose: str, token: str, max_age: int | None = None) -> dict[str, Any] | None:
+    """The payload when `token` was signed for `purpose` with our key (and, with `max_age`, carries an
+    issue time `t` at most that many seconds ago); None otherwise."""
     body, _, mac = token.partition(".")
     # compared as bytes: compare_digest refuses str with non-ASCII characters (a TypeError, not a mismatch)
     if not body or not mac or not hmac.compare_digest(mac.encode(), _mac(purpose, body).encode()):
@@ -82,7 +88,17 @@ def verify(purpose: str, token: str) -> dict[str, Any] | None:
         payload = json.loads(_unb64(body))
     except (ValueError, UnicodeDecodeError):
         return None
-    return payload if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        return None
+    if max_age is not None:
+        issued = payload.get("t")
+        if (
+            not isinstance(issued, int | float)
+            or isinstance(issued, bool)
+            or not -300 <= time.time() - issued <= max_age
+        ):
+            return None
+    return payload
 
 
 def unsubscribe_url(subscriber_id: int, channel: str = "email") -> str:
@@ -90,6 +106,9 @@ def unsubscribe_url(subscriber_id: int, channel: str = "email") -> str:
     return f"{get_settings().public_url.rstrip('/')}/v1/unsubscribe?token={token}"
 
 
-def confirm_url(subscriber_id: int, email: str) -> str:
-    token = sign("confirm", {"s": subscriber_id, "e": email})
+def confirm_url(subscriber_id: int, email: str, issued: float | None = None) -> str:
+    """The landing page of an email confirmation (it confirms by POST: mail scanners follow GET links).
+    `t`, the issue time, has milliseconds: it is compared with the time of the latest unsubscribe."""
+    t = round(time.time() if issued is None else issued, 3)
+    token = sign("confirm", {"s": subscriber_id, "e": email, "t": t})
     return f"{get_settings().public_url.rstrip('/')}/v1/subscribe/confirm?token={token}"

@@ -196,7 +196,7 @@ class PublicCache:
         if entry is None:
             items = snap.for_site(site)
             if kind == "html":
-                entry = render.make_entry(render.banner_html(items, key[2]), render.HTML)
+                entry = render.make_entry(render.banner_html(items, key[2]), render.HTML, csp=render.banner_csp())
             else:
                 entry = render.make_entry(render.banner_json(items, key[2]), render.JSON)
             st.variants[key] = entry

@@ -41,7 +41,14 @@ def cache_control() -> bytes:
     return f"public, max-age={s.banner_max_age}, stale-while-revalidate={s.banner_stale_while_revalidate}".encode()
 
 
-def make_entry(body: bytes, content_type: bytes, *, vary: bool = True) -> Entry:
+def banner_csp() -> bytes:
+    """CSP of the embeddable banner fragment: framed by BANNER_FRAME_ANCESTORS (other pages: FRAME_ANCESTORS)."""
+    from broadcaster.middleware import page_csp
+
+    return page_csp(get_settings().banner_frame_ancestors).encode()
+
+
+def make_entry(body: bytes, content_type: bytes, *, vary: bool = True, csp: bytes | None = None) -> Entry:
     etag = b'"' + hashlib.blake2b(body, digest_size=12).hexdigest().encode() + b'"'
     common = [
         (b"etag", etag),
@@ -52,6 +59,8 @@ def make_entry(body: bytes, content_type: bytes, *, vary: bool = True) -> Entry:
     if vary:
         common.append((b"vary", b"Accept-Language"))
     headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *common]
+    if csp is not None:
+        headers.append((b"content-security-policy", csp))
     return Entry(body, etag, headers, common)
 
 
