@@ -91,7 +91,7 @@ def content_etag(session: Session, update: Update, preview: PreviewOut | None = 
         from broadcaster.channels.service import preview as build_preview
         from broadcaster.settings import get_settings
 
-        preview = build_preview(session, update, get_settings())
+        preview = build_preview(session, update, get_settings(), with_counts=False)
     audience = dict(update.audience or {})
     rendered = [
         {

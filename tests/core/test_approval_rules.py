@@ -314,3 +314,19 @@ def test_publishing_a_sibling_that_moves_the_status_cancels_the_request(client, 
     assert _publish(client, sibling["id"], alice).status_code == 200
     assert client.get(f"/v1/updates/{first['id']}", headers=alice).json()["state"] == "draft"
     assert _audit("update.approval_cancelled")[-1]["fields"] == ["status"]
+
+
+def test_openapi_documents_the_precondition(client, admin, make_incident):
+    spec = client.get("/openapi.json").json()
+    approve = spec["paths"]["/v1/updates/{update_id}/approve"]["post"]
+    [if_match] = [p for p in approve["parameters"] if p["name"] == "If-Match"]
+    assert if_match["in"] == "header" and "428" in if_match["description"]
+    assert {"412", "428"} <= set(approve["responses"])
+    preview = spec["paths"]["/v1/updates/{update_id}/preview"]["post"]
+    assert "ETag" in preview["responses"]["200"]["headers"]
+    draft = client.post(
+        "/v1/preview",
+        headers=admin,
+        json={"incident_id": make_incident()["id"], "update": {"body": "Unsaved"}},
+    )
+    assert draft.status_code == 200 and draft.json()["etag"] is None  # nothing stored, nothing to approve

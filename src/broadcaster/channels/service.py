@@ -90,11 +90,12 @@ def _counts(session: Session, update: Update) -> tuple[dict[str, int], str | Non
         return {}, "recipient counts are unavailable (see the server log)"
 
 
-def preview(session: Session, update: Update, settings: Settings) -> PreviewOut:
-    """What every channel the update fires would send, per locale, with warnings and recipient counts."""
+def preview(session: Session, update: Update, settings: Settings, *, with_counts: bool = True) -> PreviewOut:
+    """What every channel the update fires would send, per locale, with warnings and recipient counts
+    (`with_counts=False` skips the COUNT queries: the content ETag needs only the messages)."""
     incident = update.incident
     names = channel_names(update)
-    counts, count_warning = _counts(session, update)
+    counts, count_warning = _counts(session, update) if with_counts else ({}, None)
     warnings: list[str] = [count_warning] if count_warning else []
     if not names:
         warnings.append(f"no channels: the routing map sends nothing for severity {incident.severity!r}")
