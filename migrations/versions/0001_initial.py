@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 08:28:21.820598
+Create Date: 2026-12-01 08:29:31.983561
 """
 
 from __future__ import annotations
@@ -70,6 +70,9 @@ def upgrade() -> None:
         sa.Column("subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
         sa.Column("locale", sa.String(length=16), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("priority", sa.SmallInteger(), server_default="2", nullable=False),
+        sa.Column("outcome_unknown", sa.Boolean(), server_default=sa.text("(false)"), nullable=False),
+        sa.Column("suspect_duplicate", sa.Boolean(), server_default=sa.text("(false)"), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("next_attempt_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("lease_expires_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
@@ -93,7 +96,7 @@ def upgrade() -> None:
         )
         batch_op.create_index(
             "ix_deliveries_pending",
-            ["id"],
+            ["channel", "priority", "id"],
             unique=False,
             postgresql_where=sa.text("status = 'pending'"),
             sqlite_where=sa.text("status = 'pending'"),
@@ -133,6 +136,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("tokens", sa.Float(), nullable=False),
         sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("floor_priority", sa.SmallInteger(), nullable=True),
+        sa.Column("floor_until", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("name", name=op.f("pk_rate_buckets")),
     )
     op.create_table(
@@ -244,6 +249,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=16), nullable=False),
         sa.Column("message", sa.JSON(), nullable=True),
         sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("priority", sa.SmallInteger(), server_default="2", nullable=False),
         sa.Column("channels", sa.JSON(), nullable=False),
         sa.Column("skipped", sa.JSON(), nullable=False),
         sa.Column("test", sa.Boolean(), nullable=False),

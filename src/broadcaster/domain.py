@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from enum import StrEnum
+from enum import IntEnum, StrEnum
 from typing import Any
 
 import phonenumbers
@@ -19,6 +19,26 @@ class Severity(StrEnum):
     @property
     def rank(self) -> int:
         return list(Severity).index(self)
+
+
+class Priority(IntEnum):
+    """Delivery lanes, most urgent first: workers claim and take rate tokens in this order."""
+
+    critical = 0
+    major = 1  # also system messages (subscription confirmations)
+    normal = 2
+    test = 3
+
+    @classmethod
+    def for_send(cls, severity: str | None, *, test: bool = False) -> Priority:
+        """The lane of a broadcast: test sends never delay real ones; critical, then major, then the rest."""
+        if test:
+            return cls.test
+        if severity == Severity.critical.value:
+            return cls.critical
+        if severity == Severity.major.value:
+            return cls.major
+        return cls.normal
 
 
 class IncidentStatus(StrEnum):

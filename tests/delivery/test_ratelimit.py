@@ -3,20 +3,63 @@
 from __future__ import annotations
 
 
-def test_reservations_queue_behind_each_other(db_url):
+def test_tokens_are_taken_only_when_there(db_url):
+    """No debt: a chunk that finds too few tokens takes none and is told how long to wait."""
     from broadcaster.db import get_engine
-    from broadcaster.delivery.ratelimit import reserve
+    from broadcaster.delivery.ratelimit import acquire
 
     engine = get_engine()
-    # burst: one second of tokens is available at once
-    assert reserve(engine, "twilio-sms", 10.0, 10) == 0.0
-    # the next 10 must wait about a second, the 10 after that about two (as if from another worker)
-    second = reserve(engine, "twilio-sms", 10.0, 10)
-    third = reserve(engine, "twilio-sms", 10.0, 10)
-    assert 0.8 < second <= 1.0
-    assert 1.8 < third <= 2.0
-    # buckets are per adapter
-    assert reserve(engine, "sendgrid", 10.0, 5) == 0.0
+    assert acquire(engine, "twilio-sms", 10.0, 10).granted  # burst: one second of tokens at once
+    late = acquire(engine, "twilio-sms", 10.0, 10)
+    assert not late.granted and 0.8 < late.wait <= 1.0
+    again = acquire(engine, "twilio-sms", 10.0, 10)
+    assert not again.granted and again.wait <= 1.0  # nothing was reserved by the refused ask
+    assert acquire(engine, "sendgrid", 10.0, 5).granted  # buckets are per adapter
+
+
+def test_concurrent_takers_never_exceed_rate_plus_burst(db_url):
+    """Eight threads (as eight workers would) take tokens as fast as they can for ~1.5 s: what they got adds
+    up to at most rate x elapsed + burst. On SQLite the bucket was read outside the write lock, so every
+    concurrent taker saw a full bucket (issue 9: 170/s at a configured 50/s)."""
+    import threading
+    import time
+
+    from broadcaster.db import get_engine
+    from broadcaster.delivery.ratelimit import acquire
+
+    engine = get_engine()
+    rate, granted, lock = 50.0, [], threading.Lock()
+    started = time.monotonic()
+
+    def take() -> None:
+        while time.monotonic() - started < 1.5:
+            if acquire(engine, "twilio-sms", rate, 1).granted:
+                with lock:
+                    granted.append(time.monotonic())
+
+    threads = [threading.Thread(target=take) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = max(granted) - started
+    assert len(granted) <= rate * elapsed + rate + 1, (len(granted), elapsed)
+    assert len(granted) >= rate  # and the burst itself was handed out
+
+
+def test_more_urgent_lane_keeps_less_urgent_out(db_url):
+    """After a critical chunk took tokens, bulk chunks (any worker) get none until the floor lapses."""
+    from broadcaster.db import get_engine
+    from broadcaster.delivery.ratelimit import FLOOR_SECONDS, acquire
+    from broadcaster.domain import Priority
+
+    engine = get_engine()
+    assert acquire(engine, "twilio-sms", 100.0, 5, Priority.normal).granted
+    assert acquire(engine, "twilio-sms", 100.0, 5, Priority.critical).granted  # more urgent: never held back
+    bulk = acquire(engine, "twilio-sms", 100.0, 5, Priority.normal)
+    assert not bulk.granted and 0 < bulk.wait <= FLOOR_SECONDS  # tokens are there, but not for bulk
+    assert acquire(engine, "twilio-sms", 100.0, 5, Priority.critical).granted
+    assert not acquire(engine, "twilio-sms", 100.0, 5, Priority.test).granted
 
 
 def test_sms_reserves_one_token_per_segment(memory, drain, add_subscribers, publish, monkeypatch, emergency_category):

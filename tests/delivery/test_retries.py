@@ -48,7 +48,10 @@ def test_transient_then_success_permanent_and_exhausted(memory, drain, add_subsc
     )
     exhausted = rows["+15550000003"]
     assert exhausted.status == "failed" and exhausted.attempts == 4  # RETRY_MAX_ATTEMPTS
-    assert exhausted.error_reason == "gave up after 4 attempts: read timeout"
+    assert exhausted.error_reason == (
+        "gave up after 4 attempts: read timeout (the last attempt timed out: the provider may have sent it)"
+    )
+    assert exhausted.outcome_unknown and exhausted.suspect_duplicate  # the memory adapter cannot look sends up
     assert rows["+15550000004"].status == "sent"
     # every attempt is accounted for, none lost or repeated after success
     attempts = [a for _, a in memory.attempts]

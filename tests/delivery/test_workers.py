@@ -25,7 +25,9 @@ def test_sqlite_claim_query_uses_the_status_id_index(db_url):
 
     inner = CLAIM_SQLITE[CLAIM_SQLITE.index("SELECT id") : CLAIM_SQLITE.index(")", CLAIM_SQLITE.index("SELECT id"))]
     with get_engine().connect() as conn:
-        plan = conn.execute(text(f"EXPLAIN QUERY PLAN {inner}"), {"now": "2030-01-01", "n": 500}).all()
+        plan = conn.execute(
+            text(f"EXPLAIN QUERY PLAN {inner}"), {"now": "2030-01-01", "n": 500, "channel": "sms", "below": 9}
+        ).all()
     details = " | ".join(str(row[-1]) for row in plan)
     assert "USING INDEX ix_deliveries_pending" in details, details  # not a full table scan
     assert "TEMP B-TREE" not in details, details  # and no sort: the index gives id order
@@ -57,7 +59,9 @@ def test_postgres_claim_query_uses_the_partial_index(db_url):
         conn.execute(text("ANALYZE deliveries"))
     inner = CLAIM_PG[CLAIM_PG.index("SELECT id") : CLAIM_PG.index(")", CLAIM_PG.index("SELECT id"))]
     with get_engine().connect() as conn:
-        plan = conn.execute(text(f"EXPLAIN {inner}"), {"now": "2030-01-01", "n": 500}).scalars().all()
+        plan = conn.execute(
+            text(f"EXPLAIN {inner}"), {"now": "2030-01-01", "n": 500, "channel": "sms", "below": 9}
+        ).scalars().all()
     assert any("ix_deliveries_pending" in line for line in plan), plan
 
 

@@ -6,6 +6,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from broadcaster.delivery import audience, planner
+from broadcaster.domain import Priority
 from broadcaster.models import Update
 from broadcaster.models.delivery import Broadcast
 
@@ -37,6 +38,7 @@ def start_broadcast(session: Session, update: Update) -> int | None:
             return None
     broadcast = Broadcast(
         update_id=update.id,
+        priority=int(Priority.for_send(update.incident.severity, test=bool(update.test))),
         channels=channels,
         test=bool(update.test),
         corrects_broadcast_id=original,

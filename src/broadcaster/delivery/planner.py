@@ -14,7 +14,7 @@ from sqlalchemy import CursorResult, Engine, func, insert, literal, select, text
 from sqlalchemy.orm import Session
 
 from broadcaster.delivery import audience
-from broadcaster.domain import SUBSCRIBER_KINDS
+from broadcaster.domain import SUBSCRIBER_KINDS, Priority
 from broadcaster.models import Update, utcnow
 from broadcaster.models.base import UTCDateTime
 from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
@@ -27,6 +27,7 @@ COLUMNS = [
     "address",
     "subscriber_id",
     "locale",
+    "priority",
     "status",
     "attempts",
     "next_attempt_at",
@@ -49,8 +50,11 @@ def claim_planning(session: Session) -> Broadcast | None:
 def plan(session: Session, broadcast: Broadcast) -> int:
     """Write the broadcast's delivery rows; returns how many. Caller commits."""
     now = utcnow()
+    priority = int(Priority.major) if broadcast.kind == "system" else broadcast.priority
+    broadcast.priority = priority
     consts: list[Any] = [
         literal(broadcast.id),
+        literal(priority),
         literal("pending"),
         literal(0),
         literal(now, UTCDateTime()),
@@ -59,8 +63,8 @@ def plan(session: Session, broadcast: Broadcast) -> int:
     ]
 
     def rows_from(channel: Any, address: Any, subscriber_id: Any, locale: Any, where: list[Any], src: Any) -> int:
-        bid, status, attempts, t1, t2, t3 = consts
-        sel = select(bid, channel, address, subscriber_id, locale, status, attempts, t1, t2, t3).select_from(src)
+        bid, prio, status, attempts, t1, t2, t3 = consts
+        sel = select(bid, channel, address, subscriber_id, locale, prio, status, attempts, t1, t2, t3).select_from(src)
         if where:
             sel = sel.where(*where)
         # Core execution with preserve_rowcount: psycopg only keeps the rowcount of INSERT ... SELECT when asked
@@ -81,6 +85,7 @@ def plan(session: Session, broadcast: Broadcast) -> int:
                     address=str(msg.get("to", "")),
                     subscriber_id=msg.get("subscriber_id"),
                     locale=str(msg.get("locale", "en")),
+                    priority=priority,
                     next_attempt_at=now,
                 )
             )
@@ -113,6 +118,7 @@ def plan(session: Session, broadcast: Broadcast) -> int:
                             channel=name,
                             address=address,
                             locale=upd.locale,
+                            priority=priority,
                             next_attempt_at=now,
                         )
                     )

@@ -1,16 +1,26 @@
-"""The delivery worker: plan broadcasts, claim deliveries in leased batches, send, record, retry.
+"""The delivery worker: plan broadcasts, claim deliveries, send each chunk once, record it at once.
 
-Claim (one statement, one short transaction):
+How a delivery is sent once, even with several workers, rate limits and crashes:
 
-    UPDATE deliveries SET status='sending', lease_expires_at=now+lease, claimed_by=me, attempts=attempts+1
-     WHERE id IN (SELECT id FROM deliveries WHERE status='pending' AND next_attempt_at <= now
-                   ORDER BY id LIMIT n FOR UPDATE SKIP LOCKED)
-    RETURNING ...
-
-Any number of workers can run this on PostgreSQL without blocking each other. A batch whose lease
-expires (its worker died) is put back to `pending` by whichever worker notices first and sent again;
-the delivery's idempotency key stays the same, so providers that honour one drop the duplicate.
-Results are written only while this worker still holds the claim (`claimed_by = me AND status='sending'`).
+- **Claim per channel, rate-aware, most urgent lane first** (delivery/queue.py). For a rate-limited adapter
+  a worker holds at most `RATE_HORIZON` seconds of that adapter's rate (never more than it can send well
+  within its lease); rows of a more urgent lane are claimed even when that budget is used up.
+- **Leases are kept alive** by a heartbeat (`queue.renew`, every quarter lease) while the worker holds rows,
+  and **ownership is checked right before each provider call**: a chunk is sent only for rows whose lease
+  this worker renewed and that still has at least `LEASE_MARGIN` to run. A row the heartbeat did not get
+  back was taken away; it is dropped, never sent.
+- **Each chunk's outcome is written as soon as its provider call returns**, and the chunk's send slot is
+  freed only after that write. So a crash (kill -9) can resend at most the chunks in flight at the
+  provider: `WORKER_CONCURRENCY` x chunk size, where a chunk is at most the adapter's batch size and, for a
+  rate-limited adapter, half a second of its rate.
+- **Timeouts are not blindly resent**: a timed-out call (the provider may have accepted it) is retried only
+  after `Adapter.lookup` says the provider has no such message; `found` records it as sent, `unknown`
+  resends and marks the row `suspect_duplicate`, counted in the report.
+- **Priority**: send slots and rate tokens go to the most urgent chunk first (delivery/lanes.py), and the
+  shared bucket's priority floor keeps other workers' bulk sends out while a critical lane sends
+  (delivery/ratelimit.py). Lower lanes wait only while a more urgent lane has due work on that adapter.
+- **Database faults**: every database step retries with backoff; nothing is dropped while the database is
+  away (rows stay claimed and leased, or go back to the queue when their lease runs out).
 """
 
 from __future__ import annotations
@@ -23,48 +33,58 @@ import secrets
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, cast
+from typing import TypeVar
 
-from sqlalchemy import Engine, Table, bindparam, select, text, update
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import DBAPIError
 
-from broadcaster.channels.base import Adapter, ErrorClass, Message, ProviderError, Recipient, SendResult
+from broadcaster.channels.base import (
+    Adapter,
+    ErrorClass,
+    LookupStatus,
+    Message,
+    ProviderError,
+    Recipient,
+    SendResult,
+)
 from broadcaster.db import get_engine, get_sessionmaker
-from broadcaster.delivery import metrics, planner, ratelimit
+from broadcaster.delivery import metrics, planner
+from broadcaster.delivery.hooks import notify_workers
+from broadcaster.delivery.lanes import PrioritySlots, TokenGate
+from broadcaster.delivery.queue import (
+    CLAIM_PG,
+    CLAIM_SQLITE,
+    Claimed,
+    Outcome,
+    active_channels,
+    claim,
+    record,
+    release,
+    renew,
+    requeue_expired,
+)
 from broadcaster.delivery.render import message_for, recipient_variables
 from broadcaster.delivery.retry import RetryStrategy
 from broadcaster.models import utcnow
 from broadcaster.models.delivery import Broadcast, Delivery, idempotency_key
 from broadcaster.settings import Settings, get_settings
 
+__all__ = ["CLAIM_PG", "CLAIM_SQLITE", "Claimed", "Outcome", "Worker", "claim", "requeue_expired"]
+
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
-_T = cast(Table, Delivery.__table__)
-
-
-@dataclass
-class Claimed:
-    id: int
-    broadcast_id: int
-    channel: str
-    address: str
-    subscriber_id: int | None
-    locale: str
-    attempts: int
-
-
-@dataclass
-class Outcome:
-    id: int
-    channel: str
-    status: str
-    provider: str | None = None
-    provider_message_id: str | None = None
-    error_code: str | None = None
-    error_reason: str | None = None
-    next_attempt_at: Any = None
+#: seconds of an adapter's rate a worker claims ahead (rate-limited channels)
+RATE_HORIZON = 2.0
+#: seconds of an adapter's rate in one chunk (one provider call of a rate-limited channel)
+CHUNK_SECONDS = 0.5
+#: seconds between looks for channels with pending rows (a few index seeks)
+CHANNELS_REFRESH = 0.1
+#: smallest wait before a timed-out delivery is looked up and retried (the provider's list must show it)
+LOOKUP_DELAY = 2.0
 
 
 @dataclass
@@ -76,60 +96,15 @@ class _State:
     messages: dict[tuple[str, str], Message] = field(default_factory=dict)
 
 
-_CLAIM = (
-    "UPDATE deliveries SET status='sending', lease_expires_at=:lease, claimed_by=:me, "
-    "attempts=attempts+1, updated_at=:now "
-    "WHERE id IN (SELECT id FROM deliveries{indexed} WHERE status='pending' AND next_attempt_at <= :now "
-    "ORDER BY id LIMIT :n{lock}) "
-    "RETURNING id, broadcast_id, channel, address, subscriber_id, locale, attempts"
-)
-CLAIM_PG = _CLAIM.replace("{lock}", " FOR UPDATE SKIP LOCKED").replace("{indexed}", "")
-#: SQLite ignores the partial index for ORDER BY id LIMIT unless told (11-25x, perf-baseline 3c)
-CLAIM_SQLITE = _CLAIM.replace("{lock}", "").replace("{indexed}", " INDEXED BY ix_deliveries_pending")
-
-
-#: record final outcomes of a batch on PostgreSQL (only rows this worker still holds)
-RECORD_PG = (
-    "UPDATE deliveries AS d SET status = v.status, provider = v.provider, provider_message_id = v.mid, "
-    "error_code = v.code, error_reason = v.reason, "
-    "sent_at = CASE WHEN v.status = 'sent' THEN CAST(:now AS timestamptz) END, "
-    "lease_expires_at = NULL, updated_at = CAST(:now AS timestamptz) "
-    "FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:providers AS text[]), "
-    "CAST(:mids AS text[]), CAST(:codes AS text[]), CAST(:reasons AS text[])) "
-    "AS v(id, status, provider, mid, code, reason) "
-    "WHERE d.id = v.id AND d.claimed_by = :me AND d.status = 'sending'"
-)
-
-
-def claim_sql(dialect: str) -> Any:
-    return text(CLAIM_PG if dialect == "postgresql" else CLAIM_SQLITE)
-
-
-def claim(engine: Engine, me: str, n: int, lease_seconds: float) -> list[Claimed]:
-    """Claim up to `n` due pending deliveries for worker `me` (see the module docstring)."""
-    from broadcaster.models.base import UTCDateTime
-
-    now = utcnow()
-    dt = UTCDateTime()
-    stmt = claim_sql(engine.dialect.name).bindparams(bindparam("now", type_=dt), bindparam("lease", type_=dt))
-    with engine.begin() as conn:
-        rows = conn.execute(stmt, {"now": now, "lease": now + timedelta(seconds=lease_seconds), "me": me, "n": n})
-        return [Claimed(*row) for row in rows]
-
-
-def requeue_expired(engine: Engine) -> int:
-    """Put batches whose lease ran out (their worker died) back in the queue; how many rows."""
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(_T)
-            .where(_T.c.status == "sending", _T.c.lease_expires_at < utcnow())
-            .values(status="pending", claimed_by=None, lease_expires_at=None, next_attempt_at=utcnow())
-        )
-        return int(result.rowcount or 0)
+@dataclass
+class _Held:
+    row: Claimed
+    #: monotonic time until which this worker may start a provider call for the row
+    valid_until: float
 
 
 class Worker:
-    """One worker: an asyncio loop claiming batches and sending them with bounded concurrency."""
+    """One worker: an asyncio loop claiming per channel and sending chunks with bounded concurrency."""
 
     def __init__(
         self,
@@ -144,18 +119,32 @@ class Worker:
         self.id = worker_id or f"{socket.gethostname()[:30]}:{os.getpid()}:{secrets.token_hex(2)}"
         self.concurrency = concurrency or self.settings.worker_concurrency
         self.batch_size = self.settings.worker_batch_size
-        self.lease = self.settings.worker_lease_seconds
+        self.lease = float(self.settings.worker_lease_seconds)
+        #: a call starts only while at least this much of the lease is left
+        self.margin = min(5.0, self.lease * 0.25)
         self.retry = RetryStrategy.from_settings(self.settings)
         self.failover_after = max(1, self.settings.worker_failover_after)
-        self.sem = asyncio.Semaphore(self.concurrency)
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
+        self._slots: PrioritySlots | None = None
+        self._gates: dict[str, TokenGate] = {}
         self._adapters: dict[str, list[Adapter]] = {}
         self._broadcasts: dict[int, _State] = {}
-        self._inflight: set[asyncio.Task[None]] = set()
-        self._max_batches = 4
+        self._inflight: set[asyncio.Task[list[Outcome]]] = set()
+        self._held: dict[int, _Held] = {}
+        self._row_cost: dict[str, float] = {}
+        self._channels: list[str] = []
+        self._channels_at = 0.0
         self._last_housekeeping = 0.0
+        self._max_held = 4 * self.batch_size
         self.sent = 0
+        self.lost = 0
+
+    @property
+    def slots(self) -> PrioritySlots:
+        if self._slots is None:
+            self._slots = PrioritySlots(self.concurrency)
+        return self._slots
 
     # ------------------------------------------------------------------ adapters and content
     def adapters(self, channel: str) -> list[Adapter]:
@@ -168,6 +157,14 @@ class Worker:
     def _adapter_for(self, adapters: list[Adapter], attempts: int) -> Adapter:
         """Primary first; after `failover_after` transient failures move to the next adapter of the kind."""
         return adapters[((attempts - 1) // self.failover_after) % len(adapters)]
+
+    def _gate(self, adapter: Adapter) -> TokenGate | None:
+        rate = adapter.limits.rate_per_second
+        if not rate:
+            return None
+        if adapter.name not in self._gates:
+            self._gates[adapter.name] = TokenGate(self.engine, adapter.name, rate)
+        return self._gates[adapter.name]
 
     def _load_states(self, ids: set[int]) -> None:
         now = time.monotonic()
@@ -193,194 +190,260 @@ class Worker:
         return cache[key]
 
     async def _cancelled(self, broadcast_id: int) -> bool:
-        await asyncio.to_thread(self._load_states, {broadcast_id})
+        await self._db(self._load_states, {broadcast_id})
         return self._broadcasts[broadcast_id].state == "cancelled"
+
+    async def _db(self, fn: Callable[..., T], *args: object, attempts: int | None = None) -> T:
+        """Run a database step in a thread, retrying connection failures with backoff (`attempts` bounds it)."""
+        delay = 0.1
+        tried = 0
+        while True:
+            try:
+                return await asyncio.to_thread(fn, *args)
+            except DBAPIError as exc:
+                tried += 1
+                if attempts is not None and tried >= attempts:
+                    raise
+                log.warning("database unavailable (%s); retrying in %.1f s", type(exc.orig).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    # ------------------------------------------------------------------ ownership
+    def _hold(self, batch: Sequence[Claimed]) -> None:
+        until = time.monotonic() + self.lease - self.margin
+        for d in batch:
+            self._held.setdefault(d.id, _Held(d, until))
+
+    def _owned(self, d: Claimed) -> bool:
+        held = self._held.get(d.id)
+        return held is not None and time.monotonic() < held.valid_until
+
+    async def heartbeat_once(self) -> None:
+        """Renew the lease of every held row; forget (never send) rows the database no longer gives us."""
+        if not self._held:
+            return
+        started = time.monotonic()
+        before = set(self._held)
+        try:
+            kept = await asyncio.to_thread(renew, self.engine, self.id, self.lease)
+        except DBAPIError:
+            log.warning("lease heartbeat failed; held rows are sent only while their lease lasts", exc_info=True)
+            return
+        until = started + self.lease - self.margin
+        for rid in before:
+            held = self._held.get(rid)
+            if held is None:
+                continue
+            if rid in kept:
+                held.valid_until = max(held.valid_until, until)
+            else:
+                log.warning("delivery %s was taken away from worker %s; dropping it", rid, self.id)
+                self._held.pop(rid, None)
+                self.lost += 1
+                metrics.DELIVERIES.labels(held.row.channel, "lost_lease").inc()
+
+    async def _heartbeat(self) -> None:
+        interval = max(0.2, self.lease / 4)
+        while not self.stopping.is_set():
+            await asyncio.sleep(interval)
+            await self.heartbeat_once()
 
     # ------------------------------------------------------------------ one batch
     async def process(self, batch: Sequence[Claimed]) -> list[Outcome]:
-        """Send a claimed batch and record every outcome; returns them."""
-        await asyncio.to_thread(self._load_states, {d.broadcast_id for d in batch})
-        outcomes: list[Outcome] = []
-        groups: dict[tuple[int, str, str, str], list[Claimed]] = defaultdict(list)
-        adapters_by_name: dict[str, Adapter] = {}
-        for d in batch:
-            if self._broadcasts[d.broadcast_id].state == "cancelled":
-                outcomes.append(Outcome(d.id, d.channel, "cancelled", error_reason="broadcast cancelled"))
-                continue
-            adapters = self.adapters(d.channel)
-            if not adapters:
-                outcomes.append(
-                    Outcome(
-                        d.id,
-                        d.channel,
-                        "failed",
-                        error_code="no_adapter",
-                        error_reason=f"no adapter is configured for channel {d.channel!r}",
-                    )
-                )
-                continue
-            adapter = self._adapter_for(adapters, d.attempts)
-            adapters_by_name[adapter.name] = adapter
-            groups[(d.broadcast_id, d.channel, d.locale, adapter.name)].append(d)
-        tasks = []
-        for (bid, _channel, locale, name), items in groups.items():
-            adapter = adapters_by_name[name]
-            try:
-                message = await asyncio.to_thread(self._message, bid, adapter, locale)
-            except Exception as exc:
-                log.exception("rendering broadcast %s for %s/%s failed", bid, name, locale)
-                err = ProviderError(ErrorClass.permanent, "render_failed", f"rendering failed: {exc}"[:500])
-                outcomes += [self._outcome(d, adapter, SendResult.failure(str(d.id), err)) for d in items]
-                continue
-            size = max(1, adapter.limits.batch_size)
-            for i in range(0, len(items), size):
-                tasks.append(self._send_chunk(adapter, message, items[i : i + size]))
-        for chunk in await asyncio.gather(*tasks):
-            outcomes += chunk
-        await asyncio.to_thread(self._record, outcomes)
-        return outcomes
+        """Send a claimed batch chunk by chunk, recording each chunk as it returns; all outcomes."""
+        self._hold(batch)
+        try:
+            await self._db(self._load_states, {d.broadcast_id for d in batch})
+            outcomes: list[Outcome] = []
+            groups: dict[tuple[int, str, str, str, int], list[Claimed]] = defaultdict(list)
+            adapters_by_name: dict[str, Adapter] = {}
+            early: list[Outcome] = []
+            for d in batch:
+                if self._broadcasts[d.broadcast_id].state == "cancelled":
+                    early.append(Outcome(d.id, d.channel, "cancelled", error_reason="broadcast cancelled"))
+                    continue
+                adapters = self.adapters(d.channel)
+                if not adapters:
+                    reason = f"no adapter is configured for channel {d.channel!r}"
+                    early.append(Outcome(d.id, d.channel, "failed", error_code="no_adapter", error_reason=reason))
+                    continue
+                adapter = self._adapter_for(adapters, d.attempts)
+                adapters_by_name[adapter.name] = adapter
+                groups[(d.broadcast_id, d.channel, d.locale, adapter.name, d.priority)].append(d)
+            if early:
+                outcomes += await self._save(early)
+            tasks = []
+            for (bid, channel, locale, name, _priority), items in groups.items():
+                adapter = adapters_by_name[name]
+                try:
+                    message = await self._db(self._message, bid, adapter, locale)
+                except Exception as exc:
+                    log.exception("rendering broadcast %s for %s/%s failed", bid, name, locale)
+                    err = ProviderError(ErrorClass.permanent, "render_failed", f"rendering failed: {exc}"[:500])
+                    failed = [self._outcome(d, adapter, SendResult.failure(str(d.id), err)) for d in items]
+                    outcomes += await self._save(failed)
+                    continue
+                size = self._chunk_size(adapter, message, channel)
+                for i in range(0, len(items), size):
+                    tasks.append(self._send_chunk(adapter, message, items[i : i + size]))
+            for chunk in await asyncio.gather(*tasks):
+                outcomes += chunk
+            return outcomes
+        finally:
+            for d in batch:
+                self._held.pop(d.id, None)
 
-    async def _send_chunk(self, adapter: Adapter, message: Message, items: list[Claimed]) -> list[Outcome]:
+    def _chunk_size(self, adapter: Adapter, message: Message, channel: str) -> int:
+        """Recipients per provider call: the adapter's batch size, and at most half a second of its rate."""
+        size = max(1, adapter.limits.batch_size)
+        per_row = max(1e-9, adapter.rate_cost(message, 1))
+        self._row_cost[channel] = per_row
         rate = adapter.limits.rate_per_second
         if rate:
-            cost = adapter.rate_cost(message, len(items))
-            wait = await asyncio.to_thread(ratelimit.reserve, self.engine, adapter.name, rate, cost)
-            if wait > 0:
-                await asyncio.sleep(wait)
-        if await self._cancelled(items[0].broadcast_id):
-            return [Outcome(d.id, d.channel, "cancelled", error_reason="broadcast cancelled") for d in items]
-        recipients = [
-            Recipient(
-                delivery_id=str(d.id),
-                address=d.address,
-                locale=d.locale,
-                idempotency_key=idempotency_key(d.broadcast_id, d.id),
-                variables=recipient_variables(adapter, d.subscriber_id),
-            )
-            for d in items
-        ]
+            size = min(size, max(1, int(rate * CHUNK_SECONDS / per_row)))
+        return size
+
+    async def _send_chunk(self, adapter: Adapter, message: Message, items: list[Claimed]) -> list[Outcome]:
+        priority = min(d.priority for d in items)
+        async with self.slots.slot(priority):
+            items = [d for d in items if self._owned(d)]
+            if not items:
+                return []
+            gate = self._gate(adapter)
+            if gate is not None:
+                await gate.take(adapter.rate_cost(message, len(items)), priority)
+            if await self._cancelled(items[0].broadcast_id):
+                cancelled = [Outcome(d.id, d.channel, "cancelled", error_reason="broadcast cancelled") for d in items]
+                return await self._save(cancelled)
+            # the ownership check right before the call: a row whose lease is not ours for long enough is dropped
+            if any(not self._owned(d) for d in items):
+                await self.heartbeat_once()
+                items = [d for d in items if self._owned(d)]
+                if not items:
+                    return []
+            outcomes: list[Outcome] = []
+            send: list[Claimed] = []
+            suspect: set[int] = set()
+            for d in items:
+                if not d.outcome_unknown:
+                    send.append(d)
+                    continue
+                found, unsure = await self._lookup(adapter, message, d)
+                if found is not None:
+                    outcomes.append(found)
+                    continue
+                if unsure:
+                    suspect.add(d.id)
+                send.append(d)
+            if send:
+                results = await self._call(adapter, message, send)
+                by_id = {r.delivery_id: r for r in results}
+                for d in send:
+                    result = by_id.get(str(d.id))
+                    if result is None:
+                        err = ProviderError(ErrorClass.transient, "no_result", "the adapter returned no result for it")
+                        result = SendResult.failure(str(d.id), err)
+                    outcome = self._outcome(d, adapter, result)
+                    outcome.suspect_duplicate = d.id in suspect
+                    outcomes.append(outcome)
+            return await self._save(outcomes)
+
+    async def _call(self, adapter: Adapter, message: Message, items: list[Claimed]) -> list[SendResult]:
+        recipients = [self._recipient(adapter, d) for d in items]
         timeout = self.settings.provider_timeout_seconds * 3
-        async with self.sem:
-            started = time.perf_counter()
-            try:
-                results = await asyncio.wait_for(adapter.send(message, recipients), timeout)
-            except Exception as exc:  # an adapter must not raise; treat it as a transient outage
-                log.warning("adapter %s raised %r; batch will be retried", adapter.name, exc)
-                err = ProviderError(ErrorClass.transient, "adapter_error", f"{type(exc).__name__}: {exc}"[:500])
-                results = [SendResult.failure(r.delivery_id, err) for r in recipients]
-            finally:
-                metrics.SEND_LATENCY.labels(adapter.name).observe(time.perf_counter() - started)
-        by_id = {r.delivery_id: r for r in results}
-        out = []
-        for d in items:
-            result = by_id.get(str(d.id))
-            if result is None:
-                err = ProviderError(ErrorClass.transient, "no_result", "the adapter returned no result for it")
-                result = SendResult.failure(str(d.id), err)
-            out.append(self._outcome(d, adapter, result))
-        return out
+        started = time.perf_counter()
+        try:
+            return await asyncio.wait_for(adapter.send(message, recipients), timeout)
+        except TimeoutError:
+            reason = f"adapter {adapter.name} did not finish in {timeout:g} s"
+            err = ProviderError(ErrorClass.transient, "timeout", reason)
+            return [SendResult.failure(r.delivery_id, err) for r in recipients]
+        except Exception as exc:  # an adapter must not raise; treat it as a transient outage
+            log.warning("adapter %s raised %r; chunk will be retried", adapter.name, exc)
+            err = ProviderError(ErrorClass.transient, "adapter_error", f"{type(exc).__name__}: {exc}"[:500])
+            return [SendResult.failure(r.delivery_id, err) for r in recipients]
+        finally:
+            metrics.SEND_LATENCY.labels(adapter.name).observe(time.perf_counter() - started)
+
+    def _recipient(self, adapter: Adapter, d: Claimed) -> Recipient:
+        return Recipient(
+            delivery_id=str(d.id),
+            address=d.address,
+            locale=d.locale,
+            idempotency_key=idempotency_key(d.broadcast_id, d.id),
+            variables=recipient_variables(adapter, d.subscriber_id),
+        )
+
+    async def _lookup(self, adapter: Adapter, message: Message, d: Claimed) -> tuple[Outcome | None, bool]:
+        """Ask the provider whether a timed-out attempt arrived: (its outcome when it did, else None; whether a
+        resend may duplicate because the provider could not tell)."""
+        since = (d.created_at or utcnow()) - timedelta(seconds=5)
+        try:
+            found = await asyncio.wait_for(
+                adapter.lookup(message, self._recipient(adapter, d), since), self.settings.provider_timeout_seconds
+            )
+        except Exception as exc:
+            log.warning("lookup of delivery %s at %s failed: %r", d.id, adapter.name, exc)
+            found = None
+        if found is not None and found.status is LookupStatus.found:
+            metrics.DELIVERIES.labels(d.channel, "found_after_timeout").inc()
+            return Outcome(d.id, d.channel, "sent", adapter.name, found.provider_message_id), False
+        if found is None or found.status is LookupStatus.unknown:
+            metrics.DELIVERIES.labels(d.channel, "suspect_duplicate").inc()
+            return None, True
+        return None, False
 
     def _outcome(self, d: Claimed, adapter: Adapter, result: SendResult) -> Outcome:
         if result.ok:
             return Outcome(d.id, d.channel, "sent", adapter.name, result.provider_message_id)
         err = result.error or ProviderError(ErrorClass.transient, "unknown", "unknown error")
+        unknown = result.outcome_unknown
         if not err.transient:
             return Outcome(d.id, d.channel, "failed", adapter.name, None, err.code, err.reason)
         delay = self.retry.delay(d.attempts, err.retry_after)
         if delay is None:
             reason = f"gave up after {d.attempts} attempts: {err.reason}"
-            return Outcome(d.id, d.channel, "failed", adapter.name, None, err.code, reason)
+            if unknown:
+                reason += " (the last attempt timed out: the provider may have sent it)"
+            return Outcome(d.id, d.channel, "failed", adapter.name, None, err.code, reason, outcome_unknown=unknown)
+        if unknown and type(adapter).lookup is not Adapter.lookup:
+            delay = max(delay, LOOKUP_DELAY)  # let the provider's message list show the earlier attempt
         return Outcome(
-            d.id, d.channel, "pending", adapter.name, None, err.code, err.reason, utcnow() + timedelta(seconds=delay)
+            d.id,
+            d.channel,
+            "pending",
+            adapter.name,
+            None,
+            err.code,
+            err.reason,
+            utcnow() + timedelta(seconds=delay),
+            outcome_unknown=unknown,
         )
+
+    async def _save(self, outcomes: list[Outcome]) -> list[Outcome]:
+        """Write outcomes now (retrying while the database is away); frees the rows."""
+        if outcomes:
+            await self._db(self._record, outcomes)
+            for o in outcomes:
+                self._held.pop(o.id, None)
+        return outcomes
 
     def _record(self, outcomes: list[Outcome]) -> None:
         """Write outcomes (only for rows this worker still holds)."""
-        if not outcomes:
-            return
-        now = utcnow()
-        done = [o for o in outcomes if o.status != "pending"]
-        retry = [o for o in outcomes if o.status == "pending"]
-        guard = (_T.c.id == bindparam("b_id"), _T.c.claimed_by == self.id, _T.c.status == "sending")
-        with self.engine.begin() as conn:
-            if done and conn.dialect.name == "postgresql":
-                # one statement for the whole batch (an executemany of 500 UPDATEs costs ~2x more)
-                conn.execute(
-                    text(RECORD_PG),
-                    {
-                        "ids": [o.id for o in done],
-                        "statuses": [o.status for o in done],
-                        "providers": [o.provider for o in done],
-                        "mids": [o.provider_message_id for o in done],
-                        "codes": [o.error_code for o in done],
-                        "reasons": [o.error_reason for o in done],
-                        "now": now,
-                        "me": self.id,
-                    },
-                )
-            elif done:
-                conn.execute(
-                    update(_T)
-                    .where(*guard)
-                    .values(
-                        status=bindparam("b_status"),
-                        provider=bindparam("b_provider"),
-                        provider_message_id=bindparam("b_mid"),
-                        error_code=bindparam("b_code"),
-                        error_reason=bindparam("b_reason"),
-                        sent_at=bindparam("b_sent"),
-                        lease_expires_at=None,
-                        updated_at=now,
-                    ),
-                    [
-                        {
-                            "b_id": o.id,
-                            "b_status": o.status,
-                            "b_provider": o.provider,
-                            "b_mid": o.provider_message_id,
-                            "b_code": o.error_code,
-                            "b_reason": o.error_reason,
-                            "b_sent": now if o.status == "sent" else None,
-                        }
-                        for o in done
-                    ],
-                )
-            if retry:
-                conn.execute(
-                    update(_T)
-                    .where(*guard)
-                    .values(
-                        status="pending",
-                        provider=bindparam("b_provider"),
-                        error_code=bindparam("b_code"),
-                        error_reason=bindparam("b_reason"),
-                        next_attempt_at=bindparam("b_next"),
-                        claimed_by=None,
-                        lease_expires_at=None,
-                        updated_at=now,
-                    ),
-                    [
-                        {
-                            "b_id": o.id,
-                            "b_provider": o.provider,
-                            "b_code": o.error_code,
-                            "b_reason": o.error_reason,
-                            "b_next": o.next_attempt_at,
-                        }
-                        for o in retry
-                    ],
-                )
+        record(self.engine, self.id, outcomes)
         for o in outcomes:
             metrics.DELIVERIES.labels(o.channel, "retry" if o.status == "pending" else o.status).inc()
         self.sent += sum(1 for o in outcomes if o.status == "sent")
 
     # ------------------------------------------------------------------ the loop
     def housekeeping(self) -> None:
-        """Plan waiting broadcasts, requeue expired leases, close finished broadcasts."""
+        """Plan waiting broadcasts, requeue expired leases, close finished broadcasts, list busy channels."""
         while True:
             with get_sessionmaker()() as session:
                 planned = planner.plan_next(session)
                 rows = session.get(Broadcast, planned).total if planned is not None else 0  # type: ignore[union-attr]
+                if rows:
+                    notify_workers(session)  # the other workers start on the new rows at once
                 session.commit()
             if planned is None:
                 break
@@ -389,7 +452,12 @@ class Worker:
         with get_sessionmaker()() as session:
             planner.finish_done(session)
             session.commit()
+        self._refresh_channels()
         self._last_housekeeping = time.monotonic()
+
+    def _refresh_channels(self) -> None:
+        self._channels = active_channels(self.engine)
+        self._channels_at = time.monotonic()
 
     def idle(self) -> bool:
         """Nothing left to do: no broadcast planning, no delivery pending or in flight."""
@@ -399,38 +467,85 @@ class Worker:
             ) or session.scalar(select(Broadcast.id).where(Broadcast.state.in_(("planning", "sending"))).limit(1))
             return busy is None
 
-    async def _reap(self, wait: float | None) -> None:
-        if self._inflight:
-            done, _ = await asyncio.wait(self._inflight, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                self._inflight.discard(task)
-                if task.exception() is not None:
-                    log.error("batch failed", exc_info=task.exception())
+    def _budget(self, channel: str) -> tuple[int, int]:
+        """How many rows of `channel` to claim now, and the lane they must be more urgent than."""
+        held = [h.row for h in self._held.values() if h.row.channel == channel]
+        adapters = self.adapters(channel)
+        rate = adapters[0].limits.rate_per_second if adapters else None
+        if rate:
+            per_row = self._row_cost.get(channel, 1.0)
+            cap = max(1, int(rate * RATE_HORIZON / per_row))
+        else:
+            cap = 2 * self.batch_size
+        room = min(self.batch_size, cap - len(held))
+        if room > 0:
+            return room, 1_000
+        # full: only a more urgent lane than everything held may still come in (it overtakes)
+        most_urgent = min(d.priority for d in held)
+        return (min(self.batch_size, cap), most_urgent) if most_urgent > 0 else (0, 0)
 
-    async def _run_batch(self, batch: list[Claimed]) -> None:
-        await self.process(batch)
+    async def _claim_round(self) -> list[list[Claimed]]:
+        """Claim what each busy channel's budget allows (budgets are computed here, on the loop's thread)."""
+        batches = []
+        if time.monotonic() - self._channels_at > CHANNELS_REFRESH:
+            await asyncio.to_thread(self._refresh_channels)
+        for channel in list(self._channels):
+            if len(self._held) >= self._max_held:
+                break
+            n, below = self._budget(channel)
+            if n <= 0:
+                continue
+            batch = await asyncio.to_thread(
+                claim, self.engine, self.id, n, self.lease, channel=channel, below_priority=below
+            )
+            if batch:
+                self._hold(batch)
+                batches.append(batch)
+        return batches
+
+    async def _wait(self, seconds: float) -> None:
+        """Until a batch finishes, the worker is woken, or `seconds` pass."""
+        waker = asyncio.ensure_future(self.wake.wait())
+        try:
+            done, _ = await asyncio.wait({*self._inflight, waker}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            waker.cancel()
+        for task in done:
+            if task is waker or task not in self._inflight:
+                continue
+            self._inflight.discard(task)
+            if task.exception() is not None:
+                log.error("batch failed", exc_info=task.exception())
 
     async def run(self, *, until_idle: bool = False, max_seconds: float | None = None) -> None:
         """Work until `stop()` (or, with `until_idle`, until the queue is empty; at most `max_seconds`)."""
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         listener = asyncio.create_task(self._listen()) if self.engine.dialect.name == "postgresql" else None
+        heartbeat = asyncio.create_task(self._heartbeat())
         poll = self.settings.worker_poll_seconds
+        backoff = 0.1
         try:
             while not self.stopping.is_set():
                 if deadline is not None and time.monotonic() > deadline:
                     raise TimeoutError("worker did not become idle in time")
-                if self.wake.is_set() or time.monotonic() - self._last_housekeeping > poll:
-                    self.wake.clear()
-                    await asyncio.to_thread(self.housekeeping)
-                if len(self._inflight) >= self._max_batches:
-                    await self._reap(None)
+                try:
+                    if self.wake.is_set() or time.monotonic() - self._last_housekeeping > poll:
+                        self.wake.clear()
+                        await asyncio.to_thread(self.housekeeping)
+                    batches = await self._claim_round()
+                    backoff = 0.1
+                except DBAPIError as exc:
+                    log.warning("database unavailable (%s); retrying in %.1f s", type(exc.orig).__name__, backoff)
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, 5.0)
                     continue
-                batch = await asyncio.to_thread(claim, self.engine, self.id, self.batch_size, self.lease)
-                if batch:
-                    self._inflight.add(asyncio.create_task(self._run_batch(batch)))
+                for batch in batches:
+                    self._inflight.add(asyncio.create_task(self.process(batch)))
+                if batches:
+                    await asyncio.sleep(0)  # let the new chunks start before claiming more
                     continue
                 if self._inflight:
-                    await self._reap(poll)
+                    await self._wait(min(poll, 0.25))
                     continue
                 if until_idle:
                     await asyncio.to_thread(self.housekeeping)
@@ -438,13 +553,19 @@ class Worker:
                         return
                     await asyncio.sleep(min(poll, 0.05))
                     continue
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.wake.wait(), poll)
+                await self._wait(poll)
         finally:
             while self._inflight:
-                await self._reap(None)
+                await self._wait(1.0)
+            heartbeat.cancel()
             if listener is not None:
                 listener.cancel()
+            for gate in self._gates.values():
+                await gate.aclose()
+            unsent = [rid for rid in self._held]
+            if unsent:
+                with contextlib.suppress(Exception):
+                    release(self.engine, self.id, unsent)
             for adapters in self._adapters.values():
                 for adapter in adapters:
                     try:

@@ -1,11 +1,12 @@
 """Delivery-engine tables (subscribers, broadcasts, deliveries, receipts). Owned by the delivery engine.
 
-Deliveries are the work queue: one row per recipient and channel. The claim query reads
-`status = 'pending' ORDER BY id`, served by `ix_deliveries_pending`, a partial index `(id) WHERE status =
-'pending'` on both backends: it only ever holds pending work, so claims never slow down as sent rows
-accumulate. PostgreSQL's planner picks it (a `(status, id)` index loses to the primary key when most rows
-are pending, and the claim then turns quadratic); SQLite's planner ignores partial indexes for `ORDER BY
-id LIMIT`, so the SQLite claim names it with `INDEXED BY` (a test asserts both plans).
+Deliveries are the work queue: one row per recipient and channel. A worker claims one channel at a time,
+highest priority first: `status = 'pending' AND channel = :c ORDER BY priority, id`, served by
+`ix_deliveries_pending`, a partial index `(channel, priority, id) WHERE status = 'pending'` on both
+backends: it only ever holds pending work, so claims never slow down as sent rows accumulate. PostgreSQL's
+planner picks it (a `(status, id)` index loses to the primary key when most rows are pending, and the claim
+then turns quadratic); SQLite's planner ignores partial indexes for `ORDER BY ... LIMIT`, so the SQLite
+claim names it with `INDEXED BY` (a test asserts both plans).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, SmallInteger, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.models.base import Base, BigId, UTCDateTime, utcnow
@@ -75,6 +76,8 @@ class Broadcast(Base):
     message: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     #: planning | sending | done | cancelled | failed
     state: Mapped[str] = mapped_column(String(16), default="planning")
+    #: delivery lane (see `Priority`): critical first, then major, then the rest; test sends last
+    priority: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="2")
     #: routing-map channel names chosen at publish time
     channels: Mapped[list[str]] = mapped_column(JSON, default=list)
     #: channels skipped at planning (no adapter configured), with the reason
@@ -109,6 +112,12 @@ class Delivery(Base):
     locale: Mapped[str] = mapped_column(String(16), default="en")
     #: pending | sending | sent | delivered | opened | failed | undelivered | bounced | cancelled
     status: Mapped[str] = mapped_column(String(16), default="pending")
+    #: lane copied from the broadcast: 0 critical, 1 major and system messages, 2 the rest, 3 test sends
+    priority: Mapped[int] = mapped_column(SmallInteger, default=2, server_default="2")
+    #: the last attempt timed out after the request may have reached the provider: look it up before resending
+    outcome_unknown: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
+    #: sent again although an earlier attempt may have arrived (the provider could not tell): a possible duplicate
+    suspect_duplicate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=text("false"))
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
@@ -124,6 +133,8 @@ class Delivery(Base):
     __table_args__ = (
         Index(
             "ix_deliveries_pending",
+            "channel",
+            "priority",
             "id",
             postgresql_where=text("status = 'pending'"),
             sqlite_where=text("status = 'pending'"),
@@ -167,10 +178,16 @@ class DeliveryEvent(Base):
 
 
 class RateBucket(Base):
-    """A token bucket per adapter shared by every worker (updated under a row lock)."""
+    """A token bucket per adapter shared by every worker (updated under a row lock).
+
+    `floor_priority`/`floor_until`: the most urgent lane that recently took or asked for tokens; until
+    `floor_until` a less urgent lane gets none, so a critical broadcast overtakes queued bulk sends in every
+    worker (see delivery/ratelimit.py)."""
 
     __tablename__ = "rate_buckets"
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     tokens: Mapped[float] = mapped_column(Float, default=0.0)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    floor_priority: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
+    floor_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
