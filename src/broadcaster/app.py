@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from broadcaster import __version__
 from broadcaster.deps import no_nul_in_parameters
@@ -55,13 +56,18 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     from broadcaster.routing.router import router as routing_router
 
     settings = get_settings()
-    app = FastAPI(
+    # /docs and /redoc load Swagger UI and ReDoc from files shipped in the fastapi-offline package (served
+    # under /docs/assets), not from a CDN: the docs work on an isolated network; the spec is never sent to
+    # Swagger's online validator
+    app = FastAPIOffline(
         title="Broadcaster",
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         docs_url="/docs",
         redoc_url="/redoc",
+        static_url="/docs/assets",
+        swagger_ui_parameters={"validatorUrl": None},
         dependencies=[Depends(no_nul_in_parameters)],
     )
     app.state.run_worker = run_worker

@@ -28,6 +28,8 @@ class Scope(StrEnum):
     write = "write"
     publish = "publish"
     alerts = "alerts"
+    #: read /metrics (a Prometheus scraper's key: `authorization: {credentials: <key>}` in its scrape config)
+    metrics = "metrics"
     admin = "admin"
 
 

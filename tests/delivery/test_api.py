@@ -161,7 +161,7 @@ def test_claimed_batch_rechecks_cancel(memory, add_subscribers, publish, emergen
     assert memory.sent == []
 
 
-def test_health_ready_and_metrics(memory, drain, add_subscribers, publish, client, emergency_category):
+def test_health_ready_and_metrics(memory, drain, add_subscribers, publish, client, auth, emergency_category):
     assert client.get("/healthz").text == "ok"
     ready = client.get("/readyz")
     assert ready.status_code == 200 and ready.json() == {"status": "ok"}
@@ -172,10 +172,11 @@ def test_health_ready_and_metrics(memory, drain, add_subscribers, publish, clien
 
     with session_scope() as session:
         plan_next(session)
-    text = client.get("/metrics").text
+    scraper = auth("metrics")
+    text = client.get("/metrics", headers=scraper).text
     assert 'broadcaster_queue_depth{channel="memory"} 2.0' in text
     drain()
-    text = client.get("/metrics").text
+    text = client.get("/metrics", headers=scraper).text
     assert 'broadcaster_deliveries_total{channel="memory",status="sent"}' in text
     assert "broadcaster_send_seconds_bucket" in text
 

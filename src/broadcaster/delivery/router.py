@@ -582,7 +582,9 @@ def unsubscribe(session: SessionDep, token: Annotated[str, Query(max_length=1000
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics_endpoint() -> Response:
+def metrics_endpoint(_: Annotated[Principal, Depends(require_scope(Scope.metrics))]) -> Response:
+    """Prometheus metrics; needs a key with the `metrics` scope (or `admin`): queue depths and send counts
+    are operational detail an anonymous caller has no business reading."""
     from broadcaster.delivery import metrics
 
     body, ctype = metrics.render()
