@@ -100,6 +100,8 @@ _lock = threading.Lock()
 @lru_cache(maxsize=4)
 def _limiter(uri: str) -> Limiter:
     storage = storage_from_string(uri)
+    if not isinstance(storage, Storage):  # an async:// URI: the endpoints call the limiter from threads
+        raise ValueError(f"RATE_LIMIT_STORAGE_URI must name a synchronous storage, not {uri.split(':')[0]}")
     return Limiter(storage, MovingWindowRateLimiter(storage))
 
 
