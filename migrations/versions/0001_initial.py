@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 08:29:31.983561
+Create Date: 2026-12-01 08:27:16.908894
 """
 
 from __future__ import annotations
@@ -125,6 +125,32 @@ def upgrade() -> None:
         batch_op.create_index("ux_delivery_events_provider_event", ["provider", "provider_event_id"], unique=True)
 
     op.create_table(
+        "import_jobs",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("actor", sa.String(length=200), nullable=False),
+        sa.Column("filename", sa.String(length=255), nullable=False),
+        sa.Column("size_bytes", sa.BigInteger(), nullable=False),
+        sa.Column("chunks", sa.Integer(), nullable=False),
+        sa.Column("total_rows", sa.Integer(), nullable=True),
+        sa.Column("rows_done", sa.Integer(), nullable=False),
+        sa.Column("created", sa.Integer(), nullable=False),
+        sa.Column("updated", sa.Integer(), nullable=False),
+        sa.Column("rejected", sa.Integer(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("claimed_by", sa.String(length=64), nullable=True),
+        sa.Column("lease_expires_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_import_jobs")),
+    )
+    with op.batch_alter_table("import_jobs", schema=None) as batch_op:
+        batch_op.create_index("ix_import_jobs_state", ["state", "id"], unique=False)
+
+    op.create_table(
         "public_state",
         sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
         sa.Column("version", sa.BigInteger(), nullable=False),
@@ -185,6 +211,31 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_idempotency_keys_created_at"), ["created_at"], unique=False)
+
+    op.create_table(
+        "import_chunks",
+        sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("seq", sa.Integer(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["job_id"], ["import_jobs.id"], name=op.f("fk_import_chunks_job_id_import_jobs"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("job_id", "seq", name=op.f("pk_import_chunks")),
+    )
+    op.create_table(
+        "import_row_errors",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("job_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("row", sa.Integer(), nullable=False),
+        sa.Column("field", sa.String(length=100), nullable=True),
+        sa.Column("reason", sa.Text(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["job_id"], ["import_jobs.id"], name=op.f("fk_import_row_errors_job_id_import_jobs"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_import_row_errors")),
+    )
+    with op.batch_alter_table("import_row_errors", schema=None) as batch_op:
+        batch_op.create_index("ix_import_row_errors_job", ["job_id", "id"], unique=False)
 
     op.create_table(
         "incidents",
@@ -289,6 +340,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_incidents_category_id"))
 
     op.drop_table("incidents")
+    with op.batch_alter_table("import_row_errors", schema=None) as batch_op:
+        batch_op.drop_index("ix_import_row_errors_job")
+
+    op.drop_table("import_row_errors")
+    op.drop_table("import_chunks")
     with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_idempotency_keys_created_at"))
 
@@ -296,6 +352,10 @@ def downgrade() -> None:
     op.drop_table("subscribers")
     op.drop_table("rate_buckets")
     op.drop_table("public_state")
+    with op.batch_alter_table("import_jobs", schema=None) as batch_op:
+        batch_op.drop_index("ix_import_jobs_state")
+
+    op.drop_table("import_jobs")
     with op.batch_alter_table("delivery_events", schema=None) as batch_op:
         batch_op.drop_index("ux_delivery_events_provider_event")
         batch_op.drop_index(batch_op.f("ix_delivery_events_delivery_id"))

@@ -50,6 +50,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     from broadcaster.alerts.router import router as alerts_router
     from broadcaster.channels.router import router as channels_router
     from broadcaster.delivery.router import router as delivery_router
+    from broadcaster.imports.router import router as imports_router
     from broadcaster.incidents.router import router as incidents_router
     from broadcaster.keys.router import router as keys_router
     from broadcaster.public.router import router as public_router
@@ -79,11 +80,16 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         keys_router,
         channels_router,
         delivery_router,
+        imports_router,
         public_router,
     ):
         app.include_router(router)
     app.add_middleware(IdempotencyMiddleware)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        streamed={"/v1/subscribers/import": (settings.max_import_bytes, "MAX_IMPORT_BYTES")},
+    )
     app.add_middleware(
         PageSecurityMiddleware,
         public_url=settings.public_url,

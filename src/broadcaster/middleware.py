@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from broadcaster.db import session_scope
+from broadcaster.errors import PayloadTooLarge
 from broadcaster.models import IdempotencyRecord, utcnow
 from broadcaster.security import lookup_key
 
@@ -35,23 +36,54 @@ async def send_json(
     await send({"type": "http.response.body", "body": payload})
 
 
-class BodyLimitMiddleware:
-    """Answer 413 (one JSON error shape) when a request body exceeds `max_bytes`.
+def size_text(n: int) -> str:
+    """A byte count for people: 262144 -> '256 KB', 52428800 -> '50 MB' (binary multiples, as the defaults)."""
+    for unit, size in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
+        if n >= size:
+            value = n / size
+            return f"{value:.0f} {unit}" if value == int(value) else f"{value:.1f} {unit}"
+    return f"{n} bytes"
 
-    The body is read here, up to the limit, before the app sees it: a chunked upload without
+
+def too_large(limit: int, setting: str) -> dict[str, Any]:
+    """The 413 body, naming the limit that applied and the setting that raises it."""
+    return {
+        "error": "payload_too_large",
+        "detail": f"Request body exceeds the {size_text(limit)} limit ({setting}={limit} bytes).",
+        "field": "body",
+    }
+
+
+class BodyTooLarge(PayloadTooLarge):
+    """Raised by a streamed body's `receive` past its limit; the app's error handlers answer the 413."""
+
+    def __init__(self, limit: int, setting: str) -> None:
+        super().__init__(too_large(limit, setting)["detail"], field="body")
+
+
+class BodyLimitMiddleware:
+    """Answer 413 (one JSON error shape, naming the limit that applied) when a request body is too large.
+
+    The body is read here, up to MAX_BODY_BYTES, before the app sees it: a chunked upload without
     Content-Length gets the same 413 as a declared one (instead of a parse error deep in the app).
+    Paths in `streamed` (path -> (limit, setting name)) have their own limit and are not buffered: the app
+    streams them, and reading past the limit raises `BodyTooLarge` in the app (answered 413 there).
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
+    def __init__(self, app: ASGIApp, max_bytes: int, streamed: dict[str, tuple[int, str]] | None = None) -> None:
+        self.app, self.max_bytes, self.streamed = app, max_bytes, streamed or {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             await self.app(scope, receive, send)
             return
+        limit, setting = self.streamed.get(scope["path"], (self.max_bytes, "MAX_BODY_BYTES"))
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._reject(send)
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await send_json(send, 413, too_large(limit, setting))
+            return
+        if scope["path"] in self.streamed:
+            await self.app(scope, _counting_receive(receive, limit, setting), send)
             return
         chunks: list[bytes] = []
         seen = 0
@@ -61,20 +93,27 @@ class BodyLimitMiddleware:
                 return
             chunk = message.get("body", b"")
             seen += len(chunk)
-            if seen > self.max_bytes:
-                await self._reject(send)
+            if seen > limit:
+                await send_json(send, 413, too_large(limit, setting))
                 return
             chunks.append(chunk)
             if not message.get("more_body"):
                 break
         await self.app(scope, _replay_receive(b"".join(chunks), receive), send)
 
-    async def _reject(self, send: Send) -> None:
-        await send_json(
-            send,
-            413,
-            {"error": "payload_too_large", "detail": f"Request body exceeds {self.max_bytes} bytes.", "field": "body"},
-        )
+
+def _counting_receive(upstream: Receive, limit: int, setting: str) -> Receive:
+    seen = 0
+
+    async def receive() -> Message:
+        nonlocal seen
+        message = await upstream()
+        seen += len(message.get("body", b""))
+        if seen > limit:
+            raise BodyTooLarge(limit, setting)
+        return message
+
+    return receive
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     log_provider_http: bool = False
     # Largest accepted request body in bytes; bigger requests get 413
     max_body_bytes: int = 256 * 1024
+    # Largest subscriber CSV accepted by POST /v1/subscribers/import in bytes (streamed to the database, imported
+    # in the background); the default 50 MB holds about 1M rows
+    max_import_bytes: int = Field(50 * 1024 * 1024, ge=1)
     # Organisation name shown on the status page, banner and messages
     org_name: str = "Example Org"
     # Locale of updates that do not name one

@@ -72,14 +72,15 @@ def test_csv_import_keeps_good_rows_and_reports_bad_ones(client, auth, emergency
     )
     assert client.post("/v1/subscribers/import", content=csv_text, headers=auth("read")).status_code == 403
     resp = client.post(
-        "/v1/subscribers/import",
+        "/v1/subscribers/import?wait=true",
         files={"file": ("subs.csv", csv_text, "text/csv")},
         headers=auth("write"),
     )
     assert resp.status_code == 200, resp.text
     report = resp.json()
-    assert (report["created"], report["updated"]) == (1, 1)
-    rejected = {r["row"]: r["errors"][0]["field"] for r in report["rejected"]}
+    assert (report["state"], report["created"], report["updated"], report["rejected"]) == ("done", 1, 1, 4)
+    assert (report["filename"], report["total_rows"], report["rows_done"]) == ("subs.csv", 6, 6)
+    rejected = {e["row"]: e["field"] for e in report["errors"]}
     assert rejected == {3: "phone", 4: "email", 5: "categories", 6: None}
     subs = client.get("/v1/subscribers", headers=auth("read")).json()["items"]
     assert len(subs) == 1
@@ -224,12 +225,14 @@ def test_csv_import_odd_files(client, auth, emergency_category):
     over csv's size limit; a NUL in a row failed the whole import on PostgreSQL."""
     w = auth("write") | {"Content-Type": "text/csv"}
     resp = client.post(
-        "/v1/subscribers/import", headers=w, content="phone,name\r\n+15551230000,A\rB\r\n+15551230001,C\x00\r\n"
+        "/v1/subscribers/import?wait=true",
+        headers=w,
+        content="phone,name\r\n+15551230000,A\rB\r\n+15551230001,C\x00\r\n",
     )
     assert resp.status_code == 200, resp.text
     report = resp.json()
-    assert report["created"] == 1 and [r["row"] for r in report["rejected"]] == [3, 4]
-    assert report["rejected"][1]["errors"][0]["field"] == "name"
+    assert report["created"] == 1 and [e["row"] for e in report["errors"]] == [3, 4]
+    assert report["errors"][1]["field"] == "name"
     big = "phone,name\n+15551230002," + "x" * 200_000 + "\n"
     resp = client.post("/v1/subscribers/import", headers=w, content=big)
     assert resp.status_code == 422 and resp.json()["field"] == "file", resp.text

@@ -21,7 +21,6 @@ from broadcaster.delivery.schemas import (
     BroadcastReport,
     CancelOut,
     DeliveryOut,
-    ImportReport,
     SubscribeIn,
     SubscriberIn,
     SubscriberOut,
@@ -41,25 +40,8 @@ Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
 Writer = Annotated[Principal, Depends(require_scope(Scope.write))]
 Publisher = Annotated[Principal, Depends(require_scope(Scope.publish))]
 
-MAX_CSV_BYTES = 20 * 1024 * 1024
-
 # Bodies the endpoints below parse themselves, documented so the OpenAPI document (and clients or fuzzers
 # generated from it) know them.
-_CSV_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "text/csv": {"schema": {"type": "string"}},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["file"],
-                    "properties": {"file": {"type": "string", "format": "binary"}},
-                }
-            },
-        },
-    }
-}
 _TWILIO_FORM: dict[str, Any] = {
     "requestBody": {
         "content": {
@@ -188,41 +170,6 @@ def list_subscribers(
     more = len(rows) > page.limit
     rows = rows[: page.limit]
     return Page(items=[SubscriberOut.build(r) for r in rows], next_cursor=str(rows[-1].id) if more else None)
-
-
-@router.post("/v1/subscribers/import", response_model=ImportReport, tags=["subscribers"], openapi_extra=_CSV_BODY)
-async def import_subscribers(request: Request, session: SessionDep, who: Writer) -> ImportReport:
-    """Upload a CSV (multipart field `file`, or the raw `text/csv` body). Good rows are kept, bad rows
-    are listed with reasons; a row matching an existing phone or email updates that subscriber."""
-    ctype = request.headers.get("content-type", "")
-    if ctype.startswith("multipart/form-data"):
-        form = await request.form()
-        upload = form.get("file")
-        if upload is None or isinstance(upload, str):
-            raise Unprocessable("upload the CSV as the multipart field 'file'", field="file")
-        raw = await upload.read(MAX_CSV_BYTES + 1)
-    else:
-        raw = await request.body()
-    if not raw.strip():
-        raise Unprocessable("the CSV is empty", field="file")
-    if len(raw) > MAX_CSV_BYTES:
-        raise Unprocessable("the CSV is larger than 20 MB; split it", field="file")
-    try:
-        content = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise Unprocessable("the CSV must be UTF-8 encoded", field="file") from exc
-    result = subscribers.import_csv(session, content)
-    audit.record(
-        session,
-        who.actor,
-        "subscriber.import",
-        "subscriber",
-        "csv",
-        created=result.created,
-        updated=result.updated,
-        rejected=len(result.rejected),
-    )
-    return result
 
 
 @router.get("/v1/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 
@@ -15,14 +16,24 @@ log = logging.getLogger(__name__)
 
 
 async def start_background(app: FastAPI) -> None:
-    """Start the in-process delivery worker."""
+    """Start the in-process delivery worker, and the subscriber-import runner beside it."""
+    from broadcaster.imports.runner import ImportRunner
+
     worker = Worker(get_settings())
     app.state.delivery_worker = worker
     app.state.delivery_task = asyncio.create_task(worker.run(), name="delivery-worker")
+    imports = ImportRunner(get_settings())
+    app.state.import_runner = imports
+    app.state.import_task = asyncio.create_task(imports.run(), name="import-runner")
 
 
 async def stop_background(app: FastAPI) -> None:
-    """Stop it, letting in-flight sends finish."""
+    """Stop it, letting in-flight sends finish (an import in progress is queued again after its batch)."""
+    imports = getattr(app.state, "import_runner", None)
+    if imports is not None:
+        imports.stop()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(app.state.import_task, timeout=30)
     worker: Worker | None = getattr(app.state, "delivery_worker", None)
     task: asyncio.Task[None] | None = getattr(app.state, "delivery_task", None)
     if worker is None or task is None:
@@ -45,12 +56,18 @@ def run_worker_process(concurrency: int | None = None) -> None:
         start_http_server(settings.worker_metrics_port)
 
     async def main() -> None:
+        from broadcaster.imports.runner import ImportRunner
+
         worker = Worker(settings, concurrency=concurrency)
+        imports = ImportRunner(settings)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, worker.stop)
+            loop.add_signal_handler(sig, lambda: (worker.stop(), imports.stop()))
         log.info("delivery worker %s started", worker.id)
+        import_task = asyncio.create_task(imports.run(), name="import-runner")
         await worker.run()
+        imports.stop()
+        await import_task
         log.info("delivery worker %s stopped (%d sent)", worker.id, worker.sent)
 
     asyncio.run(main())

@@ -1,6 +1,6 @@
 """All tables; importing this module registers every model on `Base.metadata`."""
 
-from broadcaster.models import delivery, public
+from broadcaster.models import delivery, imports, public
 from broadcaster.models.base import Base, utcnow
 from broadcaster.models.core import ApiKey, AuditEntry, Category, IdempotencyRecord, Incident, Update
 
@@ -13,6 +13,7 @@ __all__ = [
     "Incident",
     "Update",
     "delivery",
+    "imports",
     "public",
     "utcnow",
 ]

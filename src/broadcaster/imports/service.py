@@ -1,0 +1,186 @@
+"""Import jobs: storing an upload, checking it, the batched upsert of parsed rows, and the report.
+
+Functions that take a `Session` never commit (the caller's transaction); the others open their own short
+transactions, so an upload never holds SQLite's write lock while the client is still sending.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select, update
+from sqlalchemy.orm import Session
+
+from broadcaster import audit
+from broadcaster.db import get_engine, session_scope
+from broadcaster.delivery.audience import pack
+from broadcaster.errors import NotFound
+from broadcaster.imports import parsing
+from broadcaster.imports.parsing import Row
+from broadcaster.models import Category, utcnow
+from broadcaster.models.delivery import Subscriber
+from broadcaster.models.imports import ImportChunk, ImportJob, ImportRowError
+
+#: the upload is stored in pieces of this size
+CHUNK_BYTES = 1 << 20
+#: rows per batch: one transaction (and one lookup of existing subscribers) each
+BATCH_ROWS = 1000
+#: rejected rows kept in the error report per job; more are counted in `rejected` but not listed
+MAX_REPORTED_ROWS = 10_000
+
+
+# --- upload ------------------------------------------------------------------------------------------------
+
+
+def create_job(actor: str, filename: str) -> int:
+    with session_scope() as session:
+        job = ImportJob(actor=actor[:200], filename=filename[:255], state="uploading")
+        session.add(job)
+        session.flush()
+        return job.id
+
+
+def store_chunk(job_id: int, seq: int, data: bytes) -> None:
+    with session_scope() as session:
+        session.add(ImportChunk(job_id=job_id, seq=seq, data=data))
+        session.execute(
+            update(ImportJob)
+            .where(ImportJob.id == job_id)
+            .values(chunks=seq + 1, size_bytes=ImportJob.size_bytes + len(data), updated_at=utcnow())
+        )
+
+
+def discard(job_id: int) -> None:
+    """Forget an upload that failed (its chunks go with it): a refused upload leaves nothing behind."""
+    with session_scope() as session:
+        session.execute(delete(ImportChunk).where(ImportChunk.job_id == job_id))
+        session.execute(delete(ImportJob).where(ImportJob.id == job_id))
+
+
+def seal(job_id: int, actor: str) -> None:
+    """Check the stored file from end to end (encoding, header, CSV syntax) and queue it; `CsvProblem` (422)
+    before any subscriber is written."""
+    total = parsing.check(get_engine(), job_id)
+    with session_scope() as session:
+        job = session.get(ImportJob, job_id)
+        assert job is not None
+        job.total_rows, job.state = total, "queued"
+        audit.record(session, actor, "subscriber.import", "import", job_id, bytes=job.size_bytes, rows=total)
+
+
+# --- the batched upsert -----------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    created: int = 0
+    updated: int = 0
+    rejected: list[Row] = field(default_factory=list)
+
+
+def _values(row: Row, body_fields: dict[str, object], only_filled: bool) -> dict[str, object]:
+    values: dict[str, object] = {}
+    for key, value in body_fields.items():
+        if only_filled and not row.cells.get(key):
+            continue  # an update only touches the cells the row fills in
+        if key in ("categories", "tags"):
+            value = pack(value or [])  # type: ignore[arg-type]
+        elif key == "email" and value:
+            value = str(value).lower()
+        values[key] = value
+    return values
+
+
+def upsert(session: Session, rows: list[Row], known_categories: set[str]) -> BatchResult:
+    """Create or update the subscribers of one batch (matched by phone or email, in the database or earlier in
+    the batch); rows that fail validation, name unknown categories or match two subscribers are rejected."""
+    result = BatchResult()
+    good: list[Row] = []
+    for row in rows:
+        if row.body is not None and not row.errors:
+            missing = [c for c in row.body.categories if c not in known_categories]
+            if missing:
+                row.errors = [("categories", f"unknown category {missing[0]!r}")]
+        (result.rejected if row.errors or row.body is None else good).append(row)
+    phones = {r.body.phone for r in good if r.body and r.body.phone}
+    emails = {str(r.body.email).lower() for r in good if r.body and r.body.email}
+    by_phone: dict[str, Subscriber] = {}
+    by_email: dict[str, Subscriber] = {}
+    if phones or emails:
+        conds = []
+        if phones:
+            conds.append(Subscriber.phone.in_(phones))
+        if emails:
+            conds.append(Subscriber.email.in_(emails))
+        for sub in session.scalars(select(Subscriber).where(or_(*conds))):
+            if sub.phone:
+                by_phone[sub.phone] = sub
+            if sub.email:
+                by_email[sub.email] = sub
+    for row in good:
+        assert row.body is not None
+        email = str(row.body.email).lower() if row.body.email else None
+        found = {id(s): s for s in (by_phone.get(row.body.phone or ""), by_email.get(email or "")) if s is not None}
+        if len(found) > 1:
+            row.errors = [("email", "phone and email belong to two different subscribers")]
+            result.rejected.append(row)
+            continue
+        fields = row.body.model_dump(exclude={"email_confirmed"})
+        if found:
+            sub = next(iter(found.values()))
+            for key, value in _values(row, fields, only_filled=True).items():
+                setattr(sub, key, value)
+            sub.updated_at = utcnow()
+            result.updated += 1
+        else:
+            sub = Subscriber(source="csv", email_confirmed=True, **_values(row, fields, only_filled=False))
+            session.add(sub)
+            result.created += 1
+        if sub.phone:
+            by_phone[sub.phone] = sub
+        if sub.email:
+            by_email[sub.email] = sub
+    session.flush()
+    return result
+
+
+def known_categories(session: Session) -> set[str]:
+    return set(session.scalars(select(Category.slug)))
+
+
+def record_errors(session: Session, job_id: int, rows: list[Row], reported_so_far: int) -> None:
+    """Add the rejected rows to the report, up to MAX_REPORTED_ROWS rows per job."""
+    room = max(0, MAX_REPORTED_ROWS - reported_so_far)
+    entries = [
+        {"job_id": job_id, "row": row.number, "field": (name or None) and name[:100], "reason": reason}
+        for row in rows[:room]
+        for name, reason in row.errors
+    ]
+    if entries:
+        session.execute(ImportRowError.__table__.insert(), entries)
+
+
+# --- reading ---------------------------------------------------------------------------------------------
+
+
+def get(session: Session, job_id: int) -> ImportJob:
+    job = session.get(ImportJob, job_id)
+    if job is None:
+        raise NotFound(f"Import {job_id} does not exist.", field="import_id")
+    return job
+
+
+def errors(session: Session, job_id: int, *, after: int | None, limit: int) -> list[ImportRowError]:
+    stmt = select(ImportRowError).where(ImportRowError.job_id == job_id).order_by(ImportRowError.id).limit(limit)
+    if after is not None:
+        stmt = stmt.where(ImportRowError.id > after)
+    return list(session.scalars(stmt))
+
+
+def rows_per_second(job: ImportJob, now: datetime | None = None) -> float | None:
+    if job.started_at is None or not job.rows_done:
+        return None
+    end = job.finished_at or now or utcnow()
+    seconds = (end - job.started_at).total_seconds()
+    return round(job.rows_done / seconds, 1) if seconds > 0 else None
