@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from broadcaster.delivery.eta import EtaOut
 from broadcaster.domain import Severity
 from broadcaster.incidents.schemas import UpdateIn
 from broadcaster.pagination import MAX_ID
@@ -50,6 +51,7 @@ class ChannelPreview(RenderOut):
     configured: bool
     failover: list[str] = Field(default_factory=list)
     recipients: int = 0
+    eta: EtaOut | None = Field(None, description="Time to reach every recipient at the configured rate.")
     translations: dict[str, RenderOut] = Field(default_factory=dict, description="The same, per translation.")
 
 

@@ -6,9 +6,12 @@ import logging
 
 from sqlalchemy.orm import Session
 
-from broadcaster.channels.base import Adapter
+from broadcaster.channels.base import Adapter, Message
 from broadcaster.channels.registry import adapter_classes, build_adapter, kind_of, resolve_channel
 from broadcaster.channels.schemas import AdapterOut, ChannelPreview, DraftPreviewIn, PreviewOut, RenderOut
+from broadcaster.delivery import eta as eta_module
+from broadcaster.delivery.eta import SLOW_SECONDS, EtaOut
+from broadcaster.domain import Priority
 from broadcaster.errors import NotFound, Unprocessable
 from broadcaster.models import Category, Incident, Update
 from broadcaster.rendering import Rendered, render_update
@@ -130,6 +133,9 @@ def preview(session: Session, update: Update, settings: Settings, *, with_counts
         recipients = counts.get(name)
         if recipients is None and adapters:
             recipients = counts.get(adapters[0].name, counts.get(kind.value))
+        eta = _eta(session, update, name, int(recipients or 0), adapters[0] if adapters else None, rendered.message)
+        if eta.seconds is not None and eta.seconds > SLOW_SECONDS:
+            channel_warnings.append(f"slow: {eta.text} to reach everyone")
         out.append(
             ChannelPreview(
                 **{**base.model_dump(), "warnings": channel_warnings},
@@ -139,6 +145,7 @@ def preview(session: Session, update: Update, settings: Settings, *, with_counts
                 configured=bool(adapters),
                 failover=[a.name for a in adapters[1:]],
                 recipients=int(recipients or 0),
+                eta=eta,
                 translations=extra,
             )
         )
@@ -151,6 +158,19 @@ def preview(session: Session, update: Update, settings: Settings, *, with_counts
         channels=out,
         warnings=warnings,
     )
+
+
+def _eta(
+    session: Session, update: Update, name: str, recipients: int, adapter: Adapter | None, message: Message
+) -> EtaOut:
+    """How long this channel takes to reach everyone, behind what is already queued in its lane or above."""
+    priority = Priority.for_send(update.incident.severity, test=bool(update.test))
+    try:
+        ahead = eta_module.queued_ahead(session, name, int(priority))
+    except Exception:  # an estimate never fails a preview
+        log.exception("queued_ahead failed during preview")
+        ahead = 0
+    return eta_module.estimate(name, eta_module.label_of(name, adapter), recipients, adapter, message, ahead)
 
 
 def draft_update(session: Session, data: DraftPreviewIn) -> Update:

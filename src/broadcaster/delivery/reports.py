@@ -11,11 +11,14 @@ from sqlalchemy.orm import Session
 
 from broadcaster.channels.base import is_url, mask_url
 from broadcaster.csvsafe import safe_cell
-from broadcaster.delivery.schemas import BroadcastOut, BroadcastReport, DeliveryOut
+from broadcaster.delivery import eta
+from broadcaster.delivery.eta import EtaOut
+from broadcaster.delivery.schemas import BroadcastOut, BroadcastReport, ChannelReport, DeliveryOut
 from broadcaster.errors import NotFound
 from broadcaster.models import utcnow
 from broadcaster.models.delivery import Broadcast, Delivery
 
+FAILED = ("failed", "undelivered", "bounced")
 FINAL = {"sent", "delivered", "opened", "failed", "undelivered", "bounced", "cancelled", "suppressed"}
 RATE_WINDOW = 60
 
@@ -47,13 +50,67 @@ def report(session: Session, broadcast_id: int) -> BroadcastReport:
     )
     total = row.total
     progress = 1.0 if row.state in ("done", "cancelled") else (finished / total if total else 0.0)
+    per_channel = channel_reports(session, row, counts)
     return BroadcastReport(
         **out(row).model_dump(),
         counts=counts,
+        channels_report=per_channel,
         finished=finished,
         progress=round(progress, 4),
         rate_per_second=round(int(recent or 0) / RATE_WINDOW, 2),
+        suspected_duplicates=sum(c.suspected_duplicates for c in per_channel.values()),
     )
+
+
+def channel_reports(session: Session, row: Broadcast, counts: dict[str, dict[str, int]]) -> dict[str, ChannelReport]:
+    """Per channel: outcomes, failures by reason, suspected duplicates and the ETA of what is left."""
+    failures: dict[str, dict[str, int]] = {}
+    for channel, code, n in session.execute(
+        select(Delivery.channel, Delivery.error_code, func.count())
+        .where(Delivery.broadcast_id == row.id, Delivery.status.in_(FAILED))
+        .group_by(Delivery.channel, Delivery.error_code)
+    ):
+        failures.setdefault(channel, {})[code or "unknown"] = int(n)
+    suspects: dict[str, int] = {}
+    for channel, n in session.execute(
+        select(Delivery.channel, func.count())
+        .where(Delivery.broadcast_id == row.id, Delivery.suspect_duplicate.is_(True))
+        .group_by(Delivery.channel)
+    ):
+        suspects[channel] = int(n)
+    result: dict[str, ChannelReport] = {}
+    for channel, per in counts.items():
+        left = per.get("pending", 0) + per.get("sending", 0)
+        result[channel] = ChannelReport(
+            sent=per.get("sent", 0),
+            delivered=per.get("delivered", 0) + per.get("opened", 0),
+            failed=sum(per.get(s, 0) for s in FAILED),
+            failed_by_reason=failures.get(channel, {}),
+            pending=per.get("pending", 0),
+            sending=per.get("sending", 0),
+            cancelled=per.get("cancelled", 0),
+            suspected_duplicates=int(suspects.get(channel, 0)),
+            eta=_eta(session, row, channel, left) if left else None,
+        )
+    return result
+
+
+def _eta(session: Session, row: Broadcast, channel: str, left: int) -> EtaOut:
+    from broadcaster.channels.registry import resolve_channel
+    from broadcaster.delivery.render import message_for
+    from broadcaster.settings import get_settings
+
+    adapters = resolve_channel(channel, get_settings())
+    adapter = adapters[0] if adapters else None
+    message = None
+    if adapter is not None:
+        try:
+            message = message_for(session, row, adapter, get_settings().default_locale)
+        except Exception:  # an estimate never fails a report
+            message = None
+    # rows of this broadcast in flight are part of `left`; count only other broadcasts' rows ahead
+    ahead = eta.queued_ahead(session, channel, row.priority, before_broadcast=row.id)
+    return eta.estimate(channel, eta.label_of(channel, adapter), left, adapter, message, ahead)
 
 
 def deliveries_query(broadcast_id: int, channel: str | None, status: str | None, address: str | None) -> Select:

@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from broadcaster.delivery.audience import unpack
+from broadcaster.delivery.eta import EtaOut
 from broadcaster.domain import Input, normalize_locale, normalize_phone
 
 _TAG = r"^[a-z0-9][a-z0-9_-]{0,62}$"
@@ -151,11 +152,33 @@ class BroadcastOut(BaseModel):
     cancelled_at: datetime | None
 
 
+class ChannelReport(BaseModel):
+    """One channel of a broadcast: where every delivery stands, why failures failed, and how long the rest takes."""
+
+    sent: int = Field(0, description="Accepted by the provider (delivered, opened and bounced ones excluded).")
+    delivered: int = Field(0, description="Confirmed delivered (or opened) by a provider receipt.")
+    failed: int = Field(0, description="Failed, undelivered or bounced.")
+    failed_by_reason: dict[str, int] = Field(default_factory=dict, description="Failures per provider error code.")
+    pending: int = Field(0, description="Waiting to be sent (or to be retried).")
+    sending: int = Field(0, description="Claimed by a worker, in flight.")
+    cancelled: int = 0
+    suspected_duplicates: int = Field(
+        0,
+        description="Sent again after an attempt timed out and the provider could not say whether it had "
+        "arrived: these recipients may have the message twice.",
+    )
+    eta: EtaOut | None = Field(None, description="Time to reach the rest at the configured rate.")
+
+
 class BroadcastReport(BroadcastOut):
     counts: dict[str, dict[str, int]] = Field(description="Deliveries per channel and status.")
+    channels_report: dict[str, ChannelReport] = Field(
+        default_factory=dict, description="Per channel: sent, delivered, failed by reason, pending, ETA."
+    )
     finished: int = Field(description="Deliveries in a final state.")
     progress: float = Field(description="finished / total, 0..1.")
     rate_per_second: float = Field(description="Sends per second over the last minute.")
+    suspected_duplicates: int = Field(0, description="Sum of the channels' suspected duplicates.")
 
 
 class DeliveryOut(BaseModel):

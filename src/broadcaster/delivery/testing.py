@@ -12,11 +12,22 @@ import json
 import os
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from itertools import count
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from broadcaster.channels.base import Adapter, ErrorClass, Limits, Message, ProviderError, Recipient, SendResult
+from broadcaster.channels.base import (
+    Adapter,
+    ErrorClass,
+    Limits,
+    LookupResult,
+    LookupStatus,
+    Message,
+    ProviderError,
+    Recipient,
+    SendResult,
+)
 from broadcaster.domain import ChannelKind
 
 if TYPE_CHECKING:
@@ -29,6 +40,15 @@ def transient(
     code: str = "503", reason: str = "service unavailable", retry_after: float | None = None
 ) -> ProviderError:
     return ProviderError(ErrorClass.transient, code, reason, retry_after=retry_after)
+
+
+#: reason of a scripted timeout whose request the "provider" accepted before the answer was lost
+ACCEPTED_THEN_LOST = "accepted, then the answer was lost"
+
+
+def accepted_timeout() -> ProviderError:
+    """A scripted timeout after the message was accepted (the case that turns retries into duplicates)."""
+    return ProviderError(ErrorClass.transient, "timeout", ACCEPTED_THEN_LOST)
 
 
 def permanent(code: str = "21211", reason: str = "invalid 'To' number") -> ProviderError:
@@ -53,6 +73,8 @@ class MemoryAdapter(Adapter):
     attempts: ClassVar[list[tuple[str, str]]] = []
     #: keep `sent`/`attempts` in memory (benchmarks turn this off to measure the worker, not the lists)
     record: ClassVar[bool] = True
+    #: answer `lookup` from `sent` (as Twilio's message list would); off: "cannot tell", like most providers
+    can_lookup: ClassVar[bool] = False
 
     def __init__(self, log_path: Path | None) -> None:
         self.log_path = log_path
@@ -65,6 +87,7 @@ class MemoryAdapter(Adapter):
 
     @classmethod
     def reset(cls) -> None:
+        cls.can_lookup = False
         cls.sent.clear()
         cls.script.clear()
         cls.always_fail.clear()
@@ -86,6 +109,8 @@ class MemoryAdapter(Adapter):
                 self.attempts.append((self.name, r.address))
             error = self._outcome(r.address)
             if error is not None:
+                if error.reason == ACCEPTED_THEN_LOST and self.record:
+                    self.sent.append((self.name, r.address, r.idempotency_key, message.text))
                 results.append(SendResult.failure(r.delivery_id, error))
                 continue
             if self.record:
@@ -109,6 +134,14 @@ class MemoryAdapter(Adapter):
             finally:
                 os.close(fd)
         return results
+
+    async def lookup(self, message: Message, recipient: Recipient, since: datetime) -> LookupResult:
+        if not self.can_lookup:
+            return await super().lookup(message, recipient, since)
+        for name, address, key, _text in self.sent:
+            if name == self.name and address == recipient.address and key == recipient.idempotency_key:
+                return LookupResult(LookupStatus.found, f"MM-found-{recipient.delivery_id}")
+        return LookupResult(LookupStatus.not_found)
 
 
 class MemoryBackupAdapter(MemoryAdapter):

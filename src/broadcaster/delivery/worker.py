@@ -406,8 +406,8 @@ class Worker:
             if unknown:
                 reason += " (the last attempt timed out: the provider may have sent it)"
             return Outcome(d.id, d.channel, "failed", adapter.name, None, err.code, reason, outcome_unknown=unknown)
-        if unknown and type(adapter).lookup is not Adapter.lookup:
-            delay = max(delay, LOOKUP_DELAY)  # let the provider's message list show the earlier attempt
+        if unknown:  # let the provider's message list show the earlier attempt (within the retry ceiling)
+            delay = max(delay, min(LOOKUP_DELAY, self.retry.max_seconds))
         return Outcome(
             d.id,
             d.channel,

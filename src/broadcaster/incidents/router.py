@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import AfterValidator
+from sqlalchemy.orm import Session
 
 from broadcaster import audit, publishing
+from broadcaster.delivery import eta
+from broadcaster.delivery.eta import EtaOut
 from broadcaster.deps import SessionDep
 from broadcaster.domain import IncidentStatus, Severity, UpdateState
 from broadcaster.errors import ErrorOut
@@ -22,9 +26,11 @@ from broadcaster.incidents.schemas import (
     UpdateOut,
     UpdatePatch,
 )
+from broadcaster.models import Update
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
 from broadcaster.security import Principal, Scope, require_scope
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["incidents"])
 
 PENDING_ETAG_DOC = "While the update waits for approval: the content ETag the requester asked to publish."
@@ -162,7 +168,17 @@ def publish_update(update_id: IdPath, session: SessionDep, who: Publisher, respo
         update=UpdateOut.model_validate(result.update),
         broadcast_id=result.broadcast_id,
         approval_required=result.approval_required,
+        eta=_etas(session, result.update) if result.broadcast_id else [],
     )
+
+
+def _etas(session: Session, update: Update) -> list[EtaOut]:
+    """The publish answer's ETAs; an estimate that fails is left out, never a failed publish."""
+    try:
+        return eta.for_publish(session, update)
+    except Exception:
+        log.exception("ETA estimate failed for update %s", update.id)
+        return []
 
 
 IfMatch = Annotated[
@@ -186,4 +202,8 @@ IfMatch = Annotated[
 def approve_update(update_id: IdPath, session: SessionDep, who: Publisher, if_match: IfMatch = None) -> PublishOut:
     """Approve a pending update and publish it: a second key, and exactly the content you previewed."""
     result = publishing.approve(session, update_id, who.actor, if_match)
-    return PublishOut(update=UpdateOut.model_validate(result.update), broadcast_id=result.broadcast_id)
+    return PublishOut(
+        update=UpdateOut.model_validate(result.update),
+        broadcast_id=result.broadcast_id,
+        eta=_etas(session, result.update) if result.broadcast_id else [],
+    )

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from broadcaster.delivery.eta import EtaOut
 from broadcaster.domain import IncidentStatus, Input, Severity, UpdateKind, normalize_locale, validate_slug
 from broadcaster.pagination import MAX_ID
 
@@ -214,6 +215,11 @@ class PublishOut(BaseModel):
     update: UpdateOut
     broadcast_id: int | None = None
     approval_required: bool = False
+    eta: list[EtaOut] = Field(
+        default_factory=list,
+        description="Per channel: how long reaching everyone takes at the configured rates (audience sizes are "
+        "the database planner's estimate on PostgreSQL; GET /v1/broadcasts/{id} has exact figures).",
+    )
 
 
 class AlertIn(Input):
