@@ -14,7 +14,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.exc import DataError, IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -179,6 +179,18 @@ async def _integrity_error(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(409, "conflict", "The request conflicts with the current state (duplicate or in use).")
 
 
+async def _database_unavailable(_request: Request, exc: Exception) -> JSONResponse:
+    """The database connection dropped or is refusing connections (a restart, a failover, a killed backend):
+    the request changed nothing (its transaction rolled back) and can be retried; the pool reconnects."""
+    log.warning("database unavailable: %s", type(getattr(exc, "orig", exc)).__name__)
+    return error_response(
+        503,
+        "database_unavailable",
+        "The database is unavailable for a moment; nothing was changed. Retry shortly.",
+        headers={"Retry-After": "2"},
+    )
+
+
 async def _unhandled(_request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error", exc_info=exc)
     return error_response(500, "internal_error", "An internal error occurred; it has been logged.")
@@ -199,4 +211,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(DataError, _data_error)
     app.add_exception_handler(IntegrityError, _integrity_error)
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
     app.add_exception_handler(Exception, _unhandled)

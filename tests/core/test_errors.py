@@ -213,3 +213,32 @@ def test_every_422_names_a_field(client, admin, emergency_category, unchanged, m
 def test_nul_in_a_parameter_is_422_naming_it(client, admin, path, field):
     """Refused before any query: on PostgreSQL it used to fail in the database, as a field-less 422."""
     assert_error(client.get(path, headers=admin), 422, "invalid", field)
+
+
+def test_database_outage_is_a_503_and_the_pool_reconnects(app, client, auth, db_url):
+    """A dropped database connection is a retryable 503 (nothing changed), never a 500; after the server
+    killed every connection of ours (PostgreSQL restart, failover), the next request simply works."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    @app.get("/_test/db-down")
+    def db_down() -> None:
+        raise OperationalError("SELECT 1", {}, ConnectionError("server closed the connection unexpectedly"))
+
+    resp = client.get("/_test/db-down")
+    assert resp.status_code == 503 and resp.headers["Retry-After"] == "2"
+    assert resp.json()["error"] == "database_unavailable"
+    headers = auth("read")
+    assert client.get("/v1/incidents", headers=headers).status_code == 200
+    if db_url.startswith("postgresql"):
+        killer = create_engine(db_url, isolation_level="AUTOCOMMIT")
+        with killer.connect() as conn:
+            killed = conn.execute(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalar()
+        killer.dispose()
+        assert killed >= 1
+    assert client.get("/v1/incidents", headers=headers).status_code == 200
