@@ -190,7 +190,7 @@ def test_sendgrid_events_replayed_or_retried_are_applied_once(
     body = json.dumps(events).encode()
     url = "/v1/webhooks/sendgrid/events"
     now = int(time.time())
-    for ts in (now - 301, now + 301, 1700000000, "not-a-number"):
+    for ts in (now - 600, now + 600, 1700000000, "not-a-number"):  # the 300 s boundary: test below
         resp = client.post(url, content=body, headers=signed(body, str(ts)))
         assert resp.status_code == 403, (ts, resp.text)
         assert resp.json()["field"] == "X-Twilio-Email-Event-Webhook-Timestamp", resp.json()
@@ -207,6 +207,14 @@ def test_sendgrid_events_replayed_or_retried_are_applied_once(
     later = json.dumps([{"event": "bounce", "delivery_id": str(d.id), "sg_event_id": "Ym91bmNl-3"}]).encode()
     assert client.post(url, content=later, headers=signed(later)).status_code == 204
     assert _events() == 4
+
+
+def test_sendgrid_timestamp_tolerance_is_five_minutes_either_way():
+    from broadcaster.delivery.receipts import _fresh
+
+    now = 1_800_000_000.0
+    assert [_fresh(str(int(now) + d), now) for d in (-301, -300, 0, 300, 301)] == [False, True, True, True, False]
+    assert not _fresh("", now) and not _fresh("1.5e9", now) and _fresh(" 1800000000 ", now)
 
 
 def test_one_click_unsubscribe(signed, client, add_subscribers, emergency_category):
