@@ -64,9 +64,9 @@ class Settings(BaseSettings):
     worker_in_process: bool = True
     # Deliveries a worker claims per batch
     worker_batch_size: int = 500
-    # Seconds a claimed batch stays leased; a crashed worker's deliveries are picked up again after this
+    # Seconds a claim is leased (renewed by a heartbeat while the worker lives); a dead worker's rows are sent again after this
     worker_lease_seconds: int = 60
-    # Provider calls a worker keeps in flight at once
+    # Provider calls (chunks) a worker keeps in flight at once; a kill -9 can resend at most this x chunk size
     worker_concurrency: int = 100
     # Seconds an idle worker waits before looking for work again (PostgreSQL also wakes it with NOTIFY)
     worker_poll_seconds: float = 1.0
