@@ -64,7 +64,7 @@ class Settings(BaseSettings):
     worker_in_process: bool = True
     # Deliveries a worker claims per batch
     worker_batch_size: int = 500
-    # Seconds a claim is leased (renewed by a heartbeat while the worker lives); a dead worker's rows are sent again after this
+    # Seconds a claim is leased (a heartbeat renews it); a dead worker's rows are sent again after this
     worker_lease_seconds: int = 60
     # Provider calls (chunks) a worker keeps in flight at once; a kill -9 can resend at most this x chunk size
     worker_concurrency: int = 100
