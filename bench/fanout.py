@@ -249,8 +249,10 @@ def _raw_loop(url: str, out: Any) -> None:
             ids = [
                 r[0]
                 for r in conn.execute(
+                    # the order of ix_deliveries_pending (channel, priority, id), as workers claim per channel
                     "UPDATE deliveries SET status='sending' WHERE id IN (SELECT id FROM deliveries "
-                    "WHERE status='pending' ORDER BY id LIMIT 500 FOR UPDATE SKIP LOCKED) RETURNING id"
+                    "WHERE status='pending' AND channel='memory' ORDER BY priority, id LIMIT 500 "
+                    "FOR UPDATE SKIP LOCKED) RETURNING id"
                 )
             ]
             if not ids:
@@ -271,7 +273,7 @@ def _ours_loop(url: str, out: Any) -> None:
     done, marks = 0, []
     started = time.monotonic()
     while time.monotonic() - started < PHASE_LIMIT:
-        batch = claim(engine, worker.id, 500, 60)
+        batch = claim(engine, worker.id, 500, 60, channel="memory")
         if not batch:
             break
         worker._record([Outcome(d.id, d.channel, "sent", "memory", f"m{d.id}") for d in batch])
