@@ -119,7 +119,11 @@ class FakeProviders:
         if path.startswith("/_fake/"):
             status, out_headers, payload = self._control(method, path, query, body)
         else:
-            status, out_headers, payload = await self._provider(method, path, query, headers, body)
+            self.state.in_flight += 1  # one event loop thread: no lock needed
+            try:
+                status, out_headers, payload = await self._provider(method, path, query, headers, body)
+            finally:
+                self.state.in_flight -= 1
         raw_headers = [(k.encode(), v.encode()) for k, v in out_headers.items()]
         raw_headers.append((b"content-length", str(len(payload)).encode()))
         await send({"type": "http.response.start", "status": status, "headers": raw_headers})
@@ -129,7 +133,7 @@ class FakeProviders:
     def _control(self, method: str, path: str, query: str, body: bytes) -> Reply:
         st = self.state
         if path == "/_fake/health":
-            return _json(200, {"ok": True, "count": st.count})
+            return _json(200, {"ok": True, "count": st.count, "in_flight": st.in_flight})
         if path == "/_fake/requests" and method == "GET":
             q = parse_qs(query)
             items = st.requests(q.get("provider", [None])[0], q.get("path", [None])[0])

@@ -179,6 +179,8 @@ class FakeState:
         self._faults: dict[str, list[Fault]] = {p: [] for p in PROVIDERS}
         self._random: dict[str, RandomFaults] = {}
         self.count = 0
+        #: provider requests received but not answered yet (hanging, slow or being handled)
+        self.in_flight = 0
         #: what the fake Twilio accepted (its Messages and Calls lists), per account
         self.twilio_messages: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.twilio_calls: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -79,6 +79,10 @@ class FakeHandle:
         """Requests received since the last reset (recorded or not)."""
         raise NotImplementedError
 
+    def in_flight(self) -> int:
+        """Provider requests received and not answered yet (e.g. hanging on an injected timeout)."""
+        raise NotImplementedError
+
     def webhook_url(self, name: str = "default") -> str:
         return f"{self.url}/hooks/{name}"
 
@@ -134,6 +138,9 @@ class RunningFake(FakeHandle):
     def count(self) -> int:
         return self.state.count
 
+    def in_flight(self) -> int:
+        return self.state.in_flight
+
 
 class FakeProcess(FakeHandle):
     """A handle on a fake server in a child process, driven through its control API (`/_fake/...`)."""
@@ -170,6 +177,9 @@ class FakeProcess(FakeHandle):
 
     def count(self) -> int:
         return int(self._call("GET", "/_fake/health")["count"])
+
+    def in_flight(self) -> int:
+        return int(self._call("GET", "/_fake/health")["in_flight"])
 
 
 def free_port(host: str = "127.0.0.1") -> int:
