@@ -61,8 +61,13 @@ def run_worker_process(concurrency: int | None = None) -> None:
         worker = Worker(settings, concurrency=concurrency)
         imports = ImportRunner(settings)
         loop = asyncio.get_running_loop()
+
+        def stop() -> None:
+            worker.stop()
+            imports.stop()
+
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, lambda: (worker.stop(), imports.stop()))
+            loop.add_signal_handler(sig, stop)
         log.info("delivery worker %s started", worker.id)
         import_task = asyncio.create_task(imports.run(), name="import-runner")
         await worker.run()

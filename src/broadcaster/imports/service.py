@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster import audit
@@ -79,6 +79,21 @@ class BatchResult:
     rejected: list[Row] = field(default_factory=list)
 
 
+#: every column of a subscriber created by an import (one executemany needs the same keys in every row)
+_NEW_ROW: dict[str, object] = {
+    "source": "csv",
+    "email_confirmed": True,
+    "email_opted_out": False,
+    "sms_opted_out": False,
+    "phone": None,
+    "email": None,
+}
+
+
+def _get(target: Subscriber | dict[str, object], key: str) -> object:
+    return target.get(key) if isinstance(target, dict) else getattr(target, key)
+
+
 def _values(row: Row, body_fields: dict[str, object], only_filled: bool) -> dict[str, object]:
     values: dict[str, object] = {}
     for key, value in body_fields.items():
@@ -105,8 +120,8 @@ def upsert(session: Session, rows: list[Row], known_categories: set[str]) -> Bat
         (result.rejected if row.errors or row.body is None else good).append(row)
     phones = {r.body.phone for r in good if r.body and r.body.phone}
     emails = {str(r.body.email).lower() for r in good if r.body and r.body.email}
-    by_phone: dict[str, Subscriber] = {}
-    by_email: dict[str, Subscriber] = {}
+    by_phone: dict[str, Subscriber | dict[str, object]] = {}
+    by_email: dict[str, Subscriber | dict[str, object]] = {}
     if phones or emails:
         conds = []
         if phones:
@@ -118,6 +133,7 @@ def upsert(session: Session, rows: list[Row], known_categories: set[str]) -> Bat
                 by_phone[sub.phone] = sub
             if sub.email:
                 by_email[sub.email] = sub
+    new: list[dict[str, object]] = []  # inserted in one executemany at the end of the batch
     for row in good:
         assert row.body is not None
         email = str(row.body.email).lower() if row.body.email else None
@@ -128,19 +144,27 @@ def upsert(session: Session, rows: list[Row], known_categories: set[str]) -> Bat
             continue
         fields = row.body.model_dump(exclude={"email_confirmed"})
         if found:
-            sub = next(iter(found.values()))
-            for key, value in _values(row, fields, only_filled=True).items():
-                setattr(sub, key, value)
-            sub.updated_at = utcnow()
+            target = next(iter(found.values()))
+            values = _values(row, fields, only_filled=True)
+            if isinstance(target, dict):  # created earlier in this batch
+                target.update(values)
+            else:
+                for key, value in values.items():
+                    setattr(target, key, value)
+                target.updated_at = utcnow()
             result.updated += 1
         else:
-            sub = Subscriber(source="csv", email_confirmed=True, **_values(row, fields, only_filled=False))
-            session.add(sub)
+            now = utcnow()
+            target = _NEW_ROW | _values(row, fields, only_filled=False) | {"created_at": now, "updated_at": now}
+            new.append(target)
             result.created += 1
-        if sub.phone:
-            by_phone[sub.phone] = sub
-        if sub.email:
-            by_email[sub.email] = sub
+        phone, address = _get(target, "phone"), _get(target, "email")
+        if phone:
+            by_phone[str(phone)] = target
+        if address:
+            by_email[str(address)] = target
+    if new:
+        session.execute(insert(Subscriber), new)
     session.flush()
     return result
 
@@ -158,7 +182,7 @@ def record_errors(session: Session, job_id: int, rows: list[Row], reported_so_fa
         for name, reason in row.errors
     ]
     if entries:
-        session.execute(ImportRowError.__table__.insert(), entries)
+        session.execute(insert(ImportRowError), entries)
 
 
 # --- reading ---------------------------------------------------------------------------------------------
