@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     worker_batch_size: int = 500
     # Seconds a claim is leased (a heartbeat renews it); a dead worker's rows are sent again after this
     worker_lease_seconds: int = 60
+    # Seconds before a timed-out send is looked up at the provider (resent only when not found there)
+    worker_lookup_delay_seconds: float = Field(2.0, ge=0)
     # Provider calls (chunks) a worker keeps in flight at once; a kill -9 can resend at most this x chunk size
     worker_concurrency: int = 100
     # Seconds an idle worker waits before looking for work again (PostgreSQL also wakes it with NOTIFY)

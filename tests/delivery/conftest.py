@@ -21,6 +21,7 @@ def memory(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     monkeypatch.setenv("RETRY_MAX_SECONDS", "0.05")
     monkeypatch.setenv("RETRY_MAX_ATTEMPTS", "4")
     monkeypatch.setenv("WORKER_POLL_SECONDS", "0.05")
+    monkeypatch.setenv("WORKER_LOOKUP_DELAY_SECONDS", "0.05")
     get_settings.cache_clear()
     adapter_classes.cache_clear()
     MemoryAdapter.reset()

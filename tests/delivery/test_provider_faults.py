@@ -57,8 +57,9 @@ def test_sms_faults_are_retried_bounded_and_nothing_is_lost(fake, drain, add_sub
     assert failed.attempts == 1  # permanent: never retried
     assert all(1 <= r.attempts <= 5 for r in rows)
     assert sum(r.attempts for r in rows) == n + 10  # one extra attempt per transient fault, no more
-    requests = [r for r in fake.requests("twilio") if r.path.endswith("/Messages.json")]
-    assert len(requests) == sum(r.attempts for r in rows)
+    requests = [r for r in fake.requests("twilio") if r.path.endswith("/Messages.json") and r.method == "POST"]
+    # a timed-out attempt the provider had accepted is found by a lookup (GET) and not sent again
+    assert len(requests) <= sum(r.attempts for r in rows)
     ok_ids = [
         parse_qs(urlparse(r.form_value("StatusCallback") or "").query)["delivery_id"][0]
         for r in requests

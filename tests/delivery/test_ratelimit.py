@@ -9,7 +9,7 @@ def test_tokens_are_taken_only_when_there(db_url):
     from broadcaster.delivery.ratelimit import acquire
 
     engine = get_engine()
-    assert acquire(engine, "twilio-sms", 10.0, 10).granted  # burst: one second of tokens at once
+    assert acquire(engine, "twilio-sms", 10.0, 10).granted  # a chunk bigger than the bucket: taken when full
     late = acquire(engine, "twilio-sms", 10.0, 10)
     assert not late.granted and 0.8 < late.wait <= 1.0
     again = acquire(engine, "twilio-sms", 10.0, 10)
@@ -68,6 +68,7 @@ def test_sms_reserves_one_token_per_segment(memory, drain, add_subscribers, publ
 
     from broadcaster.channels.base import Limits
     from broadcaster.db import session_scope
+    from broadcaster.delivery.ratelimit import BUCKET_SECONDS
     from broadcaster.delivery.testing import MemoryAdapter
     from broadcaster.models.delivery import RateBucket
     from broadcaster.rendering.sms import analyze
@@ -82,7 +83,7 @@ def test_sms_reserves_one_token_per_segment(memory, drain, add_subscribers, publ
     assert analyze(memory.sent[0][3]).segments == 2  # what was sent is the 2-segment text
     with session_scope() as session:
         tokens = session.scalar(select(RateBucket.tokens).where(RateBucket.name == "memory"))
-    assert tokens == 1000.0 - 3 * 2
+    assert tokens == 1000.0 * BUCKET_SECONDS - 3 * 2
 
 
 def test_rate_cost_counts_segments_for_sms_only():

@@ -8,8 +8,12 @@ configured 50/s), and on PostgreSQL it is the row lock. Tokens are never taken a
 finds too few waits and asks again, so no worker holds reservations that a more urgent chunk would queue
 behind.
 
-Burst: the bucket holds at most one second of tokens (`burst = max(rate, cost of the chunk)`), so over any
-window of T seconds the provider sees at most `rate * T + burst` units (segments for SMS).
+Burst: the bucket holds at most half a second of tokens (`BUCKET_SECONDS`, or one chunk if a chunk costs
+more). Tokens bound when chunks are *granted*; a chunk can *arrive* at the provider a little later (a busy
+machine, a slow connection) and land next to the following one. The documented burst is therefore one
+second of tokens: over any window of T seconds the provider sees at most `rate * T + rate` units (segments
+for SMS), with half a second of that as headroom for arrival jitter (measured at the fake provider in
+tests/delivery/test_contention.py and bench/contention.py).
 
 Priority: `floor_priority`/`floor_until` record the most urgent lane (`domain.Priority`, lower is more
 urgent) that took or asked for tokens in the last `FLOOR_SECONDS`. A less urgent lane gets no tokens
@@ -28,6 +32,8 @@ from sqlalchemy.exc import IntegrityError
 from broadcaster.models import utcnow
 from broadcaster.models.delivery import RateBucket
 
+#: seconds of tokens the bucket holds (the documented burst, one second, leaves the rest for arrival jitter)
+BUCKET_SECONDS = 0.5
 #: how long a lane's claim on a bucket keeps less urgent lanes out after its last request
 FLOOR_SECONDS = 1.5
 
@@ -43,7 +49,7 @@ class Grant:
 def acquire(engine: Engine, name: str, rate: float, cost: float, priority: int = 2) -> Grant:
     """Take `cost` tokens from bucket `name` (`rate` per second) for a chunk of lane `priority`, or say how
     long to wait. Never goes into debt except for one chunk larger than the whole burst (taken when full)."""
-    burst = max(1.0, rate, cost)
+    burst = max(1.0, rate * BUCKET_SECONDS, cost)
     for _ in range(3):
         with engine.begin() as conn:
             # take the write lock first (SQLite: BEGIN becomes a write transaction; PostgreSQL: row lock)

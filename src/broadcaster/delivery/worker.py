@@ -83,8 +83,6 @@ RATE_HORIZON = 2.0
 CHUNK_SECONDS = 0.5
 #: seconds between looks for channels with pending rows (a few index seeks)
 CHANNELS_REFRESH = 0.1
-#: smallest wait before a timed-out delivery is looked up and retried (the provider's list must show it)
-LOOKUP_DELAY = 2.0
 
 
 @dataclass
@@ -406,8 +404,8 @@ class Worker:
             if unknown:
                 reason += " (the last attempt timed out: the provider may have sent it)"
             return Outcome(d.id, d.channel, "failed", adapter.name, None, err.code, reason, outcome_unknown=unknown)
-        if unknown:  # let the provider's message list show the earlier attempt (within the retry ceiling)
-            delay = max(delay, min(LOOKUP_DELAY, self.retry.max_seconds))
+        if unknown:  # let the provider finish and list the earlier attempt before we look it up
+            delay = max(delay, self.settings.worker_lookup_delay_seconds)
         return Outcome(
             d.id,
             d.channel,
@@ -523,6 +521,7 @@ class Worker:
         listener = asyncio.create_task(self._listen()) if self.engine.dialect.name == "postgresql" else None
         heartbeat = asyncio.create_task(self._heartbeat())
         poll = self.settings.worker_poll_seconds
+        await asyncio.to_thread(self._warm_up)
         backoff = 0.1
         try:
             while not self.stopping.is_set():
@@ -572,6 +571,17 @@ class Worker:
                         await adapter.aclose()
                     except Exception:
                         log.debug("closing adapter %s failed", adapter.name, exc_info=True)
+
+    def _warm_up(self) -> None:
+        """Build every configured adapter now (importing an SDK can take half a second), so the first
+        broadcast starts at once in every worker."""
+        from broadcaster.channels.registry import adapter_classes
+
+        for name in adapter_classes():
+            try:
+                self.adapters(name)
+            except Exception:
+                log.warning("adapter %s could not be built", name, exc_info=True)
 
     def stop(self) -> None:
         self.stopping.set()
