@@ -28,7 +28,7 @@ from broadcaster.models.delivery import Delivery
 _T = cast(Table, Delivery.__table__)
 
 
-@dataclass
+@dataclass(slots=True)
 class Claimed:
     """A delivery row this worker holds."""
 
@@ -44,7 +44,7 @@ class Claimed:
     created_at: datetime | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What happened to one claimed row; `status` "pending" means retry at `next_attempt_at`."""
 
@@ -84,14 +84,16 @@ CLAIM_ANY = (
     "created_at"
 )
 
-#: channels with pending rows: a loose index scan of ix_deliveries_pending (one seek per channel)
+#: channels with pending rows and their most urgent pending lane: a loose index scan of
+#: ix_deliveries_pending (two seeks per channel)
 ACTIVE_CHANNELS = (
     "WITH RECURSIVE t(c) AS ("
     " SELECT (SELECT min(channel) FROM deliveries WHERE status = 'pending')"
     " UNION ALL"
     " SELECT (SELECT min(channel) FROM deliveries WHERE status = 'pending' AND channel > t.c) FROM t"
     " WHERE t.c IS NOT NULL"
-    ") SELECT c FROM t WHERE c IS NOT NULL"
+    ") SELECT c, (SELECT min(priority) FROM deliveries WHERE status = 'pending' AND channel = t.c) FROM t"
+    " WHERE c IS NOT NULL"
 )
 
 #: record final outcomes on PostgreSQL in one statement (only rows this worker still holds)
@@ -105,6 +107,18 @@ RECORD_PG = (
     "CAST(:mids AS text[]), CAST(:codes AS text[]), CAST(:reasons AS text[]), CAST(:unknowns AS boolean[]), "
     "CAST(:dups AS boolean[])) "
     "AS v(id, status, provider, mid, code, reason, unknown, dup) "
+    "WHERE d.id = v.id AND d.claimed_by = :me AND d.status = 'sending'"
+)
+
+#: the common case (no timeout involved in the chunk): the same without the two flag arrays
+RECORD_PG_PLAIN = (
+    "UPDATE deliveries AS d SET status = v.status, provider = v.provider, provider_message_id = v.mid, "
+    "error_code = v.code, error_reason = v.reason, outcome_unknown = false, "
+    "sent_at = CASE WHEN v.status = 'sent' THEN CAST(:now AS timestamptz) END, "
+    "lease_expires_at = NULL, updated_at = CAST(:now AS timestamptz) "
+    "FROM unnest(CAST(:ids AS bigint[]), CAST(:statuses AS text[]), CAST(:providers AS text[]), "
+    "CAST(:mids AS text[]), CAST(:codes AS text[]), CAST(:reasons AS text[])) "
+    "AS v(id, status, provider, mid, code, reason) "
     "WHERE d.id = v.id AND d.claimed_by = :me AND d.status = 'sending'"
 )
 
@@ -139,28 +153,17 @@ def claim(
 
 def _claimed(row: Any) -> Claimed:
     created = row[9]
-    if isinstance(created, str):  # SQLite through text(): naive UTC as UTCDateTime stored it
+    if created.__class__ is str:  # SQLite through text(): naive UTC as UTCDateTime stored it
         created = datetime.fromisoformat(created)
     if created is not None and created.tzinfo is None:
         created = created.replace(tzinfo=UTC)
-    return Claimed(
-        id=int(row[0]),
-        broadcast_id=int(row[1]),
-        channel=str(row[2]),
-        address=str(row[3]),
-        subscriber_id=row[4],
-        locale=str(row[5]),
-        attempts=int(row[6]),
-        priority=int(row[7]),
-        outcome_unknown=bool(row[8]),
-        created_at=created,
-    )
+    return Claimed(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], bool(row[8]), created)
 
 
-def active_channels(engine: Engine) -> list[str]:
-    """Channel names that have pending deliveries."""
+def active_channels(engine: Engine) -> dict[str, int]:
+    """Channel names that have pending deliveries, with the most urgent lane pending on each."""
     with engine.connect() as conn:
-        return [str(c) for c in conn.execute(text(ACTIVE_CHANNELS)).scalars()]
+        return {str(c): int(p) for c, p in conn.execute(text(ACTIVE_CHANNELS))}
 
 
 def renew(engine: Engine, me: str, lease_seconds: float) -> set[int]:
@@ -211,21 +214,22 @@ def record(engine: Engine, me: str, outcomes: list[Outcome]) -> None:
     with engine.begin() as conn:
         if done and conn.dialect.name == "postgresql":
             # one statement for the whole chunk (an executemany of 500 UPDATEs costs ~2x more)
-            conn.execute(
-                text(RECORD_PG),
-                {
-                    "ids": [o.id for o in done],
-                    "statuses": [o.status for o in done],
-                    "providers": [o.provider for o in done],
-                    "mids": [o.provider_message_id for o in done],
-                    "codes": [o.error_code for o in done],
-                    "reasons": [o.error_reason for o in done],
-                    "unknowns": [o.outcome_unknown for o in done],
-                    "dups": [o.suspect_duplicate for o in done],
-                    "now": now,
-                    "me": me,
-                },
-            )
+            params: dict[str, Any] = {
+                "ids": [o.id for o in done],
+                "statuses": [o.status for o in done],
+                "providers": [o.provider for o in done],
+                "mids": [o.provider_message_id for o in done],
+                "codes": [o.error_code for o in done],
+                "reasons": [o.error_reason for o in done],
+                "now": now,
+                "me": me,
+            }
+            if any(o.outcome_unknown or o.suspect_duplicate for o in done):
+                params["unknowns"] = [o.outcome_unknown for o in done]
+                params["dups"] = [o.suspect_duplicate for o in done]
+                conn.execute(text(RECORD_PG), params)
+            else:
+                conn.execute(text(RECORD_PG_PLAIN), params)
         elif done:
             conn.execute(
                 update(_T)

@@ -81,8 +81,9 @@ T = TypeVar("T")
 RATE_HORIZON = 2.0
 #: seconds of an adapter's rate in one chunk (one provider call of a rate-limited channel)
 CHUNK_SECONDS = 0.5
-#: seconds between looks for channels with pending rows (a few index seeks)
-CHANNELS_REFRESH = 0.1
+#: seconds between looks for busy channels and their most urgent lane (publishing and planning also wake
+#: every worker to look at once, through NOTIFY on PostgreSQL)
+CHANNELS_REFRESH = 1.0
 
 
 @dataclass
@@ -94,11 +95,17 @@ class _State:
     messages: dict[tuple[str, str], Message] = field(default_factory=dict)
 
 
-@dataclass
-class _Held:
-    row: Claimed
-    #: monotonic time until which this worker may start a provider call for the row
+@dataclass(slots=True, eq=False)
+class _Lease:
+    """One claimed batch: the rows this worker holds share its validity (renewed together)."""
+
+    channel: str
+    #: the most urgent lane among its rows
+    priority: int
+    #: monotonic time until which this worker may start a provider call for its rows
     valid_until: float
+    #: rows of it still held
+    rows: int
 
 
 class Worker:
@@ -129,9 +136,12 @@ class Worker:
         self._adapters: dict[str, list[Adapter]] = {}
         self._broadcasts: dict[int, _State] = {}
         self._inflight: set[asyncio.Task[list[Outcome]]] = set()
-        self._held: dict[int, _Held] = {}
+        #: held row id -> its batch's lease
+        self._held: dict[int, _Lease] = {}
+        self._leases: set[_Lease] = set()
         self._row_cost: dict[str, float] = {}
-        self._channels: list[str] = []
+        #: channels with pending rows -> the most urgent lane pending there
+        self._channels: dict[str, int] = {}
         self._channels_at = 0.0
         self._last_housekeeping = 0.0
         self._max_held = 4 * self.batch_size
@@ -187,8 +197,13 @@ class Worker:
                 cache[key] = message_for(session, broadcast, adapter, locale)
         return cache[key]
 
+    def _stale(self, ids: set[int]) -> bool:
+        now = time.monotonic()
+        return any(i not in self._broadcasts or now - self._broadcasts[i].checked > 1.0 for i in ids)
+
     async def _cancelled(self, broadcast_id: int) -> bool:
-        await self._db(self._load_states, {broadcast_id})
+        if self._stale({broadcast_id}):
+            await self._db(self._load_states, {broadcast_id})
         return self._broadcasts[broadcast_id].state == "cancelled"
 
     async def _db(self, fn: Callable[..., T], *args: object, attempts: int | None = None) -> T:
@@ -208,37 +223,57 @@ class Worker:
 
     # ------------------------------------------------------------------ ownership
     def _hold(self, batch: Sequence[Claimed]) -> None:
+        """Hold a claimed batch (a batch already held is left as it is)."""
+        held = self._held
+        fresh = [d for d in batch if d.id not in held]
+        if not fresh:
+            return
         until = time.monotonic() + self.lease - self.margin
-        for d in batch:
-            self._held.setdefault(d.id, _Held(d, until))
+        lease = _Lease(fresh[0].channel, min(d.priority for d in fresh), until, len(fresh))
+        self._leases.add(lease)
+        for d in fresh:
+            held[d.id] = lease
 
-    def _owned(self, d: Claimed) -> bool:
-        held = self._held.get(d.id)
-        return held is not None and time.monotonic() < held.valid_until
+    def _unhold(self, rid: int) -> None:
+        lease = self._held.pop(rid, None)
+        if lease is not None:
+            lease.rows -= 1
+            if lease.rows <= 0:
+                self._leases.discard(lease)
+
+    def _owned(self, items: Sequence[Claimed]) -> list[Claimed]:
+        """The rows of `items` this worker may still send: held, with enough of their lease left."""
+        now = time.monotonic()
+        held = self._held
+        out = []
+        for d in items:
+            lease = held.get(d.id)
+            if lease is not None and now < lease.valid_until:
+                out.append(d)
+        return out
 
     async def heartbeat_once(self) -> None:
         """Renew the lease of every held row; forget (never send) rows the database no longer gives us."""
         if not self._held:
             return
         started = time.monotonic()
-        before = set(self._held)
+        before = dict(self._held)
         try:
             kept = await asyncio.to_thread(renew, self.engine, self.id, self.lease)
         except DBAPIError:
             log.warning("lease heartbeat failed; held rows are sent only while their lease lasts", exc_info=True)
             return
         until = started + self.lease - self.margin
-        for rid in before:
-            held = self._held.get(rid)
-            if held is None:
-                continue
+        for rid, lease in before.items():
+            if self._held.get(rid) is not lease:
+                continue  # recorded (or released) meanwhile
             if rid in kept:
-                held.valid_until = max(held.valid_until, until)
+                lease.valid_until = max(lease.valid_until, until)
             else:
                 log.warning("delivery %s was taken away from worker %s; dropping it", rid, self.id)
-                self._held.pop(rid, None)
+                self._unhold(rid)
                 self.lost += 1
-                metrics.DELIVERIES.labels(held.row.channel, "lost_lease").inc()
+                metrics.DELIVERIES.labels(lease.channel, "lost_lease").inc()
 
     async def _heartbeat(self) -> None:
         interval = max(0.2, self.lease / 4)
@@ -251,7 +286,9 @@ class Worker:
         """Send a claimed batch chunk by chunk, recording each chunk as it returns; all outcomes."""
         self._hold(batch)
         try:
-            await self._db(self._load_states, {d.broadcast_id for d in batch})
+            ids = {d.broadcast_id for d in batch}
+            if self._stale(ids):
+                await self._db(self._load_states, ids)
             outcomes: list[Outcome] = []
             groups: dict[tuple[int, str, str, str, int], list[Claimed]] = defaultdict(list)
             adapters_by_name: dict[str, Adapter] = {}
@@ -274,7 +311,8 @@ class Worker:
             for (bid, channel, locale, name, _priority), items in groups.items():
                 adapter = adapters_by_name[name]
                 try:
-                    message = await self._db(self._message, bid, adapter, locale)
+                    cached = self._broadcasts[bid].messages.get((adapter.name, locale))
+                    message = cached if cached is not None else await self._db(self._message, bid, adapter, locale)
                 except Exception as exc:
                     log.exception("rendering broadcast %s for %s/%s failed", bid, name, locale)
                     err = ProviderError(ErrorClass.permanent, "render_failed", f"rendering failed: {exc}"[:500])
@@ -289,7 +327,7 @@ class Worker:
             return outcomes
         finally:
             for d in batch:
-                self._held.pop(d.id, None)
+                self._unhold(d.id)
 
     def _chunk_size(self, adapter: Adapter, message: Message, channel: str) -> int:
         """Recipients per provider call: the adapter's batch size, and at most half a second of its rate."""
@@ -304,7 +342,7 @@ class Worker:
     async def _send_chunk(self, adapter: Adapter, message: Message, items: list[Claimed]) -> list[Outcome]:
         priority = min(d.priority for d in items)
         async with self.slots.slot(priority):
-            items = [d for d in items if self._owned(d)]
+            items = self._owned(items)
             if not items:
                 return []
             gate = self._gate(adapter)
@@ -314,9 +352,9 @@ class Worker:
                 cancelled = [Outcome(d.id, d.channel, "cancelled", error_reason="broadcast cancelled") for d in items]
                 return await self._save(cancelled)
             # the ownership check right before the call: a row whose lease is not ours for long enough is dropped
-            if any(not self._owned(d) for d in items):
+            if len(self._owned(items)) < len(items):
                 await self.heartbeat_once()
-                items = [d for d in items if self._owned(d)]
+                items = self._owned(items)
                 if not items:
                     return []
             outcomes: list[Outcome] = []
@@ -423,7 +461,7 @@ class Worker:
         if outcomes:
             await self._db(self._record, outcomes)
             for o in outcomes:
-                self._held.pop(o.id, None)
+                self._unhold(o.id)
         return outcomes
 
     def _record(self, outcomes: list[Outcome]) -> None:
@@ -467,20 +505,24 @@ class Worker:
 
     def _budget(self, channel: str) -> tuple[int, int]:
         """How many rows of `channel` to claim now, and the lane they must be more urgent than."""
-        held = [h.row for h in self._held.values() if h.row.channel == channel]
+        leases = [lease for lease in self._leases if lease.channel == channel]
+        held = sum(lease.rows for lease in leases)
         adapters = self.adapters(channel)
         rate = adapters[0].limits.rate_per_second if adapters else None
         if rate:
             per_row = self._row_cost.get(channel, 1.0)
             cap = max(1, int(rate * RATE_HORIZON / per_row))
         else:
-            cap = 2 * self.batch_size
-        room = min(self.batch_size, cap - len(held))
+            cap = 4 * self.batch_size
+        room = min(self.batch_size, cap - held)
         if room > 0:
             return room, 1_000
-        # full: only a more urgent lane than everything held may still come in (it overtakes)
-        most_urgent = min(d.priority for d in held)
-        return (min(self.batch_size, cap), most_urgent) if most_urgent > 0 else (0, 0)
+        # full: only a more urgent lane than everything held may still come in (it overtakes), and only
+        # when one is pending there (refreshed every CHANNELS_REFRESH and on every wake-up)
+        most_urgent = min(lease.priority for lease in leases)
+        if self._channels.get(channel, most_urgent) >= most_urgent:
+            return 0, 0
+        return min(self.batch_size, cap), most_urgent
 
     async def _claim_round(self) -> list[list[Claimed]]:
         """Claim what each busy channel's budget allows (budgets are computed here, on the loop's thread)."""
@@ -541,8 +583,7 @@ class Worker:
                 for batch in batches:
                     self._inflight.add(asyncio.create_task(self.process(batch)))
                 if batches:
-                    await asyncio.sleep(0)  # let the new chunks start before claiming more
-                    continue
+                    continue  # the next claim goes to its thread before the new batches' Python runs
                 if self._inflight:
                     await self._wait(min(poll, 0.25))
                     continue
