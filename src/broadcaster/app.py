@@ -55,6 +55,10 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     from broadcaster.keys.router import router as keys_router
     from broadcaster.public.router import router as public_router
     from broadcaster.routing.router import router as routing_router
+    from broadcaster.users.pages import login_required
+    from broadcaster.users.pages import router as login_router
+    from broadcaster.users.router import router as users_router
+    from broadcaster.users.session import LoginRequired
 
     settings = get_settings()
     # /docs and /redoc load Swagger UI and ReDoc from files shipped in the fastapi-offline package (served
@@ -73,6 +77,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     )
     app.state.run_worker = run_worker
     install_error_handlers(app)
+    app.add_exception_handler(LoginRequired, login_required)
     for router in (
         incidents_router,
         alerts_router,
@@ -82,6 +87,8 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         delivery_router,
         imports_router,
         public_router,
+        users_router,
+        login_router,
     ):
         app.include_router(router)
     app.add_middleware(IdempotencyMiddleware)

@@ -17,9 +17,11 @@ app = typer.Typer(help="Broadcaster: multi-channel crisis broadcast service.", n
 db_app = typer.Typer(help="Database migrations.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys.", no_args_is_help=True)
 routing_app = typer.Typer(help="Routing map (crisis plan) as YAML.", no_args_is_help=True)
+users_app = typer.Typer(help="People who sign in to the console.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(keys_app, name="keys")
 app.add_typer(routing_app, name="routing")
+app.add_typer(users_app, name="users")
 
 
 @app.callback()
@@ -185,6 +187,97 @@ def keys_create(
         )
     typer.echo(plaintext)
     typer.echo(f"# key {row.id} '{name}' scopes={','.join(scope_list)} -- shown once, store it now", err=True)
+
+
+def _read_password(from_stdin: bool) -> str:
+    """The password from stdin (first line; for scripts and CI) or asked twice at the terminal."""
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    from broadcaster.errors import AppError
+    from broadcaster.users.service import check_password
+
+    try:
+        check_password(password)
+    except AppError as exc:
+        raise typer.BadParameter(exc.detail, param_hint="password") from None
+    return password
+
+
+@users_app.command("create")
+def users_create(
+    email: Annotated[str, typer.Option(help="The person's email (their sign-in name).")],
+    name: Annotated[str, typer.Option(help="Full name shown in the console and the audit log.")] = "",
+    role: Annotated[list[str] | None, typer.Option(help="editor, approver or admin; repeat for several.")] = None,
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+    sso_only: Annotated[bool, typer.Option("--sso-only", help="No password: signs in through SSO only.")] = False,
+) -> None:
+    """Create a person (the first admin: `users create --email you@example.org --role admin`)."""
+    from broadcaster import audit
+    from broadcaster import migrate as migrations
+    from broadcaster.db import session_scope
+    from broadcaster.errors import AppError
+    from broadcaster.users import service
+
+    try:
+        roles = service.parse_roles(role or [], field="--role")
+    except AppError as exc:
+        raise typer.BadParameter(exc.detail, param_hint="--role") from None
+    if "@" not in email or len(email) > 254 or "\x00" in email:
+        raise typer.BadParameter("give an email address", param_hint="--email")
+    password = None if sso_only else _read_password(password_stdin)
+    migrations.upgrade()
+    try:
+        with session_scope() as session:
+            user = service.create_user(session, email, name, roles, password)
+            audit.record(session, _cli_actor(), "user.create", "user", user.id, email=user.email, roles=roles)
+    except AppError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"created user {user.id} {user.email} roles={','.join(roles) or '-'}")
+
+
+@users_app.command("list")
+def users_list() -> None:
+    """List people: id, email, name, roles, state, sign-in methods."""
+    from broadcaster import migrate as migrations
+    from broadcaster.db import session_scope
+    from broadcaster.users import service
+
+    migrations.upgrade()
+    with session_scope() as session:
+        for u in service.list_users(session):
+            methods = ",".join(m for m, on in (("password", u.password_hash), ("sso", u.oidc_subject)) if on) or "-"
+            state = "active" if u.active else "deactivated"
+            typer.echo(f"{u.id}\t{u.email}\t{u.name}\t{','.join(u.roles or []) or '-'}\t{state}\t{methods}")
+
+
+@users_app.command("set-password")
+def users_set_password(
+    email: Annotated[str, typer.Option(help="The person's email.")],
+    password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
+) -> None:
+    """Set a person's password (their console sessions end)."""
+    from broadcaster import audit
+    from broadcaster import migrate as migrations
+    from broadcaster.db import session_scope
+    from broadcaster.users import service
+
+    password = _read_password(password_stdin)
+    migrations.upgrade()
+    with session_scope() as session:
+        user = service.by_email(session, email)
+        if user is None:
+            typer.echo(f"error: no user {service.normalize_email(email)}", err=True)
+            raise typer.Exit(1)
+        service.set_password(session, user, password)
+        audit.record(session, _cli_actor(), "user.set_password", "user", user.id)
+    typer.echo(f"password set for {user.email}")
+
+
+def _cli_actor() -> str:
+    return f"cli:{os.environ.get('USER', 'unknown')}"
 
 
 @keys_app.command("list")

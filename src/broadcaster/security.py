@@ -2,6 +2,12 @@
 
 A key looks like `bk_<prefix>_<secret>`; only the prefix and a SHA-256 of the whole key are stored
 (the key has 256 bits of entropy, so a slow hash buys nothing). `admin` implies every other scope.
+
+A person signed in to the console is a caller too: without an API key, a valid console session cookie makes
+the request a Principal with the scopes of the person's roles (users.service.ROLE_SCOPES); a state-changing
+request made that way must carry the session's CSRF token (`X-CSRF-Token` or form field `csrf_token`). A key
+owned by a person (`keys create --owner EMAIL`) acts as that person: both are `user:<id>`, so the two-person
+rule sees one person, and the key stops working when its owner is deactivated.
 """
 
 from __future__ import annotations
@@ -37,13 +43,23 @@ class Scope(StrEnum):
 class Principal:
     """The authenticated caller."""
 
-    key_id: int
+    #: the API key used (None for a console session)
+    key_id: int | None
+    #: the key's name, or the person's email for a console session
     name: str
     scopes: frozenset[str]
+    #: the person acting: a console session's user, or the owner of the key
+    user_id: int | None = None
 
     @property
     def actor(self) -> str:
-        return f"key:{self.name}"
+        """The identity recorded in the audit log and compared by approvals: `user:<id>` for a person (their
+        console session and their own keys alike), else `key:<name>`."""
+        return f"user:{self.user_id}" if self.user_id is not None else f"key:{self.name}"
+
+    @property
+    def is_session(self) -> bool:
+        return self.key_id is None
 
     def has(self, scope: Scope) -> bool:
         return Scope.admin in self.scopes or scope in self.scopes
@@ -65,11 +81,20 @@ def parse_scopes(raw: list[str] | str) -> list[str]:
     return sorted(set(items))
 
 
-def create_key(session: Session, name: str, scopes: list[str]) -> tuple[ApiKey, str]:
-    """Create a key; returns the row and the plaintext key (shown once, never stored)."""
+def create_key(
+    session: Session, name: str, scopes: list[str], owner_user_id: int | None = None
+) -> tuple[ApiKey, str]:
+    """Create a key (owned by a person when `owner_user_id` is given); returns the row and the plaintext key
+    (shown once, never stored)."""
     prefix = secrets.token_hex(4)
     plaintext = f"bk_{prefix}_{secrets.token_urlsafe(32)}"
-    row = ApiKey(name=name, prefix=prefix, key_hash=hash_key(plaintext), scopes=parse_scopes(scopes))
+    row = ApiKey(
+        name=name,
+        prefix=prefix,
+        key_hash=hash_key(plaintext),
+        scopes=parse_scopes(scopes),
+        owner_user_id=owner_user_id,
+    )
     session.add(row)
     session.flush()
     return row, plaintext
@@ -107,14 +132,39 @@ def authenticate(request: Request, session: SessionDep) -> Principal:
         return cached
     plaintext = _extract_key(request)
     if not plaintext:
-        raise Unauthorized("An API key is required: send 'Authorization: Bearer <key>'.", field="Authorization")
+        principal = _session_principal(request, session)
+        request.state.principal = principal
+        return principal
     row = lookup_key(session, plaintext)
-    if row is None:
+    if row is None or (row.owner_user_id is not None and not _owner_active(session, row.owner_user_id)):
         raise Unauthorized("The API key is invalid or revoked.", field="Authorization")
-    principal = Principal(key_id=row.id, name=row.name, scopes=frozenset(row.scopes))
+    principal = Principal(key_id=row.id, name=row.name, scopes=frozenset(row.scopes), user_id=row.owner_user_id)
     request.state.principal = principal
     _mark_used(row)
     return principal
+
+
+def _owner_active(session: Session, user_id: int) -> bool:
+    from broadcaster.models import User
+
+    return bool(session.scalar(select(User.active).where(User.id == user_id)))
+
+
+def _session_principal(request: Request, session: Session) -> Principal:
+    """The person of the console session cookie (CSRF token checked on unsafe methods); 401 without one."""
+    from broadcaster.users.service import scopes_for
+    from broadcaster.users.session import COOKIE_NAME, csrf_refused, csrf_valid, resolve
+
+    cookie = request.cookies.get(COOKIE_NAME)
+    if not cookie:
+        raise Unauthorized("An API key is required: send 'Authorization: Bearer <key>'.", field="Authorization")
+    user = resolve(session, cookie)
+    if user is None:
+        raise Unauthorized("The console session has expired or ended; sign in again.", field=COOKIE_NAME)
+    if not csrf_valid(request, user.csrf_token):
+        raise csrf_refused()
+    request.state.console_user = user
+    return Principal(key_id=None, name=user.email, scopes=scopes_for(user.roles), user_id=user.id)
 
 
 #: `last_used_at` is refreshed at most this often, so reads do not each cost a write.
@@ -131,12 +181,26 @@ def _mark_used(row: ApiKey) -> None:
 def require_scope(scope: Scope) -> Callable[..., Principal]:
     """Dependency factory: the caller must hold `scope` (or `admin`), else 403."""
 
+    return require_any_scope(scope)
+
+
+def lacks(principal: Principal, *scopes: Scope) -> Forbidden:
+    """The 403 for a caller without any of `scopes` (a person's roles, or a key's scopes)."""
+    names = " or ".join(f"'{s.value}'" for s in scopes)
+    if principal.is_session:
+        detail = f"Your roles do not allow this (it needs the {names} scope)."
+    else:
+        detail = f"This API key lacks the {names} scope."
+    return Forbidden(detail, field="Authorization", required_scope=scopes[0].value)
+
+
+def require_any_scope(*scopes: Scope) -> Callable[..., Principal]:
+    """Dependency factory: the caller must hold one of `scopes` (or `admin`), else 403."""
+
     def dependency(principal: Principal = Depends(authenticate)) -> Principal:
-        if not principal.has(scope):
-            raise Forbidden(
-                f"This API key lacks the '{scope.value}' scope.", field="Authorization", required_scope=scope.value
-            )
+        if not any(principal.has(scope) for scope in scopes):
+            raise lacks(principal, *scopes)
         return principal
 
-    dependency.__name__ = f"require_{scope.value}"
+    dependency.__name__ = "require_" + "_or_".join(s.value for s in scopes)
     return dependency

@@ -232,12 +232,39 @@ class Settings(BaseSettings):
     # CSP frame-ancestors of the embeddable banner (/v1/banner.html), e.g. https://www.example.org
     banner_frame_ancestors: str = "*"
 
+    # --- console: people and sign-in ----------------------------------------------------------------------
+    # Minutes a console session stays signed in without activity
+    console_session_idle_minutes: int = Field(30, ge=1)
+    # Hours a console session lasts at most, active or not (then the person signs in again)
+    console_session_max_hours: float = Field(12, gt=0)
+    # Password sign-in attempts per account (`limits` notation, several separated by ';'); counted in
+    # RATE_LIMIT_STORAGE_URI
+    login_rate_limit_account: str = "5/minute;20/hour"
+    # Password sign-in attempts per client IP (`limits` notation)
+    login_rate_limit_ip: str = "20/minute;200/hour"
+    # OpenID Connect issuer URL (its /.well-known/openid-configuration is read); SSO is off while empty
+    oidc_issuer: str = ""
+    # OpenID Connect client id registered at the provider (redirect URI: PUBLIC_URL/console/oidc/callback)
+    oidc_client_id: str = ""
+    # OpenID Connect client secret
+    oidc_client_secret: SecretStr | None = None
+    # Name shown on the sign-in button ("Sign in with <name>")
+    oidc_provider_name: str = "SSO"
+    # Claim (in the ID token or userinfo) that lists the person's groups
+    oidc_roles_claim: str = "groups"
+    # Comma-separated group:role pairs, e.g. comms-editors:editor,comms-approvers:approver,it-admins:admin;
+    # roles are set from the claim at each SSO sign-in
+    oidc_role_map: CsvList = Field(default_factory=list)
+    # Create an account on the first SSO sign-in (off: only people created beforehand, matched by email)
+    oidc_auto_create: bool = True
+
     _split = field_validator(
         "supported_locales",
         "webhook_urls",
         "trusted_proxies",
         "subscribe_phone_countries",
         "form_allowed_origins",
+        "oidc_role_map",
         mode="before",
     )(_split_csv)
 

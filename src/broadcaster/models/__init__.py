@@ -1,19 +1,23 @@
 """All tables; importing this module registers every model on `Base.metadata`."""
 
-from broadcaster.models import delivery, imports, public
+from broadcaster.models import delivery, imports, public, users
 from broadcaster.models.base import Base, utcnow
 from broadcaster.models.core import ApiKey, AuditEntry, Category, IdempotencyRecord, Incident, Update
+from broadcaster.models.users import ConsoleSession, User
 
 __all__ = [
     "ApiKey",
     "AuditEntry",
     "Base",
     "Category",
+    "ConsoleSession",
     "IdempotencyRecord",
     "Incident",
     "Update",
+    "User",
     "delivery",
     "imports",
     "public",
+    "users",
     "utcnow",
 ]

@@ -1,0 +1,103 @@
+"""`/v1/users`: people who sign in to the console (admin scope). The first admin is made with the CLI:
+`broadcaster users create --email E --name N --role admin`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response, status
+from sqlalchemy import select
+
+from broadcaster import audit
+from broadcaster.deps import SessionDep
+from broadcaster.errors import Conflict
+from broadcaster.models import User
+from broadcaster.security import Principal, Scope, require_scope
+from broadcaster.users import service
+from broadcaster.users.schemas import UserIn, UserOut, UserPatch
+
+router = APIRouter(prefix="/v1", tags=["users"])
+#: users.id is a 32-bit INTEGER: a bigger id is a 422 naming it, not a database range error
+UserIdPath = Annotated[int, Path(ge=1, le=2**31 - 1)]
+Admin = Annotated[Principal, Depends(require_scope(Scope.admin))]
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        email=user.email,
+        name=user.name,
+        roles=list(user.roles or []),
+        active=user.active,
+        has_password=bool(user.password_hash),
+        sso_issuer=user.oidc_issuer,
+        created_at=user.created_at,
+        last_login_at=user.last_login_at,
+    )
+
+
+def _keep_an_admin(session: SessionDep, user: User, roles: list[str], active: bool) -> None:
+    """409 when the change would leave no active admin (nobody could manage people any more)."""
+    if not (user.active and "admin" in (user.roles or [])) or (active and "admin" in roles):
+        return
+    others = session.scalars(select(User).where(User.active.is_(True), User.id != user.id)).all()
+    if not any("admin" in (u.roles or []) for u in others):
+        raise Conflict("This would leave no active admin.", field="roles" if active else "active", code="last_admin")
+
+
+@router.get("/users", response_model=list[UserOut])
+def list_users(session: SessionDep, _: Admin) -> list[UserOut]:
+    return [user_out(u) for u in service.list_users(session)]
+
+
+@router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED)
+def create_user(body: UserIn, session: SessionDep, who: Admin) -> UserOut:
+    user = service.create_user(session, str(body.email), body.name, list(body.roles), body.password)
+    audit.record(session, who.actor, "user.create", "user", user.id, email=user.email, roles=user.roles)
+    return user_out(user)
+
+
+@router.get("/users/{user_id}", response_model=UserOut)
+def get_user(user_id: UserIdPath, session: SessionDep, _: Admin) -> UserOut:
+    return user_out(service.get_user(session, user_id))
+
+
+@router.patch("/users/{user_id}", response_model=UserOut)
+def patch_user(user_id: UserIdPath, body: UserPatch, session: SessionDep, who: Admin) -> UserOut:
+    user = service.get_user(session, user_id)
+    before = {"name": user.name, "roles": list(user.roles or []), "active": user.active}
+    roles = service.parse_roles(list(body.roles)) if body.roles is not None else list(user.roles or [])
+    active = body.active if body.active is not None else user.active
+    _keep_an_admin(session, user, roles, active)
+    if body.name is not None:
+        user.name = body.name.strip()
+    user.roles = roles
+    if body.password is not None:
+        service.set_password(session, user, body.password)
+    if body.active is False:
+        service.deactivate(session, user)
+    elif body.active:
+        user.active = True
+    after = {"name": user.name, "roles": list(user.roles), "active": user.active}
+    audit.record(
+        session,
+        who.actor,
+        "user.update",
+        "user",
+        user.id,
+        before=before,
+        after=after,
+        password_changed=body.password is not None,
+    )
+    return user_out(user)
+
+
+@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+def deactivate_user(user_id: UserIdPath, session: SessionDep, who: Admin) -> Response:
+    """Deactivate (people are never deleted: the audit log and approvals name them)."""
+    user = service.get_user(session, user_id)
+    _keep_an_admin(session, user, list(user.roles or []), False)
+    if user.active:
+        service.deactivate(session, user)
+        audit.record(session, who.actor, "user.deactivate", "user", user.id)
+    return Response(status_code=204)
