@@ -32,7 +32,7 @@ import os
 import secrets
 import socket
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -135,7 +135,7 @@ class Worker:
         self._gates: dict[str, TokenGate] = {}
         self._adapters: dict[str, list[Adapter]] = {}
         self._broadcasts: dict[int, _State] = {}
-        self._inflight: set[asyncio.Task[list[Outcome]]] = set()
+        self._inflight: set[asyncio.Task[None]] = set()
         #: held row id -> its batch's lease
         self._held: dict[int, _Lease] = {}
         self._leases: set[_Lease] = set()
@@ -467,9 +467,10 @@ class Worker:
     def _record(self, outcomes: list[Outcome]) -> None:
         """Write outcomes (only for rows this worker still holds)."""
         record(self.engine, self.id, outcomes)
-        for o in outcomes:
-            metrics.DELIVERIES.labels(o.channel, "retry" if o.status == "pending" else o.status).inc()
-        self.sent += sum(1 for o in outcomes if o.status == "sent")
+        counts = Counter((o.channel, "retry" if o.status == "pending" else o.status) for o in outcomes)
+        for (channel, status), n in counts.items():
+            metrics.DELIVERIES.labels(channel, status).inc(n)
+        self.sent += sum(n for (_, status), n in counts.items() if status == "sent")
 
     # ------------------------------------------------------------------ the loop
     def housekeeping(self) -> None:
@@ -543,19 +544,21 @@ class Worker:
                 batches.append(batch)
         return batches
 
+    async def _run_batch(self, batch: list[Claimed]) -> None:
+        await self.process(batch)  # outcomes are written; not kept in memory by the finished task
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._inflight.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("batch failed", exc_info=task.exception())
+
     async def _wait(self, seconds: float) -> None:
         """Until a batch finishes, the worker is woken, or `seconds` pass."""
         waker = asyncio.ensure_future(self.wake.wait())
-        try:
-            done, _ = await asyncio.wait({*self._inflight, waker}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+        try:  # finished batches take themselves out of _inflight (_batch_done)
+            await asyncio.wait({*self._inflight, waker}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
         finally:
             waker.cancel()
-        for task in done:
-            if task is waker or task not in self._inflight:
-                continue
-            self._inflight.discard(task)
-            if task.exception() is not None:
-                log.error("batch failed", exc_info=task.exception())
 
     async def run(self, *, until_idle: bool = False, max_seconds: float | None = None) -> None:
         """Work until `stop()` (or, with `until_idle`, until the queue is empty; at most `max_seconds`)."""
@@ -581,7 +584,9 @@ class Worker:
                     backoff = min(backoff * 2, 5.0)
                     continue
                 for batch in batches:
-                    self._inflight.add(asyncio.create_task(self.process(batch)))
+                    task = asyncio.create_task(self._run_batch(batch))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._batch_done)
                 if batches:
                     continue  # the next claim goes to its thread before the new batches' Python runs
                 if self._inflight:
