@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, text, update
+from sqlalchemy import Engine, Table, bindparam, select, text, update
 
 from broadcaster.models import utcnow
 from broadcaster.models.base import UTCDateTime
-from broadcaster.models.delivery import Delivery
+from broadcaster.models.delivery import Broadcast, Delivery
 
 _T = cast(Table, Delivery.__table__)
 
@@ -82,18 +82,6 @@ CLAIM_ANY = (
     "AND next_attempt_at <= :now ORDER BY priority, id LIMIT :n{lock}) "
     "RETURNING id, broadcast_id, channel, address, subscriber_id, locale, attempts, priority, outcome_unknown, "
     "created_at"
-)
-
-#: channels with pending rows and their most urgent pending lane: a loose index scan of
-#: ix_deliveries_pending (two seeks per channel)
-ACTIVE_CHANNELS = (
-    "WITH RECURSIVE t(c) AS ("
-    " SELECT (SELECT min(channel) FROM deliveries WHERE status = 'pending')"
-    " UNION ALL"
-    " SELECT (SELECT min(channel) FROM deliveries WHERE status = 'pending' AND channel > t.c) FROM t"
-    " WHERE t.c IS NOT NULL"
-    ") SELECT c, (SELECT min(priority) FROM deliveries WHERE status = 'pending' AND channel = t.c) FROM t"
-    " WHERE c IS NOT NULL"
 )
 
 #: record final outcomes on PostgreSQL in one statement (only rows this worker still holds)
@@ -161,9 +149,17 @@ def _claimed(row: Any) -> Claimed:
 
 
 def active_channels(engine: Engine) -> dict[str, int]:
-    """Channel names that have pending deliveries, with the most urgent lane pending on each."""
+    """Channels that may have pending deliveries, with the most urgent lane there: read from the broadcasts
+    still `sending` (a small table), since every pending row belongs to one and carries its channel names
+    and lane. (A scan of the pending index would walk past the dead entries a big broadcast leaves behind
+    until vacuum: ~0.3 s after a million sends.)"""
+    out: dict[str, int] = {}
     with engine.connect() as conn:
-        return {str(c): int(p) for c, p in conn.execute(text(ACTIVE_CHANNELS))}
+        rows = conn.execute(select(Broadcast.channels, Broadcast.priority).where(Broadcast.state == "sending"))
+        for channels, priority in rows:
+            for channel in channels or []:
+                out[str(channel)] = min(int(priority), out.get(str(channel), int(priority)))
+    return out
 
 
 def renew(engine: Engine, me: str, lease_seconds: float) -> set[int]:
