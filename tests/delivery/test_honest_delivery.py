@@ -189,3 +189,19 @@ def test_report_preview_and_publish_give_counts_and_eta(
     assert report["state"] == "done"
     assert (memory_report["sent"], memory_report["failed"], memory_report["pending"]) == (29, 1, 0)
     assert memory_report["failed_by_reason"] == {"21211": 1} and memory_report["eta"] is None
+
+
+def test_publish_eta_estimates_big_audiences_without_counting(
+    memory, add_subscribers, publish, monkeypatch, db_url, emergency_category
+):
+    """Past EXACT_BELOW subscribers PostgreSQL's planner estimate stands in for a COUNT (the publish call
+    has a 100 ms budget for any audience), and the queue ahead is left to the preview and the report."""
+    from broadcaster.delivery import eta
+
+    if not db_url.startswith("postgresql"):
+        pytest.skip("the planner estimate is PostgreSQL's")
+    add_subscribers(40)
+    monkeypatch.setattr(eta, "EXACT_BELOW", -1)  # every table counts as big
+    [out] = publish(channels=["memory"])["eta"]
+    assert out["queued_ahead"] is None and out["recipients"] >= 1  # an estimate, not necessarily 40
+    assert "queued" in out["text"]
