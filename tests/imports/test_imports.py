@@ -214,3 +214,18 @@ def test_a_job_left_running_by_a_dead_runner_is_resumed(client, auth, run_jobs, 
     assert _count(Subscriber) == 500 and _count(ImportRowError) == 1
     with session_scope() as session:
         assert session.get(ImportJob, job_id).attempts == 2  # type: ignore[union-attr]
+
+
+def test_isolated_runner_imports_in_a_child_process(client, auth, emergency_category):
+    """How serve and worker run imports: the CSV is parsed and upserted in a child process (a big import held
+    the serve process's GIL and showed in the banner's p99), under the runner's lease."""
+    from broadcaster.imports.runner import ImportRunner
+    from broadcaster.models.delivery import Subscriber
+
+    resp = client.post("/v1/subscribers/import", content=HEADER + _rows(1200), headers=auth("write"))
+    assert resp.status_code == 202, resp.text
+    runner = ImportRunner(isolate=True)
+    assert runner.run_once() and not runner.run_once()
+    done = client.get(resp.headers["location"], headers=auth("read")).json()
+    assert (done["state"], done["created"]) == ("done", 1200)
+    assert _count(Subscriber) == 1200

@@ -22,7 +22,7 @@ async def start_background(app: FastAPI) -> None:
     worker = Worker(get_settings())
     app.state.delivery_worker = worker
     app.state.delivery_task = asyncio.create_task(worker.run(), name="delivery-worker")
-    imports = ImportRunner(get_settings())
+    imports = ImportRunner(get_settings(), isolate=True)
     app.state.import_runner = imports
     app.state.import_task = asyncio.create_task(imports.run(), name="import-runner")
 
@@ -59,7 +59,7 @@ def run_worker_process(concurrency: int | None = None) -> None:
         from broadcaster.imports.runner import ImportRunner
 
         worker = Worker(settings, concurrency=concurrency)
-        imports = ImportRunner(settings)
+        imports = ImportRunner(settings, isolate=True)
         loop = asyncio.get_running_loop()
 
         def stop() -> None:
