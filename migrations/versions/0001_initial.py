@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 09:37:48.491157
+Create Date: 2026-12-01 10:01:14.317881
 """
 
 from __future__ import annotations
@@ -29,10 +29,15 @@ def upgrade() -> None:
         sa.Column("target_type", sa.String(length=32), nullable=False),
         sa.Column("target_id", sa.String(length=64), nullable=False),
         sa.Column("detail", sa.JSON(), nullable=False),
+        sa.Column("before", sa.JSON(), nullable=True),
+        sa.Column("after", sa.JSON(), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.create_index("ix_audit_log_action_id", ["action", "id"], unique=False)
+        batch_op.create_index("ix_audit_log_actor_id", ["actor", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_audit_log_at"), ["at"], unique=False)
+        batch_op.create_index("ix_audit_log_target", ["target_type", "target_id", "id"], unique=False)
 
     op.create_table(
         "categories",
@@ -323,6 +328,9 @@ def upgrade() -> None:
         sa.Column("published_by", sa.String(length=120), nullable=True),
         sa.Column("approved_by", sa.String(length=120), nullable=True),
         sa.Column("approval_etag", sa.String(length=64), nullable=True),
+        sa.Column("rejected_by", sa.String(length=120), nullable=True),
+        sa.Column("rejected_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("rejection_comment", sa.Text(), nullable=True),
         sa.ForeignKeyConstraint(["corrects_id"], ["updates.id"], name=op.f("fk_updates_corrects_id_updates")),
         sa.ForeignKeyConstraint(
             ["incident_id"], ["incidents.id"], name=op.f("fk_updates_incident_id_incidents"), ondelete="CASCADE"
@@ -425,7 +433,10 @@ def downgrade() -> None:
     op.drop_table("deliveries")
     op.drop_table("categories")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
+        batch_op.drop_index("ix_audit_log_target")
         batch_op.drop_index(batch_op.f("ix_audit_log_at"))
+        batch_op.drop_index("ix_audit_log_actor_id")
+        batch_op.drop_index("ix_audit_log_action_id")
 
     op.drop_table("audit_log")
     # ### end Alembic commands ###

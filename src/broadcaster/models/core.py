@@ -92,6 +92,10 @@ class Update(Base):
     approved_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
     #: content ETag of what the requester asked to publish (set while pending_approval)
     approval_etag: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: the last rejection of an approval request: who, when and why (kept until the next rejection)
+    rejected_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    rejected_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    rejection_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     incident: Mapped[Incident] = relationship(back_populates="updates")
 
@@ -149,3 +153,13 @@ class AuditEntry(Base):
     target_type: Mapped[str] = mapped_column(String(32))
     target_id: Mapped[str] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    #: the target's state before and after the change (secrets masked; None where it does not apply)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+    #: the audit API's filters, each newest first (keyset on id)
+    __table_args__ = (
+        Index("ix_audit_log_target", "target_type", "target_id", "id"),
+        Index("ix_audit_log_actor_id", "actor", "id"),
+        Index("ix_audit_log_action_id", "action", "id"),
+    )
