@@ -48,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(*, run_worker: bool = True) -> FastAPI:
     """Build the API. `run_worker=False` skips the in-process worker (tests drive it directly)."""
     from broadcaster.alerts.router import router as alerts_router
+    from broadcaster.auditlog.router import router as audit_router
     from broadcaster.channels.router import router as channels_router
     from broadcaster.delivery.router import router as delivery_router
     from broadcaster.imports.router import router as imports_router
@@ -89,6 +90,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         public_router,
         users_router,
         login_router,
+        audit_router,
     ):
         app.include_router(router)
     app.add_middleware(IdempotencyMiddleware)

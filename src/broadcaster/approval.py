@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster import audit
 from broadcaster.domain import Severity, UpdateState
-from broadcaster.errors import AppError, NotFound
+from broadcaster.errors import AppError, Conflict, Forbidden, NotFound
 from broadcaster.models import Incident, Update, utcnow
 
 if TYPE_CHECKING:
@@ -213,6 +213,64 @@ def cancel_pending(
         )
         cancelled.append(update.id)
     return cancelled
+
+
+# --- rejecting a pending update ------------------------------------------------------------------------
+
+
+def reject(session: Session, update_id: int, actor: str, comment: str) -> Update:
+    """An approver turns a pending update down: it returns to draft with who, when and why on it, audited.
+
+    The requester cannot reject their own request (they edit it instead); 409 when nothing is pending.
+    """
+    update = lock_update(session, update_id)
+    if update.state != UpdateState.pending_approval.value:
+        raise Conflict(
+            f"Update {update_id} is not waiting for approval (state {update.state}); only a pending update can be "
+            "rejected.",
+            field="update_id",
+            code="not_pending",
+        )
+    requester = update.published_by
+    if requester == actor:
+        raise Forbidden(
+            "The requester cannot reject their own approval request; edit the update instead (that returns it to "
+            "draft).",
+            field="Authorization",
+        )
+    before = rejection_state(update)
+    update.state = UpdateState.draft.value
+    update.published_by = None
+    update.approval_etag = None
+    update.rejected_by = actor
+    update.rejected_at = utcnow()
+    update.rejection_comment = comment
+    audit.record(
+        session,
+        actor,
+        "update.reject",
+        "update",
+        update.id,
+        before=before,
+        after=rejection_state(update),
+        incident_id=update.incident_id,
+        requester=requester,
+        comment=comment,
+    )
+    session.flush()
+    return update
+
+
+def rejection_state(update: Update) -> dict[str, Any]:
+    """The approval fields of an update, for the audit log's before/after."""
+    return {
+        "state": update.state,
+        "requested_by": update.published_by if update.state == UpdateState.pending_approval.value else None,
+        "approval_etag": update.approval_etag,
+        "rejected_by": update.rejected_by,
+        "rejected_at": update.rejected_at,
+        "rejection_comment": update.rejection_comment,
+    }
 
 
 # --- severity downgrades -------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
-from broadcaster import audit, publishing
+from broadcaster import approval, audit, publishing
 from broadcaster.delivery import eta
 from broadcaster.delivery.eta import EtaOut
 from broadcaster.deps import SessionDep
@@ -22,6 +22,7 @@ from broadcaster.incidents.schemas import (
     IncidentOut,
     IncidentPatch,
     PublishOut,
+    RejectIn,
     UpdateIn,
     UpdateOut,
     UpdatePatch,
@@ -207,3 +208,19 @@ def approve_update(update_id: IdPath, session: SessionDep, who: Publisher, if_ma
         broadcast_id=result.broadcast_id,
         eta=_etas(session, result.update) if result.broadcast_id else [],
     )
+
+
+@router.post(
+    "/updates/{update_id}/reject",
+    response_model=UpdateOut,
+    responses={
+        403: {"model": ErrorOut, "description": "The requester cannot reject their own request, or no publish scope."},
+        404: {"model": ErrorOut, "description": "No such update."},
+        409: {"model": ErrorOut, "description": "The update is not waiting for approval (`not_pending`)."},
+    },
+)
+def reject_update(update_id: IdPath, body: RejectIn, session: SessionDep, who: Publisher) -> UpdateOut:
+    """Reject a pending update with a comment: it returns to draft and shows `rejection: {by, at, comment}`.
+
+    Someone other than the requester (an approver, the publish scope) rejects; the author edits and asks again."""
+    return UpdateOut.model_validate(approval.reject(session, update_id, who.actor, body.comment))

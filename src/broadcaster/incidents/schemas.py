@@ -120,6 +120,27 @@ class UpdatePatch(Input):
     _channels = field_validator("channels")(_validate_channels)
 
 
+class RejectIn(Input):
+    """Turn a pending update down, saying why (the author sees it on the update)."""
+
+    comment: str = Field(..., min_length=1, max_length=2000, description="Why it is rejected (1-2000 characters).")
+
+    @field_validator("comment")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("comment must not be blank")
+        return value.strip()
+
+
+class RejectionOut(BaseModel):
+    """The last rejection of the update's approval request."""
+
+    by: str = Field(description="Who rejected it (`user:<id>` or `key:<name>`).")
+    at: datetime
+    comment: str
+
+
 class UpdateOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -142,6 +163,9 @@ class UpdateOut(BaseModel):
     published_at: datetime | None
     published_by: str | None
     approved_by: str | None
+    rejection: RejectionOut | None = Field(
+        None, description="The last rejection of an approval request (kept until the next one), or null."
+    )
 
 
 class IncidentIn(Input):

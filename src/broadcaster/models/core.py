@@ -99,6 +99,13 @@ class Update(Base):
 
     incident: Mapped[Incident] = relationship(back_populates="updates")
 
+    @property
+    def rejection(self) -> dict[str, Any] | None:
+        """The last rejection `{by, at, comment}`, or None (shown on the update as `rejection`)."""
+        if self.rejected_by is None:
+            return None
+        return {"by": self.rejected_by, "at": self.rejected_at, "comment": self.rejection_comment or ""}
+
     __table_args__ = (Index("ix_updates_state_published_at", "state", "published_at"),)
 
 
