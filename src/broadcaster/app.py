@@ -50,12 +50,14 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     from broadcaster.alerts.router import router as alerts_router
     from broadcaster.auditlog.router import router as audit_router
     from broadcaster.channels.router import router as channels_router
+    from broadcaster.console.router import router as console_router
     from broadcaster.delivery.router import router as delivery_router
     from broadcaster.imports.router import router as imports_router
     from broadcaster.incidents.router import router as incidents_router
     from broadcaster.keys.router import router as keys_router
     from broadcaster.public.router import router as public_router
     from broadcaster.routing.router import router as routing_router
+    from broadcaster.users.oidc import router as oidc_router
     from broadcaster.users.pages import login_required
     from broadcaster.users.pages import router as login_router
     from broadcaster.users.router import router as users_router
@@ -90,6 +92,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         public_router,
         users_router,
         login_router,
+        console_router,
         audit_router,
     ):
         app.include_router(router)

@@ -1,0 +1,301 @@
+"""View data for the console's pages: read-only queries shaped for the templates (writes go through /v1)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from broadcaster.domain import ChannelKind, IncidentStatus, Severity, UpdateKind, UpdateState
+from broadcaster.errors import NotFound
+from broadcaster.models import AuditEntry, Category, Incident, Update, User
+from broadcaster.models.delivery import Broadcast
+from broadcaster.settings import Settings
+from broadcaster.users.session import ConsoleUser
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    href: str
+    label: str
+    #: the role that may open the page (admin may open every page); None: anyone signed in
+    role: str | None
+
+
+#: the console's screens in navigation order, each with the role that opens it
+NAV: tuple[NavItem, ...] = (
+    NavItem("incidents", "/console/", "Incidents", None),
+    NavItem("compose", "/console/compose", "Compose", "editor"),
+    NavItem("approvals", "/console/approvals", "Approvals", "approver"),
+    NavItem("subscribers", "/console/subscribers", "Subscribers", "editor"),
+    NavItem("channels", "/console/channels", "Channels", None),
+    NavItem("routing", "/console/routing", "Routing map", "admin"),
+    NavItem("audit", "/console/audit", "Audit log", "admin"),
+)
+_BY_KEY = {item.key: item for item in NAV}
+
+
+def may_open(user: ConsoleUser, key: str) -> bool:
+    """Whether the person's roles open the page `key` (the API enforces the same with scopes)."""
+    role = _BY_KEY[key].role
+    return role is None or user.has_role(role)
+
+
+def nav_for(user: ConsoleUser) -> list[NavItem]:
+    """The navigation shows only the pages the person may open."""
+    return [item for item in NAV if may_open(user, item.key)]
+
+
+def actor_names(session: Session, actors: set[str | None]) -> dict[str, str]:
+    """`user:<id>` -> the person's name (or email); keys and other actors are shown as recorded."""
+    ids = {int(a.split(":", 1)[1]) for a in actors if a and a.startswith("user:") and a[5:].isdigit()}
+    names: dict[str, str] = {}
+    if ids:
+        for user in session.scalars(select(User).where(User.id.in_(ids))):
+            names[f"user:{user.id}"] = user.name or user.email
+    return {a: names.get(a, a) for a in actors if a}
+
+
+# --- incidents -----------------------------------------------------------------------------------------
+
+
+def incident_list(session: Session, *, status: str | None = None, limit: int = 100) -> list[dict[str, Any]]:
+    """Incidents, newest first, each with its latest update's state and summary."""
+    stmt = select(Incident).order_by(Incident.id.desc()).limit(limit)
+    if status == "active":
+        stmt = stmt.where(Incident.status != IncidentStatus.resolved.value)
+    elif status in {s.value for s in IncidentStatus}:
+        stmt = stmt.where(Incident.status == status)
+    rows = []
+    for incident in session.scalars(stmt).unique():
+        latest = incident.updates[-1] if incident.updates else None
+        rows.append(
+            {
+                "incident": incident,
+                "latest": latest,
+                "pending": sum(1 for u in incident.updates if u.state == UpdateState.pending_approval.value),
+            }
+        )
+    return rows
+
+
+def get_incident(session: Session, incident_id: int) -> Incident:
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"Incident {incident_id} does not exist.", field="incident_id")
+    return incident
+
+
+def incident_view(session: Session, incident_id: int) -> dict[str, Any]:
+    """An incident's timeline: every update with its broadcasts, and why a pending approval was cancelled."""
+    incident = get_incident(session, incident_id)
+    ids = [u.id for u in incident.updates]
+    broadcasts: dict[int, list[Broadcast]] = {}
+    notes: dict[int, AuditEntry] = {}
+    if ids:
+        for b in session.scalars(select(Broadcast).where(Broadcast.update_id.in_(ids)).order_by(Broadcast.id)):
+            broadcasts.setdefault(b.update_id or 0, []).append(b)
+        for entry in session.scalars(
+            select(AuditEntry)
+            .where(
+                AuditEntry.action == "update.approval_cancelled",
+                AuditEntry.target_type == "update",
+                AuditEntry.target_id.in_([str(i) for i in ids]),
+            )
+            .order_by(AuditEntry.id)
+        ):
+            notes[int(entry.target_id)] = entry  # the latest one wins
+    actors = {
+        a
+        for u in incident.updates
+        for a in (u.created_by, u.published_by, u.approved_by, getattr(u, "rejected_by", None))
+    }
+    actors |= {n.actor for n in notes.values()}
+    entries = [
+        {
+            "u": u,
+            "broadcasts": broadcasts.get(u.id, []),
+            # a note shows only while the update is still a draft (publishing again supersedes it)
+            "approval_cancelled": notes.get(u.id) if u.state == UpdateState.draft.value else None,
+        }
+        for u in reversed(incident.updates)
+    ]
+    return {"incident": incident, "entries": entries, "names": actor_names(session, actors)}
+
+
+# --- compose -------------------------------------------------------------------------------------------
+
+
+def routing_channels(session: Session) -> dict[str, dict[str, list[str]]]:
+    """category slug -> severity -> channel names (what the compose form pre-fills)."""
+    return {c.slug: dict(c.channels or {}) for c in session.scalars(select(Category).order_by(Category.position))}
+
+
+def channel_choices(settings: Settings) -> list[dict[str, Any]]:
+    """Channel names the form offers: every kind, then each configured adapter by name (to pick one)."""
+    from broadcaster.channels.registry import adapters_by_kind
+
+    by_kind = adapters_by_kind(settings)
+    out: list[dict[str, Any]] = []
+    for kind in ChannelKind:
+        adapters = by_kind.get(kind, [])
+        out.append({"name": kind.value, "label": kind.value, "configured": bool(adapters), "kind": kind.value})
+    for kind in ChannelKind:
+        adapters = by_kind.get(kind, [])
+        if len(adapters) > 1 or (adapters and adapters[0].name != kind.value):
+            for adapter in adapters:
+                if adapter.name not in {c["name"] for c in out}:
+                    out.append({"name": adapter.name, "label": adapter.name, "configured": True, "kind": kind.value})
+    return out
+
+
+def compose_context(
+    session: Session,
+    settings: Settings,
+    *,
+    incident_id: int | None,
+    update_id: int | None,
+    corrects: int | None,
+    kind: str | None,
+) -> dict[str, Any]:
+    """What the compose form starts with: a new incident, a new update, a draft to edit, or a correction or
+    retraction pre-filled with the original's text (kind correction/cancel naming it in `corrects`)."""
+    from broadcaster.public.render import PALETTE
+
+    incident: Incident | None = None
+    fixed_channels: list[str] | None = None
+    draft: dict[str, Any] = {"kind": UpdateKind.normal.value, "corrects": None}
+    editing: Update | None = None
+    if update_id is not None:
+        editing = session.get(Update, update_id)
+        if editing is None:
+            raise NotFound(f"Update {update_id} does not exist.", field="update_id")
+        incident = editing.incident
+        draft = _update_fields(editing) | {"kind": editing.kind, "corrects": editing.corrects_id}
+    elif corrects is not None:
+        original = session.get(Update, corrects)
+        if original is None or original.state != UpdateState.published.value:
+            raise NotFound(f"Published update {corrects} does not exist.", field="corrects")
+        incident = original.incident
+        draft = _update_fields(original) | {
+            "kind": UpdateKind.cancel.value if kind == UpdateKind.cancel.value else UpdateKind.correction.value,
+            "corrects": original.id,
+            # a correction goes to the original's audience on the original's channels (the server decides)
+            "channels": None,
+            "status": None,
+        }
+        sent = session.scalar(
+            select(Broadcast)
+            .where(Broadcast.update_id == original.id, Broadcast.test.is_(False))
+            .order_by(Broadcast.id.desc())
+            .limit(1)
+        )
+        fixed_channels = list(sent.channels) if sent is not None else (original.channels or None)
+        if draft["kind"] == UpdateKind.cancel.value:
+            draft["body"] = f"Please disregard our previous message: {original.body}"[:10_000]
+            draft["summary"] = ("Please disregard our previous message." + " " + original.summary).strip()[:320]
+    elif incident_id is not None:
+        incident = get_incident(session, incident_id)
+    return {
+        "incident": incident,
+        "editing": editing,
+        "draft": draft,
+        "categories": list(session.scalars(select(Category).order_by(Category.position, Category.slug))),
+        "severities": [s.value for s in Severity],
+        "statuses": [s.value for s in IncidentStatus],
+        "config": {
+            "incident_id": incident.id if incident else None,
+            "title": incident.title if incident else None,
+            "update_id": editing.id if editing else None,
+            "category": incident.category.slug if incident else None,
+            "severity": incident.severity if incident else None,
+            "draft": draft,
+            #: a correction's channels: the original broadcast's (the server uses them; shown, not editable)
+            "fixed_channels": fixed_channels,
+            "routing": routing_channels(session),
+            "choices": channel_choices(settings),
+            "approval_severity": settings.approval_severity,
+            "approval_audience_threshold": settings.approval_audience_threshold,
+            "severities": [s.value for s in Severity],
+            "palette": PALETTE,
+            "org_name": settings.org_name,
+        },
+    }
+
+
+def _update_fields(update: Update) -> dict[str, Any]:
+    return {
+        "body": update.body,
+        "summary": update.summary,
+        "locale": update.locale,
+        "translations": dict(update.translations or {}),
+        "links": list(update.links or []),
+        "channels": list(update.channels) if update.channels is not None else None,
+        "audience": dict(update.audience) if update.audience else None,
+        "status": update.status,
+        "test": update.test,
+    }
+
+
+# --- approvals -----------------------------------------------------------------------------------------
+
+
+def pending_updates(session: Session) -> tuple[list[Update], dict[str, str]]:
+    """Updates waiting for a second person, oldest first, and the requesters' names."""
+    rows = list(
+        session.scalars(select(Update).where(Update.state == UpdateState.pending_approval.value).order_by(Update.id))
+    )
+    return rows, actor_names(session, {u.published_by for u in rows} | {u.created_by for u in rows})
+
+
+# --- broadcasts, channels, subscribers -----------------------------------------------------------------
+
+
+def broadcast_view(session: Session, broadcast_id: int) -> dict[str, Any]:
+    from broadcaster.delivery.reports import report
+
+    rep = report(session, broadcast_id)
+    update = session.get(Update, rep.update_id) if rep.update_id else None
+    return {"report": rep, "update": update, "incident": update.incident if update else None}
+
+
+def channels_view(session: Session, settings: Settings) -> list[dict[str, Any]]:
+    """Every adapter with the last connection check run from the API or console (from the audit log)."""
+    from broadcaster.channels.service import list_adapters
+
+    adapters = list_adapters(settings)
+    last: dict[str, AuditEntry] = {}
+    for entry in session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.action == "channel.check", AuditEntry.target_id.in_([a.name for a in adapters]))
+        .order_by(AuditEntry.id)
+    ):
+        last[entry.target_id] = entry
+    return [{"adapter": a, "last_check": last.get(a.name)} for a in adapters]
+
+
+def subscriber_view(session: Session, subscriber_id: int) -> dict[str, Any]:
+    from broadcaster.delivery import subscribers
+    from broadcaster.delivery.schemas import SubscriberOut
+    from broadcaster.models.delivery import Delivery
+
+    row = subscribers.get(session, subscriber_id)
+    recent = list(
+        session.scalars(
+            select(Delivery).where(Delivery.subscriber_id == subscriber_id).order_by(Delivery.id.desc()).limit(20)
+        )
+    )
+    return {"subscriber": SubscriberOut.build(row), "deliveries": recent}
+
+
+def subscriber_list(session: Session, q: str | None, limit: int = 50) -> list[Any]:
+    from broadcaster.delivery import subscribers
+    from broadcaster.delivery.schemas import SubscriberOut
+
+    rows = subscribers.list_subscribers(
+        session, q=q or None, category=None, tag=None, locale=None, test_group=None, limit=limit, cursor=None
+    )
+    return [SubscriberOut.build(r) for r in rows[:limit]]

@@ -1,0 +1,123 @@
+/* Renders a /v1 preview (POST /v1/preview or /v1/updates/{id}/preview) side by side per channel.
+   Used by the compose form and by the approvals queue (the approver sees exactly what the author saw). */
+(function () {
+  "use strict";
+  var el = BC.el;
+  var KIND_TITLES = { sms: "SMS", voice: "Voice script", email: "Email", social: "Social post",
+                      webhook: "Webhook", banner: "Website banner" };
+  var SOCIAL_NAMES = { x: "X post", mastodon: "Mastodon post", bluesky: "Bluesky post" };
+
+  function lengthLine(r) {
+    var parts = [];
+    if (r.encoding) { parts.push(r.encoding); }
+    if (r.segments !== null && r.segments !== undefined) { parts.push(r.segments + (r.segments === 1 ? " segment" : " segments")); }
+    parts.push(r.length + (r.max_length ? " / " + r.max_length : "") + " characters");
+    if (r.used_summary) { parts.push("uses the summary"); }
+    if (r.truncated) { parts.push("shortened"); }
+    var over = r.max_length && r.length > r.max_length;
+    return el("p", { "class": "counts" + (over ? " over" : "") , text: parts.join(" · ") });
+  }
+
+  function banner(r, ch, opts) {
+    /* the same structure and colours as the embeddable banner (public/templates/banner.html) */
+    var palette = (opts.palette || {});
+    var colours = palette[opts.severity] || palette.info || { bg: "#1d4ed8", fg: "#ffffff" };
+    var box = el("div", { "class": "bc-banner bc-" + (opts.severity || "info"), lang: r.locale,
+      style: "background:" + colours.bg + ";color:" + colours.fg + ";padding:0.75em 1em;margin:0 0 2px 0;font:inherit;" }, [
+      el("strong", { "class": "bc-title", text: opts.title || "" }), " ",
+      el("span", { "class": "bc-text", text: r.text }), " ",
+      el("span", { style: "text-decoration:underline;", text: "Details" })
+    ]);
+    return el("div", { "class": "banner-frame" }, [box]);
+  }
+
+  function body(r, ch, opts) {
+    var kind = ch.kind;
+    var out = [];
+    if (kind === "email") {
+      out.push(el("p", {}, [el("strong", { text: "Subject: " }), r.subject || ""]));
+      out.push(el("details", {}, [el("summary", { text: "Plain text" }), el("pre", { "class": "text", text: r.text })]));
+      if (r.html) {
+        out.push(el("iframe", { "class": "email-html", sandbox: "", srcdoc: r.html, title: "Email HTML (" + r.locale + ")",
+                                 loading: "lazy" }));
+      }
+    } else if (kind === "banner") {
+      out.push(banner(r, ch, opts));
+    } else if (kind === "voice") {
+      out.push(el("p", { "class": "voice", text: r.text }));
+    } else {
+      out.push(el("pre", { "class": "text", text: r.text }));
+    }
+    if (kind !== "email") { out.push(lengthLine(r)); }
+    (r.actions || []).forEach(function (a) { out.push(el("p", { "class": "help", text: a })); });
+    return out;
+  }
+
+  function title(ch) {
+    if (ch.kind === "social") { return SOCIAL_NAMES[ch.adapter] || "Social post (" + (ch.adapter || ch.channel) + ")"; }
+    return KIND_TITLES[ch.kind] || ch.channel;
+  }
+
+  function card(ch, opts) {
+    var warnings = (ch.warnings || []).slice();
+    var head = el("div", { "class": "card-head" }, [
+      el("h3", { text: title(ch) }),
+      opts.test ? el("span", { "class": "badge test", text: "TEST" }) : null,
+      ch.configured ? null : el("span", { "class": "badge warn", text: "not configured" }),
+      opts.extra && opts.extra[ch.channel] ? el("span", { "class": "badge", text: opts.extra[ch.channel] }) : null
+    ]);
+    var meta = el("p", { "class": "meta", text: ch.channel + (ch.adapter && ch.adapter !== ch.channel ? " via " + ch.adapter : "") +
+      " · " + BC.number(ch.recipients) + " recipients" + (ch.eta ? " · " + ch.eta.text : "") +
+      (ch.failover && ch.failover.length ? " · failover: " + ch.failover.join(", ") : "") });
+    var children = [head, meta];
+    if (warnings.length) {
+      children.push(el("ul", { "class": "warnings" }, warnings.map(function (w) { return el("li", { text: w }); })));
+    }
+    body(ch, ch, opts).forEach(function (n) { children.push(n); });
+    Object.keys(ch.translations || {}).forEach(function (loc) {
+      var tr = ch.translations[loc];
+      var inner = [el("summary", { text: "Translation: " + loc })];
+      (tr.warnings || []).forEach(function (w) { inner.push(el("p", { "class": "warn-text", text: w })); });
+      body(tr, ch, opts).forEach(function (n) { inner.push(n); });
+      children.push(el("details", { lang: loc }, inner));
+    });
+    return el("article", { "class": "preview-card kind-" + ch.kind + (opts.test ? " is-test" : ""),
+                           "data-channel": ch.channel, "aria-label": title(ch) + " preview" }, children);
+  }
+
+  function statusEntry(opts) {
+    var s = opts.status;
+    if (!s) { return null; }
+    var links = (s.links || []).filter(function (l) { return l.title && l.url; });
+    return el("article", { "class": "preview-card kind-status", "data-channel": "status-page", "aria-label": "Status page entry preview" }, [
+      el("div", { "class": "card-head" }, [el("h3", { text: "Status page entry" }),
+        opts.test ? el("span", { "class": "badge test", text: "TEST (not shown publicly)" }) : null]),
+      el("div", { "class": "status-entry" }, [
+        el("p", { "class": "meta" }, [el("strong", { text: (s.state || "Investigating") }), " · " + (opts.severity || "")]),
+        el("h4", { text: opts.title || "" }),
+        el("p", { text: s.body || "" }),
+        links.length ? el("ul", {}, links.map(function (l) { return el("li", { text: l.title + ": " + l.url }); })) : null
+      ])
+    ]);
+  }
+
+  /* container: the grid; warningsList: <ul> for the preview's own warnings; preview: PreviewOut */
+  function renderPreview(container, warningsList, preview, opts) {
+    opts = opts || {};
+    opts.test = !!(preview.test || opts.test);
+    opts.severity = opts.severity || preview.severity;
+    BC.clear(container);
+    if (warningsList) {
+      BC.clear(warningsList);
+      (preview.warnings || []).forEach(function (w) { warningsList.appendChild(el("li", { text: w })); });
+    }
+    if (opts.test) {
+      container.appendChild(el("p", { "class": "test-banner", text: "TEST — sent only to the test group, marked TEST in every channel." }));
+    }
+    (preview.channels || []).forEach(function (ch) { container.appendChild(card(ch, opts)); });
+    var entry = statusEntry(opts);
+    if (entry) { container.appendChild(entry); }
+  }
+
+  BC.renderPreview = renderPreview;
+})();

@@ -1,0 +1,105 @@
+"""Console pages rendered by the server: sign-in required, navigation and pages by role, view data, static files."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+PAGES = [
+    "/console/",
+    "/console/compose",
+    "/console/approvals",
+    "/console/subscribers",
+    "/console/channels",
+    "/console/routing",
+    "/console/audit",
+]
+
+
+def nav_links(html: str) -> list[str]:
+    nav = html.split('<nav aria-label="Console">', 1)[1].split("</nav>", 1)[0]
+    return re.findall(r'href="([^"]+)"', nav)
+
+
+def test_pages_need_a_session(client) -> None:
+    for path in PAGES:
+        resp = client.get(path, headers={"Accept": "text/html"}, follow_redirects=False)
+        assert resp.status_code == 303, path
+        assert resp.headers["location"].startswith("/console/login?next=")
+
+
+@pytest.mark.parametrize(
+    ("roles", "allowed"),
+    [
+        (("editor",), {"/console/", "/console/compose", "/console/subscribers", "/console/channels"}),
+        (("approver",), {"/console/", "/console/approvals", "/console/channels"}),
+        (("admin",), set(PAGES)),
+        (
+            ("editor", "approver"),
+            {"/console/", "/console/compose", "/console/approvals", "/console/subscribers", "/console/channels"},
+        ),
+    ],
+)
+def test_navigation_and_pages_follow_roles(signed_in, emergency_category, roles, allowed) -> None:
+    client = signed_in(*roles)
+    home = client.get("/console/")
+    assert home.status_code == 200
+    assert set(nav_links(home.text)) == allowed
+    for path in PAGES:
+        resp = client.get(path)
+        assert resp.status_code == (200 if path in allowed else 403), (path, resp.status_code)
+        assert "script-src" not in resp.headers["content-security-policy"]  # default-src 'self' applies
+        assert "<script>" not in resp.text  # no inline scripts (only JSON data blocks)
+
+
+def test_static_files_are_served_and_nothing_else(client) -> None:
+    css = client.get("/console/static/console.css")
+    assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+    js = client.get("/console/static/compose.js")
+    assert js.status_code == 200 and "javascript" in js.headers["content-type"]
+    for bad in ("../router.py", "..%2Frouter.py", "missing.js", "router.py"):
+        assert client.get(f"/console/static/{bad}").status_code == 404
+
+
+def test_incident_page_offers_correct_and_retract_and_compose_prefills(signed_in, client, admin, emergency_category):
+    inc = client.post(
+        "/v1/incidents",
+        headers=admin,
+        json={
+            "title": "Flood </script><b>warning</b>",
+            "category": "emergency",
+            "severity": "minor",
+            "update": {"body": "River levels rising. Move to higher ground.", "summary": "Rising river"},
+        },
+    ).json()
+    update_id = inc["updates"][0]["id"]
+    assert client.post(f"/v1/updates/{update_id}/publish", headers=admin).status_code == 200
+    editor = signed_in("editor")
+    page = editor.get(f"/console/incidents/{inc['id']}")
+    assert page.status_code == 200
+    assert f'href="/console/compose?corrects={update_id}&amp;kind=correction"' in page.text
+    assert f'href="/console/compose?corrects={update_id}&amp;kind=cancel"' in page.text
+    assert "<b>warning</b>" not in page.text  # escaped
+    assert f'href="/status/incidents/{inc["id"]}"' in page.text
+    form = editor.get(f"/console/compose?corrects={update_id}&kind=correction")
+    assert form.status_code == 200
+    assert "River levels rising. Move to higher ground.</textarea>" in form.text
+    data = form.text.split('id="page-data">', 1)[1].split("</script>", 1)[0]
+    assert "</" not in data  # JSON data cannot close its element
+    assert '"kind": "correction"' in data and f'"corrects": {update_id}' in data
+    retract = editor.get(f"/console/compose?corrects={update_id}&kind=cancel")
+    assert '"kind": "cancel"' in retract.text
+    assert editor.get("/console/compose?corrects=999999").status_code == 404
+    approver = signed_in("approver")
+    assert f"compose?corrects={update_id}" not in approver.get(f"/console/incidents/{inc['id']}").text
+
+
+def test_channels_page_shows_last_check(signed_in) -> None:
+    admin = signed_in("admin")
+    page = admin.get("/console/channels")
+    assert page.status_code == 200
+    assert "Never checked." in page.text
+    assert "Send a check" in page.text
+    editor = signed_in("editor")
+    assert "Send a check" not in editor.get("/console/channels").text
