@@ -210,6 +210,8 @@ def cancel_pending(
             fields=fields,
             cause=cause,
             requester=requester,
+            before={"state": UpdateState.pending_approval.value, "requested_by": requester},
+            after={"state": update.state, "requested_by": None},
         )
         cancelled.append(update.id)
     return cancelled

@@ -51,10 +51,20 @@ def publish(session: Session, update_id: int, actor: str, *, skip_approval: bool
         raise Conflict(f"Update {update_id} is already published.", field="update_id", code="already_published")
     incident = update.incident
     if not skip_approval and needs_approval(session, incident, update):
+        before = approval.rejection_state(update)
         update.state = UpdateState.pending_approval.value
         update.published_by = actor
         update.approval_etag = approval.content_etag(session, update)
-        audit.record(session, actor, "update.request_approval", "update", update.id, etag=update.approval_etag)
+        audit.record(
+            session,
+            actor,
+            "update.request_approval",
+            "update",
+            update.id,
+            before=before,
+            after=approval.rejection_state(update),
+            etag=update.approval_etag,
+        )
         session.flush()
         return PublishResult(update, None, approval_required=True, etag=update.approval_etag)
     return _do_publish(session, update, incident, actor)
@@ -87,7 +97,17 @@ def approve(session: Session, update_id: int, actor: str, if_match: str | None) 
             current_etag=current,
         )
     update.approved_by = actor
-    audit.record(session, actor, "update.approve", "update", update.id, requester=requester, etag=current)
+    audit.record(
+        session,
+        actor,
+        "update.approve",
+        "update",
+        update.id,
+        before={"state": update.state, "requested_by": requester, "approved_by": None},
+        after={"state": UpdateState.published.value, "requested_by": requester, "approved_by": actor},
+        requester=requester,
+        etag=current,
+    )
     return _do_publish(session, update, update.incident, requester or actor)
 
 
@@ -96,6 +116,7 @@ def _do_publish(session: Session, update: Update, incident: Incident, actor: str
     from broadcaster.delivery.hooks import start_broadcast
     from broadcaster.public.hooks import content_changed
 
+    before = {"state": update.state, "published_at": update.published_at, "incident_status": incident.status}
     update.state = UpdateState.published.value
     update.published_at = utcnow()
     update.published_by = actor
@@ -110,5 +131,16 @@ def _do_publish(session: Session, update: Update, incident: Incident, actor: str
     session.flush()
     broadcast_id = start_broadcast(session, update)
     content_changed(session)
-    audit.record(session, actor, "update.publish", "update", update.id, broadcast_id=broadcast_id)
+    after = {"state": update.state, "published_at": update.published_at, "incident_status": incident.status}
+    audit.record(
+        session,
+        actor,
+        "update.publish",
+        "update",
+        update.id,
+        before=before,
+        after={**after, "broadcast_id": broadcast_id},
+        broadcast_id=broadcast_id,
+        test=bool(update.test),
+    )
     return PublishResult(update, broadcast_id)

@@ -142,8 +142,9 @@ _LINK_PAGE: dict[int | str, dict[str, Any]] = {
 @router.post("/v1/subscribers", response_model=SubscriberOut, status_code=201, tags=["subscribers"])
 def create_subscriber(body: SubscriberIn, session: SessionDep, who: Writer) -> SubscriberOut:
     row = subscribers.create(session, body)
-    audit.record(session, who.actor, "subscriber.create", "subscriber", row.id)
-    return SubscriberOut.build(row)
+    out = SubscriberOut.build(row)
+    audit.record(session, who.actor, "subscriber.create", "subscriber", row.id, after=out.model_dump(mode="json"))
+    return out
 
 
 @router.get("/v1/subscribers", response_model=Page[SubscriberOut], tags=["subscribers"])
@@ -179,15 +180,28 @@ def get_subscriber(subscriber_id: IdPath, session: SessionDep, _: Reader) -> Sub
 
 @router.patch("/v1/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"])
 def patch_subscriber(subscriber_id: IdPath, body: SubscriberPatch, session: SessionDep, who: Writer) -> SubscriberOut:
+    before = SubscriberOut.build(subscribers.get(session, subscriber_id)).model_dump(mode="json")
     row = subscribers.patch(session, subscriber_id, body)
-    audit.record(session, who.actor, "subscriber.update", "subscriber", row.id)
-    return SubscriberOut.build(row)
+    out = SubscriberOut.build(row)
+    after = out.model_dump(mode="json")
+    changed = sorted(k for k in after if before.get(k) != after[k] and k != "updated_at")
+    audit.record(
+        session,
+        who.actor,
+        "subscriber.update",
+        "subscriber",
+        row.id,
+        before={k: before[k] for k in changed},
+        after={k: after[k] for k in changed},
+    )
+    return out
 
 
 @router.delete("/v1/subscribers/{subscriber_id}", status_code=204, tags=["subscribers"])
 def delete_subscriber(subscriber_id: IdPath, session: SessionDep, who: Writer) -> Response:
+    before = SubscriberOut.build(subscribers.get(session, subscriber_id)).model_dump(mode="json")
     subscribers.delete(session, subscriber_id)
-    audit.record(session, who.actor, "subscriber.delete", "subscriber", subscriber_id)
+    audit.record(session, who.actor, "subscriber.delete", "subscriber", subscriber_id, before=before)
     return Response(status_code=204)
 
 
@@ -227,8 +241,18 @@ def cancel_broadcast(broadcast_id: IdPath, session: SessionDep, who: Publisher) 
     row = reports.get_broadcast(session, broadcast_id)
     if row.state in ("done", "cancelled", "failed"):
         raise Conflict(f"Broadcast {broadcast_id} is already {row.state}.", field="broadcast_id")
+    state = row.state
     n = planner.cancel(session, broadcast_id)
-    audit.record(session, who.actor, "broadcast.cancel", "broadcast", broadcast_id, cancelled=n)
+    audit.record(
+        session,
+        who.actor,
+        "broadcast.cancel",
+        "broadcast",
+        broadcast_id,
+        before={"state": state},
+        after={"state": "cancelled", "deliveries_cancelled": n},
+        cancelled=n,
+    )
     return CancelOut(id=broadcast_id, state="cancelled", cancelled=n)
 
 

@@ -45,7 +45,7 @@ Admin = Annotated[Principal, Depends(require_scope(Scope.admin))]
 @router.post("/incidents", response_model=IncidentOut, status_code=status.HTTP_201_CREATED)
 def create_incident(body: IncidentIn, session: SessionDep, who: Writer) -> IncidentOut:
     incident = service.create_incident(session, body, who.actor)
-    audit.record(session, who.actor, "incident.create", "incident", incident.id)
+    audit.record(session, who.actor, "incident.create", "incident", incident.id, after=approval.snapshot(incident))
     session.refresh(incident)
     return IncidentOut.build(incident, with_updates=True)
 
@@ -97,14 +97,16 @@ def update_incident(incident_id: IdPath, body: IncidentPatch, session: SessionDe
     detail: dict[str, Any] = {"fields": sorted(body.model_fields_set), "changed": sorted(previous)}
     if "severity" in previous:  # kept for the record of downgrades (see APPROVAL_DOWNGRADE_WINDOW)
         detail["severity"] = {"from": previous["severity"], "to": incident.severity}
-    audit.record(session, who.actor, "incident.update", "incident", incident_id, **detail)
+    after = {name: value for name, value in approval.snapshot(incident).items() if name in previous}
+    audit.record(session, who.actor, "incident.update", "incident", incident_id, before=previous, after=after, **detail)
     return IncidentOut.build(incident, with_updates=True)
 
 
 @router.delete("/incidents/{incident_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_incident(incident_id: IdPath, session: SessionDep, who: Admin) -> Response:
+    before = approval.snapshot(service.get_incident(session, incident_id))
     service.delete_incident(session, incident_id)
-    audit.record(session, who.actor, "incident.delete", "incident", incident_id)
+    audit.record(session, who.actor, "incident.delete", "incident", incident_id, before=before)
     return Response(status_code=204)
 
 
@@ -112,7 +114,9 @@ def delete_incident(incident_id: IdPath, session: SessionDep, who: Admin) -> Res
 def add_update(incident_id: IdPath, body: UpdateIn, session: SessionDep, who: Writer) -> UpdateOut:
     incident = service.get_incident(session, incident_id)
     update = service.add_update(session, incident, body, who.actor)
-    audit.record(session, who.actor, "update.create", "update", update.id, incident_id=incident_id)
+    audit.record(
+        session, who.actor, "update.create", "update", update.id, after=_state(update), incident_id=incident_id
+    )
     return UpdateOut.model_validate(update)
 
 
@@ -136,15 +140,28 @@ def get_update(update_id: IdPath, session: SessionDep, _: Reader, response: Resp
 
 @router.patch("/updates/{update_id}", response_model=UpdateOut)
 def edit_update(update_id: IdPath, body: UpdatePatch, session: SessionDep, who: Writer) -> UpdateOut:
+    before = _state(approval.lock_update(session, update_id))  # the lock edit_update takes, held from here
     update = service.edit_update(session, update_id, body, who.actor)
-    audit.record(session, who.actor, "update.edit", "update", update_id, fields=sorted(body.model_fields_set))
+    after = _state(update)
+    changed = approval.changed_fields(before, after)
+    audit.record(
+        session,
+        who.actor,
+        "update.edit",
+        "update",
+        update_id,
+        before={k: before[k] for k in changed},
+        after={k: after[k] for k in changed},
+        fields=sorted(body.model_fields_set),
+    )
     return UpdateOut.model_validate(update)
 
 
 @router.delete("/updates/{update_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_update(update_id: IdPath, session: SessionDep, who: Writer) -> Response:
+    before = _state(service.get_update(session, update_id))
     service.delete_update(session, update_id)
-    audit.record(session, who.actor, "update.delete", "update", update_id)
+    audit.record(session, who.actor, "update.delete", "update", update_id, before=before)
     return Response(status_code=204)
 
 
@@ -171,6 +188,11 @@ def publish_update(update_id: IdPath, session: SessionDep, who: Publisher, respo
         approval_required=result.approval_required,
         eta=_etas(session, result.update) if result.broadcast_id else [],
     )
+
+
+def _state(update: Update) -> dict[str, Any]:
+    """An update's content and state fields, for the audit log's before/after."""
+    return {**approval.snapshot(update), "state": update.state}
 
 
 def _etas(session: Session, update: Update) -> list[EtaOut]:

@@ -53,6 +53,8 @@ def revoke_key(key_id: KeyIdPath, session: SessionDep, who: Admin) -> Response:
     row = session.get(ApiKey, key_id)
     if row is None:
         raise NotFound(f"API key {key_id} does not exist.", field="key_id")
+    before = key_out(row).model_dump(mode="json")
     row.revoked_at = row.revoked_at or utcnow()
-    audit.record(session, who.actor, "key.revoke", "api_key", key_id)
+    after = key_out(row).model_dump(mode="json")
+    audit.record(session, who.actor, "key.revoke", "api_key", key_id, before=before, after=after)
     return Response(status_code=204)

@@ -26,8 +26,9 @@ def list_categories(session: SessionDep, _: Reader) -> list[CategoryOut]:
 @router.post("/categories", response_model=CategoryOut, status_code=status.HTTP_201_CREATED)
 def create_category(body: CategoryIn, session: SessionDep, who: Writer) -> CategoryOut:
     cat = service.create_category(session, body)
-    audit.record(session, who.actor, "category.create", "category", cat.slug)
-    return CategoryOut.model_validate(cat)
+    out = CategoryOut.model_validate(cat)
+    audit.record(session, who.actor, "category.create", "category", cat.slug, after=out.model_dump(mode="json"))
+    return out
 
 
 @router.get("/categories/{slug}", response_model=CategoryOut)
@@ -37,15 +38,29 @@ def get_category(slug: str, session: SessionDep, _: Reader) -> CategoryOut:
 
 @router.patch("/categories/{slug}", response_model=CategoryOut)
 def update_category(slug: str, body: CategoryPatch, session: SessionDep, who: Writer) -> CategoryOut:
+    before = CategoryOut.model_validate(service.get_category(session, slug)).model_dump(mode="json")
     cat = service.update_category(session, slug, body)
-    audit.record(session, who.actor, "category.update", "category", slug, fields=sorted(body.model_fields_set))
-    return CategoryOut.model_validate(cat)
+    out = CategoryOut.model_validate(cat)
+    after = out.model_dump(mode="json")
+    changed = sorted(k for k in after if before.get(k) != after[k] and k != "updated_at")
+    audit.record(
+        session,
+        who.actor,
+        "category.update",
+        "category",
+        slug,
+        before={k: before[k] for k in changed},
+        after={k: after[k] for k in changed},
+        fields=sorted(body.model_fields_set),
+    )
+    return out
 
 
 @router.delete("/categories/{slug}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_category(slug: str, session: SessionDep, who: Writer) -> Response:
+    before = CategoryOut.model_validate(service.get_category(session, slug)).model_dump(mode="json")
     service.delete_category(session, slug)
-    audit.record(session, who.actor, "category.delete", "category", slug)
+    audit.record(session, who.actor, "category.delete", "category", slug, before=before)
     return Response(status_code=204)
 
 
@@ -85,6 +100,17 @@ def get_routing_map(
 def put_routing_map(request: Request, raw: RawBody, session: SessionDep, who: Writer) -> RoutingMap:
     json_only = "json" in request.headers.get("content-type", "")
     routing_map = service.parse_map(raw, source="body", json_only=json_only)
+    before = service.export_map(session).model_dump(mode="json")
     service.replace_map(session, routing_map)
-    audit.record(session, who.actor, "routing_map.replace", "routing_map", "-", categories=len(routing_map.categories))
-    return service.export_map(session)
+    after = service.export_map(session)
+    audit.record(
+        session,
+        who.actor,
+        "routing_map.replace",
+        "routing_map",
+        "-",
+        before=before,
+        after=after.model_dump(mode="json"),
+        categories=len(routing_map.categories),
+    )
+    return after
