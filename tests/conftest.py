@@ -15,6 +15,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
+    from broadcaster.fakes.oidc import FakeOIDC
     from broadcaster.fakes.testing import RunningFake
 
 for var in ("TWILIO_REGION", "TWILIO_EDGE", "HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy"):
@@ -204,3 +205,29 @@ def fake(fake_server: RunningFake) -> Iterator[RunningFake]:
     fake_server.reset()
     yield fake_server
     fake_server.reset()
+
+
+@pytest.fixture(scope="module")
+def oidc_server() -> Iterator[FakeOIDC]:
+    """The test OpenID provider (real HTTP on a free port; issuer = its URL), one per test module."""
+    from broadcaster.fakes.oidc import running_oidc
+
+    with running_oidc() as provider:
+        yield provider
+
+
+@pytest.fixture
+def oidc(oidc_server: FakeOIDC, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeOIDC]:
+    """The module's OpenID provider, its user and recorded requests reset, configured as the service's SSO
+    (OIDC_* settings; groups comms-editors/comms-approvers/it-admins map to editor/approver/admin)."""
+    from broadcaster.fakes.oidc import TestUser
+
+    oidc_server.user = TestUser()
+    oidc_server.interactive = False
+    oidc_server.requests.clear()
+    for name, value in oidc_server.env().items():
+        monkeypatch.setenv(name, value)
+    from broadcaster.settings import get_settings
+
+    get_settings.cache_clear()
+    yield oidc_server

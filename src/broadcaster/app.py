@@ -57,6 +57,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     from broadcaster.keys.router import router as keys_router
     from broadcaster.public.router import router as public_router
     from broadcaster.routing.router import router as routing_router
+    from broadcaster.users.oidc import router as oidc_router
     from broadcaster.users.pages import login_required
     from broadcaster.users.pages import router as login_router
     from broadcaster.users.router import router as users_router
@@ -91,6 +92,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         public_router,
         users_router,
         login_router,
+        oidc_router,
         console_router,
         audit_router,
     ):

@@ -159,6 +159,9 @@ def db_check() -> None:
 def keys_create(
     scopes: Annotated[str, typer.Option(help="Comma-separated: read,write,publish,alerts,admin")],
     name: Annotated[str, typer.Option(help="Who or what uses this key.")] = "default",
+    owner: Annotated[
+        str | None, typer.Option(help="Email of the person the key acts as (approvals count it as them).")
+    ] = None,
 ) -> None:
     """Create an API key. It is printed once; only a hash is stored."""
     from broadcaster import audit
@@ -175,7 +178,15 @@ def keys_create(
         raise typer.BadParameter("give 1 to 120 characters (no NUL)", param_hint="--name")
     migrations.upgrade()
     with session_scope() as session:
-        row, plaintext = create_key(session, name, scope_list)
+        owner_id = None
+        if owner is not None:
+            from broadcaster.users.service import by_email
+
+            person = by_email(session, owner)
+            if person is None or not person.active:
+                raise typer.BadParameter(f"no active user {owner.strip().lower()}", param_hint="--owner")
+            owner_id = person.id
+        row, plaintext = create_key(session, name, scope_list, owner_user_id=owner_id)
         audit.record(
             session,
             f"cli:{os.environ.get('USER', 'unknown')}",
@@ -184,6 +195,7 @@ def keys_create(
             row.id,
             name=name,
             scopes=scope_list,
+            owner_user_id=owner_id,
         )
     typer.echo(plaintext)
     typer.echo(f"# key {row.id} '{name}' scopes={','.join(scope_list)} -- shown once, store it now", err=True)

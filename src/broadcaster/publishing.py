@@ -44,9 +44,21 @@ def needs_approval(session: Session, incident: Incident, update: Update) -> bool
     return False
 
 
-def publish(session: Session, update_id: int, actor: str, *, skip_approval: bool = False) -> PublishResult:
-    """Publish a draft. High-impact updates first wait for a second person's approval."""
+def publish(
+    session: Session, update_id: int, actor: str, *, skip_approval: bool = False, live_allowed: bool = True
+) -> PublishResult:
+    """Publish a draft. High-impact updates first wait for a second person's approval.
+
+    `live_allowed=False` (a caller with the write scope but not publish: an editor) may publish only a test
+    update (checked under the lock, so the update cannot turn live in between)."""
     update = approval.lock_update(session, update_id)
+    if not live_allowed and not update.test:
+        raise Forbidden(
+            "Publishing a live update needs the 'publish' scope (the approver role); the write scope may only "
+            "send test updates.",
+            field="Authorization",
+            required_scope="publish",
+        )
     if update.state == UpdateState.published.value:
         raise Conflict(f"Update {update_id} is already published.", field="update_id", code="already_published")
     incident = update.incident

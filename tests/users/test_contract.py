@@ -6,9 +6,9 @@ from typing import Annotated
 
 import pytest
 from fastapi import Depends
+from tests.users.conftest import session_csrf, sign_in
 
 from broadcaster.users.session import ConsoleUser, require_console_user
-from tests.users.conftest import session_csrf, sign_in
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from broadcaster.incidents.schemas import (
 )
 from broadcaster.models import Update
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
-from broadcaster.security import Principal, Scope, require_scope
+from broadcaster.security import Principal, Scope, require_any_scope, require_scope
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["incidents"])
@@ -39,6 +39,8 @@ PENDING_ETAG_DOC = "While the update waits for approval: the content ETag the re
 Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
 Writer = Annotated[Principal, Depends(require_scope(Scope.write))]
 Publisher = Annotated[Principal, Depends(require_scope(Scope.publish))]
+#: publish, or write for a test send (publishing.publish refuses a live update without publish)
+TestSender = Annotated[Principal, Depends(require_any_scope(Scope.publish, Scope.write))]
 Admin = Annotated[Principal, Depends(require_scope(Scope.admin))]
 
 
@@ -176,9 +178,10 @@ def delete_update(update_id: IdPath, session: SessionDep, who: Writer) -> Respon
         }
     },
 )
-def publish_update(update_id: IdPath, session: SessionDep, who: Publisher, response: Response) -> PublishOut:
-    """Publish a draft now, or (high impact: see APPROVAL_SEVERITY) ask a second person to approve it (202)."""
-    result = publishing.publish(session, update_id, who.actor)
+def publish_update(update_id: IdPath, session: SessionDep, who: TestSender, response: Response) -> PublishOut:
+    """Publish a draft now, or (high impact: see APPROVAL_SEVERITY) ask a second person to approve it (202).
+    A test update (sent only to the test group) needs only the write scope; a live one needs publish."""
+    result = publishing.publish(session, update_id, who.actor, live_allowed=who.has(Scope.publish))
     if result.approval_required:
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["ETag"] = result.etag or ""

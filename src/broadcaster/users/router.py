@@ -6,13 +6,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
+from pydantic import BaseModel
 from sqlalchemy import select
 
 from broadcaster import audit
 from broadcaster.deps import SessionDep
 from broadcaster.errors import Conflict
 from broadcaster.models import User
-from broadcaster.security import Principal, Scope, require_scope
+from broadcaster.security import Principal, Scope, authenticate, require_scope
 from broadcaster.users import service
 from broadcaster.users.schemas import UserIn, UserOut, UserPatch
 
@@ -43,6 +44,27 @@ def _keep_an_admin(session: SessionDep, user: User, roles: list[str], active: bo
     others = session.scalars(select(User).where(User.active.is_(True), User.id != user.id)).all()
     if not any("admin" in (u.roles or []) for u in others):
         raise Conflict("This would leave no active admin.", field="roles" if active else "active", code="last_admin")
+
+
+class MeOut(BaseModel):
+    """Who the caller is: the identity approvals compare, and what it may do."""
+
+    actor: str
+    scopes: list[str]
+    via: str
+    user: UserOut | None
+
+
+@router.get("/me", response_model=MeOut)
+def me(session: SessionDep, who: Annotated[Principal, Depends(authenticate)]) -> MeOut:
+    """The caller: a person (console session, or a key they own) or a key."""
+    user = session.get(User, who.user_id) if who.user_id is not None else None
+    return MeOut(
+        actor=who.actor,
+        scopes=sorted(who.scopes),
+        via="session" if who.is_session else "api_key",
+        user=user_out(user) if user is not None else None,
+    )
 
 
 @router.get("/users", response_model=list[UserOut])

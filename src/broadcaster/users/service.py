@@ -5,11 +5,12 @@ Services take a session and never commit (the request or CLI command does).
 
 from __future__ import annotations
 
+import contextlib
 from functools import lru_cache
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from broadcaster.errors import Conflict, NotFound, Unprocessable
@@ -116,13 +117,13 @@ def create_user(
 def set_password(session: Session, user: User, password: str) -> None:
     user.password_hash = hash_password(password)
     # a new password signs the person out everywhere
-    session.execute(ConsoleSession.__table__.delete().where(ConsoleSession.user_id == user.id))
+    session.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user.id))
 
 
 def deactivate(session: Session, user: User) -> None:
     """No more sign-in; sessions end; keys the person owns stop working (security.authenticate)."""
     user.active = False
-    session.execute(ConsoleSession.__table__.delete().where(ConsoleSession.user_id == user.id))
+    session.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user.id))
 
 
 def verify_password(user: User | None, password: str) -> bool:
@@ -132,10 +133,9 @@ def verify_password(user: User | None, password: str) -> bool:
     if not _DUMMY:
         _DUMMY.append(hasher().hash("not a password of anyone"))
     stored = user.password_hash if user is not None and user.password_hash else _DUMMY[0]
-    try:
+    ok = False
+    with contextlib.suppress(VerificationError, InvalidHashError):
         ok = hasher().verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        ok = False
     return ok and user is not None and user.active and bool(user.password_hash)
 
 

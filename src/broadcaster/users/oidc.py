@@ -1,0 +1,234 @@
+"""OpenID Connect single sign-on with Authlib's Starlette client: /console/oidc/login and /console/oidc/callback.
+
+Authlib reads the provider's discovery document (OIDC_ISSUER), sends the browser to the provider with a
+random `state`, a `nonce` and a PKCE S256 challenge, and at the callback checks the state, exchanges the code
+with the PKCE verifier and validates the ID token (RS256 signature from the provider's JWKS, `iss`, `aud`,
+expiry, `nonce`). The flow's data (state, nonce, verifier, where to go next) lives in a short-lived cookie
+signed with SECRET_KEY, bound to this browser: no server-wide session middleware is needed.
+
+The account: matched by (issuer, subject), else by verified email (then linked), else created when
+OIDC_AUTO_CREATE is on. When OIDC_ROLE_MAP is set, the person's roles are set from OIDC_ROLES_CLAIM at each
+sign-in (a person left with no role cannot sign in); without it, roles are managed in Broadcaster.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+import anyio.to_thread
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from sqlalchemy import delete, select
+
+from broadcaster import audit
+from broadcaster.db import session_scope
+from broadcaster.delivery import abuse
+from broadcaster.models import ConsoleSession, User
+from broadcaster.settings import Settings, get_settings
+from broadcaster.users import service
+from broadcaster.users.pages import oidc_enabled, safe_next
+from broadcaster.users.session import COOKIE_NAME, end_session, secure_cookies, set_session_cookie, start_session
+
+log = logging.getLogger(__name__)
+router = APIRouter(tags=["console sign-in"], include_in_schema=False)
+
+FLOW_COOKIE = "broadcaster_oidc"
+#: seconds the person has to finish signing in at the provider
+FLOW_MAX_AGE = 600
+CALLBACK_PATH = "/console/oidc/callback"
+
+
+class SignInRefused(Exception):
+    """The provider signed the person in, but Broadcaster does not let them in (reason for the audit log)."""
+
+
+@lru_cache(maxsize=4)
+def _client(issuer: str, client_id: str, secret: str, timeout: float) -> StarletteOAuth2App:
+    oauth = OAuth()
+    oauth.register(
+        name="oidc",
+        client_id=client_id,
+        client_secret=secret or None,
+        server_metadata_url=issuer.rstrip("/") + "/.well-known/openid-configuration",
+        client_kwargs={"scope": "openid email profile", "code_challenge_method": "S256", "timeout": timeout},
+    )
+    client = oauth.create_client("oidc")
+    assert isinstance(client, StarletteOAuth2App)
+    return client
+
+
+def client(settings: Settings | None = None) -> StarletteOAuth2App:
+    settings = settings or get_settings()
+    secret = settings.oidc_client_secret.get_secret_value() if settings.oidc_client_secret else ""
+    return _client(settings.oidc_issuer, settings.oidc_client_id, secret, settings.provider_timeout_seconds)
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    from broadcaster.delivery.tokens import secret_key
+
+    return URLSafeTimedSerializer(secret_key(), salt="broadcaster.oidc-flow")
+
+
+def role_map(settings: Settings) -> dict[str, set[str]]:
+    """OIDC_ROLE_MAP as {group: {roles}} (entries that are not `group:role` with a known role are ignored)."""
+    out: dict[str, set[str]] = {}
+    for item in settings.oidc_role_map:
+        group, sep, role = item.rpartition(":")
+        role = role.strip().lower()
+        if sep and group.strip() and role in service.ROLE_SCOPES:
+            out.setdefault(group.strip(), set()).add(role)
+    return out
+
+
+def roles_from_claims(claims: dict[str, Any], settings: Settings) -> list[str]:
+    raw = claims.get(settings.oidc_roles_claim) or []
+    groups = [raw] if isinstance(raw, str) else [str(g) for g in raw] if isinstance(raw, list) else []
+    mapping = role_map(settings)
+    roles: set[str] = set()
+    for group in groups:
+        roles |= mapping.get(group, set())
+    return service.parse_roles(sorted(roles))
+
+
+def _back_to_login(next_path: str) -> RedirectResponse:
+    from urllib.parse import quote
+
+    response = RedirectResponse(f"/console/login?error=sso&next={quote(next_path, safe='/')}", status_code=303)
+    response.delete_cookie(FLOW_COOKIE, path="/console/oidc/")
+    return response
+
+
+@router.get("/console/oidc/login")
+async def oidc_login(request: Request, next: str | None = None) -> Response:
+    """Send the browser to the provider (state, nonce and PKCE challenge made and remembered by Authlib)."""
+    target = safe_next(next)
+    if not oidc_enabled():
+        return _back_to_login(target)
+    redirect_uri = get_settings().public_url.rstrip("/") + CALLBACK_PATH
+    flow: dict[str, Any] = {}
+    request.scope["session"] = flow  # Authlib keeps its state data in `request.session`
+    try:
+        response = await client().authorize_redirect(request, redirect_uri)
+    except (OAuthError, OSError, ValueError) as exc:
+        log.warning("OpenID provider unavailable: %s", type(exc).__name__)
+        return _back_to_login(target)
+    flow["next"] = target
+    response.set_cookie(
+        FLOW_COOKIE,
+        _serializer().dumps(flow),
+        max_age=FLOW_MAX_AGE,
+        path="/console/oidc/",
+        httponly=True,
+        samesite="lax",
+        secure=secure_cookies(),
+    )
+    return response
+
+
+@router.get(CALLBACK_PATH)
+async def oidc_callback(request: Request) -> Response:
+    """Check state, nonce and PKCE (Authlib), find or create the person, start a console session."""
+    try:
+        flow = _serializer().loads(request.cookies.get(FLOW_COOKIE, ""), max_age=FLOW_MAX_AGE)
+    except BadSignature:
+        flow = None
+    if not isinstance(flow, dict):
+        await anyio.to_thread.run_sync(_audit_failure, request, "missing or expired sign-in flow", None)
+        return _back_to_login("/console/")
+    target = safe_next(flow.pop("next", None))
+    request.scope["session"] = flow
+    try:
+        token = await client().authorize_access_token(request)
+        claims = dict(token.get("userinfo") or {})
+        settings = get_settings()
+        if settings.oidc_role_map and settings.oidc_roles_claim not in claims:
+            claims.update(await client().userinfo(token=token))
+    except (OAuthError, OSError, ValueError, KeyError) as exc:
+        reason = getattr(exc, "error", None) or type(exc).__name__
+        await anyio.to_thread.run_sync(_audit_failure, request, f"provider: {reason}", None)
+        return _back_to_login(target)
+    try:
+        cookie = await anyio.to_thread.run_sync(_sign_in, request, claims)
+    except SignInRefused as exc:
+        await anyio.to_thread.run_sync(_audit_failure, request, str(exc), claims.get("email"))
+        return _back_to_login(target)
+    response = RedirectResponse(target, status_code=303)
+    set_session_cookie(response, cookie)
+    response.delete_cookie(FLOW_COOKIE, path="/console/oidc/")
+    return response
+
+
+def _audit_failure(request: Request, reason: str, email: object) -> None:
+    with session_scope() as session:
+        audit.record(
+            session,
+            f"ip:{abuse.client_ip(request)}",
+            "user.login_failed",
+            "user",
+            "-",
+            method="sso",
+            reason=reason[:200],
+            email=str(email or "")[:254],
+        )
+
+
+def _sign_in(request: Request, claims: dict[str, Any]) -> str:
+    """Find, link or create the person of verified `claims`, refresh their roles; the new session cookie."""
+    settings = get_settings()
+    issuer, subject = str(claims.get("iss") or settings.oidc_issuer), str(claims.get("sub") or "")
+    email = service.normalize_email(str(claims.get("email") or ""))
+    if not subject:
+        raise SignInRefused("no subject in the ID token")
+    with session_scope() as session:
+        user = session.scalar(select(User).where(User.oidc_issuer == issuer, User.oidc_subject == subject))
+        if user is None and email and claims.get("email_verified") is not False:
+            user = service.by_email(session, email)
+            if user is not None and user.oidc_subject is not None:
+                raise SignInRefused("the email belongs to another single sign-on identity")
+        roles = roles_from_claims(claims, settings) if settings.oidc_role_map else None
+        if user is None:
+            if not settings.oidc_auto_create:
+                raise SignInRefused("no account (OIDC_AUTO_CREATE is off)")
+            if not email or "@" not in email:
+                raise SignInRefused("no email in the ID token")
+            if not roles:
+                raise SignInRefused("no Broadcaster role in the groups claim")
+            user = service.create_user(
+                session, email, str(claims.get("name") or ""), roles, oidc_issuer=issuer, oidc_subject=subject
+            )
+            audit.record(session, f"user:{user.id}", "user.create", "user", user.id, email=email, roles=roles, sso=True)
+        user.oidc_issuer, user.oidc_subject = issuer, subject
+        if not user.active:
+            raise SignInRefused("the account is deactivated")
+        if roles is not None and sorted(roles) != sorted(user.roles or []):
+            audit.record(
+                session,
+                f"user:{user.id}",
+                "user.roles_from_sso",
+                "user",
+                user.id,
+                before={"roles": user.roles},
+                after={"roles": roles},
+            )
+            user.roles = roles
+        if not user.roles:
+            # kept (committed): a person the provider no longer puts in a mapped group loses their roles and
+            # every open session now
+            session.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user.id))
+            refused = "no Broadcaster role"
+        else:
+            refused = ""
+            if claims.get("name") and not user.name:
+                user.name = str(claims["name"])[:200]
+            end_session(session, request.cookies.get(COOKIE_NAME))
+            cookie = start_session(session, user)
+            ip = abuse.client_ip(request)
+            audit.record(session, f"user:{user.id}", "user.login", "user", user.id, method="sso", ip=ip)
+    if refused:
+        raise SignInRefused(refused)
+    return cookie

@@ -1,0 +1,114 @@
+"""OpenID Connect sign-in against the test OpenID provider, through a real uvicorn server and a real HTTP
+client (each redirect followed by hand, so every hop is checked)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from tests.public.servers import run_service
+
+
+@pytest.fixture
+def sso_service(db_url: str, tmp_path: Path, oidc):
+    with run_service(db_url, tmp_path, **oidc.env()) as base:
+        yield base
+
+
+def _follow(http: httpx.Client, url: str, stop_at: str) -> httpx.Response:
+    """Follow redirects across the service and the provider until a Location starts with `stop_at`."""
+    for _ in range(10):
+        resp = http.get(url)
+        assert resp.status_code in (302, 303), resp.text
+        url = resp.headers["location"]
+        if url.startswith(stop_at):
+            return resp
+    raise AssertionError("too many redirects")
+
+
+def test_sso_sign_in_creates_the_person_with_roles_from_groups(sso_service: str, oidc) -> None:
+    from broadcaster.fakes.oidc import TestUser
+
+    oidc.user = TestUser(sub="bob-1", email="Bob@Example.org", name="Bob", groups=["comms-approvers", "other"])
+    with httpx.Client(base_url=sso_service, follow_redirects=False, timeout=10) as http:
+        page = http.get("/console/login")
+        assert "Sign in with Test IdP" in page.text
+        start = http.get("/console/oidc/login", params={"next": "/v1/me"})
+        assert start.status_code == 302
+        authorize = urlsplit(start.headers["location"])
+        assert f"{authorize.scheme}://{authorize.netloc}" == oidc.issuer
+        query = parse_qs(authorize.query)
+        assert query["code_challenge_method"] == ["S256"] and query["code_challenge"][0]
+        assert query["state"][0] and query["nonce"][0]
+        assert query["redirect_uri"] == [f"{sso_service}/console/oidc/callback"]
+        back = http.get(start.headers["location"])  # the provider signs Bob in and sends him back
+        callback = back.headers["location"]
+        assert callback.startswith(f"{sso_service}/console/oidc/callback?code=")
+        done = http.get(callback)
+        assert done.status_code == 303, done.text
+        assert done.headers["location"] == "/v1/me"
+        cookie = done.headers["set-cookie"]
+        assert "broadcaster_session=" in cookie and "HttpOnly" in cookie and "samesite=lax" in cookie.lower()
+        me = http.get("/v1/me").json()
+        assert me["via"] == "session"
+        assert me["user"]["email"] == "bob@example.org" and me["user"]["roles"] == ["approver"]
+        assert me["scopes"] == ["publish", "read"]
+        assert me["actor"] == f"user:{me['user']['id']}"
+    [token_request] = [p for name, p in oidc.requests if name == "token"]
+    assert token_request["code_verifier"]  # PKCE: the provider checked it against the challenge
+
+
+def test_roles_are_refreshed_from_the_claim_at_each_sign_in(sso_service: str, oidc) -> None:
+    from broadcaster.fakes.oidc import TestUser
+
+    @contextmanager
+    def sign_in() -> Iterator[httpx.Client]:
+        with httpx.Client(base_url=sso_service, follow_redirects=False, timeout=10) as http:
+            _follow(http, "/console/oidc/login?next=/v1/me", "/v1/me")
+            yield http
+
+    oidc.user = TestUser(sub="carol-1", email="carol@example.org", groups=["comms-editors"])
+    with sign_in() as http:
+        assert http.get("/v1/me").json()["user"]["roles"] == ["editor"]
+    oidc.user.groups = ["comms-editors", "it-admins"]
+    with sign_in() as http:
+        assert http.get("/v1/me").json()["user"]["roles"] == ["editor", "admin"]
+        assert http.get("/v1/users").status_code == 200
+    oidc.user.groups = ["nobody"]  # left every mapped group: refused, and the roles are gone
+    with httpx.Client(base_url=sso_service, follow_redirects=False, timeout=10) as http:
+        resp = _follow(http, "/console/oidc/login?next=/v1/me", "/console/login")
+        assert resp.headers["location"].startswith("/console/login?error=sso")
+        assert http.get("/v1/me").status_code == 401
+
+
+def test_callback_refuses_a_forged_state_and_a_missing_flow(sso_service: str, oidc) -> None:
+    with httpx.Client(base_url=sso_service, follow_redirects=False, timeout=10) as http:
+        # no flow cookie at all (e.g. a link from an attacker's page)
+        resp = http.get("/console/oidc/callback", params={"code": "x", "state": "y"})
+        assert resp.status_code == 303 and resp.headers["location"].startswith("/console/login?error=sso")
+        # a real flow, but the state coming back is not the one sent
+        start = http.get("/console/oidc/login")
+        back = http.get(start.headers["location"]).headers["location"]
+        query = parse_qs(urlsplit(back).query)
+        resp = http.get("/console/oidc/callback", params={"code": query["code"][0], "state": "forged"})
+        assert resp.headers["location"].startswith("/console/login?error=sso")
+        assert "broadcaster_session" not in http.cookies
+    assert not [p for name, p in oidc.requests if name == "token"]  # the code was never exchanged
+
+
+def test_no_account_is_created_without_a_mapped_group(sso_service: str, oidc) -> None:
+    from broadcaster.fakes.oidc import TestUser
+
+    oidc.user = TestUser(sub="eve-1", email="eve@example.org", groups=["staff"])
+    with httpx.Client(base_url=sso_service, follow_redirects=False, timeout=10) as http:
+        resp = _follow(http, "/console/oidc/login", "/console/login")
+        assert resp.headers["location"].startswith("/console/login?error=sso")
+    from broadcaster.db import session_scope
+    from broadcaster.users import service
+
+    with session_scope() as session:
+        assert service.by_email(session, "eve@example.org") is None
