@@ -114,6 +114,14 @@ def start_session(db: Session, user: User) -> str:
     """Create a session for `user` (in the caller's transaction); returns the signed cookie value."""
     session_id = secrets.token_urlsafe(32)
     now = utcnow()
+    settings = get_settings()
+    # sessions that ended by expiry without a visit since are removed here, so the table stays small
+    db.execute(
+        delete(ConsoleSession).where(
+            (ConsoleSession.last_seen_at < now - timedelta(minutes=settings.console_session_idle_minutes))
+            | (ConsoleSession.created_at < now - timedelta(hours=settings.console_session_max_hours))
+        )
+    )
     db.add(
         ConsoleSession(
             id_hash=_hash(session_id),
@@ -144,7 +152,8 @@ def _expired(row: ConsoleSession, now: datetime) -> bool:
 
 def resolve(db: Session, cookie: str | None) -> ConsoleUser | None:
     """The person of a session cookie, or None (unsigned, unknown, expired, or the person is deactivated).
-    An expired session's row is deleted; a live one's `last_seen_at` is refreshed (in the caller's transaction)."""
+    An expired session's row is deleted and a live one's `last_seen_at` refreshed, in the caller's transaction
+    (a refused API request rolls back: its row goes at the next sign-in's purge)."""
     session_id = _unsign(cookie) if cookie else None
     if not session_id:
         return None
