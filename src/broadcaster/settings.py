@@ -80,6 +80,8 @@ class Settings(BaseSettings):
     retry_max_seconds: float = 600.0
     # Transient failures on one adapter before a delivery fails over to the next adapter of its kind
     worker_failover_after: int = 2
+    # Seconds between heartbeat comments on GET /v1/broadcasts/{id}/events (keeps proxies from closing it)
+    broadcast_events_heartbeat_seconds: float = Field(15.0, gt=0)
     # Port of the standalone worker's Prometheus metrics endpoint (0 = off)
     worker_metrics_port: int = 0
     # Enable the in-memory test adapters memory, memory-backup (sms) and memory-email (never in production)

@@ -9,13 +9,14 @@ from typing import Annotated, Any
 
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import HTMLResponse, PlainTextResponse, StreamingResponse
 from pydantic import ValidationError
 from sqlalchemy import select, text
+from sse_starlette import EventSourceResponse
 
 from broadcaster import audit
-from broadcaster.delivery import abuse, planner, receipts, reports, subscribers, verification
+from broadcaster.delivery import abuse, live, planner, receipts, reports, subscribers, verification
 from broadcaster.delivery.schemas import (
     BroadcastOut,
     BroadcastReport,
@@ -28,7 +29,7 @@ from broadcaster.delivery.schemas import (
 )
 from broadcaster.deps import RawBody, SessionDep
 from broadcaster.domain import has_nul
-from broadcaster.errors import BadRequest, Conflict, Forbidden, Unprocessable, field_name
+from broadcaster.errors import BadRequest, Conflict, ErrorOut, Forbidden, Unprocessable, field_name
 from broadcaster.models.delivery import Broadcast, Delivery
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
 from broadcaster.security import Principal, Scope, require_scope
@@ -254,6 +255,57 @@ def cancel_broadcast(broadcast_id: IdPath, session: SessionDep, who: Publisher) 
         cancelled=n,
     )
     return CancelOut(id=broadcast_id, state="cancelled", cancelled=n)
+
+
+_EVENTS_DOC = (
+    "Server-sent events (`text/event-stream`). `event: report` carries the same JSON as "
+    "`GET /v1/broadcasts/{id}` (with `channels_report` and each channel's `eta`), sent when it changes and at "
+    "most once a second; a comment line (`: ping`) every `BROADCAST_EVENTS_HEARTBEAT_SECONDS` (15 s) keeps "
+    "proxies from closing the stream. Once the broadcast is done, cancelled or failed, its final report is "
+    'followed by `event: end` (`{"state": ...}`) and the stream ends. An EventSource that reconnects '
+    "(`Last-Event-ID`) to a finished broadcast gets 204, which stops its retries."
+)
+
+
+@router.get(
+    "/v1/broadcasts/{broadcast_id}/events",
+    tags=["broadcasts"],
+    response_class=EventSourceResponse,
+    responses={
+        200: {"description": _EVENTS_DOC, "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+        204: {"description": "A reconnect (`Last-Event-ID`) after the broadcast finished: nothing more to send."},
+        404: {"model": ErrorOut, "description": "No such broadcast."},
+    },
+)
+async def broadcast_events(
+    broadcast_id: IdPath,
+    request: Request,
+    _: Reader,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID", max_length=32)] = None,
+) -> Response:
+    """Live progress: the broadcast report as server-sent events until the broadcast is finished.
+
+    Every database read runs in a worker thread with a short session of its own: no connection is held
+    while a client reads the stream."""
+    first = await live.first_report(broadcast_id)
+    if last_event_id is not None and first[1] in live.FINAL_STATES:
+        return Response(status_code=204)
+    return EventSourceResponse(
+        live.events(request, broadcast_id, first),
+        ping=get_settings().broadcast_events_heartbeat_seconds,
+        send_timeout=live.SEND_TIMEOUT,
+    )
+
+
+@router.get("/v1/broadcasts/{broadcast_id}/timeline", response_model=live.TimelineOut, tags=["broadcasts"])
+def broadcast_timeline(
+    broadcast_id: IdPath,
+    session: SessionDep,
+    _: Reader,
+    bucket: Annotated[str, Query(pattern="^(1s|10s|1m)$", description="Bucket width: `1s`, `10s` or `1m`.")] = "10s",
+) -> live.TimelineOut:
+    """Deliveries sent and failed per time bucket (for a chart), counted in the database."""
+    return live.timeline(session, broadcast_id, bucket)
 
 
 StatusQ = Annotated[str | None, Query(max_length=16)]
