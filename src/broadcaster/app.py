@@ -54,6 +54,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     from broadcaster.delivery.router import router as delivery_router
     from broadcaster.imports.router import router as imports_router
     from broadcaster.incidents.router import router as incidents_router
+    from broadcaster.integrations.router import router as integrations_router
     from broadcaster.keys.router import router as keys_router
     from broadcaster.public.router import router as public_router
     from broadcaster.routing.router import router as routing_router
@@ -84,6 +85,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     for router in (
         incidents_router,
         alerts_router,
+        integrations_router,
         routing_router,
         keys_router,
         channels_router,

@@ -198,6 +198,29 @@ class Settings(BaseSettings):
     # CAP 1.2 <sender> of the alert feed: an address-like id without spaces, commas, '<' or '&'
     cap_sender: str = "broadcaster@example.org"
 
+    # --- inbound alerts (Alertmanager, Grafana, generic webhooks) ---------------------------------------
+    # At most one public update per alert-driven incident this often, in minutes (flapping limit); a change
+    # inside the window goes out when it ends. A rule's min_update_minutes overrides it
+    alert_min_update_minutes: float = Field(10.0, ge=0)
+
+    # --- static publishing (public pages as files) ---------------------------------------------------------
+    # Where to write the banner, status page and feeds on every change: empty (off), a local directory path, or
+    # s3://bucket/prefix (S3-compatible storage through boto3)
+    static_target: str = ""
+    # Public base URL the static copy is served from (e.g. https://status-static.example.org); banner.js reads the
+    # banner there first and falls back to this service
+    static_public_url: str = ""
+    # S3 endpoint for S3-compatible storage (MinIO, Cloudflare R2, ...); empty: AWS
+    static_s3_endpoint_url: str = ""
+    # S3 region
+    static_s3_region: str = "us-east-1"
+    # S3 access key id; empty: boto3's default credential chain (environment, profile, instance role)
+    static_s3_access_key_id: str = ""
+    # S3 secret access key
+    static_s3_secret_access_key: SecretStr | None = None
+    # Longest wait between two attempts of a failed static publish, in seconds (backoff doubles from 1 s)
+    static_retry_max_seconds: float = Field(300.0, gt=0)
+
     # --- public self-service subscribe (abuse limits) --------------------------------------------------
     # Comma-separated proxies (IPs or CIDRs) whose X-Forwarded-For is trusted for the client's IP; empty:
     # the TCP peer is the client

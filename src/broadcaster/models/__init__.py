@@ -1,6 +1,6 @@
 """All tables; importing this module registers every model on `Base.metadata`."""
 
-from broadcaster.models import delivery, imports, public, users
+from broadcaster.models import delivery, imports, integrations, public, users
 from broadcaster.models.base import Base, utcnow
 from broadcaster.models.core import ApiKey, AuditEntry, Category, IdempotencyRecord, Incident, Update
 from broadcaster.models.users import ConsoleSession, User
@@ -17,6 +17,7 @@ __all__ = [
     "User",
     "delivery",
     "imports",
+    "integrations",
     "public",
     "users",
     "utcnow",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from broadcaster.domain import Input, Severity, normalize_phone, validate_slug
+from broadcaster.integrations.schemas import AlertRule, WebhookMapping
 
 
 def e164(value: str | None) -> str | None:
@@ -92,6 +93,17 @@ class RoutingMap(Input):
 
     version: int = 1
     categories: list[CategoryIn]
+    #: inbound alerts (Alertmanager, Grafana, generic webhooks) -> incidents; see docs/integrations.md
+    alert_rules: list[AlertRule] = Field(default_factory=list)
+    #: how each generic JSON webhook integration's body becomes labels/annotations for the alert rules
+    webhook_mappings: list[WebhookMapping] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _rules_consistent(self) -> RoutingMap:
+        from broadcaster.integrations.rules import check_map_sections
+
+        check_map_sections(self)
+        return self
 
     @field_validator("categories")
     @classmethod

@@ -82,7 +82,9 @@ def export_map(session: Session) -> RoutingMap:
         )
         for c in list_categories(session)
     ]
-    return RoutingMap(categories=cats)
+    from broadcaster.integrations.rules import export_sections
+
+    return RoutingMap(categories=cats, **export_sections(session))
 
 
 def replace_map(session: Session, routing_map: RoutingMap, *, prune: bool = True) -> list[Category]:
@@ -96,6 +98,9 @@ def replace_map(session: Session, routing_map: RoutingMap, *, prune: bool = True
             cat.contact, cat.channels = {}, {}
             cat.description, cat.position = "", 0
             _apply(cat, data)
+    from broadcaster.integrations.rules import replace_sections
+
+    replace_sections(session, routing_map)
     if prune:
         for slug, cat in existing.items():
             if _in_use(session, cat):
@@ -112,6 +117,9 @@ def to_yaml(routing_map: RoutingMap) -> str:
     data = routing_map.model_dump(mode="json", exclude_defaults=False)
     for cat in data["categories"]:
         cat["contact"] = {k: v for k, v in cat["contact"].items() if v is not None}
+    for section in ("alert_rules", "webhook_mappings"):
+        if not data[section]:
+            del data[section]
     return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 

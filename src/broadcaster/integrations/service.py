@@ -1,0 +1,612 @@
+"""Inbound alerts: integrations (who may send), authentication, and turning notifications into incidents.
+
+A notification becomes one or more *signals* (one per Alertmanager/Grafana group, or per alert with
+`group_by: fingerprint`, or one per generic webhook call). Each signal is matched against the routing map's
+`alert_rules`; its group row (`alert_groups`, unique per integration and key) is inserted-or-got and locked for
+the rest of the transaction, so concurrent deliveries of the same group serialise and make one incident.
+
+Then, per group:
+- same content as last time (a repeat): nothing is sent; the group counts the notification;
+- new firing group: an incident and its first update, published or drafted as the rule says;
+- a change (new alerts in the group, resolved, fired again soon after resolving): an update, at most one per
+  incident per `min_update_minutes` (ALERT_MIN_UPDATE_MINUTES); a change inside that window is kept and goes
+  out when the window ends (the runner beside the worker flushes due groups), so a flapping alert makes at most
+  one public update per window and the last state wins.
+Services take a session and never commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from broadcaster import audit, publishing
+from broadcaster.domain import IncidentStatus
+from broadcaster.errors import Conflict, NotFound, Unauthorized, Unprocessable, field_name
+from broadcaster.incidents import service as incidents
+from broadcaster.incidents.schemas import IncidentIn, IncidentPatch, UpdateIn
+from broadcaster.integrations import rules as rulebook
+from broadcaster.integrations.schemas import (
+    AlertmanagerPayload,
+    AlertRule,
+    GrafanaPayload,
+    GroupBy,
+    GroupResult,
+    IntegrationAuth,
+    IntegrationIn,
+    IntegrationKind,
+    PublishMode,
+    TwoPersonRule,
+    WebhookMapping,
+)
+from broadcaster.integrations.templating import TemplateProblem, render
+from broadcaster.models import Incident, Update, utcnow
+from broadcaster.models.integrations import AlertGroup, Integration
+from broadcaster.settings import get_settings
+
+#: headers carrying an HMAC-SHA256 of the body (hex, optionally `sha256=`-prefixed), first found wins
+SIGNATURE_HEADERS = ("x-broadcaster-signature", "x-grafana-alerting-signature", "x-hub-signature-256")
+#: optional timestamp headers: when present the signature covers `<timestamp>:<body>` and must be recent
+TIMESTAMP_HEADERS = ("x-broadcaster-timestamp", "x-grafana-alerting-timestamp")
+TIMESTAMP_TOLERANCE_SECONDS = 300
+MAX_TITLE = 300
+
+
+# --- integrations ------------------------------------------------------------------------------------------
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_integration(session: Session, data: IntegrationIn) -> tuple[Integration, str]:
+    """A new integration and its secret (shown once)."""
+    if session.scalar(select(Integration.id).where(Integration.name == data.name)) is not None:
+        raise Conflict(f"Integration {data.name!r} already exists.", field="name", code="duplicate")
+    secret = data.secret or secrets.token_urlsafe(32)
+    row = Integration(name=data.name, kind=data.kind.value, auth=data.auth.value)
+    if data.auth is IntegrationAuth.token:
+        row.token_hash = _hash(secret)
+    else:
+        row.hmac_secret = secret
+    session.add(row)
+    session.flush()
+    return row, secret
+
+
+def list_integrations(session: Session) -> list[Integration]:
+    return list(session.scalars(select(Integration).order_by(Integration.name)))
+
+
+def get_integration(session: Session, name: str) -> Integration:
+    row = session.scalar(select(Integration).where(Integration.name == name))
+    if row is None:
+        raise NotFound(f"Integration {name!r} does not exist.", field="name")
+    return row
+
+
+def delete_integration(session: Session, name: str) -> None:
+    session.delete(get_integration(session, name))
+    session.flush()
+
+
+# --- authentication ----------------------------------------------------------------------------------------
+
+
+def _denied() -> Unauthorized:
+    # one answer for an unknown integration, a wrong kind and a wrong secret: nothing to probe
+    return Unauthorized(
+        "Missing or invalid integration credentials (Authorization: Bearer <token>, or the HMAC signature header).",
+        field="Authorization",
+    )
+
+
+def _presented_token(headers: Any) -> str | None:
+    raw = headers.get("authorization") or ""
+    scheme, _, value = raw.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if scheme.lower() == "basic" and value.strip():  # Grafana's basic auth option: the password is the token
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return decoded.partition(":")[2] or None
+    return None
+
+
+def _signature_ok(secret: str, headers: Any, body: bytes) -> bool:
+    presented = next((headers.get(h) for h in SIGNATURE_HEADERS if headers.get(h)), None)
+    if not presented:
+        return False
+    presented = presented.strip().removeprefix("sha256=")
+    stamp = next((headers.get(h) for h in TIMESTAMP_HEADERS if headers.get(h)), None)
+    message = body
+    if stamp is not None:
+        try:
+            at = float(stamp)
+        except ValueError:
+            return False
+        if abs(time.time() - (at / 1000 if at > 1e11 else at)) > TIMESTAMP_TOLERANCE_SECONDS:
+            return False
+        message = stamp.encode() + b":" + body
+    expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, presented.lower())
+
+
+def authenticate(session: Session, name: str, kind: IntegrationKind, headers: Any, body: bytes) -> Integration:
+    """The enabled integration `name` of `kind` whose secret the request proves; 401 otherwise (nothing written)."""
+    row = session.scalar(select(Integration).where(Integration.name == name))
+    if row is None or row.disabled or row.kind != kind.value:
+        raise _denied()
+    if row.auth == IntegrationAuth.token.value:
+        token = _presented_token(headers)
+        if token is None or row.token_hash is None or not hmac.compare_digest(_hash(token), row.token_hash):
+            raise _denied()
+    elif row.hmac_secret is None or not _signature_ok(row.hmac_secret, headers, body):
+        raise _denied()
+    return row
+
+
+# --- parsing: notification -> signals --------------------------------------------------------------------------
+
+
+@dataclass
+class Signal:
+    """One group's state as the sender reports it."""
+
+    key: str
+    status: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    alerts: list[dict[str, Any]] = field(default_factory=list)
+    group_labels: dict[str, str] = field(default_factory=dict)
+    external_url: str = ""
+    #: label sets tried against the rules, in order
+    match_sets: list[dict[str, str]] = field(default_factory=list)
+
+    def content_hash(self) -> str:
+        alerts = sorted(
+            json.dumps([a.get("fingerprint") or a["labels"], a["status"], a.get("annotations", {})], sort_keys=True)
+            for a in self.alerts
+        )
+        doc = [self.status, self.labels, self.annotations, alerts]
+        return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+
+    def context(self) -> dict[str, Any]:
+        """What templates see."""
+        return {
+            "status": self.status,
+            "labels": self.labels,
+            "annotations": self.annotations,
+            "alerts": self.alerts,
+            "group_labels": self.group_labels,
+            "external_url": self.external_url,
+            "firing": [a for a in self.alerts if a["status"] == "firing"],
+            "resolved": [a for a in self.alerts if a["status"] == "resolved"],
+        }
+
+
+def _validation_error(exc: ValidationError) -> Unprocessable:
+    err = exc.errors()[0]
+    loc = field_name(err["loc"], whole="body")
+    return Unprocessable(f"{loc}: {err['msg']}", field=loc)
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise Unprocessable(f"The body is not valid JSON: {exc}", field="body", code="malformed_json") from exc
+
+
+def parse_alertmanager(body: bytes, kind: IntegrationKind) -> AlertmanagerPayload | GrafanaPayload:
+    raw = _json_body(body)
+    if not isinstance(raw, dict):
+        raise Unprocessable("The body must be a JSON object (the sender's notification).", field="body")
+    model = AlertmanagerPayload if kind is IntegrationKind.alertmanager else GrafanaPayload
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise _validation_error(exc) from exc
+
+
+def _alert_dict(alert: Any) -> dict[str, Any]:
+    return {
+        "status": alert.status.value,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "startsAt": alert.startsAt.isoformat(),
+        "fingerprint": alert.fingerprint,
+        "generatorURL": alert.generatorURL,
+    }
+
+
+def group_signals(payload: AlertmanagerPayload | GrafanaPayload, group_by: GroupBy) -> list[Signal]:
+    """One signal per group (groupKey), or per alert (fingerprint)."""
+    alerts = [_alert_dict(a) for a in payload.alerts]
+    if group_by is GroupBy.fingerprint:
+        out = []
+        for a in alerts:
+            key = a["fingerprint"] or hashlib.sha256(json.dumps(a["labels"], sort_keys=True).encode()).hexdigest()
+            out.append(
+                Signal(
+                    key=f"fingerprint:{key}",
+                    status=a["status"],
+                    labels=a["labels"],
+                    annotations=a["annotations"],
+                    alerts=[a],
+                    group_labels=dict(payload.groupLabels),
+                    external_url=payload.externalURL,
+                    match_sets=[a["labels"]],
+                )
+            )
+        return out
+    first = alerts[0]
+    labels = first["labels"] | dict(payload.commonLabels)
+    return [
+        Signal(
+            key=payload.groupKey,
+            status=payload.status.value,
+            labels=labels,
+            annotations=first["annotations"] | dict(payload.commonAnnotations),
+            alerts=alerts,
+            group_labels=dict(payload.groupLabels),
+            external_url=payload.externalURL,
+            match_sets=[dict(payload.commonLabels), *(a["labels"] for a in alerts)],
+        )
+    ]
+
+
+def _path_present(body: Any, path: str) -> bool:
+    node = body
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and part.isdigit() and int(part) < len(node):
+            node = node[int(part)]
+        else:
+            return False
+    return True
+
+
+def webhook_signal(mapping: WebhookMapping, body: bytes) -> Signal:
+    """The generic webhook's body through its mapping (templates over `body`); 422 naming what is missing."""
+    raw = _json_body(body)
+    if not isinstance(raw, dict):
+        raise Unprocessable("The body must be a JSON object.", field="body")
+    for path in mapping.required:
+        if not _path_present(raw, path):
+            raise Unprocessable(f"{path}: field required (by this integration's mapping)", field=path)
+    ctx = {"body": raw}
+
+    def one(name: str, source: str) -> str:
+        try:
+            return render(source, ctx, strict=True)
+        except TemplateProblem as exc:
+            raise Unprocessable(f"{name}: the mapping could not read the body ({exc})", field=name) from exc
+
+    key = one("key", mapping.key)
+    if not key:
+        raise Unprocessable("key: the mapping rendered an empty key", field="key")
+    status = one("status", mapping.status).lower()
+    if status not in ("firing", "resolved"):
+        raise Unprocessable(f"status: the mapping rendered {status!r}; expected firing or resolved", field="status")
+    labels = {k: one(f"labels.{k}", v) for k, v in mapping.labels.items()}
+    annotations = {k: one(f"annotations.{k}", v) for k, v in mapping.annotations.items()}
+    alert = {"status": status, "labels": labels, "annotations": annotations, "fingerprint": key}
+    return Signal(key=key, status=status, labels=labels, annotations=annotations, alerts=[alert], match_sets=[labels])
+
+
+# --- groups ------------------------------------------------------------------------------------------------------
+
+
+def _key_hash(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def lock_group(session: Session, integration_id: int, key: str) -> AlertGroup:
+    """Insert-or-get the group row, then hold it until commit (concurrent deliveries of one group serialise here).
+
+    `INSERT ... ON CONFLICT DO NOTHING` on the unique (integration, key hash): a second transaction inserting the
+    same new group waits for the first to commit, then finds its row. The no-op UPDATE takes the row lock on
+    PostgreSQL and the write lock on SQLite before anything is read."""
+    now = utcnow()
+    dialect = session.get_bind().dialect.name
+    insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
+    key_hash = _key_hash(key)
+    session.execute(
+        insert(AlertGroup)
+        .values(
+            integration_id=integration_id,
+            key_hash=key_hash,
+            group_key=key,
+            created_at=now,
+            updated_at=now,
+            status="firing",
+            content_hash="",
+            published_hash="",
+            last_payload={},
+            pending=False,
+            notifications=0,
+            rule="",
+        )
+        .on_conflict_do_nothing(index_elements=[AlertGroup.integration_id, AlertGroup.key_hash])
+    )
+    where = (AlertGroup.integration_id == integration_id, AlertGroup.key_hash == key_hash)
+    session.execute(
+        update(AlertGroup)
+        .where(*where)
+        .values(notifications=AlertGroup.notifications + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    group = session.scalars(select(AlertGroup).where(*where).execution_options(populate_existing=True)).one()
+    return group
+
+
+# --- rendering and publishing --------------------------------------------------------------------------------
+
+
+def _actor(integration: str) -> str:
+    return f"integration:{integration}"
+
+
+def _min_update(rule: AlertRule) -> timedelta:
+    minutes = rule.min_update_minutes
+    if minutes is None:
+        minutes = get_settings().alert_min_update_minutes
+    return timedelta(minutes=minutes)
+
+
+def _text(rule: AlertRule, name: str, source: str, ctx: dict[str, Any], limit: int) -> str:
+    try:
+        text = render(source, ctx)
+    except TemplateProblem as exc:
+        # the template compiled when the map was saved; a render error (e.g. a sandbox refusal) names the rule
+        raise Unprocessable(f"alert_rules[{rule.name}].{name}: {exc}", field=f"alert_rules.{rule.name}.{name}") from exc
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def _services(rule: AlertRule, ctx: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for source in rule.affected_services:
+        name = _text(rule, "affected_services", source, ctx, 200)
+        if name and name not in out:
+            out.append(name)
+    return out[:100]
+
+
+def _publish(session: Session, update_row: Update, rule: AlertRule, actor: str) -> str:
+    """Publish (auto) or leave as a draft; the two-person-rule decision is audited. The update's state."""
+    if rule.publish is PublishMode.draft:
+        audit.record(session, actor, "alert.draft", "update", update_row.id, rule=rule.name)
+        return update_row.state
+    allowed = rule.two_person_rule is TwoPersonRule.automation_allowed
+    needed = publishing.needs_approval(session, update_row.incident, update_row)
+    result = publishing.publish(session, update_row.id, actor, skip_approval=allowed)
+    if needed:
+        decision = "bypassed: the rule allows automation" if allowed else "applied: waiting for a person's approval"
+    else:
+        decision = "not needed"
+    audit.record(
+        session,
+        actor,
+        "alert.auto_publish",
+        "update",
+        update_row.id,
+        rule=rule.name,
+        category=update_row.incident.category.slug,
+        severity=update_row.incident.severity,
+        two_person_rule=decision,
+        state=result.update.state,
+    )
+    return result.update.state
+
+
+def _add_update(
+    session: Session,
+    incident: Incident,
+    rule: AlertRule,
+    actor: str,
+    body: str,
+    summary: str,
+    status: IncidentStatus | None,
+) -> Update:
+    data = UpdateIn(body=body or "(no text)", summary=summary, status=status, channels=rule.channels)
+    return incidents.add_update(session, incident, data, actor)
+
+
+def _create(
+    session: Session, integration: Integration, rule: AlertRule, signal: Signal, group: AlertGroup
+) -> GroupResult:
+    ctx = signal.context()
+    actor = _actor(integration.name)
+    severity = rulebook.severity_of(rule, signal.labels)
+    title = _text(rule, "title", rule.title, ctx, MAX_TITLE) or "Alert"
+    incident = incidents.create_incident(
+        session,
+        IncidentIn(title=title, category=rule.category, severity=severity, affected_services=_services(rule, ctx)),
+        actor,
+    )
+    body = _text(rule, "template", rule.template, ctx, 10_000)
+    summary = _text(rule, "summary", rule.summary, ctx, 320) if rule.summary else ""
+    upd = _add_update(session, incident, rule, actor, body, summary, None)
+    state = _publish(session, upd, rule, actor)
+    audit.record(
+        session, actor, "alert.incident_created", "incident", incident.id, rule=rule.name, group_key=signal.key[:200]
+    )
+    group.incident_id = incident.id
+    return GroupResult(
+        group_key=signal.key, action="created", incident_id=incident.id, update_id=upd.id, update_state=state
+    )
+
+
+def _change(
+    session: Session, integration: Integration, rule: AlertRule, signal: Signal, incident: Incident
+) -> GroupResult:
+    """Apply the signal to its existing incident now (the flapping window has passed)."""
+    ctx = signal.context()
+    actor = _actor(integration.name)
+    if signal.status == "resolved":
+        if incident.status == IncidentStatus.resolved.value:
+            return GroupResult(
+                group_key=signal.key, action="repeat", incident_id=incident.id, detail="already resolved"
+            )
+        if rule.on_resolve == "silent":
+            incidents.update_incident(session, incident.id, IncidentPatch(status=IncidentStatus.resolved), actor)
+            audit.record(session, actor, "alert.resolved", "incident", incident.id, rule=rule.name, update=False)
+            return GroupResult(group_key=signal.key, action="resolved", incident_id=incident.id)
+        body = _text(rule, "resolved_template", rule.resolved_template, ctx, 10_000)
+        upd = _add_update(session, incident, rule, actor, body, "", IncidentStatus.resolved)
+        state = _publish(session, upd, rule, actor)
+        audit.record(session, actor, "alert.resolved", "incident", incident.id, rule=rule.name, update_id=upd.id)
+        return GroupResult(
+            group_key=signal.key, action="resolved", incident_id=incident.id, update_id=upd.id, update_state=state
+        )
+    reopened = incident.status == IncidentStatus.resolved.value
+    services = _services(rule, ctx)
+    if services and set(services) - set(incident.affected_services or []):
+        merged = list(dict.fromkeys([*(incident.affected_services or []), *services]))[:100]
+        incidents.update_incident(session, incident.id, IncidentPatch(affected_services=merged), actor)
+    body = _text(rule, "template", rule.template, ctx, 10_000)
+    summary = _text(rule, "summary", rule.summary, ctx, 320) if rule.summary else ""
+    upd = _add_update(session, incident, rule, actor, body, summary, IncidentStatus.investigating if reopened else None)
+    state = _publish(session, upd, rule, actor)
+    return GroupResult(
+        group_key=signal.key,
+        action="reopened" if reopened else "updated",
+        incident_id=incident.id,
+        update_id=upd.id,
+        update_state=state,
+    )
+
+
+def handle_signal(
+    session: Session, integration: Integration, rules: list[AlertRule], signal: Signal, now: datetime | None = None
+) -> GroupResult:
+    rule = rulebook.first_match(rules, integration.name, *signal.match_sets)
+    if rule is None:
+        return GroupResult(group_key=signal.key, action="ignored", detail="no alert rule matches these labels")
+    now = now or utcnow()
+    group = lock_group(session, integration.id, signal.key)
+    group.rule = rule.name
+    incident = session.get(Incident, group.incident_id) if group.incident_id is not None else None
+    content = signal.content_hash()
+    result = GroupResult(group_key=signal.key, action="repeat", incident_id=group.incident_id, rule=rule.name)
+    if incident is not None and content == group.content_hash:
+        return result  # a repeat: nothing is sent again
+    group.content_hash, group.status, group.last_payload = content, signal.status, asdict(signal)
+    window = _min_update(rule)
+    recently_resolved = (
+        incident is not None
+        and incident.status == IncidentStatus.resolved.value
+        and incident.resolved_at is not None
+        and now - incident.resolved_at < window
+    )
+    if signal.status == "firing" and (
+        incident is None or (incident.status == IncidentStatus.resolved.value and not recently_resolved)
+    ):
+        result = _create(session, integration, rule, signal, group)
+    elif incident is None:
+        return GroupResult(
+            group_key=signal.key, action="ignored", rule=rule.name, detail="resolved, but no incident for this group"
+        )
+    elif group.last_public_at is not None and now < group.last_public_at + window:
+        group.pending, group.due_at = True, group.last_public_at + window
+        return GroupResult(
+            group_key=signal.key,
+            action="deferred",
+            incident_id=incident.id,
+            rule=rule.name,
+            detail=f"flapping limit: the next update may go out at {group.due_at.isoformat()}",
+        )
+    else:
+        result = _change(session, integration, rule, signal, incident)
+    result.rule = rule.name
+    group.published_hash, group.last_public_at, group.pending, group.due_at = content, now, False, None
+    return result
+
+
+def _touch(session: Session, integration: Integration) -> None:
+    now = utcnow()
+    if integration.last_used_at is None or now - integration.last_used_at > timedelta(minutes=1):
+        integration.last_used_at = now
+
+
+def receive(session: Session, integration: Integration, body: bytes, kind: IntegrationKind) -> list[GroupResult]:
+    """Process one authenticated notification (its body not yet parsed)."""
+    rules = rulebook.load_rules(session)
+    signals: list[Signal]
+    if kind is IntegrationKind.webhook:
+        mapping = rulebook.load_mapping(session, integration.name)
+        if mapping is None:
+            raise Unprocessable(
+                f"No webhook_mappings entry for integration {integration.name!r} in the routing map.",
+                field="webhook_mappings",
+                code="not_configured",
+            )
+        signals = [webhook_signal(mapping, body)]
+    else:
+        payload = parse_alertmanager(body, kind)
+        by_fingerprint = [
+            r
+            for r in rules
+            if r.group_by is GroupBy.fingerprint and rulebook.matches(r, integration.name, dict(payload.commonLabels))
+        ]
+        signals = group_signals(payload, GroupBy.fingerprint if by_fingerprint else GroupBy.group_key)
+    _touch(session, integration)
+    # lock groups in one order: two notifications touching the same groups never deadlock
+    signals.sort(key=lambda s: _key_hash(s.key))
+    return [handle_signal(session, integration, rules, s) for s in signals]
+
+
+# --- deferred updates (run beside the worker) -----------------------------------------------------------------
+
+
+def due_groups(session: Session, now: datetime, limit: int = 100) -> list[int]:
+    return list(
+        session.scalars(
+            select(AlertGroup.id)
+            .where(AlertGroup.pending.is_(True), AlertGroup.due_at <= now)
+            .order_by(AlertGroup.due_at)
+            .limit(limit)
+        )
+    )
+
+
+def flush_group(session: Session, group_id: int, now: datetime | None = None) -> GroupResult | None:
+    """Send a deferred change whose flapping window has passed (the last state the sender reported)."""
+    now = now or utcnow()
+    session.execute(
+        update(AlertGroup)
+        .where(AlertGroup.id == group_id)
+        .values(updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    group = session.get(AlertGroup, group_id, populate_existing=True)
+    if group is None or not group.pending or group.due_at is None or group.due_at > now:
+        return None
+    group.pending, group.due_at = False, None
+    integration = session.get(Integration, group.integration_id)
+    rule = next((r for r in rulebook.load_rules(session) if r.name == group.rule), None)
+    incident = session.get(Incident, group.incident_id) if group.incident_id is not None else None
+    if integration is None or rule is None or incident is None or group.published_hash == group.content_hash:
+        return None
+    signal = Signal(**group.last_payload)
+    result = _change(session, integration, rule, signal, incident)
+    group.published_hash, group.last_public_at = group.content_hash, now
+    return result
