@@ -47,25 +47,38 @@
     };
     source.onmessage = onData;
     source.addEventListener("report", onData);
+    source.addEventListener("end", function () {
+      if (source) { source.close(); source = null; }
+      $("stream-state").textContent = " · finished";
+      drawChart();
+    });
     source.onopen = function () { $("stream-state").textContent = " · live"; };
     source.onerror = function () { $("stream-state").textContent = " · reconnecting…"; };
   }
 
   /* --- chart: deliveries per second, inline SVG --- */
+  /* sparse buckets {at, sent, failed} -> one bar per bucket from the first to the last (gaps are zero) */
   function points(data) {
-    var list = Array.isArray(data) ? data : (data && (data.points || data.buckets || data.items || data.timeline)) || [];
-    return list.map(function (p, i) {
-      var t = p.t !== undefined ? p.t : (p.second !== undefined ? p.second : (p.at || p.time || i));
-      var n = p.delivered !== undefined || p.sent !== undefined ? (p.sent || 0) + (p.delivered || 0) + (p.failed || 0) : (p.count || p.n || p.total || 0);
-      return { t: t, n: n };
-    });
+    var width = (data && data.bucket_seconds) || 1;
+    var list = (data && data.points) || [];
+    if (!list.length) { return []; }
+    var byT = {};
+    list.forEach(function (p) { byT[Math.round(Date.parse(p.at) / 1000 / width)] = (p.sent || 0) + (p.failed || 0); });
+    var keys = Object.keys(byT).map(Number);
+    var first = Math.min.apply(null, keys), last = Math.max.apply(null, keys);
+    var out = [];
+    for (var t = first; t <= last && out.length < 600; t++) { out.push({ t: t, n: byT[t] || 0 }); }
+    return out;
   }
-  function drawChart() {
-    BC.api("GET", "/v1/broadcasts/" + id + "/timeline").then(function (r) {
+  function drawChart(bucket) {
+    bucket = bucket || "1s";
+    BC.api("GET", "/v1/broadcasts/" + id + "/timeline?bucket=" + bucket).then(function (r) {
       var box = $("chart");
       BC.clear(box);
       if (!r.ok) { $("chart-caption").textContent = "The chart is unavailable: " + BC.errorText(r); return; }
       var pts = points(r.data);
+      if (pts.length > 300 && bucket !== "1m") { drawChart(bucket === "1s" ? "10s" : "1m"); return; }
+      var unit = r.data.bucket_seconds === 1 ? "second" : r.data.bucket;
       if (!pts.length) { $("chart-caption").textContent = "No deliveries yet."; return; }
       var W = 600, H = 160, P = 28;
       var max = Math.max.apply(null, pts.map(function (p) { return p.n; }).concat([1]));
@@ -75,7 +88,7 @@
       svg.setAttribute("viewBox", "0 0 " + W + " " + H);
       svg.setAttribute("role", "img");
       var total = pts.reduce(function (a, p) { return a + p.n; }, 0);
-      var label = "Deliveries per second over " + pts.length + " seconds, peak " + max + ", " + total + " in all";
+      var label = "Deliveries per " + unit + " over " + pts.length + " buckets, peak " + max + ", " + total + " in all";
       svg.setAttribute("aria-label", label);
       function add(tag, attrs) {
         var node = document.createElementNS(ns, tag);
@@ -92,7 +105,7 @@
       var top = add("text", { x: 2, y: P / 2 + 4, "font-size": "11", fill: "#1b1f24" });
       top.textContent = String(max);
       var bottom = add("text", { x: P, y: H - 8, "font-size": "11", fill: "#1b1f24" });
-      bottom.textContent = "time (1 bar = 1 second)";
+      bottom.textContent = "time (1 bar = " + r.data.bucket + ")";
       box.appendChild(svg);
       $("chart-caption").textContent = label + ".";
     });

@@ -177,17 +177,18 @@
   }
   function updatePublishButton() {
     var button = $("publish"), help = $("publish-help");
-    if (highImpact()) {
+    if (!cfg.can_publish) { /* the server lets only the publish scope (approver role) send live or ask for approval */
+      button.hidden = true;
+      help.textContent = "Sending live, or asking a second person to approve, needs the approver role: save the draft " +
+        "for an approver, or test-send it.";
+    } else if (highImpact()) {
       button.textContent = "Request approval";
       button.hidden = false;
       help.textContent = "High impact: a second person (an approver) must approve exactly this content before it goes out.";
-    } else if (cfg.can_publish) {
+    } else {
       button.textContent = "Publish";
       button.hidden = false;
       help.textContent = "";
-    } else {
-      button.hidden = true;
-      help.textContent = "Publishing needs the approver role: save the draft and ask an approver to publish it.";
     }
   }
 
