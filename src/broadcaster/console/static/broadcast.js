@@ -82,7 +82,7 @@
       if (!pts.length) { $("chart-caption").textContent = "No deliveries yet."; return; }
       var W = 600, H = 160, P = 28;
       var max = Math.max.apply(null, pts.map(function (p) { return p.n; }).concat([1]));
-      var step = (W - 2 * P) / Math.max(pts.length, 1);
+      var step = Math.min((W - 2 * P) / Math.max(pts.length, 1), 24);
       var ns = "http://www.w3.org/2000/svg";
       var svg = document.createElementNS(ns, "svg");
       svg.setAttribute("viewBox", "0 0 " + W + " " + H);
