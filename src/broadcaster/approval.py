@@ -60,13 +60,8 @@ class PreconditionRequired(AppError):
 def _resolved_channels(session: Session, update: Update) -> list[str]:
     """The channels publishing would use: a correction's original broadcast's, else the override or map's."""
     from broadcaster.delivery import audience
-    from broadcaster.models.delivery import Broadcast
 
-    original = audience.original_broadcast_id(session, update)
-    if original is not None:
-        broadcast = session.get(Broadcast, original)
-        return list(broadcast.channels) if broadcast is not None else []
-    return audience.channels_for(update)
+    return audience.resolved_channels(session, update)
 
 
 def _incident_values(incident: Incident) -> dict[str, Any]:

@@ -10,8 +10,9 @@ from broadcaster.channels.base import Adapter, Message
 from broadcaster.channels.registry import adapter_classes, build_adapter, kind_of, resolve_channel
 from broadcaster.channels.schemas import AdapterOut, ChannelPreview, DraftPreviewIn, PreviewOut, RenderOut
 from broadcaster.delivery import eta as eta_module
+from broadcaster.delivery.audience import TEST_SKIP_REASON
 from broadcaster.delivery.eta import SLOW_SECONDS, EtaOut
-from broadcaster.domain import Priority
+from broadcaster.domain import SUBSCRIBER_KINDS, Priority
 from broadcaster.errors import NotFound, Unprocessable
 from broadcaster.models import Category, Incident, Update
 from broadcaster.rendering import Rendered, render_update
@@ -127,6 +128,8 @@ def preview(session: Session, update: Update, settings: Settings, *, with_counts
         channel_warnings = list(base.warnings)
         if not adapters:
             channel_warnings.insert(0, f"channel not configured: no {kind.value} adapter has credentials")
+        if update.test and kind not in SUBSCRIBER_KINDS:
+            channel_warnings.insert(0, TEST_SKIP_REASON)
         over = rendered.max_length is not None and rendered.length > rendered.max_length
         if over and not any(w.startswith("over limit") for w in channel_warnings):
             channel_warnings.append(f"over limit: {rendered.length} > {rendered.max_length}")

@@ -90,26 +90,51 @@ def subscriber_select(update: Update, kind: ChannelKind) -> Any:
 
 
 def original_broadcast_id(session: Session, update: Update) -> int | None:
-    """For a correction/cancel: the broadcast of the update it corrects (latest one), else None."""
+    """For a correction/cancel: the broadcast of the update it corrects (latest one), else None.
+
+    A test correction/cancel follows only a test broadcast: of a live one it goes to the test group like any
+    test send (it must never reach, nor cancel, the live audience)."""
+    if update.kind == "normal" or update.corrects_id is None:
+        return None
+    stmt = select(Broadcast.id).where(Broadcast.update_id == update.corrects_id)
+    if update.test:
+        stmt = stmt.where(Broadcast.test.is_(True))
+    return session.scalar(stmt.order_by(Broadcast.id.desc()).limit(1))
+
+
+def corrected_broadcast(session: Session, update: Update) -> Broadcast | None:
+    """For a correction/cancel: the latest broadcast of the update it corrects (live or test), else None."""
     if update.kind == "normal" or update.corrects_id is None:
         return None
     return session.scalar(
-        select(Broadcast.id).where(Broadcast.update_id == update.corrects_id).order_by(Broadcast.id.desc()).limit(1)
+        select(Broadcast).where(Broadcast.update_id == update.corrects_id).order_by(Broadcast.id.desc()).limit(1)
     )
 
 
-def reached_select(original_id: int) -> Any:
-    """Distinct (channel, address) the original broadcast reached, with a subscriber id and locale."""
-    return (
-        select(
-            Delivery.channel,
-            Delivery.address,
-            func.max(Delivery.subscriber_id),
-            func.max(Delivery.locale),
-        )
-        .where(Delivery.broadcast_id == original_id, Delivery.status.in_(REACHED))
-        .group_by(Delivery.channel, Delivery.address)
-    )
+def resolved_channels(session: Session, update: Update) -> list[str]:
+    """The channels publishing `update` uses: a correction/cancel goes out on its original's channels (a test
+    one too, to the test group), anything else on its override or the routing map's channels."""
+    corrected = corrected_broadcast(session, update)
+    return list(corrected.channels) if corrected is not None else channels_for(update)
+
+
+def reached_select(original_id: int, *, test: bool = False) -> Any:
+    """Distinct (channel, address) the original broadcast reached, with a subscriber id and locale.
+
+    `test`: only subscribers still in the test group (someone may have left it since the original)."""
+    stmt = select(
+        Delivery.channel,
+        Delivery.address,
+        func.max(Delivery.subscriber_id),
+        func.max(Delivery.locale),
+    ).where(Delivery.broadcast_id == original_id, Delivery.status.in_(REACHED))
+    if test:
+        stmt = stmt.where(Delivery.subscriber_id.in_(select(Subscriber.id).where(Subscriber.test_group.is_(True))))
+    return stmt.group_by(Delivery.channel, Delivery.address)
+
+
+#: why a test send skips a channel without subscribers (social, webhook, banner): it has no test group
+TEST_SKIP_REASON = "test send: this channel has no test group (its posts are public), so it is left out"
 
 
 def pseudo_addresses(name: str) -> list[str]:
@@ -127,14 +152,13 @@ def audience_counts(session: Session, update: Update) -> dict[str, int]:
     """Recipients per channel name publishing `update` would reach (COUNT queries in the database)."""
     original = original_broadcast_id(session, update)
     if original is not None:
+        reached = reached_select(original, test=bool(update.test)).subquery()
         rows = session.execute(
-            select(Delivery.channel, func.count(func.distinct(Delivery.address)))
-            .where(Delivery.broadcast_id == original, Delivery.status.in_(REACHED))
-            .group_by(Delivery.channel)
+            select(reached.c.channel, func.count()).select_from(reached).group_by(reached.c.channel)
         ).all()
         return {channel: int(n) for channel, n in rows}
     counts: dict[str, int] = {}
-    for name in channels_for(update):
+    for name in resolved_channels(session, update):
         kind = kind_of(name)
         if kind is None:
             continue
@@ -142,7 +166,7 @@ def audience_counts(session: Session, update: Update) -> dict[str, int]:
             stmt = select(func.count()).select_from(Subscriber).where(*subscriber_conditions(update, kind))
             counts[name] = int(session.scalar(stmt) or 0)
         else:
-            counts[name] = len(pseudo_addresses(name))
+            counts[name] = 0 if update.test else len(pseudo_addresses(name))
     return counts
 
 

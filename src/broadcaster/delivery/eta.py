@@ -151,12 +151,12 @@ def for_publish(session: Session, update: Update) -> list[EtaOut]:
             counts = audience.audience_counts(session, update)
     else:
         counts = {}
-        for name in audience.channels_for(update):
+        for name in audience.resolved_channels(session, update):
             kind = kind_of(name)
             if kind is None:
                 continue
             if kind not in SUBSCRIBER_KINDS:
-                counts[name] = len(audience.pseudo_addresses(name))
+                counts[name] = 0 if update.test else len(audience.pseudo_addresses(name))
                 continue
             where = audience.subscriber_conditions(update, kind)
             if big:

@@ -27,15 +27,11 @@ def start_broadcast(session: Session, update: Update) -> int | None:
     cancel goes to everyone the original broadcast reached; a cancel also stops the original.
     """
     original = audience.original_broadcast_id(session, update)
-    if original is not None:
-        if update.kind == "cancel":
-            planner.cancel(session, original)
-        orig = session.get(Broadcast, original)
-        channels = list(orig.channels) if orig is not None else []
-    else:
-        channels = audience.channels_for(update)
-        if not channels:
-            return None
+    if original is not None and update.kind == "cancel":
+        planner.cancel(session, original)
+    channels = audience.resolved_channels(session, update)
+    if original is None and not channels:
+        return None
     broadcast = Broadcast(
         update_id=update.id,
         priority=int(Priority.for_send(update.incident.severity, test=bool(update.test))),

@@ -91,7 +91,7 @@ def plan(session: Session, broadcast: Broadcast) -> int:
             )
             total += 1
     elif broadcast.corrects_broadcast_id is not None:
-        src = audience.reached_select(broadcast.corrects_broadcast_id).subquery()
+        src = audience.reached_select(broadcast.corrects_broadcast_id, test=bool(broadcast.test)).subquery()
         cols = list(src.c)
         total = rows_from(cols[0], cols[1], cols[2], cols[3], [], src)
     else:
@@ -106,6 +106,8 @@ def plan(session: Session, broadcast: Broadcast) -> int:
                 col = audience.address_column(kind)
                 where = audience.subscriber_conditions(upd, kind)
                 total += rows_from(literal(name), col, Subscriber.id, Subscriber.locale, where, Subscriber)
+            elif broadcast.test:  # a test send reaches the test group only; these channels have none
+                skipped[name] = audience.TEST_SKIP_REASON
             else:
                 addresses = audience.pseudo_addresses(name)
                 if not addresses:

@@ -9,6 +9,8 @@ Whatever it did is listed in `actions`; a text still over the limit gets an "ove
 
 from __future__ import annotations
 
+import html as html_lib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -214,6 +216,16 @@ def _ensure_marker(text: str, marker: str) -> tuple[str, bool]:
     return text, False
 
 
+def _ensure_html_marker(html: str, marker: str) -> str:
+    """The HTML e-mail keeps the TEST/correction marker too: right after `<body>` when a template dropped it."""
+    label = marker.strip()
+    if not label or html_lib.escape(label) in html or label in html:
+        return html
+    notice = f'<p style="font-weight:bold">{html_lib.escape(label)}</p>'
+    body = re.search(r"<body[^>]*>", html, flags=re.IGNORECASE)
+    return html[: body.end()] + notice + html[body.end() :] if body else notice + html
+
+
 def render_update(
     session: Session | None,
     update: Update,
@@ -336,7 +348,7 @@ def _render_email(
     subject, _ = _ensure_marker(subject, ctx["marker"])
     ctx["subject"] = subject
     text = _ensure_marker(render_template(tdir, "email.txt.j2", ctx).strip() + "\n", ctx["marker"])[0]
-    html = render_template(tdir, "email.html.j2", ctx)
+    html = _ensure_html_marker(render_template(tdir, "email.html.j2", ctx), ctx["marker"])
     headers: dict[str, str] = {}
     if "unsubscribe_url" in extra:
         headers = {
