@@ -15,6 +15,17 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# nginx serves the static copy in tests/staticsite (Debian's nginx-light is enough)
+if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+  if [ "$(id -u)" = "0" ]; then
+    echo "installing Debian nginx for the static publishing tests..."
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null
+  else
+    echo "nginx is missing: run 'sudo apt-get install nginx-light' (static publishing tests will fail)" >&2
+  fi
+fi
+
 export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 unset TWILIO_REGION TWILIO_EDGE || true
 

@@ -58,6 +58,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     from broadcaster.keys.router import router as keys_router
     from broadcaster.public.router import router as public_router
     from broadcaster.routing.router import router as routing_router
+    from broadcaster.staticsite.router import router as static_router
     from broadcaster.users.oidc import router as oidc_router
     from broadcaster.users.pages import login_required
     from broadcaster.users.pages import router as login_router
@@ -86,6 +87,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         incidents_router,
         alerts_router,
         integrations_router,
+        static_router,
         routing_router,
         keys_router,
         channels_router,

@@ -362,3 +362,19 @@ def test_templates_are_sandboxed(client, set_map, integration):
     resp = client.post(AM, json=payloads.alertmanager(), headers=bearer(token))
     assert resp.status_code == 422 and "alert_rules" in resp.json()["field"]
     assert _incidents() == []
+
+
+def test_the_runner_beside_the_worker_sends_due_deferred_updates(client, prometheus):
+    from broadcaster.integrations.runner import AlertFlushRunner
+    from broadcaster.models import utcnow
+    from broadcaster.models.integrations import AlertGroup
+
+    client.post(AM, json=payloads.alertmanager(), headers=bearer(prometheus))
+    resolved = client.post(AM, json=payloads.alertmanager(status="resolved"), headers=bearer(prometheus)).json()
+    assert resolved["results"][0]["action"] == "deferred"
+    assert AlertFlushRunner().run_once() == 0  # not due yet
+    with _db() as s:
+        s.scalars(select(AlertGroup)).one().due_at = utcnow() - timedelta(seconds=1)
+    assert AlertFlushRunner().run_once() == 1
+    assert _incidents()[0][3] == "resolved" and _updates()[-1][3] == "resolved"
+    assert AlertFlushRunner().run_once() == 0

@@ -638,7 +638,20 @@ def readyz() -> Response:
     if set(current) != set(heads):
         body = {"status": "unavailable", "detail": "migrations pending", "current": list(current), "head": list(heads)}
         return Response(json.dumps(body), status_code=503, media_type="application/json")
-    return Response(json.dumps({"status": "ok"}), media_type="application/json")
+    return Response(json.dumps({"status": "ok", **_static_status()}), media_type="application/json")
+
+
+def _static_status() -> dict[str, Any]:
+    """Static publishing's state, when it is on: a failing target shows as `degraded` (still 200: the API itself
+    is ready; publishing never waits for the static copy)."""
+    from broadcaster.db import get_sessionmaker
+    from broadcaster.staticsite.runner import status as static_status
+
+    with get_sessionmaker()() as session:
+        state = static_status(session)
+    if state is None:
+        return {}
+    return {"status": "degraded" if state["failing"] else "ok", "static_publishing": state}
 
 
 __all__ = ["router", "status"]

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+from typing import Protocol
 
 from fastapi import FastAPI
 
@@ -25,10 +26,40 @@ async def start_background(app: FastAPI) -> None:
     imports = ImportRunner(get_settings(), isolate=True)
     app.state.import_runner = imports
     app.state.import_task = asyncio.create_task(imports.run(), name="import-runner")
+    app.state.side_runners = _start_side_runners()
+
+
+class _Runner(Protocol):
+    async def run(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+def _start_side_runners() -> list[tuple[_Runner, asyncio.Task[None]]]:
+    """Beside every worker: static publishing (when STATIC_TARGET is set) and deferred alert updates."""
+    from broadcaster.integrations.runner import AlertFlushRunner
+    from broadcaster.staticsite.runner import StaticPublisher
+
+    runners: list[_Runner] = [AlertFlushRunner()]
+    if get_settings().static_target.strip():
+        runners.append(StaticPublisher(get_settings()))
+    return [(r, asyncio.create_task(r.run(), name=type(r).__name__)) for r in runners]
+
+
+async def _stop_side_runners(runners: list[tuple[_Runner, asyncio.Task[None]]]) -> None:
+    for runner, _ in runners:
+        runner.stop()
+    for _, task in runners:
+        try:
+            await asyncio.wait_for(task, timeout=30)
+        except TimeoutError:
+            task.cancel()
+        except Exception:
+            log.exception("a runner beside the worker stopped with an error")
 
 
 async def stop_background(app: FastAPI) -> None:
     """Stop it, letting in-flight sends finish (an import in progress is queued again after its batch)."""
+    await _stop_side_runners(getattr(app.state, "side_runners", []))
     imports = getattr(app.state, "import_runner", None)
     if imports is not None:
         imports.stop()
@@ -70,8 +101,10 @@ def run_worker_process(concurrency: int | None = None) -> None:
             loop.add_signal_handler(sig, stop)
         log.info("delivery worker %s started", worker.id)
         import_task = asyncio.create_task(imports.run(), name="import-runner")
+        side = _start_side_runners()
         await worker.run()
         imports.stop()
+        await _stop_side_runners(side)
         await import_task
         log.info("delivery worker %s stopped (%d sent)", worker.id, worker.sent)
 

@@ -96,14 +96,22 @@ def banner_html(items: tuple[BannerItem, ...], prefs: tuple[str, ...]) -> bytes:
     return env().get_template("banner.html").render(banners=banners, assertive=ASSERTIVE).encode()
 
 
-def banner_js() -> bytes:
-    """banner.js with the server's defaults (refresh interval, palette) filled in."""
+def banner_js(*, static_url: str | None = None, api: str | None = None) -> bytes:
+    """banner.js with the server's defaults (refresh interval, palette) filled in.
+
+    `static_url` (default STATIC_PUBLIC_URL): the script reads the banner from the static copy there first and
+    falls back to the service; `api`: the service's banner URL (the static copy of the script is not served by
+    the service, so it cannot derive it from its own address)."""
+    settings = get_settings()
     source = resources.files("broadcaster.public").joinpath("static/banner.js").read_bytes()
     config = orjson.dumps(
         {
-            "refresh": get_settings().banner_refresh_seconds,
+            "refresh": settings.banner_refresh_seconds,
             "palette": PALETTE,
             "assertive": sorted(ASSERTIVE),
+            "static": (settings.static_public_url if static_url is None else static_url).rstrip("/"),
+            "api": api,
+            "locales": list(settings.supported_locales),
         }
     ).replace(b"<", b"\\u003c")
     return source.replace(b"/*CONFIG*/null", config)

@@ -15,12 +15,27 @@
   var site = script.getAttribute("data-site") || "";
   var lang = script.getAttribute("data-lang") || "";
   var refresh = parseFloat(script.getAttribute("data-refresh") || "") || CONFIG.refresh;
-  var api = src.origin + src.pathname.replace(/\.js$/, "") + query();
+  /* the service's banner: from CONFIG.api in the static copy of this script, else next to this script */
+  var api = (CONFIG.api || src.origin + src.pathname.replace(/\.js$/, "")) + query();
+  /* the static copy (data-static or STATIC_PUBLIC_URL) is read first; the service is the fallback */
+  var staticBase = (script.getAttribute("data-static") || CONFIG.static || "").replace(/\/+$/, "");
+  var staticUrl = staticBase ? staticBase + (site ? "/v1/sites/" + encodeURIComponent(site) : "/v1") +
+    "/banner" + (staticLang() ? "." + staticLang() : "") + ".json" : "";
   var STORE = "broadcaster-banner-dismissed";
   var root = null;
   var assertive = {};
   CONFIG.assertive.forEach(function (s) { assertive[s] = true; });
 
+  function staticLang() {
+    /* static files exist per supported locale; without data-lang use the browser's language when offered */
+    if (lang) { return lang; }
+    var nav = (navigator.language || "").toLowerCase();
+    var found = "";
+    (CONFIG.locales || []).forEach(function (l) {
+      if (!found && (l.toLowerCase() === nav || l.toLowerCase() === nav.split("-")[0])) { found = l; }
+    });
+    return found;
+  }
   function query() {
     var q = [];
     if (site) { q.push("site=" + encodeURIComponent(site)); }
@@ -104,10 +119,14 @@
       if (!keep[child.getAttribute("data-update-id")]) { box.removeChild(child); }
     });
   }
+  function fetchJson(url) {
+    return window.fetch(url, { mode: "cors", credentials: "omit" })
+      .then(function (r) { if (!r.ok) { throw new Error("HTTP " + r.status); } return r.json(); });
+  }
   function load() {
     if (!window.fetch) { return; }
-    window.fetch(api, { mode: "cors", credentials: "omit" })
-      .then(function (r) { return r.ok ? r.json() : null; })
+    var first = fetchJson(staticUrl || api);
+    (staticUrl ? first.catch(function () { return fetchJson(api); }) : first)
       .then(function (data) { if (data) { render(data); } })
       .catch(function () { /* keep what is shown; try again at the next refresh */ });
   }

@@ -1,0 +1,93 @@
+"""Render every public surface into files, in the order they must be written (pages before their indexes)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from broadcaster.public import cap, feeds, pages, queries, render, snapshot
+from broadcaster.public.negotiation import variant_key
+from broadcaster.settings import get_settings
+
+JSON = "application/json"
+HTML = "text/html; charset=utf-8"
+JS = "text/javascript; charset=utf-8"
+RSS = "application/rss+xml; charset=utf-8"
+ATOM = "application/atom+xml; charset=utf-8"
+CAP = cap.CONTENT_TYPE.decode()
+#: pages of past incidents rendered (the history page lists up to 100)
+MAX_PAST = 200
+
+
+@dataclass(frozen=True)
+class File:
+    path: str
+    body: bytes
+    content_type: str
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha256(self.content_type.encode() + b"\0" + self.body).hexdigest()
+
+
+def cache_control() -> str:
+    return render.cache_control().decode()
+
+
+def banner_path(site: str = "", lang: str = "") -> str:
+    """Where banner.js looks for a variant: v1/banner.json, v1/banner.fr.json, v1/sites/www/banner.json, ..."""
+    folder = f"v1/sites/{site}" if site else "v1"
+    return f"{folder}/banner{'.' + lang if lang else ''}.json"
+
+
+def _links_to_static(body: bytes) -> bytes:
+    """Absolute links to this service's status page and feeds point at the static copy instead."""
+    settings = get_settings()
+    static, service = settings.static_public_url.rstrip("/"), settings.public_url.rstrip("/")
+    if not static or static == service:
+        return body
+    for path in ("/status", "/v1/feeds/"):
+        body = body.replace((service + path).encode(), (static + path).encode())
+    return body
+
+
+def _banners(session: Session) -> list[File]:
+    settings = get_settings()
+    snap = snapshot.load(session)
+    out: list[File] = []
+    for site in ["", *sorted(snap.sites)]:
+        items = snap.for_site(site)
+        for lang in ["", *settings.supported_locales]:
+            prefs: tuple[str, ...] = (lang,) if lang else ()
+            key = variant_key(prefs, snap.locales, snap.languages)
+            out.append(File(banner_path(site, lang), render.banner_json(items, key), JSON))
+    default = snap.for_site("")
+    out.append(File("v1/banner.html", render.banner_html(default, variant_key((), snap.locales, snap.languages)), HTML))
+    return out
+
+
+def build(session: Session) -> list[File]:
+    """All files, in write order: CAP alerts and incident pages, then feeds and history, then the banner, and the
+    status page (the index) last."""
+    settings = get_settings()
+    files: list[File] = []
+    cap_updates = queries.public_updates(session, include_tests=True)
+    for update in cap_updates:
+        files.append(File(f"v1/feeds/cap/{update.id}.xml", _links_to_static(cap.alert_xml(update)), CAP))
+    incidents = {i.id: i for i in [*queries.active_incidents(session), *queries.past_incidents(session, MAX_PAST)]}
+    for incident_id in sorted(incidents):
+        page = pages.incident_page(session, incident_id)
+        if page is not None:
+            files.append(File(f"status/incidents/{incident_id}/index.html", _links_to_static(page), HTML))
+    updates = queries.public_updates(session)
+    files.append(File("v1/feeds/rss.xml", _links_to_static(feeds.public_feed(updates, "rss")), RSS))
+    files.append(File("v1/feeds/atom.xml", _links_to_static(feeds.public_feed(updates, "atom")), ATOM))
+    files.append(File("v1/feeds/cap.xml", _links_to_static(feeds.cap_index(cap_updates)), ATOM))
+    files.append(File("status/history/index.html", _links_to_static(pages.history_page(session)), HTML))
+    files.extend(_banners(session))
+    api = settings.public_url.rstrip("/") + "/v1/banner"
+    files.append(File("v1/banner.js", render.banner_js(static_url=settings.static_public_url, api=api), JS))
+    files.append(File("status/index.html", _links_to_static(pages.status_page(session)), HTML))
+    return files
