@@ -72,6 +72,7 @@ def serve(
     typer.echo(f"  API docs:    {base}/docs")
     typer.echo(f"  Status page: {base}/status    Banner: {base}/v1/banner.js")
     typer.echo(f"  Get an API key:  {_self_command()} keys create --name me --scopes admin")
+    typer.echo(f"  Console:     {base}/console/  (first admin: {_self_command()} users create --email E --role admin)")
     if settings.worker_in_process:
         typer.echo(
             "  Delivery worker: in-process (set WORKER_IN_PROCESS=false and run `broadcaster worker` to scale out)"

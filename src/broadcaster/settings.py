@@ -88,7 +88,7 @@ class Settings(BaseSettings):
     memory_adapter_enabled: bool = False
     # JSON-lines file the memory adapters append every send to (lets tests watch worker processes)
     memory_adapter_log: Path | None = None
-    # Incident severity from which an update needs a second key's approval: info, minor, major, critical or none
+    # Incident severity from which an update needs a second person's approval: info, minor, major, critical or none
     approval_severity: Literal["info", "minor", "major", "critical", "none"] = "critical"
     # An update that would reach more recipients than this on one channel needs approval too (0: off)
     approval_audience_threshold: int = Field(10000, ge=0)
