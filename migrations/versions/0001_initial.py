@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 10:07:13.648588
+Create Date: 2026-12-01 10:17:45.688878
 """
 
 from __future__ import annotations
@@ -338,7 +338,7 @@ def upgrade() -> None:
         sa.Column("last_public_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("pending", sa.Boolean(), nullable=False),
         sa.Column("due_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("notifications", sa.BigInteger(), nullable=False),
+        sa.Column("changes", sa.BigInteger(), nullable=False),
         sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(

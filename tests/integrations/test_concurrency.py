@@ -39,7 +39,6 @@ def test_concurrent_deliveries_of_one_group_make_one_incident(client, set_map, i
     with session_scope() as s:
         assert s.scalar(select(func.count()).select_from(Incident)) == 1
         assert s.scalar(select(func.count()).select_from(AlertGroup)) == 1
-        assert s.scalar(select(AlertGroup.notifications)) == n
         # one public update: the other content (the other service) is deferred by the flapping limit
         assert s.scalar(select(func.count()).select_from(Update)) == 1
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from broadcaster.domain import Severity
@@ -56,11 +57,27 @@ def replace_sections(session: Session, routing_map: RoutingMap) -> None:
     session.flush()
 
 
+#: validated rules by their stored JSON (validation compiles templates: done once per rule text and process)
+_PARSED: dict[str, AlertRule] = {}
+
+
+_RULE_SPECS = text("SELECT spec FROM alert_rules WHERE section = 'alert_rules' ORDER BY position")
+
+
+def _parsed(raw: str | dict[str, Any]) -> AlertRule:
+    key = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True)
+    rule = _PARSED.get(key)
+    if rule is None:
+        if len(_PARSED) > 1000:
+            _PARSED.clear()
+        rule = _PARSED[key] = AlertRule.model_validate(json.loads(raw) if isinstance(raw, str) else raw)
+    return rule
+
+
 def load_rules(session: Session) -> list[AlertRule]:
-    rows = session.scalars(
-        select(AlertRuleRow.spec).where(AlertRuleRow.section == RULES).order_by(AlertRuleRow.position)
-    )
-    return [AlertRule.model_validate(spec) for spec in rows]
+    """The rules in order (read on every notification: a plain statement; each distinct rule is validated once per
+    process, keyed by its stored JSON, so an edited map applies at once)."""
+    return [_parsed(raw) for raw in session.execute(_RULE_SPECS).scalars()]
 
 
 def load_mapping(session: Session, integration: str) -> WebhookMapping | None:

@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -55,6 +55,7 @@ from broadcaster.integrations.schemas import (
 )
 from broadcaster.integrations.templating import TemplateProblem, render
 from broadcaster.models import Incident, Update, utcnow
+from broadcaster.models.base import UTCDateTime
 from broadcaster.models.integrations import AlertGroup, Integration
 from broadcaster.settings import get_settings
 
@@ -148,9 +149,24 @@ def _signature_ok(secret: str, headers: Any, body: bytes) -> bool:
     return hmac.compare_digest(expected, presented.lower())
 
 
-def authenticate(session: Session, name: str, kind: IntegrationKind, headers: Any, body: bytes) -> Integration:
+@dataclass(frozen=True)
+class Sender:
+    """The authenticated integration (a plain row read: this runs for every notification)."""
+
+    id: int
+    name: str
+    kind: str
+    last_used_at: datetime | None
+
+
+_SENDER = text(
+    "SELECT id, name, kind, auth, token_hash, hmac_secret, disabled, last_used_at FROM integrations WHERE name = :name"
+).columns(last_used_at=UTCDateTime())
+
+
+def authenticate(session: Session, name: str, kind: IntegrationKind, headers: Any, body: bytes) -> Sender:
     """The enabled integration `name` of `kind` whose secret the request proves; 401 otherwise (nothing written)."""
-    row = session.scalar(select(Integration).where(Integration.name == name))
+    row = session.execute(_SENDER, {"name": name}).first()
     if row is None or row.disabled or row.kind != kind.value:
         raise _denied()
     if row.auth == IntegrationAuth.token.value:
@@ -159,7 +175,7 @@ def authenticate(session: Session, name: str, kind: IntegrationKind, headers: An
             raise _denied()
     elif row.hmac_secret is None or not _signature_ok(row.hmac_secret, headers, body):
         raise _denied()
-    return row
+    return Sender(int(row.id), row.name, row.kind, row.last_used_at)
 
 
 # --- parsing: notification -> signals --------------------------------------------------------------------------
@@ -215,13 +231,18 @@ def _json_body(body: bytes) -> Any:
 
 
 def parse_alertmanager(body: bytes, kind: IntegrationKind) -> AlertmanagerPayload | GrafanaPayload:
-    raw = _json_body(body)
-    if not isinstance(raw, dict):
-        raise Unprocessable("The body must be a JSON object (the sender's notification).", field="body")
+    """The notification, parsed and validated in one pass by pydantic-core; 422 naming the field."""
     model = AlertmanagerPayload if kind is IntegrationKind.alertmanager else GrafanaPayload
     try:
-        return model.model_validate(raw)
+        return model.model_validate_json(body)
     except ValidationError as exc:
+        err = exc.errors()[0]
+        if err["type"] == "json_invalid":
+            raise Unprocessable(
+                f"The body is not valid JSON: {err['msg']}", field="body", code="malformed_json"
+            ) from exc
+        if err["type"] == "model_type" and not err["loc"]:
+            raise Unprocessable("The body must be a JSON object (the sender's notification).", field="body") from exc
         raise _validation_error(exc) from exc
 
 
@@ -319,7 +340,20 @@ def _key_hash(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def lock_group(session: Session, integration_id: int, key: str) -> AlertGroup:
+_FIND = text(
+    "SELECT id, incident_id, content_hash FROM alert_groups "
+    "WHERE integration_id = :integration_id AND key_hash = :key_hash"
+)
+
+
+def find_group(session: Session, integration_id: int, key: str) -> tuple[int, int | None, str] | None:
+    """The hot path of repeats: (id, incident id, content hash) of the group, read without a lock or a write (a
+    repeat changes nothing, so it never waits for SQLite's write lock); None when the group is new."""
+    row = session.execute(_FIND, {"integration_id": integration_id, "key_hash": _key_hash(key)}).first()
+    return None if row is None else (int(row[0]), row[1], str(row[2]))
+
+
+def lock_group(session: Session, integration_id: int, key: str, *, exists: bool = False) -> AlertGroup:
     """Insert-or-get the group row, then hold it until commit (concurrent deliveries of one group serialise here).
 
     `INSERT ... ON CONFLICT DO NOTHING` on the unique (integration, key hash): a second transaction inserting the
@@ -329,29 +363,30 @@ def lock_group(session: Session, integration_id: int, key: str) -> AlertGroup:
     dialect = session.get_bind().dialect.name
     insert: Any = pg_insert if dialect == "postgresql" else sqlite_insert
     key_hash = _key_hash(key)
-    session.execute(
-        insert(AlertGroup)
-        .values(
-            integration_id=integration_id,
-            key_hash=key_hash,
-            group_key=key,
-            created_at=now,
-            updated_at=now,
-            status="firing",
-            content_hash="",
-            published_hash="",
-            last_payload={},
-            pending=False,
-            notifications=0,
-            rule="",
+    if not exists:
+        session.execute(
+            insert(AlertGroup)
+            .values(
+                integration_id=integration_id,
+                key_hash=key_hash,
+                group_key=key,
+                created_at=now,
+                updated_at=now,
+                status="firing",
+                content_hash="",
+                published_hash="",
+                last_payload={},
+                pending=False,
+                changes=0,
+                rule="",
+            )
+            .on_conflict_do_nothing(index_elements=[AlertGroup.integration_id, AlertGroup.key_hash])
         )
-        .on_conflict_do_nothing(index_elements=[AlertGroup.integration_id, AlertGroup.key_hash])
-    )
     where = (AlertGroup.integration_id == integration_id, AlertGroup.key_hash == key_hash)
     session.execute(
         update(AlertGroup)
         .where(*where)
-        .values(notifications=AlertGroup.notifications + 1, updated_at=now)
+        .values(changes=AlertGroup.changes + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     group = session.scalars(select(AlertGroup).where(*where).execution_options(populate_existing=True)).one()
@@ -396,8 +431,10 @@ def _publish(session: Session, update_row: Update, rule: AlertRule, actor: str) 
         audit.record(session, actor, "alert.draft", "update", update_row.id, rule=rule.name)
         return update_row.state
     allowed = rule.two_person_rule is TwoPersonRule.automation_allowed
-    needed = publishing.needs_approval(session, update_row.incident, update_row)
+    # whether the two-person rule applied: publish() tells when it did; when the rule skips it, ask (for the audit)
+    needed = allowed and publishing.needs_approval(session, update_row.incident, update_row)
     result = publishing.publish(session, update_row.id, actor, skip_approval=allowed)
+    needed = needed or result.approval_required
     if needed:
         decision = "bypassed: the rule allows automation" if allowed else "applied: waiting for a person's approval"
     else:
@@ -430,9 +467,7 @@ def _add_update(
     return incidents.add_update(session, incident, data, actor)
 
 
-def _create(
-    session: Session, integration: Integration, rule: AlertRule, signal: Signal, group: AlertGroup
-) -> GroupResult:
+def _create(session: Session, integration: Sender, rule: AlertRule, signal: Signal, group: AlertGroup) -> GroupResult:
     ctx = signal.context()
     actor = _actor(integration.name)
     severity = rulebook.severity_of(rule, signal.labels)
@@ -455,9 +490,7 @@ def _create(
     )
 
 
-def _change(
-    session: Session, integration: Integration, rule: AlertRule, signal: Signal, incident: Incident
-) -> GroupResult:
+def _change(session: Session, integration: Sender, rule: AlertRule, signal: Signal, incident: Incident) -> GroupResult:
     """Apply the signal to its existing incident now (the flapping window has passed)."""
     ctx = signal.context()
     actor = _actor(integration.name)
@@ -496,19 +529,23 @@ def _change(
 
 
 def handle_signal(
-    session: Session, integration: Integration, rules: list[AlertRule], signal: Signal, now: datetime | None = None
+    session: Session, integration: Sender, rules: list[AlertRule], signal: Signal, now: datetime | None = None
 ) -> GroupResult:
     rule = rulebook.first_match(rules, integration.name, *signal.match_sets)
     if rule is None:
         return GroupResult(group_key=signal.key, action="ignored", detail="no alert rule matches these labels")
     now = now or utcnow()
-    group = lock_group(session, integration.id, signal.key)
+    content = signal.content_hash()
+    existing = find_group(session, integration.id, signal.key)
+    if existing is not None and existing[1] is not None and existing[2] == content:
+        # a repeat: nothing is sent again, nothing is written
+        return GroupResult(group_key=signal.key, action="repeat", incident_id=existing[1], rule=rule.name)
+    group = lock_group(session, integration.id, signal.key, exists=existing is not None)
     group.rule = rule.name
     incident = session.get(Incident, group.incident_id) if group.incident_id is not None else None
-    content = signal.content_hash()
     result = GroupResult(group_key=signal.key, action="repeat", incident_id=group.incident_id, rule=rule.name)
     if incident is not None and content == group.content_hash:
-        return result  # a repeat: nothing is sent again
+        return result  # a repeat (its group was created by a concurrent delivery a moment ago)
     group.content_hash, group.status, group.last_payload = content, signal.status, asdict(signal)
     window = _min_update(rule)
     recently_resolved = (
@@ -541,13 +578,14 @@ def handle_signal(
     return result
 
 
-def _touch(session: Session, integration: Integration) -> None:
+def _touch(session: Session, sender: Sender) -> None:
+    """Record that the integration was used (at most once a minute: not a write per notification)."""
     now = utcnow()
-    if integration.last_used_at is None or now - integration.last_used_at > timedelta(minutes=1):
-        integration.last_used_at = now
+    if sender.last_used_at is None or now - sender.last_used_at > timedelta(minutes=1):
+        session.execute(update(Integration).where(Integration.id == sender.id).values(last_used_at=now))
 
 
-def receive(session: Session, integration: Integration, body: bytes, kind: IntegrationKind) -> list[GroupResult]:
+def receive(session: Session, integration: Sender, body: bytes, kind: IntegrationKind) -> list[GroupResult]:
     """Process one authenticated notification (its body not yet parsed)."""
     rules = rulebook.load_rules(session)
     signals: list[Signal]
@@ -568,10 +606,11 @@ def receive(session: Session, integration: Integration, body: bytes, kind: Integ
             if r.group_by is GroupBy.fingerprint and rulebook.matches(r, integration.name, dict(payload.commonLabels))
         ]
         signals = group_signals(payload, GroupBy.fingerprint if by_fingerprint else GroupBy.group_key)
-    _touch(session, integration)
     # lock groups in one order: two notifications touching the same groups never deadlock
     signals.sort(key=lambda s: _key_hash(s.key))
-    return [handle_signal(session, integration, rules, s) for s in signals]
+    results = [handle_signal(session, integration, rules, s) for s in signals]
+    _touch(session, integration)  # last: its row lock (PostgreSQL) is held only until the commit that follows
+    return results
 
 
 # --- deferred updates (run beside the worker) -----------------------------------------------------------------
@@ -601,7 +640,8 @@ def flush_group(session: Session, group_id: int, now: datetime | None = None) ->
     if group is None or not group.pending or group.due_at is None or group.due_at > now:
         return None
     group.pending, group.due_at = False, None
-    integration = session.get(Integration, group.integration_id)
+    row = session.get(Integration, group.integration_id)
+    integration = None if row is None else Sender(row.id, row.name, row.kind, row.last_used_at)
     rule = next((r for r in rulebook.load_rules(session) if r.name == group.rule), None)
     incident = session.get(Incident, group.incident_id) if group.incident_id is not None else None
     if integration is None or rule is None or incident is None or group.published_hash == group.content_hash:

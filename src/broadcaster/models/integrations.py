@@ -80,7 +80,8 @@ class AlertGroup(Base):
     #: a change waits for the flapping limit (ALERT_MIN_UPDATE_MINUTES); due_at: when it may go out
     pending: Mapped[bool] = mapped_column(Boolean, default=False)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
-    notifications: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: notifications that were not exact repeats (repeats are read-only: they write nothing)
+    changes: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
