@@ -112,3 +112,26 @@ def test_no_account_is_created_without_a_mapped_group(sso_service: str, oidc) ->
 
     with session_scope() as session:
         assert service.by_email(session, "eve@example.org") is None
+
+
+def test_without_a_role_map_an_existing_person_is_linked_and_keeps_their_roles(
+    db_url: str, tmp_path: Path, oidc, make_user
+) -> None:
+    from broadcaster.fakes.oidc import TestUser
+
+    uid = make_user("dora@example.org", "editor", "approver")
+    oidc.user = TestUser(sub="dora-1", email="Dora@example.org", groups=["it-admins"])
+    with run_service(db_url, tmp_path, **{**oidc.env(), "OIDC_ROLE_MAP": ""}) as base:
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as http:
+            _follow(http, "/console/oidc/login?next=/v1/me", "/v1/me")
+            me = http.get("/v1/me").json()
+            assert me["actor"] == f"user:{uid}" and me["user"]["roles"] == ["editor", "approver"]
+            assert me["user"]["sso_issuer"] == oidc.issuer
+        oidc.user = TestUser(sub="frank-1", email="frank@example.org", groups=["it-admins"])
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as http:
+            resp = _follow(http, "/console/oidc/login", "/console/login")
+            assert resp.headers["location"].startswith("/console/login?error=sso")  # nobody is created
+        oidc.user = TestUser(sub="someone-else", email="dora@example.org")  # another identity, same email
+        with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as http:
+            resp = _follow(http, "/console/oidc/login", "/console/login")
+            assert resp.headers["location"].startswith("/console/login?error=sso")
