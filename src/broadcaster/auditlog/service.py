@@ -21,7 +21,7 @@ class AuditFilter:
     until: datetime | None = None
 
 
-def query(filters: AuditFilter) -> Select[tuple[AuditEntry]]:
+def query(filters: AuditFilter) -> Select[AuditEntry]:
     """The entries matching `filters`; `action` ending in `.*` matches a prefix (`update.*`)."""
     stmt = select(AuditEntry)
     if filters.actor is not None:
