@@ -49,12 +49,12 @@ http {{
     uwsgi_temp_path {tmp}/nginx-uwsgi;
     scgi_temp_path {tmp}/nginx-scgi;
     server {{
-        listen 127.0.0.1:{plain_port};
+        listen 127.0.0.1:{plain_port} reuseport;
         root {tmp}/plain;
         location / {{ }}
     }}
     server {{
-        listen 127.0.0.1:{static_port};
+        listen 127.0.0.1:{static_port} reuseport;
         root {tmp}/site;
         location / {{
             add_header Access-Control-Allow-Origin * always;

@@ -79,6 +79,7 @@ def test_directory_target_end_to_end_with_nginx_and_the_service_stopped(browser,
             assert banner.json()["banners"][0]["title"] == "Payments are down"
             page = httpx.get(static + "/status/")
             assert page.status_code == 200 and "Payments are down" in page.text
+            assert f'action="{service}/v1/subscribe"' in page.text  # the form still posts to the service
             assert "Payments are down" in httpx.get(f"{static}/status/incidents/{incident}/").text
             rss = httpx.get(static + "/v1/feeds/rss.xml").text
             assert "Payments are down" in rss and static + "/v1/feeds/rss.xml" in rss  # links to the static copy

@@ -43,9 +43,12 @@ def banner_path(site: str = "", lang: str = "") -> str:
 
 
 def _links_to_static(body: bytes) -> bytes:
-    """Absolute links to this service's status page and feeds point at the static copy instead."""
+    """Absolute links to this service's status page and feeds point at the static copy instead; the subscribe form
+    keeps posting to the service."""
     settings = get_settings()
     static, service = settings.static_public_url.rstrip("/"), settings.public_url.rstrip("/")
+    # the subscribe form posts to the service (list the static origin in FORM_ALLOWED_ORIGINS)
+    body = body.replace(b'action="/v1/subscribe"', f'action="{service}/v1/subscribe"'.encode())
     if not static or static == service:
         return body
     for path in ("/status", "/v1/feeds/"):
