@@ -49,20 +49,15 @@ def publish(
 ) -> PublishResult:
     """Publish a draft. High-impact updates first wait for a second person's approval.
 
-    `live_allowed=False` (a caller with the write scope but not publish: an editor) may publish only a test
-    update (checked under the lock, so the update cannot turn live in between)."""
+    `live_allowed=False` (a caller with the write scope but not publish: an editor) publishes test updates
+    itself; a live update from an editor always becomes a request for an approver's approval (decided under
+    the lock, so the update cannot turn live in between)."""
     update = approval.lock_update(session, update_id)
-    if not live_allowed and not update.test:
-        raise Forbidden(
-            "Publishing a live update needs the 'publish' scope (the approver role); the write scope may only "
-            "send test updates.",
-            field="Authorization",
-            required_scope="publish",
-        )
     if update.state == UpdateState.published.value:
         raise Conflict(f"Update {update_id} is already published.", field="update_id", code="already_published")
     incident = update.incident
-    if not skip_approval and needs_approval(session, incident, update):
+    editor_request = not live_allowed and not update.test
+    if editor_request or (not skip_approval and needs_approval(session, incident, update)):
         before = approval.rejection_state(update)
         update.state = UpdateState.pending_approval.value
         update.published_by = actor

@@ -47,14 +47,18 @@ def test_bearer_requests_need_no_csrf_token(client, people, emergency_category, 
     assert resp.status_code == 201, resp.text
 
 
-def test_role_scopes_editor_drafts_and_test_sends_but_cannot_publish_live(client, people, emergency_category) -> None:
+def test_role_scopes_editor_drafts_test_sends_and_requests_approval(client, people, emergency_category) -> None:
+    """An editor never publishes a live update: their publish is a request that an approver must approve."""
     headers = _as(client, "ed@example.org")
     incident = client.post("/v1/incidents", json=CRITICAL | {"update": {"body": "Water rising"}}, headers=headers)
     assert incident.status_code == 201, incident.text
     live_id = incident.json()["updates"][0]["id"]
     live = client.post(f"/v1/updates/{live_id}/publish", headers=headers)
-    assert live.status_code == 403, live.text
-    assert live.json()["required_scope"] == "publish" and live.json()["field"] == "Authorization"
+    assert live.status_code == 202, live.text  # a request for approval, not a publish
+    assert live.json()["approval_required"] and live.json()["broadcast_id"] is None
+    assert live.json()["update"]["state"] == "pending_approval"
+    approve = client.post(f"/v1/updates/{live_id}/approve", headers=headers | {"If-Match": live.headers["ETag"]})
+    assert approve.status_code == 403, approve.text  # and an editor approves nothing
     test = client.post(
         f"/v1/incidents/{incident.json()['id']}/updates", json={"body": "Drill", "test": True}, headers=headers
     )
@@ -173,3 +177,12 @@ def test_the_last_active_admin_stays(client, people, admin) -> None:
     assert client.delete(f"/v1/users/{root}", headers=admin).status_code == 409
     assert client.patch(f"/v1/users/{people['bob']}", json={"roles": ["admin"]}, headers=admin).status_code == 200
     assert client.delete(f"/v1/users/{root}", headers=admin).status_code == 204
+
+
+def test_an_editors_low_impact_update_also_waits_for_an_approver(client, people, emergency_category) -> None:
+    headers = _as(client, "ed@example.org")
+    minor = CRITICAL | {"severity": "minor", "update": {"body": "Slow water pressure", "channels": ["banner"]}}
+    incident = client.post("/v1/incidents", json=minor, headers=headers)
+    assert incident.status_code == 201, incident.text
+    resp = client.post(f"/v1/updates/{incident.json()['updates'][0]['id']}/publish", headers=headers)
+    assert resp.status_code == 202 and resp.json()["update"]["state"] == "pending_approval", resp.text
