@@ -344,6 +344,7 @@ def test_rules_round_trip_through_yaml(client, admin, set_map):
         ({"category": "nope"}, "alert_rules.0.category"),
         ({"match_re": {"x": "("}}, "alert_rules.0.match_re"),
         ({"severity_map": {"x": "huge"}}, "alert_rules.0.severity_map.x"),
+        ({"name": "grafana-blue"}, "alert_rules.1.name"),
     ],
 )
 def test_invalid_rules_are_422_naming_the_field(client, admin, patch, field):
@@ -352,8 +353,7 @@ def test_invalid_rules_are_422_naming_the_field(client, admin, patch, field):
     data = json.loads(json.dumps(BASE_MAP))
     data["alert_rules"][0].update(patch)
     resp = client.put("/v1/routing-map", headers=admin, json=data)
-    body = assert_error(resp, 422)
-    assert body["field"].startswith(field) or field in body["detail"], body
+    assert_error(resp, 422, field=field)
 
 
 def test_templates_are_sandboxed(client, set_map, integration):

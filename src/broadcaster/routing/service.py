@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import yaml
@@ -170,4 +171,9 @@ def parse_map(text: str | bytes, *, source: str = "body", json_only: bool = Fals
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = field_name(err["loc"], whole=source)
+        # a check across sections (a rule's category must be in the map) names its field in the message
+        if not err["loc"] and (
+            named := re.match(r"Value error, ((?:alert_rules|webhook_mappings)\.\d+\.\w+): ", err["msg"])
+        ):
+            loc = named[1]
         raise Unprocessable(f"{loc}: {err['msg']}", field=loc) from exc
