@@ -85,7 +85,7 @@ def test_duplicate_email_and_set_password(runner, db_url, client) -> None:
     assert missing.exit_code == 1
 
 
-def test_keys_create_owner_acts_as_the_person(runner, db_url, client) -> None:
+def test_keys_create_owner_acts_as_the_person(runner, db_url, client, admin) -> None:
     runner.invoke(cli, ["users", "create", "--email", "ops@example.org", "--role", "editor", "--sso-only"])
     made = runner.invoke(
         cli, ["keys", "create", "--scopes", "read", "--name", "ops-laptop", "--owner", "OPS@example.org"]
@@ -93,5 +93,7 @@ def test_keys_create_owner_acts_as_the_person(runner, db_url, client) -> None:
     assert made.exit_code == 0, made.output
     me = client.get("/v1/me", headers={"Authorization": f"Bearer {made.stdout.strip()}"}).json()
     assert me["actor"] == "user:1" and me["via"] == "api_key" and me["user"]["email"] == "ops@example.org"
+    listed = {k["name"]: k["owner_user_id"] for k in client.get("/v1/keys", headers=admin).json()}
+    assert listed["ops-laptop"] == 1
     unknown = runner.invoke(cli, ["keys", "create", "--scopes", "read", "--owner", "nobody@example.org"])
     assert unknown.exit_code == 2 and "--owner" in unknown.output

@@ -29,6 +29,8 @@ class KeyOut(BaseModel):
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    #: the person the key acts as (`keys create --owner`), or None for automation
+    owner_user_id: int | None = None
 
 
 def key_out(row: ApiKey) -> KeyOut:
@@ -40,6 +42,7 @@ def key_out(row: ApiKey) -> KeyOut:
         created_at=row.created_at,
         last_used_at=row.last_used_at,
         revoked_at=row.revoked_at,
+        owner_user_id=row.owner_user_id,
     )
 
 
