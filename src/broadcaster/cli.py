@@ -188,12 +188,15 @@ def keys_create(
                 raise typer.BadParameter(f"no active user {owner.strip().lower()}", param_hint="--owner")
             owner_id = person.id
         row, plaintext = create_key(session, name, scope_list, owner_user_id=owner_id)
+        from broadcaster.keys.router import key_out
+
         audit.record(
             session,
             f"cli:{os.environ.get('USER', 'unknown')}",
             "key.create",
             "api_key",
             row.id,
+            after=key_out(row).model_dump(mode="json"),  # the masked key, never the secret or its hash
             name=name,
             scopes=scope_list,
             owner_user_id=owner_id,
@@ -345,8 +348,12 @@ def _import_map(path: Path, *, actor: str) -> int:
     try:
         routing_map = service.parse_map(path.read_bytes(), source=str(path))
         with session_scope() as session:
+            before = service.export_map(session).model_dump(mode="json")
             service.replace_map(session, routing_map)
-            audit.record(session, actor, "routing_map.replace", "routing_map", "-", source=str(path))
+            after = service.export_map(session).model_dump(mode="json")
+            audit.record(
+                session, actor, "routing_map.replace", "routing_map", "-", before=before, after=after, source=str(path)
+            )
     except OSError as exc:
         typer.echo(f"error: cannot read {path}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from exc

@@ -170,3 +170,25 @@ def test_openapi_documents_the_audit_api(client):
     names = {p["name"] for p in op["parameters"]}
     assert {"actor", "action", "target_type", "target_id", "since", "until", "limit", "cursor"} <= names
     assert {"before", "after", "detail"} <= set(doc["components"]["schemas"]["AuditOut"]["properties"])
+
+
+def test_cli_key_create_and_routing_import_are_audited_with_after(client, admin, tmp_path):
+    from typer.testing import CliRunner
+
+    from broadcaster.cli import app as cli
+
+    runner = CliRunner()
+    result = runner.invoke(cli, ["keys", "create", "--name", "pager", "--scopes", "alerts"])
+    assert result.exit_code == 0, result.output
+    plaintext = result.stdout.strip().splitlines()[0]
+    entry = _one(client, admin, "key.create")
+    assert entry["actor"].startswith("cli:") and entry["before"] is None
+    assert entry["after"]["name"] == "pager" and entry["after"]["scopes"] == ["alerts"]
+    assert entry["after"]["key"].endswith("_****") and plaintext.split("_", 2)[2] not in str(entry)
+
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("categories:\n  - slug: outage\n    name: Outage\n    channels: {critical: [sms]}\n")
+    result = runner.invoke(cli, ["routing", "import", str(plan)])
+    assert result.exit_code == 0, result.output
+    entry = _one(client, admin, "routing_map.replace")
+    assert entry["before"]["categories"] == [] and [c["slug"] for c in entry["after"]["categories"]] == ["outage"]
