@@ -210,11 +210,12 @@ def test_timeline_counts_sent_and_failed_per_bucket(
     memory.script["+15550000002"] = [permanent()]
     bid = publish(channels=["memory"])["broadcast_id"]
     drain()
-    for bucket in ("1s", "10s", "1m"):
-        resp = client.get(f"/v1/broadcasts/{bid}/timeline", headers=admin, params={"bucket": bucket})
+    for bucket in ("1s", "10s", "1m", None):
+        params = {"bucket": bucket} if bucket else {}
+        resp = client.get(f"/v1/broadcasts/{bid}/timeline", headers=admin, params=params)
         assert resp.status_code == 200, resp.text
         body = resp.json()
-        assert body["bucket"] == bucket and body["broadcast_id"] == bid
+        assert body["bucket"] == (bucket or "1s") and body["broadcast_id"] == bid  # 1 s by default
         assert sum(p["sent"] for p in body["points"]) == 3
         assert sum(p["failed"] for p in body["points"]) == 1
 

@@ -302,7 +302,7 @@ def broadcast_timeline(
     broadcast_id: IdPath,
     session: SessionDep,
     _: Reader,
-    bucket: Annotated[str, Query(pattern="^(1s|10s|1m)$", description="Bucket width: `1s`, `10s` or `1m`.")] = "10s",
+    bucket: Annotated[str, Query(pattern="^(1s|10s|1m)$", description="Bucket width: `1s`, `10s` or `1m`.")] = "1s",
 ) -> live.TimelineOut:
     """Deliveries sent and failed per time bucket (for a chart), counted in the database."""
     return live.timeline(session, broadcast_id, bucket)
