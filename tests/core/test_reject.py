@@ -44,9 +44,10 @@ def test_reject_returns_the_update_to_draft_with_the_comment(client, alice, bob,
     assert body["rejection"]["comment"] == "Wrong district: it is the south one."
     assert body["rejection"]["at"]
     shown = client.get(f"/v1/updates/{pending['id']}", headers=alice).json()
-    assert shown["rejection"] == body["rejection"] and "ETag" not in client.get(
-        f"/v1/updates/{pending['id']}", headers=alice
-    ).headers
+    assert (
+        shown["rejection"] == body["rejection"]
+        and "ETag" not in client.get(f"/v1/updates/{pending['id']}", headers=alice).headers
+    )
     # nothing was sent, and the rejected version cannot be approved any more
     assert client.get("/v1/broadcasts", headers=alice).json()["items"] == []
     again = client.post(f"/v1/updates/{pending['id']}/approve", headers={**bob, "If-Match": '"x"'})
