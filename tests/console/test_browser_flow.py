@@ -36,7 +36,7 @@ TEST_PHONE = "+15550109999"
 #: request approval (an editor-only person drafts and test-sends), so the author holds both roles; the approver
 #: who approves is another person with the approver role only.
 AUTHOR = "author@example.org"
-AUTHOR_ROLES = ("editor", "approver")
+AUTHOR_ROLES = ("editor",)
 LATE_PHONE = "+15550100004"
 
 
@@ -62,8 +62,11 @@ def browser() -> Iterator[Any]:
 
 
 @pytest.fixture
-def service(db_url: str, tmp_path: Path, fake_server: Any, make_user: Any, make_key: Any) -> Iterator[dict[str, Any]]:
-    """The service with its worker, every adapter pointed at the fake; people, a category and subscribers."""
+def service(
+    db_url: str, tmp_path: Path, fake_server: Any, make_user: Any, make_key: Any, oidc: Any
+) -> Iterator[dict[str, Any]]:
+    """The service with its worker, every adapter pointed at the fake, single sign-on through the test OpenID
+    provider; people, a category and subscribers."""
     fake_server.reset()
     make_user("editor@example.org", "editor", name="Eddie Editor")
     make_user("approver@example.org", "approver", name="Alma Approver")
@@ -186,7 +189,7 @@ def compose_critical(page: Any, title: str, message: str = MESSAGE) -> None:
     page.locator('.preview-card[data-channel="sms"]').wait_for()
 
 
-def test_whole_flow_editor_composes_approver_approves_editor_corrects(service, browser, db_url) -> None:
+def test_whole_flow_editor_composes_approver_approves_editor_corrects(service, browser, db_url, oidc) -> None:
     base, fake = service["base"], service["fake"]
     write = db_url.startswith("sqlite")
     editor = new_page(browser, base)
@@ -224,8 +227,13 @@ def test_whole_flow_editor_composes_approver_approves_editor_corrects(service, b
     assert sms_to(fake) == []
 
     # 3. an approver signs in, sees the same preview, approves and watches the counters move
+    from broadcaster.fakes.oidc import TestUser
+
+    oidc.user = TestUser(sub="alma-sso", email="alma@example.org", name="Alma Approver", groups=["comms-approvers"])
     approver = new_page(browser, base)
-    sign_in(approver, "approver@example.org")
+    approver.goto("/console/")
+    approver.get_by_text("Sign in with Test IdP").click()  # single sign-on: roles from the provider's groups
+    approver.wait_for_url("**/console/")
     approver.get_by_role("link", name="Approvals", exact=True).click()
     item = approver.locator(".approval").first
     item.locator('.preview-card[data-channel="sms"]').wait_for()
@@ -321,8 +329,9 @@ def test_test_send_reaches_only_the_test_group(service, browser, db_url) -> None
     nav = editor.locator('nav[aria-label="Console"]')
     assert nav.get_by_role("link", name="Approvals", exact=True).count() == 0  # an editor has no approvals queue
     compose_critical(editor, "Drill: gas leak")
-    assert editor.locator("#publish").is_hidden()  # an editor-only person cannot send live
-    assert "needs the approver role" in editor.locator("#publish-help").inner_text()
+    publish = editor.locator("#publish")  # an editor-only person cannot send live: only ask an approver
+    assert publish.inner_text() == "Request approval"
+    assert "An approver must approve" in editor.locator("#publish-help").inner_text()
     editor.get_by_role("button", name="Test send (test group only)").click()
     link = editor.locator("#form-status a")
     link.wait_for()

@@ -177,10 +177,10 @@
   }
   function updatePublishButton() {
     var button = $("publish"), help = $("publish-help");
-    if (!cfg.can_publish) { /* the server lets only the publish scope (approver role) send live or ask for approval */
-      button.hidden = true;
-      help.textContent = "Sending live, or asking a second person to approve, needs the approver role: save the draft " +
-        "for an approver, or test-send it.";
+    if (!cfg.can_publish) { /* an editor's live update always waits for an approver (the server decides so) */
+      button.textContent = "Request approval";
+      button.hidden = false;
+      help.textContent = "An approver must approve exactly this content before it goes out.";
     } else if (highImpact()) {
       button.textContent = "Request approval";
       button.hidden = false;
