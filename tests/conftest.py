@@ -8,7 +8,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -231,3 +231,34 @@ def oidc(oidc_server: FakeOIDC, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fak
 
     get_settings.cache_clear()
     yield oidc_server
+
+
+#: Debian's Chromium, driven by Playwright's Python package (no browser downloads)
+CHROMIUM = "/usr/bin/chromium"
+#: flags for a closed network (background services would try to reach Google's hosts) and for root
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Headless Chromium for the browser tests (fails in CI when the Debian package is missing)."""
+    if not Path(CHROMIUM).exists():
+        if IN_CI:
+            pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium")
+        pytest.skip(f"{CHROMIUM} is missing")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        try:
+            yield b
+        finally:
+            b.close()

@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 from tests.public.servers import free_port, run_service
-from tests.public.test_browser import browser  # noqa: F401 (the Chromium fixture)
 
 pytestmark = pytest.mark.browser
 SECRET = "browser-test-secret-key"
@@ -78,7 +77,7 @@ def _evil_page(target: str) -> Iterator[str]:
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_confirm_landing_page_in_chromium(browser, service, db_url):  # noqa: F811
+def test_confirm_landing_page_in_chromium(browser, service, db_url):
     from broadcaster.db import session_scope
     from broadcaster.delivery.tokens import confirm_url
     from broadcaster.models.delivery import Subscriber

@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 
 import pytest
 from tests.public.servers import run_service
-from tests.public.test_browser import browser  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.browser
 LOCAL = {"127.0.0.1", "localhost"}
@@ -22,7 +21,7 @@ def service(db_url: str, tmp_path: Path) -> Iterator[str]:
         yield base
 
 
-def _offline_page(browser, blocked: list[str]):  # noqa: F811
+def _offline_page(browser, blocked: list[str]):
     context = browser.new_context()
 
     def only_local(route) -> None:
@@ -37,7 +36,7 @@ def _offline_page(browser, blocked: list[str]):  # noqa: F811
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_swagger_ui_and_redoc_render_with_no_internet(browser, service, db_url):  # noqa: F811
+def test_swagger_ui_and_redoc_render_with_no_internet(browser, service, db_url):
     blocked: list[str] = []
     page = _offline_page(browser, blocked)
     errors: list[str] = []

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.public.servers import free_port, run_service
-from tests.public.test_browser import browser, host_page  # noqa: F401 (the browser fixture)
+from tests.public.test_browser import host_page
 
 from .nginx import run_nginx
 
@@ -45,7 +45,7 @@ class Api:
 
 
 @pytest.mark.browser
-def test_directory_target_end_to_end_with_nginx_and_the_service_stopped(browser, db_url, make_key, tmp_path):  # noqa: F811
+def test_directory_target_end_to_end_with_nginx_and_the_service_stopped(browser, db_url, make_key, tmp_path):
     site = tmp_path / "site"
     site.mkdir()
     with run_nginx(site, tmp_path / "nginx") as static:
@@ -107,7 +107,7 @@ def test_directory_target_end_to_end_with_nginx_and_the_service_stopped(browser,
 
 @pytest.mark.browser
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_banner_js_falls_back_to_the_service_when_the_static_copy_fails(browser, db_url, make_key, tmp_path):  # noqa: F811
+def test_banner_js_falls_back_to_the_service_when_the_static_copy_fails(browser, db_url, make_key, tmp_path):
     dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with run_service(db_url, tmp_path, STATIC_PUBLIC_URL=dead) as service:
         api = Api(service, make_key("admin"))

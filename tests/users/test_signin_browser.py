@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 from tests.public.servers import run_service
-from tests.public.test_browser import browser  # noqa: F401 (fixture)
 from tests.users.conftest import PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -24,7 +23,7 @@ def _me(page) -> dict:
     return json.loads(page.locator("body").inner_text())
 
 
-def test_password_and_sso_sign_in_in_a_browser(browser, sso_service: str, oidc, make_user) -> None:  # noqa: F811
+def test_password_and_sso_sign_in_in_a_browser(browser, sso_service: str, oidc, make_user) -> None:
     from broadcaster.fakes.oidc import TestUser
 
     make_user("ed@example.org", "editor")
