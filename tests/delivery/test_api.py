@@ -237,3 +237,13 @@ def test_csv_import_odd_files(client, auth, emergency_category):
     resp = client.post("/v1/subscribers/import", headers=w, content=big)
     assert resp.status_code == 422 and resp.json()["field"] == "file", resp.text
     assert _count_subscribers() == 1
+
+
+def test_subscriber_search_ignores_case_and_wildcards(client, auth):
+    """Searching "ann" finds "Ann" on PostgreSQL too (its LIKE is case-sensitive), and % matches only %."""
+    w, r = auth("write"), auth("read")
+    for body in ({"name": "Ann Smith", "email": "ann@example.org"}, {"name": "Bob 100%", "phone": "+15550001111"}):
+        assert client.post("/v1/subscribers", json=body, headers=w).status_code == 201
+    names = lambda q: [s["name"] for s in client.get("/v1/subscribers", params={"q": q}, headers=r).json()["items"]]  # noqa: E731
+    assert names("ANN") == ["Ann Smith"]
+    assert names("100%") == ["Bob 100%"] and names("%") == ["Bob 100%"] and names("_") == []

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any, TypeVar, cast
 
 from pydantic import ValidationError
-from sqlalchemy import CursorResult, or_, select, update
+from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster.delivery import tokens
@@ -200,8 +200,16 @@ def list_subscribers(
     if cursor is not None:
         stmt = stmt.where(Subscriber.id < cursor)
     if q:
-        like = f"%{q.lower()}%"
-        stmt = stmt.where(or_(Subscriber.email.like(like), Subscriber.phone.like(like), Subscriber.name.like(like)))
+        # case-insensitive on both backends (PostgreSQL's LIKE is not); % and _ in the query match themselves
+        escaped = q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        like = f"%{escaped}%"
+        stmt = stmt.where(
+            or_(
+                Subscriber.email.like(like, escape="\\"),
+                Subscriber.phone.like(like, escape="\\"),
+                func.lower(Subscriber.name).like(like, escape="\\"),
+            )
+        )
     if category:
         stmt = stmt.where(Subscriber.categories.like(f"%,{category},%"))
     if tag:
