@@ -66,6 +66,32 @@ def run_service(db_url: str, workdir: Path, **env: str) -> Iterator[str]:
         log.close()
 
 
+def serve_html(html: bytes) -> Iterator[str]:
+    """Serve one page from another origin (localhost:<free port>) until the generator is closed; yields its URL."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html; charset=utf-8")
+            self.send_header("Content-Length", str(len(html)))
+            self.end_headers()
+            self.wfile.write(html)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    port = free_port()
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://localhost:{port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def wait_for(predicate, timeout: float = 15.0, interval: float = 0.1):
     """Poll until `predicate()` returns something truthy (returned); AssertionError after `timeout`."""
     deadline = time.monotonic() + timeout

@@ -5,15 +5,13 @@ Fails (never skips) in CI when /usr/bin/chromium is missing.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from tests.public.servers import free_port, run_service
+from tests.public.servers import run_service, serve_html
 
 pytestmark = pytest.mark.browser
 
@@ -36,26 +34,7 @@ def host_page(banner_src: str, attrs: str) -> Iterator[str]:
         "</body></html>"
     ).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(html)))
-            self.end_headers()
-            self.wfile.write(html)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://localhost:{port}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from serve_html(html)
 
 
 class Api:

@@ -4,15 +4,13 @@ origin that auto-submits the subscribe form is refused (issue 10)."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from tests.public.servers import free_port, run_service
+from tests.public.servers import run_service, serve_html
 
 pytestmark = pytest.mark.browser
 SECRET = "browser-test-secret-key"
@@ -55,25 +53,7 @@ def _evil_page(target: str) -> Iterator[str]:
         "<script>document.getElementById('f').submit()</script></body></html>"
     ).encode()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html; charset=utf-8")
-            self.send_header("Content-Length", str(len(html)))
-            self.end_headers()
-            self.wfile.write(html)
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    port = free_port()
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://localhost:{port}/"
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from serve_html(html)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
