@@ -100,7 +100,8 @@ def fuzz_admin(fuzz_client) -> dict[str, Any]:
     from broadcaster import publishing
     from broadcaster.db import session_scope
     from broadcaster.delivery.planner import plan_next
-    from broadcaster.delivery.subscribers import import_csv
+    from broadcaster.delivery.schemas import SubscriberIn
+    from broadcaster.delivery.subscribers import create as create_subscriber
     from broadcaster.incidents.schemas import IncidentIn, UpdateIn
     from broadcaster.incidents.service import add_update, create_incident
     from broadcaster.routing.schemas import CategoryIn, RoutingMap
@@ -116,8 +117,9 @@ def fuzz_admin(fuzz_client) -> dict[str, Any]:
             CategoryIn.model_validate({"slug": "technical-issue", "name": "IT", "channels": channels}),
         ]
         replace_map(session, RoutingMap(categories=categories))
-        csv = "phone,email,categories\n"
-        import_csv(session, csv + "".join(f"+1555000{i:04d},s{i}@example.org,technical-issue\n" for i in range(3)))
+        for i in range(3):
+            body = {"phone": f"+1555000{i:04d}", "email": f"s{i}@example.org", "categories": ["technical-issue"]}
+            create_subscriber(session, SubscriberIn.model_validate(body))
         for severity in ("major", "minor", "critical"):
             data = {"title": "t", "category": "technical-issue", "severity": severity}
             incident = create_incident(session, IncidentIn.model_validate(data), "fuzz")

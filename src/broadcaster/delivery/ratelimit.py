@@ -95,9 +95,3 @@ def acquire(engine: Engine, name: str, rate: float, cost: float, priority: int =
             needed = min(cost, burst) - tokens
             return Grant(False, max(0.001, needed / rate))
     return Grant(False, cost / rate)
-
-
-def reserve(engine: Engine, name: str, rate: float, n: float) -> float:
-    """Seconds until `n` tokens could be taken now (0 when taken). Kept for scripts; workers use `acquire`."""
-    grant = acquire(engine, name, rate, n)
-    return 0.0 if grant.granted else grant.wait

@@ -125,17 +125,6 @@ class SubscribeIn(_Fields):
         return self
 
 
-class RowError(BaseModel):
-    row: int
-    errors: list[dict[str, str | None]]
-
-
-class ImportReport(BaseModel):
-    created: int
-    updated: int
-    rejected: list[RowError]
-
-
 class BroadcastOut(BaseModel):
     id: int
     update_id: int | None

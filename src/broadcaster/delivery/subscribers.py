@@ -2,28 +2,21 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
-from pydantic import ValidationError
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from broadcaster.delivery import tokens
 from broadcaster.delivery.audience import pack
 from broadcaster.delivery.hooks import notify_workers
-from broadcaster.delivery.schemas import ImportReport, RowError, SubscribeIn, SubscriberIn, SubscriberPatch
-from broadcaster.errors import Conflict, NotFound, Unprocessable, field_name
+from broadcaster.delivery.schemas import SubscribeIn, SubscriberIn, SubscriberPatch
+from broadcaster.errors import Conflict, NotFound, Unprocessable
 from broadcaster.models import Category, utcnow
 from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
 from broadcaster.settings import get_settings
-
-T = TypeVar("T")
-CSV_COLUMNS = ("phone", "email", "name", "locale", "categories", "tags", "test_group")
 
 
 def get(session: Session, subscriber_id: int) -> Subscriber:
@@ -99,90 +92,6 @@ def patch(session: Session, subscriber_id: int, body: SubscriberPatch) -> Subscr
 def delete(session: Session, subscriber_id: int) -> None:
     session.delete(get(session, subscriber_id))
     session.flush()
-
-
-def _split(value: str | None) -> list[str]:
-    if not value:
-        return []
-    for sep in ";|":
-        value = value.replace(sep, ",")
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _truthy(value: str | None) -> bool:
-    return (value or "").strip().lower() in ("1", "true", "yes", "y")
-
-
-def _csv_read(reader: csv.DictReader[str], read: Callable[[], T]) -> T:
-    """`read()`, with the csv module's errors (e.g. a field over its size limit) as a 422 on the file."""
-    try:
-        return read()
-    except csv.Error as exc:
-        raise Unprocessable(f"the CSV cannot be read (line {reader.line_num}): {exc}", field="file") from exc
-
-
-def import_csv(session: Session, text: str) -> ImportReport:
-    """Upsert subscribers from CSV (header row required); bad rows are reported, good rows kept.
-
-    Columns: phone, email, name, locale, categories, tags (separated by `;`, `|` or `,`), test_group.
-    A row matching an existing subscriber by phone or email updates it.
-    """
-    reader = csv.DictReader(io.StringIO(text, newline=""))  # newline="": quoted fields may hold line breaks
-    header = [h.strip().lower() for h in (_csv_read(reader, lambda: reader.fieldnames) or [])]
-    if not header or not ({"phone", "email"} & set(header)):
-        raise Unprocessable("the CSV needs a header row with a 'phone' and/or 'email' column", field="file")
-    unknown = [h for h in header if h not in CSV_COLUMNS]
-    if unknown:
-        raise Unprocessable(f"unknown CSV column {unknown[0]!r}; known: {', '.join(CSV_COLUMNS)}", field="file")
-    reader.fieldnames = header
-    known_categories = set(session.scalars(select(Category.slug)))
-    created = updated = 0
-    rejected: list[RowError] = []
-    for line_no, raw in enumerate(_csv_read(reader, lambda: list(reader)), start=2):
-        if None in raw:
-            rejected.append(RowError(row=line_no, errors=[{"field": None, "reason": "too many columns"}]))
-            continue
-        record = {k: (v or "").strip() for k, v in raw.items()}
-        data: dict[str, Any] = {
-            "phone": record.get("phone") or None,
-            "email": record.get("email") or None,
-            "name": record.get("name", ""),
-            "locale": record.get("locale") or get_settings().default_locale,
-            "categories": _split(record.get("categories")),
-            "tags": _split(record.get("tags")),
-            "test_group": _truthy(record.get("test_group")),
-        }
-        try:
-            body = SubscriberIn(**data)
-        except ValidationError as exc:
-            errors = [{"field": field_name(e["loc"]), "reason": str(e["msg"])} for e in exc.errors()]
-            rejected.append(RowError(row=line_no, errors=errors))
-            continue
-        missing = [c for c in body.categories if c not in known_categories]
-        if missing:
-            reason = f"unknown category {missing[0]!r}"
-            rejected.append(RowError(row=line_no, errors=[{"field": "categories", "reason": reason}]))
-            continue
-        matches = _find(session, body.phone, body.email)
-        if len(matches) > 1:
-            reason = "phone and email belong to two different subscribers"
-            rejected.append(RowError(row=line_no, errors=[{"field": "email", "reason": reason}]))
-            continue
-        values = body.model_dump(exclude={"email_confirmed"})
-        if matches:
-            row = matches[0]
-            # an update only touches the cells the row fills in
-            values = {k: v for k, v in values.items() if record.get(k)}
-            _apply(row, values)
-            row.updated_at = utcnow()
-            updated += 1
-        else:
-            row = Subscriber(source="csv", email_confirmed=True)
-            _apply(row, values)
-            session.add(row)
-            created += 1
-        session.flush()
-    return ImportReport(created=created, updated=updated, rejected=rejected)
 
 
 def list_subscribers(
