@@ -143,7 +143,7 @@ def copy_baseline(url: str, n: int) -> float:
 def hook_latency(repeats: int) -> list[float]:
     """`start_broadcast` alone (the delivery engine's share of the publish transaction)."""
     from broadcaster.db import session_scope
-    from broadcaster.delivery.hooks import start_broadcast
+    from broadcaster.delivery.entrypoints import start_broadcast
     from broadcaster.models import Update
 
     times = []
@@ -165,7 +165,7 @@ def hook_latency(repeats: int) -> list[float]:
 def counts_latency(repeats: int) -> list[float]:
     """`audience_counts` (preview, and the core's approval-threshold rule during publish)."""
     from broadcaster.db import session_scope
-    from broadcaster.delivery.hooks import audience_counts
+    from broadcaster.delivery.entrypoints import audience_counts
     from broadcaster.models import Update
 
     uid = new_update(1)
@@ -207,7 +207,7 @@ def publish_latency(repeats: int) -> list[float]:
 def plan_big() -> tuple[int, float, int]:
     from broadcaster.db import session_scope
     from broadcaster.delivery import planner
-    from broadcaster.delivery.hooks import start_broadcast
+    from broadcaster.delivery.entrypoints import start_broadcast
     from broadcaster.models import Update
 
     uid = new_update(1)
@@ -346,7 +346,7 @@ def run_two(target: Any, url: str) -> dict[str, float]:
 
 def _idle_worker(url: str, logfile: str) -> None:
     configure(url, {"MEMORY_ADAPTER_LOG": logfile})
-    from broadcaster.delivery.runtime import run_worker_process
+    from broadcaster.delivery.lifecycle import run_worker_process
 
     run_worker_process()
 

@@ -30,8 +30,8 @@ Send `Idempotency-Key` on POST so a retrying script never acts twice. Errors alw
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    from broadcaster.delivery.runtime import start_background, stop_background
-    from broadcaster.public.runtime import start_public, stop_public
+    from broadcaster.delivery.lifecycle import start_background, stop_background
+    from broadcaster.public.refresher import start_public, stop_public
 
     settings = get_settings()
     await start_public(app)

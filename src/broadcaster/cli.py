@@ -117,7 +117,7 @@ def worker(
     concurrency: Annotated[int | None, typer.Option(help="Sends in flight (default: WORKER_CONCURRENCY).")] = None,
 ) -> None:
     """Run a delivery worker process (any number of them, on any number of machines, on PostgreSQL)."""
-    from broadcaster.delivery.runtime import run_worker_process
+    from broadcaster.delivery.lifecycle import run_worker_process
 
     _setup_logging()
     run_worker_process(concurrency=concurrency)

@@ -37,7 +37,7 @@ def needs_approval(session: Session, incident: Incident, update: Update) -> bool
     if Severity(incident.severity).rank >= level.rank or approval.recently_at_level(incident, level):
         return True
     if settings.approval_audience_threshold > 0:
-        from broadcaster.delivery.hooks import audience_counts
+        from broadcaster.delivery.entrypoints import audience_counts
 
         counts = audience_counts(session, update)
         return max(counts.values(), default=0) > settings.approval_audience_threshold
@@ -120,8 +120,8 @@ def approve(session: Session, update_id: int, actor: str, if_match: str | None) 
 
 def _do_publish(session: Session, update: Update, incident: Incident, actor: str) -> PublishResult:
     """Publish now: `actor` is recorded as the publisher (the requester, when a second key approved)."""
-    from broadcaster.delivery.hooks import start_broadcast
-    from broadcaster.public.hooks import content_changed
+    from broadcaster.delivery.entrypoints import start_broadcast
+    from broadcaster.public.invalidation import content_changed
 
     before = {"state": update.state, "published_at": update.published_at, "incident_status": incident.status}
     update.state = UpdateState.published.value

@@ -81,9 +81,7 @@ def parse_scopes(raw: list[str] | str) -> list[str]:
     return sorted(set(items))
 
 
-def create_key(
-    session: Session, name: str, scopes: list[str], owner_user_id: int | None = None
-) -> tuple[ApiKey, str]:
+def create_key(session: Session, name: str, scopes: list[str], owner_user_id: int | None = None) -> tuple[ApiKey, str]:
     """Create a key (owned by a person when `owner_user_id` is given); returns the row and the plaintext key
     (shown once, never stored)."""
     prefix = secrets.token_hex(4)

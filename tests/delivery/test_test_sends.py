@@ -127,7 +127,7 @@ def test_a_test_correction_of_a_live_update_never_reaches_nor_cancels_the_public
     client, admin, fake, drain, audience, emergency_category
 ):
     from broadcaster.db import session_scope
-    from broadcaster.delivery.hooks import audience_counts
+    from broadcaster.delivery.entrypoints import audience_counts
     from broadcaster.models import Update
 
     incident = _incident(client, admin, severity="minor")
@@ -190,7 +190,7 @@ def test_the_preview_of_a_test_send_counts_only_the_test_group(client, admin, fa
 
 
 def test_the_html_email_keeps_the_marker_when_a_template_drops_it(tmp_path, monkeypatch):
-    from broadcaster.rendering.render import _ensure_html_marker
+    from broadcaster.rendering.compose import _ensure_html_marker
 
     assert _ensure_html_marker("<html><body><p>Hi</p></body></html>", "[TEST] ").startswith(
         '<html><body><p style="font-weight:bold">[TEST]</p>'

@@ -59,9 +59,11 @@ def test_postgres_claim_query_uses_the_partial_index(db_url):
         conn.execute(text("ANALYZE deliveries"))
     inner = CLAIM_PG[CLAIM_PG.index("SELECT id") : CLAIM_PG.index(")", CLAIM_PG.index("SELECT id"))]
     with get_engine().connect() as conn:
-        plan = conn.execute(
-            text(f"EXPLAIN {inner}"), {"now": "2030-01-01", "n": 500, "channel": "sms", "below": 9}
-        ).scalars().all()
+        plan = (
+            conn.execute(text(f"EXPLAIN {inner}"), {"now": "2030-01-01", "n": 500, "channel": "sms", "below": 9})
+            .scalars()
+            .all()
+        )
     assert any("ix_deliveries_pending" in line for line in plan), plan
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from broadcaster.public.negotiation import etag_matches, parse_accept_language, variant_key
-from broadcaster.public.render import PALETTE
+from broadcaster.public.palette import PALETTE
 from broadcaster.public.snapshot import safe_url, shorten
 
 

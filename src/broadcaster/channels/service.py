@@ -85,7 +85,7 @@ def channel_names(update: Update) -> list[str]:
 
 
 def _counts(session: Session, update: Update) -> tuple[dict[str, int], str | None]:
-    from broadcaster.delivery.hooks import audience_counts
+    from broadcaster.delivery.entrypoints import audience_counts
 
     try:
         return audience_counts(session, update), None

@@ -151,7 +151,7 @@ def compose_page(
 def approvals_page(request: Request, session: SessionDep, user: User) -> Response:
     if (denied := _guard(request, user, "approvals")) is not None:
         return denied
-    from broadcaster.public.render import PALETTE
+    from broadcaster.public.palette import PALETTE
 
     rows, names = service.pending_updates(session)
     return render("approvals.html", request, user, "approvals", rows=rows, names=names, palette=PALETTE)

@@ -163,7 +163,7 @@ def compose_context(
 ) -> dict[str, Any]:
     """What the compose form starts with: a new incident, a new update, a draft to edit, or a correction or
     retraction pre-filled with the original's text (kind correction/cancel naming it in `corrects`)."""
-    from broadcaster.public.render import PALETTE
+    from broadcaster.public.palette import PALETTE
 
     incident: Incident | None = None
     fixed_channels: list[str] | None = None

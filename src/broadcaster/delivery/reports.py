@@ -97,7 +97,7 @@ def channel_reports(session: Session, row: Broadcast, counts: dict[str, dict[str
 
 def _eta(session: Session, row: Broadcast, channel: str, left: int) -> EtaOut:
     from broadcaster.channels.registry import resolve_channel
-    from broadcaster.delivery.render import message_for
+    from broadcaster.delivery.content import message_for
     from broadcaster.settings import get_settings
 
     adapters = resolve_channel(channel, get_settings())

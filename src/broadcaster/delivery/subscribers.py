@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.delivery import tokens
 from broadcaster.delivery.audience import pack
-from broadcaster.delivery.hooks import notify_workers
+from broadcaster.delivery.entrypoints import notify_workers
 from broadcaster.delivery.schemas import SubscribeIn, SubscriberIn, SubscriberPatch
 from broadcaster.errors import Conflict, NotFound, Unprocessable
 from broadcaster.models import Category, utcnow

@@ -52,7 +52,8 @@ from broadcaster.channels.base import (
 )
 from broadcaster.db import get_engine, get_sessionmaker
 from broadcaster.delivery import metrics, planner
-from broadcaster.delivery.hooks import notify_workers
+from broadcaster.delivery.content import message_for, recipient_variables
+from broadcaster.delivery.entrypoints import notify_workers
 from broadcaster.delivery.lanes import PrioritySlots, TokenGate
 from broadcaster.delivery.queue import (
     CLAIM_PG,
@@ -66,7 +67,6 @@ from broadcaster.delivery.queue import (
     renew,
     requeue_expired,
 )
-from broadcaster.delivery.render import message_for, recipient_variables
 from broadcaster.delivery.retry import RetryStrategy
 from broadcaster.models import utcnow
 from broadcaster.models.delivery import Broadcast, Delivery, idempotency_key
@@ -637,7 +637,7 @@ class Worker:
         """LISTEN for publish notifications so an idle worker starts within milliseconds (PostgreSQL)."""
         import psycopg
 
-        from broadcaster.delivery.hooks import NOTIFY_CHANNEL
+        from broadcaster.delivery.entrypoints import NOTIFY_CHANNEL
 
         url = self.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
         while not self.stopping.is_set():

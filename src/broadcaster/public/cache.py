@@ -21,7 +21,7 @@ import anyio.to_thread
 import orjson
 
 from broadcaster.domain import normalize_locale
-from broadcaster.public import render
+from broadcaster.public import banner_bytes
 from broadcaster.public.negotiation import etag_matches, parse_accept_language, variant_key
 from broadcaster.public.snapshot import Snapshot
 
@@ -86,9 +86,9 @@ def parse_query(query: bytes) -> tuple[str, str | None]:
 class _State:
     generation: int
     snapshot: Snapshot | None
-    variants: dict[tuple[Any, ...], render.Entry] = field(default_factory=dict)
+    variants: dict[tuple[Any, ...], banner_bytes.Entry] = field(default_factory=dict)
     #: (kind, raw query, raw Accept-Language) -> entry: the hot path's single lookup
-    resolved: dict[tuple[Any, ...], render.Entry] = field(default_factory=dict)
+    resolved: dict[tuple[Any, ...], banner_bytes.Entry] = field(default_factory=dict)
 
 
 class Unavailable(Exception):
@@ -106,7 +106,7 @@ class PublicCache:
         self._state = _State(0, None)
         self._lock = asyncio.Lock()
         self._retry_at = 0.0
-        self._js: render.Entry | None = None
+        self._js: banner_bytes.Entry | None = None
         self._memo: dict[Any, Any] = {}
         self._memo_generation = -1
 
@@ -145,9 +145,9 @@ class PublicCache:
             return self._state
 
     # --- banner responses ----------------------------------------------------------------------------
-    def js_entry(self) -> render.Entry:
+    def js_entry(self) -> banner_bytes.Entry:
         if self._js is None:
-            self._js = render.make_entry(render.banner_js(), render.JS, vary=False)
+            self._js = banner_bytes.make_entry(banner_bytes.banner_js(), banner_bytes.JS, vary=False)
         return self._js
 
     async def respond(
@@ -180,7 +180,7 @@ class PublicCache:
             return 304, entry.headers_304, b""
         return 200, entry.headers, b"" if method == "HEAD" else entry.body
 
-    async def _resolve(self, kind: str, query: bytes, accept_language: bytes | None) -> render.Entry:
+    async def _resolve(self, kind: str, query: bytes, accept_language: bytes | None) -> banner_bytes.Entry:
         site, lang = parse_query(query) if query else ("", None)
         st = await self.state()
         snap = st.snapshot
@@ -196,9 +196,11 @@ class PublicCache:
         if entry is None:
             items = snap.for_site(site)
             if kind == "html":
-                entry = render.make_entry(render.banner_html(items, key[2]), render.HTML, csp=render.banner_csp())
+                entry = banner_bytes.make_entry(
+                    banner_bytes.banner_html(items, key[2]), banner_bytes.HTML, csp=banner_bytes.banner_csp()
+                )
             else:
-                entry = render.make_entry(render.banner_json(items, key[2]), render.JSON)
+                entry = banner_bytes.make_entry(banner_bytes.banner_json(items, key[2]), banner_bytes.JSON)
             st.variants[key] = entry
         if len(st.resolved) >= _MAX_RESOLVED:
             st.resolved.clear()

@@ -14,11 +14,11 @@ from fastapi.responses import HTMLResponse
 
 from broadcaster.errors import NotFound
 from broadcaster.pagination import IdPath
-from broadcaster.public import cap, feeds, hooks, pages, queries, render
+from broadcaster.public import banner_bytes, cap, feeds, invalidation, pages, queries
 from broadcaster.public.cache import BANNER_PATHS, get_cache
 
 router = APIRouter(tags=["public"])
-hooks.install()
+invalidation.install()
 
 _BANNER_DOC = {
     "/v1/banner": (
@@ -75,9 +75,9 @@ for _path, (_summary, _description, _media) in _BANNER_DOC.items():
 def _cached(request: Request, key: Any, build: Callable[[], bytes | None], content_type: bytes) -> Response:
     """Build once per content change, then answer with the shared ETag/304/Cache-Control logic."""
 
-    def make() -> render.Entry | None:
+    def make() -> banner_bytes.Entry | None:
         body = build()
-        return None if body is None else render.make_entry(body, content_type, vary=False)
+        return None if body is None else banner_bytes.make_entry(body, content_type, vary=False)
 
     entry = get_cache().memo(key, make)
     if entry is None:
@@ -107,17 +107,19 @@ def _with_session(fn: Callable[..., bytes | None], *args: Any) -> Callable[[], b
 # --- status page -----------------------------------------------------------------------------------------
 @router.get("/status", response_class=HTMLResponse, summary="Public status page")
 def status_page(request: Request) -> Response:
-    return _cached(request, ("status",), _with_session(pages.status_page), render.HTML)
+    return _cached(request, ("status",), _with_session(pages.status_page), banner_bytes.HTML)
 
 
 @router.get("/status/history", response_class=HTMLResponse, summary="Past incidents")
 def history_page(request: Request) -> Response:
-    return _cached(request, ("history",), _with_session(pages.history_page), render.HTML)
+    return _cached(request, ("history",), _with_session(pages.history_page), banner_bytes.HTML)
 
 
 @router.get("/status/incidents/{incident_id}", response_class=HTMLResponse, summary="One incident's timeline")
 def incident_page(request: Request, incident_id: IdPath) -> Response:
-    return _cached(request, ("incident", incident_id), _with_session(pages.incident_page, incident_id), render.HTML)
+    return _cached(
+        request, ("incident", incident_id), _with_session(pages.incident_page, incident_id), banner_bytes.HTML
+    )
 
 
 # --- feeds -------------------------------------------------------------------------------------------------

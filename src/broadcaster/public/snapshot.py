@@ -121,7 +121,7 @@ def banner_text(session: Session, update: Update, locale: str) -> str:
     """The banner's short text in `locale`: the operator's banner template (broadcaster.rendering), or
     the summary / body cut on a word boundary when rendering is unavailable or fails."""
     try:
-        from broadcaster.rendering.render import render_update
+        from broadcaster.rendering.compose import render_update
 
         text = render_update(session, update, "banner", locale).message.text
         if text.strip():

@@ -24,7 +24,7 @@ def env() -> Environment:
         lstrip_blocks=True,
         finalize=_finalize,
     )
-    from broadcaster.public.render import PALETTE
+    from broadcaster.public.palette import PALETTE
 
     environment.globals["palette"] = PALETTE
     return environment

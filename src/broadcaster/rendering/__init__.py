@@ -1,6 +1,6 @@
 """Per-channel, per-locale rendering of updates: templates, markers and length-aware fitting."""
 
-from broadcaster.rendering.render import (
+from broadcaster.rendering.compose import (
     UNSUBSCRIBE_PLACEHOLDER,
     Rendered,
     length_rule,

@@ -28,7 +28,7 @@ from broadcaster.models import utcnow
 from broadcaster.models.integrations import StaticPublishState
 from broadcaster.public.queries import current_version
 from broadcaster.settings import Settings, get_settings
-from broadcaster.staticsite import render
+from broadcaster.staticsite import files as site_files
 from broadcaster.staticsite.targets import Target, make_target
 
 log = logging.getLogger(__name__)
@@ -107,7 +107,7 @@ class StaticPublisher:
         try:
             with Session(self.engine) as session:
                 version = current_version(session)  # what the rendered content is at least as new as
-                files = render.build(session)
+                files = site_files.build(session)
             written = self.target.write(files)
         except Exception as exc:
             attempts += 1

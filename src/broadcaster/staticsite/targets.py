@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from broadcaster.settings import Settings
-from broadcaster.staticsite.render import File, cache_control
+from broadcaster.staticsite.files import File, cache_control
 
 MANIFEST = ".broadcaster-manifest.json"
 

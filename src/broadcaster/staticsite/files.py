@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from broadcaster.public import cap, feeds, pages, queries, render, snapshot
+from broadcaster.public import banner_bytes, cap, feeds, pages, queries, snapshot
 from broadcaster.public.negotiation import variant_key
 from broadcaster.settings import get_settings
 
@@ -33,7 +33,7 @@ class File:
 
 
 def cache_control() -> str:
-    return render.cache_control().decode()
+    return banner_bytes.cache_control().decode()
 
 
 def banner_path(site: str = "", lang: str = "") -> str:
@@ -65,9 +65,11 @@ def _banners(session: Session) -> list[File]:
         for lang in ["", *settings.supported_locales]:
             prefs: tuple[str, ...] = (lang,) if lang else ()
             key = variant_key(prefs, snap.locales, snap.languages)
-            out.append(File(banner_path(site, lang), render.banner_json(items, key), JSON))
+            out.append(File(banner_path(site, lang), banner_bytes.banner_json(items, key), JSON))
     default = snap.for_site("")
-    out.append(File("v1/banner.html", render.banner_html(default, variant_key((), snap.locales, snap.languages)), HTML))
+    out.append(
+        File("v1/banner.html", banner_bytes.banner_html(default, variant_key((), snap.locales, snap.languages)), HTML)
+    )
     return out
 
 
@@ -91,6 +93,6 @@ def build(session: Session) -> list[File]:
     files.append(File("status/history/index.html", _links_to_static(pages.history_page(session)), HTML))
     files.extend(_banners(session))
     api = settings.public_url.rstrip("/") + "/v1/banner"
-    files.append(File("v1/banner.js", render.banner_js(static_url=settings.static_public_url, api=api), JS))
+    files.append(File("v1/banner.js", banner_bytes.banner_js(static_url=settings.static_public_url, api=api), JS))
     files.append(File("status/index.html", _links_to_static(pages.status_page(session)), HTML))
     return files
