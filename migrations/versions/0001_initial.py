@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-01 10:17:45.688878
+Create Date: 2026-12-02 01:29:46.357219
 """
 
 from __future__ import annotations
@@ -29,6 +29,23 @@ def upgrade() -> None:
         sa.Column("spec", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_rules")),
         sa.UniqueConstraint("section", "name", name=op.f("uq_alert_rules_section_name")),
+    )
+    op.create_table(
+        "areas",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("slug", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("geometry", sa.JSON(), nullable=False),
+        sa.Column("min_lon", sa.Float(), nullable=False),
+        sa.Column("min_lat", sa.Float(), nullable=False),
+        sa.Column("max_lon", sa.Float(), nullable=False),
+        sa.Column("max_lat", sa.Float(), nullable=False),
+        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_areas")),
+        sa.UniqueConstraint("slug", name=op.f("uq_areas_slug")),
     )
     op.create_table(
         "audit_log",
@@ -58,6 +75,8 @@ def upgrade() -> None:
         sa.Column("contact", sa.JSON(), nullable=False),
         sa.Column("channels", sa.JSON(), nullable=False),
         sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("reach", sa.String(length=16), server_default="either", nullable=False),
+        sa.Column("escalation", sa.JSON(), nullable=True),
         sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_categories")),
@@ -183,6 +202,40 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name=op.f("pk_rate_buckets")),
     )
     op.create_table(
+        "responses",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("question_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("address", sa.String(length=320), nullable=False),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("option_key", sa.String(length=16), nullable=True),
+        sa.Column("counted", sa.Boolean(), nullable=False),
+        sa.Column("provider_event_id", sa.String(length=160), nullable=True),
+        sa.Column("received_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_responses")),
+        sa.UniqueConstraint("channel", "provider_event_id", name="ux_responses_channel_event"),
+    )
+    with op.batch_alter_table("responses", schema=None) as batch_op:
+        batch_op.create_index("ix_responses_question_id_id", ["question_id", "id"], unique=False)
+
+    op.create_table(
+        "services",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("slug", sa.String(length=64), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("description", sa.Text(), nullable=False),
+        sa.Column("group", sa.String(length=100), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("public", sa.Boolean(), nullable=False),
+        sa.Column("state_changed_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_services")),
+        sa.UniqueConstraint("slug", name=op.f("uq_services_slug")),
+    )
+    op.create_table(
         "static_publish_state",
         sa.Column("target", sa.String(length=500), nullable=False),
         sa.Column("published_version", sa.BigInteger(), nullable=False),
@@ -214,6 +267,8 @@ def upgrade() -> None:
         sa.Column("email_opted_out_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("test_group", sa.Boolean(), nullable=False),
         sa.Column("source", sa.String(length=16), nullable=False),
+        sa.Column("lat", sa.Float(), nullable=True),
+        sa.Column("lon", sa.Float(), nullable=True),
         sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_subscribers")),
@@ -221,6 +276,15 @@ def upgrade() -> None:
         sa.UniqueConstraint("phone", name=op.f("uq_subscribers_phone")),
         sqlite_autoincrement=True,
     )
+    with op.batch_alter_table("subscribers", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_subscribers_lat_lon",
+            ["lat", "lon"],
+            unique=False,
+            postgresql_where=sa.text("lat IS NOT NULL"),
+            sqlite_where=sa.text("lat IS NOT NULL"),
+        )
+
     op.create_table(
         "users",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -324,6 +388,64 @@ def upgrade() -> None:
         batch_op.create_index("ix_incidents_status_id", ["status", "id"], unique=False)
 
     op.create_table(
+        "service_state_changes",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("service_id", sa.Integer(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("previous", sa.String(length=16), nullable=True),
+        sa.Column("at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("incident_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("update_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("maintenance_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("actor", sa.String(length=120), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["service_id"],
+            ["services.id"],
+            name=op.f("fk_service_state_changes_service_id_services"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_service_state_changes")),
+    )
+    with op.batch_alter_table("service_state_changes", schema=None) as batch_op:
+        batch_op.create_index("ix_service_state_changes_service_at", ["service_id", "at"], unique=False)
+
+    op.create_table(
+        "subscriber_areas",
+        sa.Column("subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("area_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["area_id"], ["areas.id"], name=op.f("fk_subscriber_areas_area_id_areas"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["subscriber_id"],
+            ["subscribers.id"],
+            name=op.f("fk_subscriber_areas_subscriber_id_subscribers"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("subscriber_id", "area_id", name=op.f("pk_subscriber_areas")),
+    )
+    with op.batch_alter_table("subscriber_areas", schema=None) as batch_op:
+        batch_op.create_index("ix_subscriber_areas_area_id", ["area_id", "subscriber_id"], unique=False)
+
+    op.create_table(
+        "subscriber_services",
+        sa.Column("subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("service_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["service_id"], ["services.id"], name=op.f("fk_subscriber_services_service_id_services"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["subscriber_id"],
+            ["subscribers.id"],
+            name=op.f("fk_subscriber_services_subscriber_id_subscribers"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("subscriber_id", "service_id", name=op.f("pk_subscriber_services")),
+    )
+    with op.batch_alter_table("subscriber_services", schema=None) as batch_op:
+        batch_op.create_index("ix_subscriber_services_service_id", ["service_id", "subscriber_id"], unique=False)
+
+    op.create_table(
         "alert_groups",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("integration_id", sa.Integer(), nullable=False),
@@ -393,6 +515,8 @@ def upgrade() -> None:
         sa.Column("links", sa.JSON(), nullable=False),
         sa.Column("channels", sa.JSON(), nullable=True),
         sa.Column("audience", sa.JSON(), nullable=True),
+        sa.Column("area", sa.JSON(), nullable=True),
+        sa.Column("service_states", sa.JSON(), nullable=True),
         sa.Column("test", sa.Boolean(), nullable=False),
         sa.Column("created_by", sa.String(length=120), nullable=False),
         sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
@@ -440,11 +564,103 @@ def upgrade() -> None:
         batch_op.create_index("ix_broadcasts_state_id", ["state", "id"], unique=False)
         batch_op.create_index(batch_op.f("ix_broadcasts_update_id"), ["update_id"], unique=False)
 
+    op.create_table(
+        "questions",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("update_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("text", sa.String(length=300), nullable=False),
+        sa.Column("options", sa.JSON(), nullable=False),
+        sa.Column("escalation", sa.JSON(), nullable=True),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("opened_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_by", sa.String(length=120), nullable=True),
+        sa.Column("recipients", sa.Integer(), nullable=False),
+        sa.Column("threshold_fired_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["update_id"], ["updates.id"], name=op.f("fk_questions_update_id_updates"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_questions")),
+        sa.UniqueConstraint("update_id", name=op.f("uq_questions_update_id")),
+    )
+    op.create_table(
+        "escalation_actions",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("question_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("step", sa.SmallInteger(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("channel", sa.String(length=64), nullable=False),
+        sa.Column("broadcast_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["question_id"],
+            ["questions.id"],
+            name=op.f("fk_escalation_actions_question_id_questions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_escalation_actions")),
+        sa.UniqueConstraint("question_id", "subscriber_id", "step", name="ux_escalation_actions_step"),
+    )
+    op.create_table(
+        "question_recipients",
+        sa.Column("question_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("option_key", sa.String(length=16), nullable=True),
+        sa.Column("answered_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("answer_channel", sa.String(length=16), nullable=True),
+        sa.Column("escalation_step", sa.SmallInteger(), nullable=False),
+        sa.Column("next_escalation_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["question_id"],
+            ["questions.id"],
+            name=op.f("fk_question_recipients_question_id_questions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("question_id", "subscriber_id", name=op.f("pk_question_recipients")),
+    )
+    with op.batch_alter_table("question_recipients", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_question_recipients_due",
+            ["next_escalation_at"],
+            unique=False,
+            postgresql_where=sa.text("answered_at IS NULL AND next_escalation_at IS NOT NULL"),
+            sqlite_where=sa.text("answered_at IS NULL AND next_escalation_at IS NOT NULL"),
+        )
+        batch_op.create_index("ix_question_recipients_option", ["question_id", "option_key"], unique=False)
+
+    op.create_table(
+        "response_tallies",
+        sa.Column("question_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("option_key", sa.String(length=16), nullable=False),
+        sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["question_id"],
+            ["questions.id"],
+            name=op.f("fk_response_tallies_question_id_questions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("question_id", "option_key", "channel", name=op.f("pk_response_tallies")),
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_table("response_tallies")
+    with op.batch_alter_table("question_recipients", schema=None) as batch_op:
+        batch_op.drop_index("ix_question_recipients_option")
+        batch_op.drop_index(
+            "ix_question_recipients_due",
+            postgresql_where=sa.text("answered_at IS NULL AND next_escalation_at IS NOT NULL"),
+            sqlite_where=sa.text("answered_at IS NULL AND next_escalation_at IS NOT NULL"),
+        )
+
+    op.drop_table("question_recipients")
+    op.drop_table("escalation_actions")
+    op.drop_table("questions")
     with op.batch_alter_table("broadcasts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_broadcasts_update_id"))
         batch_op.drop_index("ix_broadcasts_state_id")
@@ -464,6 +680,18 @@ def downgrade() -> None:
         batch_op.drop_index("ix_alert_groups_due")
 
     op.drop_table("alert_groups")
+    with op.batch_alter_table("subscriber_services", schema=None) as batch_op:
+        batch_op.drop_index("ix_subscriber_services_service_id")
+
+    op.drop_table("subscriber_services")
+    with op.batch_alter_table("subscriber_areas", schema=None) as batch_op:
+        batch_op.drop_index("ix_subscriber_areas_area_id")
+
+    op.drop_table("subscriber_areas")
+    with op.batch_alter_table("service_state_changes", schema=None) as batch_op:
+        batch_op.drop_index("ix_service_state_changes_service_at")
+
+    op.drop_table("service_state_changes")
     with op.batch_alter_table("incidents", schema=None) as batch_op:
         batch_op.drop_index("ix_incidents_status_id")
         batch_op.drop_index(batch_op.f("ix_incidents_category_id"))
@@ -483,8 +711,20 @@ def downgrade() -> None:
 
     op.drop_table("api_keys")
     op.drop_table("users")
+    with op.batch_alter_table("subscribers", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_subscribers_lat_lon",
+            postgresql_where=sa.text("lat IS NOT NULL"),
+            sqlite_where=sa.text("lat IS NOT NULL"),
+        )
+
     op.drop_table("subscribers")
     op.drop_table("static_publish_state")
+    op.drop_table("services")
+    with op.batch_alter_table("responses", schema=None) as batch_op:
+        batch_op.drop_index("ix_responses_question_id_id")
+
+    op.drop_table("responses")
     op.drop_table("rate_buckets")
     op.drop_table("public_state")
     op.drop_table("integrations")
@@ -518,5 +758,6 @@ def downgrade() -> None:
         batch_op.drop_index("ix_audit_log_action_id")
 
     op.drop_table("audit_log")
+    op.drop_table("areas")
     op.drop_table("alert_rules")
     # ### end Alembic commands ###

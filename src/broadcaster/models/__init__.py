@@ -1,6 +1,6 @@
 """All tables; importing this module registers every model on `Base.metadata`."""
 
-from broadcaster.models import delivery, imports, integrations, public, users
+from broadcaster.models import areas, delivery, imports, integrations, public, responses, services, users
 from broadcaster.models.base import Base, utcnow
 from broadcaster.models.core import ApiKey, AuditEntry, Category, IdempotencyRecord, Incident, Update
 from broadcaster.models.users import ConsoleSession, User
@@ -15,10 +15,13 @@ __all__ = [
     "Incident",
     "Update",
     "User",
+    "areas",
     "delivery",
     "imports",
     "integrations",
     "public",
+    "responses",
+    "services",
     "users",
     "utcnow",
 ]

@@ -25,6 +25,11 @@ class Category(Base):
     #: default broadcast channels per severity: {"info": [...], "minor": [...], "major": [...], "critical": [...]}
     channels: Mapped[dict[str, list[str]]] = mapped_column(JSON, default=dict)
     position: Mapped[int] = mapped_column(Integer, default=0)
+    #: who an update of this category reaches: "category" (its subscribers), "services" (followers of the
+    #: incident's affected services) or "either" (both)
+    reach: Mapped[str] = mapped_column(String(16), default="either", server_default="either")
+    #: default escalation rules of a question on this category's updates (shape of Question.escalation)
+    escalation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -83,6 +88,12 @@ class Update(Base):
     channels: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
     #: per-update audience override: {"categories": [...], "tags": [...], "locales": [...]}
     audience: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: area targeting: {"description": str, "areas": [area slugs], "polygon": GeoJSON Polygon/MultiPolygon
+    #: geometry, "circle": {"lat": float, "lon": float, "radius_m": float}}; any of areas/polygon/circle,
+    #: the audience is the subscribers inside their union. None: no area (everyone the filters select)
+    area: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: component states this update sets when published: {service slug: state}
+    service_states: Mapped[dict[str, str] | None] = mapped_column(JSON, nullable=True)
     #: a test send goes only to the test group and is visibly marked
     test: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by: Mapped[str] = mapped_column(String(120), default="")

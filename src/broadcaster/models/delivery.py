@@ -52,12 +52,25 @@ class Subscriber(Base):
     #: members of the test group receive test sends
     test_group: Mapped[bool] = mapped_column(Boolean, default=False)
     source: Mapped[str] = mapped_column(String(16), default="api")
+    #: location (WGS 84 degrees) for area targeting; both set or both None
+    lat: Mapped[float | None] = mapped_column(Float, nullable=True)
+    lon: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
     #: ids are never reused (SQLite AUTOINCREMENT; PostgreSQL sequences never go back): a deleted subscriber's
-    #: links must not act on whoever is added next
-    __table_args__ = {"sqlite_autoincrement": True}
+    #: links must not act on whoever is added next. `ix_subscribers_lat_lon`: the bounding-box prefilter of
+    #: area targeting (a range on lat, lon checked in the index), located subscribers only.
+    __table_args__ = (
+        Index(
+            "ix_subscribers_lat_lon",
+            "lat",
+            "lon",
+            postgresql_where=text("lat IS NOT NULL"),
+            sqlite_where=text("lat IS NOT NULL"),
+        ),
+        {"sqlite_autoincrement": True},
+    )
 
 
 class Broadcast(Base):
