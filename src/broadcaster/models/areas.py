@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.models.base import Base, BigId, UTCDateTime, utcnow
@@ -43,3 +43,17 @@ class SubscriberArea(Base):
     area_id: Mapped[int] = mapped_column(ForeignKey("areas.id", ondelete="CASCADE"), primary_key=True)
 
     __table_args__ = (Index("ix_subscriber_areas_area_id", "area_id", "subscriber_id"),)
+
+
+class AreaMatch(Base):
+    """The subscribers inside an update's area, as last computed (shapely on the bounding-box candidates, plus
+    those placed in its named areas). Refreshed at every preview and at fan-out planning, so it always follows
+    the current area and locations; the audience filter is `subscribers.id IN (SELECT subscriber_id FROM
+    area_matches WHERE match_key = :k)`. `match_key` is the update's id, or a negative one-off key for an
+    unsaved draft being previewed (those rows are deleted before the preview's transaction commits).
+    No foreign keys: the rows are written in bulk (COPY on PostgreSQL) and a stale id matches nothing."""
+
+    __tablename__ = "area_matches"
+
+    match_key: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    subscriber_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
