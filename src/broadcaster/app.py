@@ -57,6 +57,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     from broadcaster.integrations.router import router as integrations_router
     from broadcaster.keys.router import router as keys_router
     from broadcaster.public.router import router as public_router
+    from broadcaster.responses.router import router as responses_router
     from broadcaster.routing.router import router as routing_router
     from broadcaster.staticsite.router import router as static_router
     from broadcaster.users.oidc import router as oidc_router
@@ -99,6 +100,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         oidc_router,
         console_router,
         audit_router,
+        responses_router,
     ):
         app.include_router(router)
     app.add_middleware(IdempotencyMiddleware)

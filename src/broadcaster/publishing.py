@@ -128,6 +128,9 @@ def _do_publish(session: Session, update: Update, incident: Incident, actor: str
     update.published_at = utcnow()
     update.published_by = actor
     update.approval_etag = None
+    from broadcaster.responses.service import open_for_update
+
+    open_for_update(session, update)  # its question (if any) is open from now on
     if update.status and update.status != incident.status:
         set_status(incident, update.status)
         others = [u for u in incident.updates if u.id != update.id]

@@ -97,7 +97,11 @@ class SendGridEmail(Adapter):
         return {
             "to": [{"email": r.address}],
             "custom_args": custom_args,
-            "substitutions": {UNSUBSCRIBE_PLACEHOLDER: unsubscribe},
+            # per-recipient signed answer links of a question (`-answer_url_<key>-`, broadcaster.responses)
+            "substitutions": {
+                UNSUBSCRIBE_PLACEHOLDER: unsubscribe,
+                **{f"-{k}-": v for k, v in r.variables.items() if k.startswith("answer_url_")},
+            },
             "headers": {
                 "List-Unsubscribe": f"<{unsubscribe}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",

@@ -303,10 +303,14 @@ class TwilioSms(_TwilioAdapter):
         return (resource.body or "").strip() == message.text.strip()
 
 
-def twiml_for(message: Message, voice: str | None) -> str:
+def twiml_for(message: Message, voice: str | None, answer_url: str | None = None) -> str:
     """The TwiML a call plays: the text twice, in the message's language (Twilio <Say language=...>). Rendered
     voice text has no emoji or URLs already; any left (text not from broadcaster.rendering) are dropped, a
-    URL said as its bare domain, never spelled out."""
+    URL said as its bare domain, never spelled out.
+
+    When the message asks a question and `answer_url` (the recipient's signed action URL) is given, both
+    readings are inside a `<Gather numDigits="1">` that posts the pressed key to it (people may answer while
+    the message is read)."""
     from broadcaster.rendering.speech import speakable
 
     language = str(message.data.get("voice_language") or message.locale or "en-US")
@@ -315,9 +319,12 @@ def twiml_for(message: Message, voice: str | None) -> str:
     if voice:
         kwargs["voice"] = voice
     text = speakable(message.text)
-    response.say(text, **kwargs)
-    response.pause(length=1)
-    response.say(text, **kwargs)
+    target: Any = response
+    if answer_url and message.data.get("question"):
+        target = response.gather(num_digits=1, action=answer_url, method="POST", timeout=8)
+    target.say(text, **kwargs)
+    target.pause(length=1)
+    target.say(text, **kwargs)
     return str(response)
 
 
@@ -351,7 +358,7 @@ class TwilioVoice(_TwilioAdapter):
         call = await self.client.calls.create_async(
             to=recipient.address,
             from_=self.voice_from,
-            twiml=twiml_for(message, self.voice),
+            twiml=twiml_for(message, self.voice, recipient.variables.get("voice_answer_url")),
             status_callback=self.status_callback(recipient),
         )
         return str(call.sid)

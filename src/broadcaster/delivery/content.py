@@ -52,10 +52,19 @@ def message_for(session: Session, broadcast: Broadcast, adapter: Adapter, locale
     return message
 
 
-def recipient_variables(adapter: Adapter, subscriber_id: int | None) -> dict[str, str]:
-    """Per-recipient values: the signed one-click unsubscribe link for email (RFC 8058)."""
-    if subscriber_id is None or adapter.kind is not ChannelKind.email:
+def recipient_variables(adapter: Adapter, subscriber_id: int | None, message: Message | None = None) -> dict[str, str]:
+    """Per-recipient values: the signed one-click unsubscribe link for email (RFC 8058), and when the message
+    asks a question, the signed answer links (email buttons, the voice <Gather> action)."""
+    if subscriber_id is None:
         return {}
-    from broadcaster.delivery.tokens import unsubscribe_url
+    out: dict[str, str] = {}
+    question = message.data.get("question") if message is not None else None
+    if question:
+        from broadcaster.responses.links import recipient_variables as answer_variables
 
-    return {"unsubscribe_url": unsubscribe_url(subscriber_id)}
+        out.update(answer_variables(question, adapter.kind.value, subscriber_id))
+    if adapter.kind is ChannelKind.email:
+        from broadcaster.delivery.tokens import unsubscribe_url
+
+        out["unsubscribe_url"] = unsubscribe_url(subscriber_id)
+    return out

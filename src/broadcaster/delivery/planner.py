@@ -133,6 +133,10 @@ def plan(session: Session, broadcast: Broadcast) -> int:
         broadcast.state = "sending" if total else "done"
         if not total:
             broadcast.finished_at = now
+    if broadcast.update_id is not None and broadcast.kind != "system":
+        from broadcaster.responses.service import add_recipients
+
+        add_recipients(session, broadcast)  # everyone reached is asked the update's question, if any
     log.info("broadcast %s planned: %d deliveries", broadcast.id, total)
     return total
 

@@ -431,7 +431,10 @@ def _twiml(message: str | None) -> Response:
 )
 def twilio_inbound(params: TwilioForm, session: SessionDep) -> Response:
     """Inbound SMS: STOP-family words opt out of SMS and voice, START-family (YES) opt in and confirm a number
-    from the public form, HELP answers."""
+    from the public form, HELP answers; anything else (and START/YES too, when a question was sent to the
+    number) is an answer to the latest open question sent to that number (docs/responses.md)."""
+    from broadcaster.responses.service import answer_sms
+
     sender = str(params.get("From", ""))
     word = str(params.get("Body", "")).strip().upper().strip(".!")
     org = get_settings().org_name
@@ -441,12 +444,13 @@ def twilio_inbound(params: TwilioForm, session: SessionDep) -> Response:
         return _twiml(None)
     if word in START_WORDS:
         # YES (or START) also confirms a number from the public form (SMS double opt-in); Twilio answers
-        # its opt-in keywords itself, so no reply of ours is added
+        # its opt-in keywords itself, so no reply of ours is added. It may also answer an open question.
         subscribers.set_sms_opt_out(session, sender, False)
+        answer_sms(session, params, reply=False)
         return _twiml(None)
     if word in HELP_WORDS:
         return _twiml(f"{org} alerts. Reply STOP to unsubscribe, START to resubscribe. Msg&data rates may apply.")
-    return _twiml(None)
+    return _twiml(answer_sms(session, params))
 
 
 @router.post("/v1/webhooks/sendgrid/events", status_code=204, tags=["webhooks"], openapi_extra=_SENDGRID_EVENTS)

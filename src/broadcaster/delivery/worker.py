@@ -385,7 +385,7 @@ class Worker:
             return await self._save(outcomes)
 
     async def _call(self, adapter: Adapter, message: Message, items: list[Claimed]) -> list[SendResult]:
-        recipients = [self._recipient(adapter, d) for d in items]
+        recipients = [self._recipient(adapter, d, message) for d in items]
         timeout = self.settings.provider_timeout_seconds * 3
         started = time.perf_counter()
         try:
@@ -401,13 +401,13 @@ class Worker:
         finally:
             metrics.SEND_LATENCY.labels(adapter.name).observe(time.perf_counter() - started)
 
-    def _recipient(self, adapter: Adapter, d: Claimed) -> Recipient:
+    def _recipient(self, adapter: Adapter, d: Claimed, message: Message | None = None) -> Recipient:
         return Recipient(
             delivery_id=str(d.id),
             address=d.address,
             locale=d.locale,
             idempotency_key=idempotency_key(d.broadcast_id, d.id),
-            variables=recipient_variables(adapter, d.subscriber_id),
+            variables=recipient_variables(adapter, d.subscriber_id, message),
         )
 
     async def _lookup(self, adapter: Adapter, message: Message, d: Claimed) -> tuple[Outcome | None, bool]:
@@ -416,7 +416,8 @@ class Worker:
         since = (d.created_at or utcnow()) - timedelta(seconds=5)
         try:
             found = await asyncio.wait_for(
-                adapter.lookup(message, self._recipient(adapter, d), since), self.settings.provider_timeout_seconds
+                adapter.lookup(message, self._recipient(adapter, d, message), since),
+                self.settings.provider_timeout_seconds,
             )
         except Exception as exc:
             log.warning("lookup of delivery %s at %s failed: %r", d.id, adapter.name, exc)

@@ -10,6 +10,7 @@ from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationInfo, f
 from broadcaster.delivery.eta import EtaOut
 from broadcaster.domain import IncidentStatus, Input, Severity, UpdateKind, normalize_locale, validate_slug
 from broadcaster.pagination import MAX_ID
+from broadcaster.responses.schemas import QuestionIn, QuestionOut
 
 MAX_BODY = 10_000
 MAX_SUMMARY = 320
@@ -76,6 +77,9 @@ class UpdateIn(Input):
     channels: list[str] | None = Field(None, description="Override the routing map's channels for this update.")
     audience: Audience | None = None
     test: bool = Field(False, description="Test send: only the test group receives it, visibly marked.")
+    question: QuestionIn | None = Field(
+        None, description='A question with 2-5 answers, e.g. "Are you safe?" (see docs/responses.md).'
+    )
 
     _locale = field_validator("locale")(normalize_locale)
     _translations = field_validator("translations")(_validate_translations)
@@ -106,6 +110,7 @@ class UpdatePatch(Input):
     channels: list[str] | None = None
     audience: Audience | None = None
     test: bool | None = None
+    question: QuestionIn | None = Field(None, description="Set or replace the question; null removes it.")
 
     @field_validator("locale")
     @classmethod
@@ -158,6 +163,7 @@ class UpdateOut(BaseModel):
     channels: list[str] | None
     audience: dict[str, Any] | None
     test: bool
+    question: QuestionOut | None = None
     created_by: str
     created_at: datetime
     published_at: datetime | None

@@ -136,6 +136,7 @@ def delete_incident(session: Session, incident_id: int) -> None:
 
 def _update_values(data: UpdateIn | UpdatePatch) -> dict[str, Any]:
     values = data.model_dump(exclude_unset=True, mode="json")
+    values.pop("question", None)  # stored in its own table (broadcaster.responses)
     if "translations" in values and values["translations"] is not None:
         values["translations"] = {
             k: {"body": v["body"], "summary": v.get("summary", "")} for k, v in values["translations"].items()
@@ -174,6 +175,10 @@ def add_update(session: Session, incident: Incident, data: UpdateIn, actor: str)
     )
     session.add(update)
     session.flush()
+    if data.question is not None:
+        from broadcaster.responses.service import set_question
+
+        set_question(session, update, data.question)
     return update
 
 
@@ -206,6 +211,11 @@ def edit_update(session: Session, update_id: int, patch: UpdatePatch, actor: str
     for key, value in _update_values(patch).items():
         if value is not None or key in ("status", "channels", "audience"):
             setattr(update, key, value)
+    if "question" in patch.model_fields_set:
+        from broadcaster.responses.service import set_question
+
+        set_question(session, update, patch.question)
+        session.expire(update, ["question"])
     cancel_pending(session, [update], actor, changed_fields(before, snapshot(update)), cause="update edited")
     session.flush()
     return update

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from broadcaster.models.base import Base, BigId, UTCDateTime, utcnow
+
+if TYPE_CHECKING:
+    from broadcaster.models.responses import Question
 
 
 class Category(Base):
@@ -109,6 +112,8 @@ class Update(Base):
     rejection_comment: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     incident: Mapped[Incident] = relationship(back_populates="updates")
+    #: the question the update asks ("Are you safe?"), if any (broadcaster.responses)
+    question: Mapped[Question | None] = relationship("Question", uselist=False, viewonly=True)
 
     @property
     def rejection(self) -> dict[str, Any] | None:

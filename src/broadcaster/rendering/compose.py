@@ -41,6 +41,8 @@ KIND_TEMPLATES = {
     ChannelKind.banner: "banner.txt.j2",
     ChannelKind.webhook: "webhook.txt.j2",
 }
+#: channels that put an update's question (the others leave it out: social posts and banners cannot answer)
+QUESTION_KINDS = frozenset({ChannelKind.sms, ChannelKind.voice, ChannelKind.email, ChannelKind.webhook})
 #: Twilio <Say> languages for bare language tags
 VOICE_LANGUAGES = {
     "en": "en-US",
@@ -205,8 +207,27 @@ def build_context(
             "category": category.slug if category is not None else "",
         },
         "update": {"id": update.id, "kind": kind.value, "corrects_id": update.corrects_id},
+        "question": _question(session, update),
     }
     return ctx, warnings
+
+
+def _question(session: Session | None, update: Update) -> dict[str, Any] | None:
+    """The update's question for the templates (broadcaster.responses), or None."""
+    from broadcaster.responses.service import render_context
+
+    return render_context(session, update)
+
+
+def _ensure_question(text: str, question: dict[str, Any] | None, kind: ChannelKind) -> str:
+    """A question must survive any template edit (people cannot answer what they were not asked)."""
+    if not question or question["text"] in text:
+        return text
+    if kind is ChannelKind.voice:
+        how = " ".join(f"Press {o['press']} for {o['label']}." for o in question["options"])
+    else:
+        how = "Reply " + ", ".join(f"{o['key']} for {o['label']}" for o in question["options"]) + "."
+    return f"{text} {question['text']} {how}"
 
 
 def _ensure_marker(text: str, marker: str) -> tuple[str, bool]:
@@ -270,6 +291,8 @@ def render_update(
         out = render_template(settings.templates_dir, template, {**ctx, "text": text, "show_contact": show_contact})
         if kind is ChannelKind.voice:  # read aloud: no emoji, no URLs (rendering/speech.py)
             out = speakable(out, ctx["labels"].get("voice_link"))
+        if ctx["question"] and kind in QUESTION_KINDS:
+            out = _ensure_question(out.strip(), ctx["question"], kind)
         return _ensure_marker(out.strip(), ctx["marker"])[0]
 
     rendered = Rendered(
@@ -287,6 +310,8 @@ def render_update(
         data["voice_language"] = voice_language(ctx["locale"])
     if kind is ChannelKind.webhook:
         data["payload"] = _webhook_payload(update, ctx, text)
+    if ctx["question"] and kind in QUESTION_KINDS:
+        data["question"] = _question_data(ctx["question"])
     rendered.message = Message(text=text, data=data, **base)
     return rendered
 
@@ -355,8 +380,9 @@ def _render_email(
             "List-Unsubscribe": f"<{extra['unsubscribe_url']}>",
             "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
         }
+    data = {"question": _question_data(ctx["question"])} if ctx["question"] else {}
     rendered = Rendered(
-        message=Message(text=text, subject=subject, html=html, headers=headers, **base),
+        message=Message(text=text, subject=subject, html=html, headers=headers, data=data, **base),
         kind=ChannelKind.email,
         channel=channel,
         adapter=adapter_name,
@@ -388,4 +414,27 @@ def _webhook_payload(update: Update, ctx: dict[str, Any], text: str) -> dict[str
         "links": ctx["links"],
         "contact": {k: v for k, v in ctx["contact"].items() if v},
         "status_url": ctx["status_url"],
+        **({"question": _webhook_question(ctx["question"])} if ctx["question"] else {}),
+    }
+
+
+def _question_data(question: dict[str, Any]) -> dict[str, Any]:
+    """What adapters and the worker need of the question (message.data["question"]): id and options."""
+    return {
+        "id": question["id"],
+        "text": question["text"],
+        "options": [{"key": o["key"], "label": o["label"], "press": o["press"]} for o in question["options"]],
+    }
+
+
+def _webhook_question(question: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": question["id"],
+        "text": question["text"],
+        "state": question["state"],
+        "options": [
+            {"key": o["key"], "label": o["label"], "needs_help": bool(o.get("needs_help"))} for o in question["options"]
+        ],
+        "response_url": question["response_url"],
+        "response_format": {"method": "POST", "json": {"option": "<key>", "respondent": "<who answers>"}},
     }

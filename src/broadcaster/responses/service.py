@@ -1,0 +1,650 @@
+"""Questions and answers. Services take a session and never commit.
+
+`record_answer` is the one entry point for every answer (SMS, voice, e-mail link, webhook, API, bench): it
+stores the answer (every one, recognised or not, matched or not), and when it is a recipient's answer to an
+open question, moves their latest answer and the tally counters in the same transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, func, insert, literal, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from broadcaster import audit, clock
+from broadcaster.errors import Conflict, NotFound
+from broadcaster.models import Category, Update, utcnow
+from broadcaster.models.areas import Area, SubscriberArea
+from broadcaster.models.audience import SubscriberCategory, SubscriberTag
+from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
+from broadcaster.models.responses import Question, QuestionRecipient, Response, ResponseTally
+from broadcaster.responses import matching
+from broadcaster.responses.schemas import (
+    OptionCount,
+    OptionOut,
+    PersonOut,
+    QuestionIn,
+    QuestionOut,
+    ResponseOut,
+    ResponsesOut,
+    SegmentCount,
+)
+
+DRAFT, OPEN, CLOSED = "draft", "open", "closed"
+
+
+# --- the question on an update -----------------------------------------------------------------------------
+
+
+def question_for(session: Session, update_id: int) -> Question | None:
+    return session.scalar(select(Question).where(Question.update_id == update_id))
+
+
+def require_question(session: Session, update_id: int) -> Question:
+    """The update's question; 404 naming the update when it has none (or does not exist)."""
+    if session.get(Update, update_id) is None:
+        raise NotFound(f"Update {update_id} does not exist.", field="update_id")
+    question = question_for(session, update_id)
+    if question is None:
+        raise NotFound(f"Update {update_id} asks no question.", field="update_id", code="no_question")
+    return question
+
+
+def require_question_by_id(session: Session, question_id: int) -> Question:
+    question = session.get(Question, question_id)
+    if question is None:
+        raise NotFound(f"Question {question_id} does not exist.", field="token")
+    return question
+
+
+def set_question(session: Session, update: Update, data: QuestionIn | None) -> Question | None:
+    """Attach, replace (draft only) or remove (`None`) the update's question."""
+    existing = question_for(session, update.id)
+    if existing is not None and existing.state != DRAFT:
+        raise Conflict(f"The question of update {update.id} is {existing.state}.", field="question")
+    if data is None:
+        if existing is not None:
+            session.delete(existing)
+            session.flush()
+        return None
+    question = existing or Question(update_id=update.id, state=DRAFT, recipients=0)
+    question.text = data.text
+    question.options = data.stored_options()
+    question.escalation = data.escalation
+    if existing is None:
+        session.add(question)
+    session.flush()
+    return question
+
+
+def open_for_update(session: Session, update: Update) -> None:
+    """Publishing the update opens its question (called by publishing)."""
+    question = question_for(session, update.id)
+    if question is not None and question.state == DRAFT:
+        question.state = OPEN
+        question.opened_at = utcnow()
+
+
+def add_recipients(session: Session, broadcast: Broadcast) -> int:
+    """After planning `broadcast`: everyone it reaches is asked its update's question (INSERT ... SELECT
+    DISTINCT inside the database; people already asked by an earlier broadcast are kept as they are).
+    Returns how many were added."""
+    if broadcast.update_id is None or broadcast.kind == "system":
+        return 0
+    qid = session.scalar(select(Question.id).where(Question.update_id == broadcast.update_id))
+    if qid is None:
+        return 0
+    already = select(QuestionRecipient.subscriber_id).where(QuestionRecipient.question_id == qid)
+    src = (
+        select(literal(qid), Delivery.subscriber_id, literal(0))
+        .where(
+            Delivery.broadcast_id == broadcast.id,
+            Delivery.subscriber_id.is_not(None),
+            Delivery.subscriber_id.not_in(already),
+        )
+        .distinct()
+    )
+    result = session.connection().execute(
+        insert(QuestionRecipient).from_select(["question_id", "subscriber_id", "escalation_step"], src),
+        execution_options={"preserve_rowcount": True},
+    )
+    added = int(cast(CursorResult[Any], result).rowcount or 0)
+    if added:
+        question = session.get(Question, qid)
+        assert question is not None
+        question.recipients = int(
+            session.scalar(
+                select(func.count()).select_from(QuestionRecipient).where(QuestionRecipient.question_id == qid)
+            )
+            or 0
+        )
+    return added
+
+
+def question_out(question: Question) -> QuestionOut:
+    return QuestionOut(
+        id=question.id,
+        update_id=question.update_id,
+        text=question.text,
+        options=[OptionOut(**o) for o in question.options],
+        escalation=question.escalation,
+        state=question.state,
+        opened_at=question.opened_at,
+        closed_at=question.closed_at,
+        closed_by=question.closed_by,
+        recipients=question.recipients,
+    )
+
+
+def render_context(session: Session | None, update: Update) -> dict[str, Any] | None:
+    """What the templates get as `question` (None when the update asks nothing): text, options with the
+    digit to press and the e-mail placeholder of their signed link, and the webhook response URL."""
+    if session is None or update.id is None:
+        return None
+    question = question_for(session, update.id)
+    if question is None:
+        return None
+    from broadcaster.responses.links import PLACEHOLDER, webhook_response_url
+
+    options = [
+        {
+            **o,
+            "press": matching.press_digit(i + 1, o),
+            "url": PLACEHOLDER.format(key=o["key"]),
+        }
+        for i, o in enumerate(question.options)
+    ]
+    return {
+        "id": question.id,
+        "text": question.text,
+        "state": question.state,
+        "options": options,
+        "response_url": webhook_response_url(question.id),
+    }
+
+
+# --- answers ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    """What `record_answer` did."""
+
+    response: Response
+    question: Question | None
+    #: the option chosen (None: not recognised)
+    option: dict[str, Any] | None
+    #: a provider retry of an answer already stored: nothing changed
+    duplicate: bool = False
+    #: the answer arrived after the question was closed (stored, counts nowhere, triggers nothing)
+    late: bool = False
+
+    @property
+    def counted(self) -> bool:
+        return bool(self.response.counted)
+
+
+def _option(question: Question, key: str | None) -> dict[str, Any] | None:
+    return next((o for o in question.options if key is not None and str(o["key"]) == key), None)
+
+
+def _bump(session: Session, question_id: int, key: str, channel: str, delta: int) -> None:
+    """Move one tally counter (inserted at 0 the first time; ON CONFLICT on both backends)."""
+    dialect = session.get_bind().dialect.name
+    if delta > 0:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as upsert
+        else:
+            from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
+        stmt = upsert(ResponseTally).values(question_id=question_id, option_key=key, channel=channel, count=delta)
+        session.execute(
+            stmt.on_conflict_do_update(
+                index_elements=["question_id", "option_key", "channel"],
+                set_={"count": ResponseTally.count + delta},
+            )
+        )
+        return
+    session.execute(
+        update(ResponseTally)
+        .where(
+            ResponseTally.question_id == question_id,
+            ResponseTally.option_key == key,
+            ResponseTally.channel == channel,
+        )
+        .values(count=ResponseTally.count + delta)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def _existing(session: Session, channel: str, provider_event_id: str | None) -> Response | None:
+    if provider_event_id is None:
+        return None
+    return session.scalar(
+        select(Response).where(Response.channel == channel, Response.provider_event_id == provider_event_id)
+    )
+
+
+def _answer_of(session: Session, row: Response, duplicate: bool) -> Answer:
+    question = session.get(Question, row.question_id) if row.question_id is not None else None
+    option = _option(question, row.option_key) if question is not None else None
+    late = question is not None and question.state == CLOSED and not row.counted and option is not None
+    return Answer(row, question, option, duplicate=duplicate, late=late)
+
+
+def latest_question_for_phone(session: Session, phone: str) -> tuple[Question, int] | None:
+    """The latest open question sent to `phone` and the subscriber; else the latest closed one (a late
+    answer); None when no question was sent to that number."""
+    stmt = (
+        select(Question, QuestionRecipient.subscriber_id)
+        .join(QuestionRecipient, QuestionRecipient.question_id == Question.id)
+        .join(Subscriber, Subscriber.id == QuestionRecipient.subscriber_id)
+        .where(Subscriber.phone == phone, Question.state.in_((OPEN, CLOSED)))
+        .order_by((Question.state == OPEN).desc(), Question.opened_at.desc(), Question.id.desc())
+        .limit(1)
+    )
+    row = session.execute(stmt).first()
+    return (row[0], int(row[1])) if row is not None else None
+
+
+def record_answer(
+    session: Session,
+    *,
+    channel: str,
+    body: str,
+    address: str = "",
+    question_id: int | None = None,
+    subscriber_id: int | None = None,
+    option_key: str | None = None,
+    provider_event_id: str | None = None,
+    at: datetime | None = None,
+) -> Answer:
+    """Store one answer and, when it is a recipient's recognised answer to an open question, make it their
+    latest answer and move the tallies (old option/channel -1, new +1) in the caller's transaction.
+
+    - SMS without `question_id`: matched to the latest open question sent to `address` (by phone);
+    - `option_key` given (voice digit, e-mail button): taken as is when it is an option, else unrecognised;
+      otherwise `body` is matched by the rules of `broadcaster.responses.matching`;
+    - `provider_event_id` (MessageSid, CallSid:digits) makes provider retries a no-op returning the first
+      answer (`duplicate=True`), also when two retries race (unique constraint, savepoint).
+    """
+    existing = _existing(session, channel, provider_event_id)
+    if existing is not None:
+        return _answer_of(session, existing, duplicate=True)
+    question: Question | None = None
+    if question_id is not None:
+        question = session.get(Question, question_id)
+    elif channel == "sms" and address:
+        found = latest_question_for_phone(session, address)
+        if found is not None:
+            question, subscriber_id = found
+    if question is not None and question.state == DRAFT:
+        question = None
+    recipient: QuestionRecipient | None = None
+    if question is not None and subscriber_id is not None:
+        recipient = session.scalar(
+            select(QuestionRecipient)
+            .where(QuestionRecipient.question_id == question.id, QuestionRecipient.subscriber_id == subscriber_id)
+            .with_for_update()
+        )
+    option: dict[str, Any] | None = None
+    if question is not None:
+        if option_key is not None:
+            option = _option(question, option_key)
+        else:
+            key = matching.match(body, question.options)
+            option = _option(question, key)
+    when = at or clock.now()
+    row = Response(
+        question_id=question.id if question is not None else None,
+        subscriber_id=subscriber_id if question is not None else None,
+        channel=channel,
+        address=address[:320],
+        body=body[:2000],
+        option_key=str(option["key"]) if option is not None else None,
+        counted=False,
+        provider_event_id=provider_event_id,
+        received_at=when,
+    )
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        existing = _existing(session, channel, provider_event_id)
+        if existing is None:
+            raise
+        return _answer_of(session, existing, duplicate=True)
+    late = question is not None and question.state == CLOSED
+    if question is None or late or option is None or recipient is None:
+        return Answer(row, question, option, late=late and option is not None)
+    key = str(option["key"])
+    if recipient.option_key != key or recipient.answer_channel != channel:
+        if recipient.option_key is not None and recipient.answer_channel is not None:
+            _bump(session, question.id, recipient.option_key, recipient.answer_channel, -1)
+        _bump(session, question.id, key, channel, +1)
+        row.counted = True
+    recipient.option_key = key
+    recipient.answer_channel = channel
+    recipient.answered_at = when
+    recipient.next_escalation_at = None  # an answer stops this person's escalation
+    session.flush()
+    return Answer(row, question, option)
+
+
+def close_question(session: Session, question: Question, actor: str) -> Question:
+    """Close an open question (late answers are still stored but count nowhere and trigger nothing);
+    audited. Closing a closed question is a no-op; a draft one is a 409."""
+    if question.state == CLOSED:
+        return question
+    if question.state != OPEN:
+        raise Conflict(
+            f"The question of update {question.update_id} is not open yet (the update is not published).",
+            field="update_id",
+            code="question_not_open",
+        )
+    before = {"state": question.state, "closed_at": None}
+    question.state = CLOSED
+    question.closed_at = utcnow()
+    question.closed_by = actor
+    session.execute(
+        update(QuestionRecipient)
+        .where(QuestionRecipient.question_id == question.id, QuestionRecipient.next_escalation_at.is_not(None))
+        .values(next_escalation_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    audit.record(
+        session,
+        actor,
+        "question.close",
+        "question",
+        question.id,
+        before=before,
+        after={"state": question.state, "closed_at": question.closed_at},
+        update_id=question.update_id,
+    )
+    session.flush()
+    return question
+
+
+# --- tallies ---------------------------------------------------------------------------------------------
+
+
+def segments(session: Session, question: Question) -> list[SegmentCount]:
+    """Recipients and answers per category, tag and named area (GROUP BY joins in the database). Subscribers
+    who chose no category count under "(all categories)"."""
+
+    out: dict[tuple[str, str], SegmentCount] = {}
+
+    def add(segment: str, value: str, key: str | None, n: int) -> None:
+        seg = out.setdefault(
+            (segment, value), SegmentCount(segment=segment, value=value, recipients=0, answered=0, by_option={})
+        )
+        seg.recipients += n
+        if key is not None:
+            seg.answered += n
+            seg.by_option[key] = seg.by_option.get(key, 0) + n
+
+    mine = QuestionRecipient.question_id == question.id
+    key = QuestionRecipient.option_key
+    queries: list[tuple[str, Any]] = [
+        (
+            "category",
+            select(Category.slug, key, func.count())
+            .join(SubscriberCategory, SubscriberCategory.subscriber_id == QuestionRecipient.subscriber_id)
+            .join(Category, Category.id == SubscriberCategory.category_id)
+            .where(mine)
+            .group_by(Category.slug, key),
+        ),
+        (
+            "category",
+            select(literal("(all categories)"), key, func.count())
+            .join(Subscriber, Subscriber.id == QuestionRecipient.subscriber_id)
+            .where(mine, Subscriber.all_categories.is_(True))
+            .group_by(key),
+        ),
+        (
+            "tag",
+            select(SubscriberTag.tag, key, func.count())
+            .join(SubscriberTag, SubscriberTag.subscriber_id == QuestionRecipient.subscriber_id)
+            .where(mine)
+            .group_by(SubscriberTag.tag, key),
+        ),
+        (
+            "area",
+            select(Area.slug, key, func.count())
+            .join(SubscriberArea, SubscriberArea.subscriber_id == QuestionRecipient.subscriber_id)
+            .join(Area, Area.id == SubscriberArea.area_id)
+            .where(mine)
+            .group_by(Area.slug, key),
+        ),
+    ]
+    for segment, stmt in queries:
+        for value, option_key, n in session.execute(stmt):
+            add(segment, str(value), option_key, int(n))
+    return sorted(out.values(), key=lambda s: (s.segment, s.value))
+
+
+def counts(session: Session, question: Question) -> tuple[list[OptionCount], dict[str, int], int]:
+    """Per option (and channel) from the tally counters; per channel; answered in total."""
+    per: dict[str, dict[str, int]] = {}
+    for key, channel, n in session.execute(
+        select(ResponseTally.option_key, ResponseTally.channel, ResponseTally.count).where(
+            ResponseTally.question_id == question.id
+        )
+    ):
+        if n:
+            per.setdefault(key, {})[channel] = int(n)
+    by_channel: dict[str, int] = {}
+    options = []
+    for o in question.options:
+        chans = per.get(str(o["key"]), {})
+        for ch, n in chans.items():
+            by_channel[ch] = by_channel.get(ch, 0) + n
+        options.append(
+            OptionCount(
+                key=str(o["key"]),
+                label=str(o["label"]),
+                needs_help=bool(o.get("needs_help")),
+                count=sum(chans.values()),
+                by_channel=chans,
+            )
+        )
+    return options, by_channel, sum(by_channel.values())
+
+
+def _help_keys(question: Question) -> list[str]:
+    return [str(o["key"]) for o in question.options if o.get("needs_help")]
+
+
+def people(
+    session: Session, question: Question, *, limit: int = 50, cursor: int | None = None
+) -> tuple[list[PersonOut], str | None]:
+    """Who answered, the needs-help answers first, then the others; each group by subscriber id. The cursor
+    is a position in that order (offset), since the two groups are ordered differently."""
+    help_keys = _help_keys(question)
+    helped = QuestionRecipient.option_key.in_(help_keys) if help_keys else literal(False)
+    offset = cursor or 0
+    rows = session.execute(
+        select(QuestionRecipient, Subscriber.name, Subscriber.phone, Subscriber.email)
+        .join(Subscriber, Subscriber.id == QuestionRecipient.subscriber_id)
+        .where(QuestionRecipient.question_id == question.id, QuestionRecipient.option_key.is_not(None))
+        .order_by(helped.desc(), QuestionRecipient.subscriber_id)
+        .offset(offset)
+        .limit(limit + 1)
+    ).all()
+    out = [
+        PersonOut(
+            subscriber_id=qr.subscriber_id,
+            name=name or "",
+            phone=phone,
+            email=email,
+            option_key=qr.option_key,
+            needs_help=qr.option_key in help_keys,
+            answer_channel=qr.answer_channel,
+            answered_at=qr.answered_at,
+        )
+        for qr, name, phone, email in rows[:limit]
+    ]
+    return out, (str(offset + limit) if len(rows) > limit else None)
+
+
+def unrecognised_count(session: Session, question: Question) -> int:
+    return int(
+        session.scalar(
+            select(func.count())
+            .select_from(Response)
+            .where(Response.question_id == question.id, Response.option_key.is_(None))
+        )
+        or 0
+    )
+
+
+def responses(
+    session: Session, update_id: int, *, limit: int = 50, cursor: int | None = None, with_segments: bool = True
+) -> ResponsesOut:
+    """The live tallies of the update's question."""
+    question = require_question(session, update_id)
+    options, by_channel, answered = counts(session, question)
+    listed, next_cursor = people(session, question, limit=limit, cursor=cursor)
+    return ResponsesOut(
+        update_id=update_id,
+        question=question_out(question),
+        recipients=question.recipients,
+        answered=answered,
+        no_answer_yet=max(0, question.recipients - answered),
+        options=options,
+        by_channel=by_channel,
+        segments=segments(session, question) if with_segments else [],
+        unrecognised=unrecognised_count(session, question),
+        people=listed,
+        next_cursor=next_cursor,
+    )
+
+
+def response_out(row: Response) -> ResponseOut:
+    return ResponseOut.model_validate(row, from_attributes=True)
+
+
+def list_responses(
+    session: Session, update_id: int, *, unrecognised: bool, limit: int = 50, cursor: int | None = None
+) -> tuple[list[ResponseOut], str | None]:
+    """Every answer received for the question (newest first), or only the unrecognised ones."""
+    question = require_question(session, update_id)
+    stmt = select(Response).where(Response.question_id == question.id)
+    if unrecognised:
+        stmt = stmt.where(Response.option_key.is_(None))
+    if cursor is not None:
+        stmt = stmt.where(Response.id < cursor)
+    rows = list(session.scalars(stmt.order_by(Response.id.desc()).limit(limit + 1)))
+    nxt = str(rows[limit - 1].id) if len(rows) > limit else None
+    return [response_out(r) for r in rows[:limit]], nxt
+
+
+CSV_HEADER = [
+    "subscriber_id",
+    "name",
+    "phone",
+    "email",
+    "answer_key",
+    "answer",
+    "needs_help",
+    "answer_channel",
+    "answered_at",
+]
+
+
+def csv_lines(question_id: int, batch: int = 2000) -> Iterator[str]:
+    """Every recipient as CSV (needs-help first, then the other answers, then no answer yet), formula-safe,
+    read in batches, each with a short session of its own (streamed; runs in Starlette's thread pool)."""
+    import csv
+    import io
+
+    from broadcaster.csvsafe import safe_cell
+    from broadcaster.db import get_sessionmaker
+
+    buf = io.StringIO()
+    writer = csv.writer(buf)
+    writer.writerow(CSV_HEADER)
+    yield buf.getvalue()
+    offset = 0
+    while True:
+        with get_sessionmaker()() as session:
+            question = session.get(Question, question_id)
+            if question is None:
+                return
+            help_keys = _help_keys(question)
+            labels = {str(o["key"]): str(o["label"]) for o in question.options}
+            helped = QuestionRecipient.option_key.in_(help_keys) if help_keys else literal(False)
+            rows = session.execute(
+                select(QuestionRecipient, Subscriber.name, Subscriber.phone, Subscriber.email)
+                .join(Subscriber, Subscriber.id == QuestionRecipient.subscriber_id)
+                .where(QuestionRecipient.question_id == question_id)
+                .order_by(helped.desc(), QuestionRecipient.option_key.is_(None), QuestionRecipient.subscriber_id)
+                .offset(offset)
+                .limit(batch)
+            ).all()
+            buf.seek(0)
+            buf.truncate()
+            for qr, name, phone, email in rows:
+                values: list[object] = [
+                    qr.subscriber_id,
+                    name or "",
+                    phone,
+                    email,
+                    qr.option_key,
+                    labels.get(qr.option_key or "", ""),
+                    "yes" if qr.option_key in help_keys else "",
+                    qr.answer_channel,
+                    qr.answered_at,
+                ]
+                writer.writerow([safe_cell(v) for v in values])
+        if rows:
+            yield buf.getvalue()
+        if len(rows) < batch:
+            return
+        offset += batch
+
+
+# --- channel entry points --------------------------------------------------------------------------------
+
+
+def _options_hint(question: Question, voice: bool = False) -> str:
+    if voice:
+        return " ".join(
+            f"Press {matching.press_digit(i + 1, o)} for {o['label']}." for i, o in enumerate(question.options)
+        )
+    return "Reply " + ", ".join(f"{o['key']} for {o['label']}" for o in question.options) + "."
+
+
+def reply_text(answer: Answer, *, voice: bool = False) -> str | None:
+    """The SMS (or spoken) reply to an answer: None for a number that was asked nothing (it costs nothing)."""
+    question = answer.question
+    if question is None:
+        return None
+    if question.state == CLOSED:
+        return "This question is closed; your reply was recorded."
+    if answer.option is None:
+        return f"Sorry, we did not understand your reply. {question.text} {_options_hint(question, voice)}"
+    return f"Thank you, we recorded your answer: {answer.option['label']}."
+
+
+def answer_sms(session: Session, params: dict[str, Any], *, reply: bool = True) -> str | None:
+    """An inbound SMS that is not a STOP/HELP word: the answer to the latest open question sent to the
+    number (a Twilio retry of the same MessageSid changes nothing and gets the same reply).
+
+    `reply=False` (START/YES): the word keeps its opt-in meaning and also answers the question when it
+    chooses an option; it is not stored as an unrecognised reply when it does not."""
+    sender = str(params.get("From", ""))
+    body = str(params.get("Body", ""))
+    sid = str(params.get("MessageSid") or params.get("SmsSid") or "") or None
+    if not reply:
+        found = latest_question_for_phone(session, sender)
+        if found is None or found[0].state != OPEN or matching.match(body, found[0].options) is None:
+            return None
+    answer = record_answer(session, channel="sms", body=body, address=sender, provider_event_id=sid)
+    return reply_text(answer) if reply else None
