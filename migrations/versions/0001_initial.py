@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 01:29:46.357219
+Create Date: 2026-12-02 01:40:35.898371
 """
 
 from __future__ import annotations
@@ -29,6 +29,12 @@ def upgrade() -> None:
         sa.Column("spec", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_rules")),
         sa.UniqueConstraint("section", "name", name=op.f("uq_alert_rules_section_name")),
+    )
+    op.create_table(
+        "area_matches",
+        sa.Column("match_key", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("subscriber_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.PrimaryKeyConstraint("match_key", "subscriber_id", name=op.f("pk_area_matches")),
     )
     op.create_table(
         "areas",
@@ -759,5 +765,6 @@ def downgrade() -> None:
 
     op.drop_table("audit_log")
     op.drop_table("areas")
+    op.drop_table("area_matches")
     op.drop_table("alert_rules")
     # ### end Alembic commands ###

@@ -48,6 +48,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 def create_app(*, run_worker: bool = True) -> FastAPI:
     """Build the API. `run_worker=False` skips the in-process worker (tests drive it directly)."""
     from broadcaster.alerts.router import router as alerts_router
+    from broadcaster.areas.router import router as areas_router
     from broadcaster.auditlog.router import router as audit_router
     from broadcaster.channels.router import router as channels_router
     from broadcaster.console.router import router as console_router
@@ -90,6 +91,7 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         integrations_router,
         static_router,
         routing_router,
+        areas_router,
         keys_router,
         channels_router,
         delivery_router,
@@ -107,7 +109,10 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=settings.max_body_bytes,
-        streamed={"/v1/subscribers/import": (settings.max_import_bytes, "MAX_IMPORT_BYTES")},
+        streamed={
+            "/v1/subscribers/import": (settings.max_import_bytes, "MAX_IMPORT_BYTES"),
+            "/v1/areas/import": (settings.max_area_import_bytes, "MAX_AREA_IMPORT_BYTES"),
+        },
     )
     app.add_middleware(
         PageSecurityMiddleware,

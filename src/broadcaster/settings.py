@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # Largest subscriber CSV accepted by POST /v1/subscribers/import in bytes (streamed to the database, imported
     # in the background); the default 50 MB holds about 1M rows
     max_import_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    # Largest GeoJSON FeatureCollection accepted by POST /v1/areas/import in bytes (named areas for targeting)
+    max_area_import_bytes: int = Field(20 * 1024 * 1024, ge=1)
     # Organisation name shown on the status page, banner and messages
     org_name: str = "Example Org"
     # Locale of updates that do not name one

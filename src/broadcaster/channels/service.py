@@ -215,7 +215,12 @@ def draft_update(session: Session, data: DraftPreviewIn) -> Update:
         channels=body.channels,
         audience=body.audience.model_dump(exclude_none=True) if body.audience else None,
         test=body.test,
+        area=body.area.stored() if body.area else None,
     )
+    if body.area is not None:
+        from broadcaster.areas.service import validate_update_area
+
+        validate_update_area(session, update.area, field="update.area")
     update.incident = incident
     update.incident_id = incident.id
     return update

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, func, literal, or_, select
 from sqlalchemy.orm import Session
 
+from broadcaster.areas.service import area_condition
 from broadcaster.domain import SUBSCRIBER_KINDS, ChannelKind
 from broadcaster.models import Update
 from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
@@ -75,6 +76,8 @@ def subscriber_conditions(update: Update, kind: ChannelKind) -> list[ColumnEleme
         conds.append(_member(Subscriber.tags, list(audience["tags"])))
     if audience.get("locales"):
         conds.append(Subscriber.locale.in_(list(audience["locales"])))
+    if (area := area_condition(None, update)) is not None:  # only the subscribers inside the update's area
+        conds.append(area)
     return conds
 
 

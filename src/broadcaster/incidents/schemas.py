@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
+from broadcaster.areas.schemas import AreaSpec
 from broadcaster.delivery.eta import EtaOut
 from broadcaster.domain import IncidentStatus, Input, Severity, UpdateKind, normalize_locale, validate_slug
 from broadcaster.pagination import MAX_ID
@@ -77,6 +78,9 @@ class UpdateIn(Input):
     channels: list[str] | None = Field(None, description="Override the routing map's channels for this update.")
     audience: Audience | None = None
     test: bool = Field(False, description="Test send: only the test group receives it, visibly marked.")
+    area: AreaSpec | None = Field(
+        None, description="Aim at the subscribers inside named areas, a GeoJSON polygon and/or a circle."
+    )
     question: QuestionIn | None = Field(
         None, description='A question with 2-5 answers, e.g. "Are you safe?" (see docs/responses.md).'
     )
@@ -110,6 +114,7 @@ class UpdatePatch(Input):
     channels: list[str] | None = None
     audience: Audience | None = None
     test: bool | None = None
+    area: AreaSpec | None = Field(None, description="Set or replace the area; null removes it.")
     question: QuestionIn | None = Field(None, description="Set or replace the question; null removes it.")
 
     @field_validator("locale")
@@ -163,6 +168,7 @@ class UpdateOut(BaseModel):
     channels: list[str] | None
     audience: dict[str, Any] | None
     test: bool
+    area: dict[str, Any] | None = None
     question: QuestionOut | None = None
     created_by: str
     created_at: datetime

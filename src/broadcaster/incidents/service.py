@@ -16,6 +16,7 @@ from broadcaster.approval import (
     note_severity_change,
     snapshot,
 )
+from broadcaster.areas.service import validate_update_area
 from broadcaster.domain import IncidentStatus, Severity, UpdateKind, UpdateState
 from broadcaster.errors import AppError, Conflict, NotFound, Unprocessable
 from broadcaster.incidents.schemas import IncidentIn, IncidentPatch, UpdateIn, UpdatePatch
@@ -137,6 +138,8 @@ def delete_incident(session: Session, incident_id: int) -> None:
 def _update_values(data: UpdateIn | UpdatePatch) -> dict[str, Any]:
     values = data.model_dump(exclude_unset=True, mode="json")
     values.pop("question", None)  # stored in its own table (broadcaster.responses)
+    if values.get("area") is not None and data.area is not None:
+        values["area"] = data.area.stored()
     if "translations" in values and values["translations"] is not None:
         values["translations"] = {
             k: {"body": v["body"], "summary": v.get("summary", "")} for k, v in values["translations"].items()
@@ -157,6 +160,7 @@ def add_update(session: Session, incident: Incident, data: UpdateIn, actor: str)
         if target.state != UpdateState.published.value:
             raise Unprocessable(f"Update {data.corrects} is not published; edit the draft instead.", field="corrects")
     values = _update_values(data)
+    validate_update_area(session, values.get("area"))
     update = Update(
         incident_id=incident.id,
         kind=data.kind.value,
@@ -171,6 +175,7 @@ def add_update(session: Session, incident: Incident, data: UpdateIn, actor: str)
         channels=data.channels,
         audience=values.get("audience"),
         test=data.test,
+        area=values.get("area"),
         created_by=actor,
     )
     session.add(update)
@@ -208,8 +213,10 @@ def edit_update(session: Session, update_id: int, patch: UpdatePatch, actor: str
     update = lock_update(session, update_id)
     _require_draft(update)
     before = snapshot(update)
-    for key, value in _update_values(patch).items():
-        if value is not None or key in ("status", "channels", "audience"):
+    values = _update_values(patch)
+    validate_update_area(session, values.get("area"))
+    for key, value in values.items():
+        if value is not None or key in ("status", "channels", "audience", "area"):
             setattr(update, key, value)
     if "question" in patch.model_fields_set:
         from broadcaster.responses.service import set_question
