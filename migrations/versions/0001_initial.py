@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 01:40:35.898371
+Create Date: 2026-12-02 01:43:05.734056
 """
 
 from __future__ import annotations
@@ -262,8 +262,7 @@ def upgrade() -> None:
         sa.Column("email", sa.String(length=320), nullable=True),
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("locale", sa.String(length=16), nullable=False),
-        sa.Column("categories", sa.Text(), nullable=False),
-        sa.Column("tags", sa.Text(), nullable=False),
+        sa.Column("all_categories", sa.Boolean(), server_default=sa.text("(true)"), nullable=False),
         sa.Column("email_confirmed", sa.Boolean(), nullable=False),
         sa.Column("email_opted_out", sa.Boolean(), nullable=False),
         sa.Column("sms_opted_out", sa.Boolean(), nullable=False),
@@ -283,6 +282,13 @@ def upgrade() -> None:
         sqlite_autoincrement=True,
     )
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_subscribers_all_categories",
+            ["id"],
+            unique=False,
+            postgresql_where=sa.text("all_categories"),
+            sqlite_where=sa.text("all_categories = 1"),
+        )
         batch_op.create_index(
             "ix_subscribers_lat_lon",
             ["lat", "lon"],
@@ -434,6 +440,27 @@ def upgrade() -> None:
         batch_op.create_index("ix_subscriber_areas_area_id", ["area_id", "subscriber_id"], unique=False)
 
     op.create_table(
+        "subscriber_categories",
+        sa.Column("subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("category_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["category_id"],
+            ["categories.id"],
+            name=op.f("fk_subscriber_categories_category_id_categories"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["subscriber_id"],
+            ["subscribers.id"],
+            name=op.f("fk_subscriber_categories_subscriber_id_subscribers"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("subscriber_id", "category_id", name=op.f("pk_subscriber_categories")),
+    )
+    with op.batch_alter_table("subscriber_categories", schema=None) as batch_op:
+        batch_op.create_index("ix_subscriber_categories_category_id", ["category_id", "subscriber_id"], unique=False)
+
+    op.create_table(
         "subscriber_services",
         sa.Column("subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("service_id", sa.Integer(), nullable=False),
@@ -450,6 +477,21 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("subscriber_services", schema=None) as batch_op:
         batch_op.create_index("ix_subscriber_services_service_id", ["service_id", "subscriber_id"], unique=False)
+
+    op.create_table(
+        "subscriber_tags",
+        sa.Column("subscriber_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("tag", sa.String(length=64), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["subscriber_id"],
+            ["subscribers.id"],
+            name=op.f("fk_subscriber_tags_subscriber_id_subscribers"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("subscriber_id", "tag", name=op.f("pk_subscriber_tags")),
+    )
+    with op.batch_alter_table("subscriber_tags", schema=None) as batch_op:
+        batch_op.create_index("ix_subscriber_tags_tag", ["tag", "subscriber_id"], unique=False)
 
     op.create_table(
         "alert_groups",
@@ -505,6 +547,44 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_idempotency_keys_created_at"), ["created_at"], unique=False)
+
+    op.create_table(
+        "maintenance_windows",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("title", sa.String(length=200), nullable=False),
+        sa.Column("message", sa.Text(), nullable=False),
+        sa.Column("services", sa.JSON(), nullable=False),
+        sa.Column("category_id", sa.Integer(), nullable=False),
+        sa.Column("starts_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("notify", sa.JSON(), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("incident_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("previous_states", sa.JSON(), nullable=False),
+        sa.Column("created_by", sa.String(length=120), nullable=False),
+        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("cancelled_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["category_id"],
+            ["categories.id"],
+            name=op.f("fk_maintenance_windows_category_id_categories"),
+            ondelete="RESTRICT",
+        ),
+        sa.ForeignKeyConstraint(
+            ["incident_id"],
+            ["incidents.id"],
+            name=op.f("fk_maintenance_windows_incident_id_incidents"),
+            ondelete="SET NULL",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_maintenance_windows")),
+    )
+    with op.batch_alter_table("maintenance_windows", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_maintenance_windows_incident_id"), ["incident_id"], unique=False)
+        batch_op.create_index("ix_maintenance_windows_state_starts_at", ["state", "starts_at"], unique=False)
 
     op.create_table(
         "updates",
@@ -571,6 +651,53 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_broadcasts_update_id"), ["update_id"], unique=False)
 
     op.create_table(
+        "maintenance_notices",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("maintenance_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("revision", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("minutes_before", sa.Integer(), nullable=False),
+        sa.Column("notify", sa.Boolean(), nullable=False),
+        sa.Column("due_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("reason", sa.String(length=300), nullable=False),
+        sa.Column("claimed_by", sa.String(length=64), nullable=True),
+        sa.Column("claimed_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sent_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("update_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True),
+        sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=False),
+        sa.Column("retry_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["maintenance_id"],
+            ["maintenance_windows.id"],
+            name=op.f("fk_maintenance_notices_maintenance_id_maintenance_windows"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["update_id"], ["updates.id"], name=op.f("fk_maintenance_notices_update_id_updates"), ondelete="SET NULL"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_maintenance_notices")),
+        sa.UniqueConstraint(
+            "maintenance_id",
+            "revision",
+            "kind",
+            "minutes_before",
+            name=op.f("uq_maintenance_notices_maintenance_id_revision_kind_minutes_before"),
+        ),
+    )
+    with op.batch_alter_table("maintenance_notices", schema=None) as batch_op:
+        batch_op.create_index("ix_maintenance_notices_maintenance_id", ["maintenance_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_maintenance_notices_pending_due",
+            ["due_at"],
+            unique=False,
+            postgresql_where=sa.text("state = 'pending'"),
+            sqlite_where=sa.text("state = 'pending'"),
+        )
+
+    op.create_table(
         "questions",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("update_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -583,6 +710,7 @@ def upgrade() -> None:
         sa.Column("closed_by", sa.String(length=120), nullable=True),
         sa.Column("recipients", sa.Integer(), nullable=False),
         sa.Column("threshold_fired_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("escalation_armed_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("created_at", broadcaster.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["update_id"], ["updates.id"], name=op.f("fk_questions_update_id_updates"), ondelete="CASCADE"
@@ -635,6 +763,7 @@ def upgrade() -> None:
             sqlite_where=sa.text("answered_at IS NULL AND next_escalation_at IS NOT NULL"),
         )
         batch_op.create_index("ix_question_recipients_option", ["question_id", "option_key"], unique=False)
+        batch_op.create_index("ix_question_recipients_subscriber", ["subscriber_id", "question_id"], unique=False)
 
     op.create_table(
         "response_tallies",
@@ -657,6 +786,7 @@ def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_table("response_tallies")
     with op.batch_alter_table("question_recipients", schema=None) as batch_op:
+        batch_op.drop_index("ix_question_recipients_subscriber")
         batch_op.drop_index("ix_question_recipients_option")
         batch_op.drop_index(
             "ix_question_recipients_due",
@@ -667,6 +797,15 @@ def downgrade() -> None:
     op.drop_table("question_recipients")
     op.drop_table("escalation_actions")
     op.drop_table("questions")
+    with op.batch_alter_table("maintenance_notices", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_maintenance_notices_pending_due",
+            postgresql_where=sa.text("state = 'pending'"),
+            sqlite_where=sa.text("state = 'pending'"),
+        )
+        batch_op.drop_index("ix_maintenance_notices_maintenance_id")
+
+    op.drop_table("maintenance_notices")
     with op.batch_alter_table("broadcasts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_broadcasts_update_id"))
         batch_op.drop_index("ix_broadcasts_state_id")
@@ -677,6 +816,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_updates_incident_id"))
 
     op.drop_table("updates")
+    with op.batch_alter_table("maintenance_windows", schema=None) as batch_op:
+        batch_op.drop_index("ix_maintenance_windows_state_starts_at")
+        batch_op.drop_index(batch_op.f("ix_maintenance_windows_incident_id"))
+
+    op.drop_table("maintenance_windows")
     with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_idempotency_keys_created_at"))
 
@@ -686,10 +830,18 @@ def downgrade() -> None:
         batch_op.drop_index("ix_alert_groups_due")
 
     op.drop_table("alert_groups")
+    with op.batch_alter_table("subscriber_tags", schema=None) as batch_op:
+        batch_op.drop_index("ix_subscriber_tags_tag")
+
+    op.drop_table("subscriber_tags")
     with op.batch_alter_table("subscriber_services", schema=None) as batch_op:
         batch_op.drop_index("ix_subscriber_services_service_id")
 
     op.drop_table("subscriber_services")
+    with op.batch_alter_table("subscriber_categories", schema=None) as batch_op:
+        batch_op.drop_index("ix_subscriber_categories_category_id")
+
+    op.drop_table("subscriber_categories")
     with op.batch_alter_table("subscriber_areas", schema=None) as batch_op:
         batch_op.drop_index("ix_subscriber_areas_area_id")
 
@@ -722,6 +874,11 @@ def downgrade() -> None:
             "ix_subscribers_lat_lon",
             postgresql_where=sa.text("lat IS NOT NULL"),
             sqlite_where=sa.text("lat IS NOT NULL"),
+        )
+        batch_op.drop_index(
+            "ix_subscribers_all_categories",
+            postgresql_where=sa.text("all_categories"),
+            sqlite_where=sa.text("all_categories = 1"),
         )
 
     op.drop_table("subscribers")

@@ -57,9 +57,11 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     from broadcaster.incidents.router import router as incidents_router
     from broadcaster.integrations.router import router as integrations_router
     from broadcaster.keys.router import router as keys_router
+    from broadcaster.maintenance.router import router as maintenance_router
     from broadcaster.public.router import router as public_router
     from broadcaster.responses.router import router as responses_router
     from broadcaster.routing.router import router as routing_router
+    from broadcaster.services.router import router as services_router
     from broadcaster.staticsite.router import router as static_router
     from broadcaster.users.oidc import router as oidc_router
     from broadcaster.users.pages import login_required
@@ -92,7 +94,9 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         static_router,
         routing_router,
         areas_router,
+        services_router,
         keys_router,
+        maintenance_router,
         channels_router,
         delivery_router,
         imports_router,

@@ -122,6 +122,7 @@ def _do_publish(session: Session, update: Update, incident: Incident, actor: str
     """Publish now: `actor` is recorded as the publisher (the requester, when a second key approved)."""
     from broadcaster.delivery.entrypoints import start_broadcast
     from broadcaster.public.invalidation import content_changed
+    from broadcaster.services.service import apply_published as apply_service_states
 
     before = {"state": update.state, "published_at": update.published_at, "incident_status": incident.status}
     update.state = UpdateState.published.value
@@ -139,6 +140,7 @@ def _do_publish(session: Session, update: Update, incident: Incident, actor: str
         )
     incident.updated_at = utcnow()
     session.flush()
+    apply_service_states(session, update, incident, actor)
     broadcast_id = start_broadcast(session, update)
     content_changed(session)
     after = {"state": update.state, "published_at": update.published_at, "incident_status": incident.status}

@@ -50,8 +50,15 @@ class Settings(BaseSettings):
     max_import_bytes: int = Field(50 * 1024 * 1024, ge=1)
     # Largest GeoJSON FeatureCollection accepted by POST /v1/areas/import in bytes (named areas for targeting)
     max_area_import_bytes: int = Field(20 * 1024 * 1024, ge=1)
+    # Nominatim-compatible geocoder (e.g. http://nominatim.internal) used at CSV import for an `address` column
+    # when a row's lat/lon are empty; empty: off (the address column is then ignored)
+    geocoder_url: str | None = None
+    # Timeout of one geocoder request in seconds
+    geocoder_timeout_seconds: float = Field(5.0, gt=0)
     # Organisation name shown on the status page, banner and messages
     org_name: str = "Example Org"
+    # Time zone (IANA name, e.g. Europe/Paris) in which maintenance notices also give their times (always in UTC too)
+    site_timezone: str = "UTC"
     # Locale of updates that do not name one
     default_locale: str = "en"
     # Comma-separated locales offered to subscribers and the status page
@@ -86,6 +93,13 @@ class Settings(BaseSettings):
     broadcast_events_heartbeat_seconds: float = Field(15.0, gt=0)
     # Port of the standalone worker's Prometheus metrics endpoint (0 = off)
     worker_metrics_port: int = 0
+    # Quiet hours for escalations of non-critical updates, local time "HH:MM-HH:MM" (e.g. 22:00-07:00; empty =
+    # none): re-sends and escalation summaries due inside them wait until they end; critical updates ignore them
+    quiet_hours: str = ""
+    # Time zone (IANA name) of QUIET_HOURS
+    quiet_hours_timezone: str = "UTC"
+    # Seconds between the escalation runner's looks for due escalation steps
+    escalation_poll_seconds: float = Field(5.0, gt=0)
     # Enable the in-memory test adapters memory, memory-backup (sms) and memory-email (never in production)
     memory_adapter_enabled: bool = False
     # JSON-lines file the memory adapters append every send to (lets tests watch worker processes)
@@ -294,6 +308,33 @@ class Settings(BaseSettings):
         "oidc_role_map",
         mode="before",
     )(_split_csv)
+
+    @field_validator("quiet_hours")
+    @classmethod
+    def _quiet_hours(cls, value: str) -> str:
+        from broadcaster.responses.escalation import parse_quiet_hours
+
+        parse_quiet_hours(value)
+        return value.strip()
+
+    @field_validator("quiet_hours_timezone")
+    @classmethod
+    def _quiet_zone(cls, value: str) -> str:
+        from broadcaster.responses.escalation import zone
+
+        zone(value)
+        return value
+
+    @field_validator("site_timezone")
+    @classmethod
+    def _site_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value.strip() or "UTC")
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as Europe/Paris)") from exc
+        return value.strip() or "UTC"
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -35,11 +35,14 @@ class _Runner(Protocol):
 
 
 def _start_side_runners() -> list[tuple[_Runner, asyncio.Task[None]]]:
-    """Beside every worker: static publishing (when STATIC_TARGET is set) and deferred alert updates."""
+    """Beside every worker: static publishing (when STATIC_TARGET is set), deferred alert updates, question
+    escalations and maintenance notices."""
     from broadcaster.integrations.runner import AlertFlushRunner
+    from broadcaster.maintenance.runner import MaintenanceRunner
+    from broadcaster.responses.escalation_runner import EscalationRunner
     from broadcaster.staticsite.runner import StaticPublisher
 
-    runners: list[_Runner] = [AlertFlushRunner()]
+    runners: list[_Runner] = [AlertFlushRunner(), EscalationRunner(), MaintenanceRunner()]
     if get_settings().static_target.strip():
         runners.append(StaticPublisher(get_settings()))
     return [(r, asyncio.create_task(r.run(), name=type(r).__name__)) for r in runners]

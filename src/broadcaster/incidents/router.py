@@ -30,6 +30,7 @@ from broadcaster.incidents.schemas import (
 from broadcaster.models import Update
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
 from broadcaster.security import Principal, Scope, require_any_scope, require_scope
+from broadcaster.services.service import check_slugs
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["incidents"])
@@ -46,6 +47,7 @@ Admin = Annotated[Principal, Depends(require_scope(Scope.admin))]
 
 @router.post("/incidents", response_model=IncidentOut, status_code=status.HTTP_201_CREATED)
 def create_incident(body: IncidentIn, session: SessionDep, who: Writer) -> IncidentOut:
+    check_slugs(session, body.affected_services, field="affected_services")
     incident = service.create_incident(session, body, who.actor)
     audit.record(session, who.actor, "incident.create", "incident", incident.id, after=approval.snapshot(incident))
     session.refresh(incident)
@@ -95,6 +97,7 @@ def get_incident(incident_id: IdPath, session: SessionDep, _: Reader) -> Inciden
 
 @router.patch("/incidents/{incident_id}", response_model=IncidentOut)
 def update_incident(incident_id: IdPath, body: IncidentPatch, session: SessionDep, who: Writer) -> IncidentOut:
+    check_slugs(session, body.affected_services or [], field="affected_services")
     incident, previous = service.update_incident(session, incident_id, body, who.actor)
     detail: dict[str, Any] = {"fields": sorted(body.model_fields_set), "changed": sorted(previous)}
     if "severity" in previous:  # kept for the record of downgrades (see APPROVAL_DOWNGRADE_WINDOW)

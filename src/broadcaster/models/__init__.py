@@ -1,6 +1,17 @@
 """All tables; importing this module registers every model on `Base.metadata`."""
 
-from broadcaster.models import areas, delivery, imports, integrations, public, responses, services, users
+from broadcaster.models import (
+    areas,
+    audience,
+    delivery,
+    imports,
+    integrations,
+    maintenance,
+    public,
+    responses,
+    services,
+    users,
+)
 from broadcaster.models.base import Base, utcnow
 from broadcaster.models.core import ApiKey, AuditEntry, Category, IdempotencyRecord, Incident, Update
 from broadcaster.models.users import ConsoleSession, User
@@ -16,9 +27,11 @@ __all__ = [
     "Update",
     "User",
     "areas",
+    "audience",
     "delivery",
     "imports",
     "integrations",
+    "maintenance",
     "public",
     "responses",
     "services",

@@ -71,6 +71,7 @@ def _item_dict(item: BannerItem, prefs: tuple[str, ...]) -> dict[str, object]:
         "links": list(item.links),
         "routes": list(item.routes),
         "updated_at": item.updated_at,
+        "area": item.area,
     }
 
 

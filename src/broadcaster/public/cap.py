@@ -3,6 +3,7 @@
 Mapping: first published update of an incident -> msgType Alert; later updates and corrections ->
 Update, a cancel -> Cancel, both with `references` = "sender,identifier,sent" of the referenced alert.
 Test sends -> status Test. Severity critical/major/minor/info -> Extreme/Severe/Moderate/Minor.
+An update with an area gets one `<area>` per shape in every `<info>` (see `area_elements`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from lxml import etree
+from sqlalchemy.orm import object_session
 
 from broadcaster.domain import IncidentStatus, UpdateKind, UpdateState
 from broadcaster.models import Incident, Update
+from broadcaster.public import area_outline
 from broadcaster.public.snapshot import routes
 from broadcaster.settings import get_settings
 
@@ -94,6 +97,31 @@ def _sub(parent: etree._Element, tag: str, text: str) -> etree._Element:
     return node
 
 
+def update_area(update: Update) -> area_outline.AffectedArea | None:
+    session = object_session(update)
+    return area_outline.affected_area(session, update) if session is not None and update.area else None
+
+
+def area_elements(info: etree._Element, area: area_outline.AffectedArea | None) -> None:
+    """Append the update's `<area>` blocks to `info` (CAP 1.2 section 3.2.4).
+
+    The update's own polygon/circle form one `<area>` (areaDesc: its description, else the named areas'
+    names); each named area forms another (areaDesc: its name). Every polygon's exterior ring is one
+    `<polygon>` ("lat,lon" pairs, first = last); holes cannot be expressed in CAP and are left out, so a
+    CAP reader sees the area without them. A circle is "lat,lon radius_km"."""
+    if area is None:
+        return
+    for shape in area.shapes:
+        node = etree.SubElement(info, f"{{{NS}}}area")
+        _sub(node, "areaDesc", shape.description)
+        for poly in shape.polygons:
+            _sub(node, "polygon", area_outline.cap_polygon(poly[0]))
+        for circle in shape.circles:
+            _sub(node, "circle", area_outline.cap_circle(circle))
+    if not area.shapes and area.name:  # named areas not (or no longer) known here: the name alone
+        _sub(etree.SubElement(info, f"{{{NS}}}area"), "areaDesc", area.name)
+
+
 def alert_xml(update: Update) -> bytes:
     """One CAP 1.2 <alert> for a published update (valid against the OASIS CAP-v1.2.xsd)."""
     settings = get_settings()
@@ -119,6 +147,7 @@ def alert_xml(update: Update) -> bytes:
     for loc, tr in (update.translations or {}).items():
         texts[loc] = (tr.get("summary", ""), tr.get("body", ""))
     web = f"{settings.public_url.rstrip('/')}/status/incidents/{incident.id}"
+    area = update_area(update)
     for locale, (summary, body) in texts.items():
         info = etree.SubElement(root, f"{{{NS}}}info")
         _sub(info, "language", locale)
@@ -134,4 +163,5 @@ def alert_xml(update: Update) -> bytes:
         if contact:
             _sub(info, "instruction", contact)
         _sub(info, "web", web)
+        area_elements(info, area)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster.domain import IncidentStatus, UpdateKind
 from broadcaster.models import Incident, Update
-from broadcaster.public import queries
+from broadcaster.public import area_outline, queries
 from broadcaster.public.snapshot import routes
 from broadcaster.public.templating import env
 from broadcaster.settings import get_settings
@@ -56,8 +56,9 @@ def _when(update: Update) -> datetime:
     return update.published_at or update.created_at
 
 
-def _incident_view(incident: Incident) -> dict[str, Any]:
+def _incident_view(session: Session, incident: Incident) -> dict[str, Any]:
     entries = timeline(incident)
+    area = area_outline.incident_area(session, incident, queries.published(incident))
     return {
         "id": incident.id,
         "title": incident.title,
@@ -71,6 +72,8 @@ def _incident_view(incident: Incident) -> dict[str, Any]:
         "resolved_at": incident.resolved_at,
         "updated_at": entries[0].published_at if entries else incident.updated_at,
         "timeline": entries,
+        #: the latest area an update targeted: its name and an inline SVG outline (see area_outline)
+        "area": area_outline.view(area),
     }
 
 
@@ -89,14 +92,14 @@ def _common(session: Session) -> dict[str, Any]:
 
 def status_page(session: Session) -> bytes:
     ctx = _common(session)
-    ctx["incidents"] = [_incident_view(i) for i in queries.active_incidents(session)]
-    ctx["recent"] = [_incident_view(i) for i in queries.past_incidents(session, limit=5)]
+    ctx["incidents"] = [_incident_view(session, i) for i in queries.active_incidents(session)]
+    ctx["recent"] = [_incident_view(session, i) for i in queries.past_incidents(session, limit=5)]
     return env().get_template("status.html").render(**ctx).encode()
 
 
 def history_page(session: Session) -> bytes:
     ctx = _common(session)
-    ctx["incidents"] = [_incident_view(i) for i in queries.past_incidents(session, limit=100)]
+    ctx["incidents"] = [_incident_view(session, i) for i in queries.past_incidents(session, limit=100)]
     return env().get_template("history.html").render(**ctx).encode()
 
 
@@ -105,5 +108,5 @@ def incident_page(session: Session, incident_id: int) -> bytes | None:
     if incident is None:
         return None
     ctx = _common(session)
-    ctx["incident"] = _incident_view(incident)
+    ctx["incident"] = _incident_view(session, incident)
     return env().get_template("incident.html").render(**ctx).encode()

@@ -38,10 +38,19 @@ def _public_incidents(session: Session) -> list[Incident]:
 
 
 def active_incidents(session: Session) -> list[Incident]:
-    """Public, unresolved, not retracted incidents with at least one published (non-test) update."""
+    """Public, unresolved, not retracted incidents with at least one published (non-test) update.
+
+    The incident of a maintenance window counts only while the window runs (its banner shows then, not when
+    the window is merely planned)."""
+    from broadcaster.models.maintenance import MaintenanceWindow
+
+    not_running = select(MaintenanceWindow.incident_id).where(
+        MaintenanceWindow.incident_id.is_not(None), MaintenanceWindow.state != "in_progress"
+    )
     stmt = (
         select(Incident)
         .where(Incident.public.is_(True), Incident.status != IncidentStatus.resolved.value)
+        .where(Incident.id.not_in(not_running))
         .options(selectinload(Incident.updates))
         .order_by(Incident.id.desc())
     )

@@ -16,6 +16,8 @@ from broadcaster.errors import NotFound
 from broadcaster.pagination import IdPath
 from broadcaster.public import banner_bytes, cap, feeds, invalidation, pages, queries
 from broadcaster.public.cache import BANNER_PATHS, get_cache
+from broadcaster.services import public as services_public
+from broadcaster.services.service import today
 
 router = APIRouter(tags=["public"])
 invalidation.install()
@@ -107,7 +109,8 @@ def _with_session(fn: Callable[..., bytes | None], *args: Any) -> Callable[[], b
 # --- status page -----------------------------------------------------------------------------------------
 @router.get("/status", response_class=HTMLResponse, summary="Public status page")
 def status_page(request: Request) -> Response:
-    return _cached(request, ("status",), _with_session(pages.status_page), banner_bytes.HTML)
+    # keyed by the UTC day too: the components' 90-day bars move on at midnight
+    return _cached(request, ("status", today()), _with_session(pages.status_page), banner_bytes.HTML)
 
 
 @router.get("/status/history", response_class=HTMLResponse, summary="Past incidents")
@@ -120,6 +123,27 @@ def incident_page(request: Request, incident_id: IdPath) -> Response:
     return _cached(
         request, ("incident", incident_id), _with_session(pages.incident_page, incident_id), banner_bytes.HTML
     )
+
+
+# --- components (services) as JSON, shaped like Atlassian Statuspage's /api/v2 (see docs/services.md) -----
+@router.get(
+    "/v1/public/components.json",
+    summary="Public components and their status (Statuspage /api/v2/components.json in spirit)",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}, 304: {"description": "Not modified (If-None-Match)."}},
+)
+def components_json(request: Request) -> Response:
+    return _cached(request, ("components.json",), _with_session(services_public.components_json), banner_bytes.JSON)
+
+
+@router.get(
+    "/v1/public/summary.json",
+    summary="Overall status, components and unresolved incidents (Statuspage /api/v2/summary.json in spirit)",
+    response_class=Response,
+    responses={200: {"content": {"application/json": {}}}, 304: {"description": "Not modified (If-None-Match)."}},
+)
+def summary_json(request: Request) -> Response:
+    return _cached(request, ("summary.json",), _with_session(services_public.summary_json), banner_bytes.JSON)
 
 
 # --- feeds -------------------------------------------------------------------------------------------------

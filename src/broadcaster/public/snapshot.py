@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from broadcaster.bidi import strip_bidi
 from broadcaster.domain import Severity, UpdateKind
 from broadcaster.models import Category, Incident, Update
-from broadcaster.public import queries
+from broadcaster.public import area_outline, queries
 from broadcaster.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ class BannerItem:
     category: str
     sites: frozenset[str]
     updated_at: datetime
+    #: the affected area in public JSON form (description, area slugs, GeoJSON polygon, circle), or None
+    area: dict[str, Any] | None = None
 
     def text_for(self, prefs: tuple[str, ...], default_locale: str) -> tuple[str, str]:
         """(locale, text): exact preference, then same language, then the default, then the original."""
@@ -137,9 +139,17 @@ def banner_text(session: Session, update: Update, locale: str) -> str:
     return strip_bidi(marker + short_text(summary, body))
 
 
+def with_area(text: str, area_name: str) -> str:
+    """The banner text naming the affected area: "… — affected area: 5th Ave" (unchanged without a name)."""
+    return f"{text} — affected area: {strip_bidi(area_name)}" if area_name else text
+
+
 def _item(session: Session, incident: Incident, update: Update) -> BannerItem:
     locales = [update.locale, *(update.translations or {})]
-    texts = {loc: banner_text(session, update, loc) for loc in dict.fromkeys(locales)}
+    area = area_outline.incident_area(session, incident, queries.published(incident))
+    texts = {
+        loc: with_area(banner_text(session, update, loc), area.name if area else "") for loc in dict.fromkeys(locales)
+    }
     status_link = f"{get_settings().public_url.rstrip('/')}/status/incidents/{incident.id}"
     links = [{"title": "Status page", "url": status_link}]
     links += [
@@ -161,6 +171,7 @@ def _item(session: Session, incident: Incident, update: Update) -> BannerItem:
         category=incident.category.name,
         sites=frozenset(incident.sites or ()),
         updated_at=update.published_at or update.created_at,
+        area=area_outline.public_json(area),
     )
 
 
