@@ -37,6 +37,7 @@ INCIDENT_FIELDS = ("title", "category", "severity", "status", "affected_services
 #: update fields that change what is sent
 UPDATE_FIELDS: tuple[str, ...] = ("kind", "corrects_id", "status", "body", "summary", "locale", "translations")
 UPDATE_FIELDS += ("links", "channels", "audience", "test")
+UPDATE_FIELDS += ("service_states",)
 UPDATE_FIELDS += ("area",)
 
 

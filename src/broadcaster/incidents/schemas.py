@@ -12,6 +12,7 @@ from broadcaster.delivery.eta import EtaOut
 from broadcaster.domain import IncidentStatus, Input, Severity, UpdateKind, normalize_locale, validate_slug
 from broadcaster.pagination import MAX_ID
 from broadcaster.responses.schemas import QuestionIn, QuestionOut
+from broadcaster.services.schemas import ServiceState
 
 MAX_BODY = 10_000
 MAX_SUMMARY = 320
@@ -62,6 +63,17 @@ def _validate_channels(value: list[str] | None) -> list[str] | None:
     return list(dict.fromkeys(value))
 
 
+def _validate_service_states(value: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Keys are service slugs (existence is checked against the services list when the update is saved)."""
+    if value is not None:
+        for slug in value:
+            try:
+                validate_slug(slug)
+            except ValueError as exc:
+                raise ValueError(f"service {slug!r}: {exc}") from exc
+    return value
+
+
 class UpdateIn(Input):
     """A new timeline entry. `kind` correction/cancel must name the published update it corrects."""
 
@@ -84,10 +96,14 @@ class UpdateIn(Input):
     question: QuestionIn | None = Field(
         None, description='A question with 2-5 answers, e.g. "Are you safe?" (see docs/responses.md).'
     )
+    service_states: dict[str, ServiceState] | None = Field(
+        None, max_length=100, description="Service states to set when published, e.g. {'water': 'major_outage'}."
+    )
 
     _locale = field_validator("locale")(normalize_locale)
     _translations = field_validator("translations")(_validate_translations)
     _channels = field_validator("channels")(_validate_channels)
+    _service_states = field_validator("service_states")(_validate_service_states)
 
     @field_validator("corrects")
     @classmethod
@@ -116,6 +132,7 @@ class UpdatePatch(Input):
     test: bool | None = None
     area: AreaSpec | None = Field(None, description="Set or replace the area; null removes it.")
     question: QuestionIn | None = Field(None, description="Set or replace the question; null removes it.")
+    service_states: dict[str, ServiceState] | None = Field(None, max_length=100)
 
     @field_validator("locale")
     @classmethod
@@ -128,6 +145,7 @@ class UpdatePatch(Input):
         return _validate_translations(value) if value is not None else None
 
     _channels = field_validator("channels")(_validate_channels)
+    _service_states = field_validator("service_states")(_validate_service_states)
 
 
 class RejectIn(Input):
@@ -170,6 +188,7 @@ class UpdateOut(BaseModel):
     test: bool
     area: dict[str, Any] | None = None
     question: QuestionOut | None = None
+    service_states: dict[str, str] | None = None
     created_by: str
     created_at: datetime
     published_at: datetime | None

@@ -118,6 +118,10 @@ def update_incident(
             setattr(incident, key, values[key])
     changed = changed_fields(before, snapshot(incident))
     cancel_pending(session, incident.updates, actor, changed, cause="incident edited")
+    if "status" in changed and incident.status == IncidentStatus.resolved.value:
+        from broadcaster.services.service import restore_after_resolution
+
+        restore_after_resolution(session, incident, actor)
     incident.updated_at = utcnow()
     session.flush()
     return incident, {name: before[name] for name in changed}
@@ -151,6 +155,14 @@ def _update_values(data: UpdateIn | UpdatePatch) -> dict[str, Any]:
     return values
 
 
+def _check_service_states(session: Session, states: dict[str, str] | None) -> None:
+    """An update's `service_states` must name defined services (422 naming `service_states`)."""
+    if states:
+        from broadcaster.services.service import check_slugs
+
+        check_slugs(session, states, field="service_states", always=True)
+
+
 def add_update(session: Session, incident: Incident, data: UpdateIn, actor: str) -> Update:
     """Add a draft update to the timeline; a correction/cancel must target a published update here."""
     if data.corrects is not None:
@@ -160,6 +172,7 @@ def add_update(session: Session, incident: Incident, data: UpdateIn, actor: str)
         if target.state != UpdateState.published.value:
             raise Unprocessable(f"Update {data.corrects} is not published; edit the draft instead.", field="corrects")
     values = _update_values(data)
+    _check_service_states(session, values.get("service_states"))
     validate_update_area(session, values.get("area"))
     update = Update(
         incident_id=incident.id,
@@ -175,6 +188,7 @@ def add_update(session: Session, incident: Incident, data: UpdateIn, actor: str)
         channels=data.channels,
         audience=values.get("audience"),
         test=data.test,
+        service_states=values.get("service_states"),
         area=values.get("area"),
         created_by=actor,
     )
@@ -214,9 +228,10 @@ def edit_update(session: Session, update_id: int, patch: UpdatePatch, actor: str
     _require_draft(update)
     before = snapshot(update)
     values = _update_values(patch)
+    _check_service_states(session, values.get("service_states"))
     validate_update_area(session, values.get("area"))
     for key, value in values.items():
-        if value is not None or key in ("status", "channels", "audience", "area"):
+        if value is not None or key in ("status", "channels", "audience", "service_states", "area"):
             setattr(update, key, value)
     if "question" in patch.model_fields_set:
         from broadcaster.responses.service import set_question
