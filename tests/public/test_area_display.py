@@ -1,8 +1,8 @@
 """An update's affected area on the public surfaces: CAP 1.2 <area> (validated against the XSD), the status
 page's SVG outline and name, the banner text and JSON.
 
-The area is written straight into `updates.area` (the shape broadcaster.areas validates at the API), so these
-tests check the presentation on its own."""
+Most tests write the area straight into `updates.area` (the shape broadcaster.areas validates at the API), so
+they check the presentation on its own; the first posts it through the API."""
 
 from __future__ import annotations
 
@@ -84,12 +84,12 @@ def cap_areas(client, update_id: int, schema: xmlschema.XMLSchema) -> list[list[
 
 
 def test_cap_polygon_exact_text_in_every_language(client, publish, cap_schema):
-    update = publish(
+    update = publish(  # through the API: the area as posted, validated by broadcaster.areas
         "Water main break on 5th Ave",
         summary="Water off",
         translations={"fr": {"body": "Eau coupée", "summary": "Eau coupée"}},
+        area={"description": FIFTH_AVE, "polygon": {"type": "Polygon", "coordinates": [BLOCKS]}},
     )
-    set_area(update["id"], {"description": FIFTH_AVE, "polygon": {"type": "Polygon", "coordinates": [BLOCKS]}})
     infos = cap_areas(client, update["id"], cap_schema)
     assert len(infos) == 2  # en and fr
     for areas in infos:
@@ -130,7 +130,8 @@ def test_cap_named_areas_emit_their_polygons(client, publish, cap_schema):
     set_area(both["id"], {"areas": ["soho"], "circle": {"lat": 40.73, "lon": -73.99, "radius_m": 1500}})
     [areas] = cap_areas(client, both["id"], cap_schema)
     assert areas == [
-        {"desc": "SoHo", "polygons": [], "circles": ["40.73,-73.99 1.5"]},  # own shapes: described by the names
+        # the update's own shapes, named as broadcaster.areas names an area without a description
+        {"desc": "SoHo, within 1.5 km of 40.73000, -73.99000", "polygons": [], "circles": ["40.73,-73.99 1.5"]},
         {"desc": "SoHo", "polygons": [areas[1]["polygons"][0]], "circles": []},
     ]
 

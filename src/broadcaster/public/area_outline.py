@@ -131,6 +131,16 @@ def _circles(value: Any) -> tuple[Circle, ...]:
     return tuple(out)
 
 
+def _core_description(session: Session, update: Update) -> str:
+    """broadcaster.areas' name for an area without a description (named areas' names, "within 250 m of ...",
+    "the marked area"), so the API, the messages and the public pages say the same."""
+    try:
+        from broadcaster.areas.service import area_description
+    except ImportError:  # pragma: no cover - the areas package is part of the app
+        return ""
+    return area_description(session, update)
+
+
 def affected_area(session: Session, update: Update) -> AffectedArea | None:
     """The update's area (its own polygon/circle and the named areas it lists), or None without one."""
     data = update.area
@@ -142,7 +152,7 @@ def affected_area(session: Session, update: Update) -> AffectedArea | None:
     if slugs:
         by_slug = {a.slug: a for a in session.scalars(select(Area).where(Area.slug.in_(slugs)))}
         named = [by_slug[s] for s in dict.fromkeys(slugs) if s in by_slug]
-    name = description or ", ".join(a.name for a in named)
+    name = description or _core_description(session, update) or ", ".join(a.name for a in named)
     own = Shape(description or name or "Affected area", polygons(data.get("polygon")), _circles(data.get("circle")))
     shapes = [Shape(a.name, polygons(a.geometry)) for a in named]
     if own.polygons or own.circles:
