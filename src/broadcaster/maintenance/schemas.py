@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from broadcaster.domain import Input, validate_slug
 
@@ -15,6 +15,9 @@ MAX_HOURS_BEFORE = 720
 #: reminders per window
 MAX_REMINDERS = 5
 MAX_MESSAGE = 5_000
+
+#: a service slug (an error names its index: `services.1`)
+Slug = Annotated[str, AfterValidator(validate_slug)]
 
 
 class WindowState(StrEnum):
@@ -63,7 +66,7 @@ class MaintenanceIn(Input):
 
     title: str = Field(..., min_length=1, max_length=200)
     message: str = Field("", max_length=MAX_MESSAGE, description="What happens and what people should do.")
-    services: list[str] = Field(..., min_length=1, max_length=100, description="Slugs of the affected services.")
+    services: list[Slug] = Field(..., min_length=1, max_length=100, description="Slugs of the affected services.")
     category: str = Field(
         ...,
         description="Routing-map category: its `info` channels send the notices; its `reach` rule decides "
@@ -79,8 +82,6 @@ class MaintenanceIn(Input):
     @field_validator("services")
     @classmethod
     def _services(cls, value: list[str]) -> list[str]:
-        for slug in value:
-            validate_slug(slug)
         return list(dict.fromkeys(value))
 
 

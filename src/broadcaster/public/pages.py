@@ -8,11 +8,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from broadcaster.delivery import memberships
 from broadcaster.domain import IncidentStatus, UpdateKind
 from broadcaster.models import Incident, Update
 from broadcaster.public import area_outline, queries
 from broadcaster.public.snapshot import routes
 from broadcaster.public.templating import env
+from broadcaster.services.public import components_view
 from broadcaster.settings import get_settings
 
 
@@ -92,8 +94,18 @@ def _common(session: Session) -> dict[str, Any]:
 
 def status_page(session: Session) -> bytes:
     ctx = _common(session)
-    ctx["incidents"] = [_incident_view(session, i) for i in queries.active_incidents(session)]
+    #: the subscribe form's "services to follow" (public services; none: the fieldset is left out)
+    ctx["follow_services"] = [{"slug": s.slug, "name": s.name} for s in memberships.public_services(session)]
+    from broadcaster.maintenance.service import maintenance_incident_ids, public_windows
+
+    #: planned and running maintenance has its own section (a running window's banner still shows)
+    ctx["maintenance"] = public_windows(session)
+    in_maintenance = maintenance_incident_ids(session)
+    ctx["incidents"] = [
+        _incident_view(session, i) for i in queries.active_incidents(session) if i.id not in in_maintenance
+    ]
     ctx["recent"] = [_incident_view(session, i) for i in queries.past_incidents(session, limit=5)]
+    ctx["component_groups"] = components_view(session)
     return env().get_template("status.html").render(**ctx).encode()
 
 
