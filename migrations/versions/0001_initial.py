@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 01:43:05.734056
+Create Date: 2026-12-02 01:49:07.093149
 """
 
 from __future__ import annotations
@@ -293,6 +293,7 @@ def upgrade() -> None:
             "ix_subscribers_lat_lon",
             ["lat", "lon"],
             unique=False,
+            postgresql_include=["id"],
             postgresql_where=sa.text("lat IS NOT NULL"),
             sqlite_where=sa.text("lat IS NOT NULL"),
         )
@@ -872,6 +873,7 @@ def downgrade() -> None:
     with op.batch_alter_table("subscribers", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_subscribers_lat_lon",
+            postgresql_include=["id"],
             postgresql_where=sa.text("lat IS NOT NULL"),
             sqlite_where=sa.text("lat IS NOT NULL"),
         )

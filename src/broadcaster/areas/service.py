@@ -33,6 +33,8 @@ from broadcaster.models.delivery import Subscriber
 
 log = logging.getLogger(__name__)
 
+#: matches from which PostgreSQL's statistics of area_matches are refreshed at once
+ANALYZE_AFTER_ROWS = 5_000
 #: more bounding boxes than this (a MultiPolygon of many parts) are merged into one for the SQL prefilter
 MAX_PREFILTER_BOXES = 16
 
@@ -338,6 +340,10 @@ def _write_matches(session: Session, key: int, ids: np.ndarray) -> None:
         raw = conn.connection.dbapi_connection
         with raw.cursor() as cur, cur.copy("COPY area_matches (match_key, subscriber_id) FROM STDIN") as copy:  # type: ignore[union-attr]
             copy.write(buf.getvalue())
+        if len(ids) >= ANALYZE_AFTER_ROWS:
+            # fresh statistics (ANALYZE counts this transaction's own rows): the audience query then knows how
+            # many subscribers the area holds and joins from the smaller side
+            conn.exec_driver_sql("ANALYZE area_matches")
     else:
         session.execute(insert(AreaMatch), [{"match_key": key, "subscriber_id": int(i)} for i in ids])
 

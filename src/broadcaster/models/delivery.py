@@ -60,12 +60,14 @@ class Subscriber(Base):
 
     #: ids are never reused (SQLite AUTOINCREMENT; PostgreSQL sequences never go back): a deleted subscriber's
     #: links must not act on whoever is added next. `ix_subscribers_lat_lon`: the bounding-box prefilter of
-    #: area targeting (a range on lat, lon checked in the index), located subscribers only.
+    #: area targeting (a range on lat, lon checked in the index), located subscribers only; on PostgreSQL it
+    #: carries the id too, so the prefilter is an index-only scan.
     __table_args__ = (
         Index(
             "ix_subscribers_lat_lon",
             "lat",
             "lon",
+            postgresql_include=["id"],
             postgresql_where=text("lat IS NOT NULL"),
             sqlite_where=text("lat IS NOT NULL"),
         ),
