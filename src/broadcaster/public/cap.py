@@ -122,6 +122,16 @@ def area_elements(info: etree._Element, area: area_outline.AffectedArea | None) 
         _sub(etree.SubElement(info, f"{{{NS}}}area"), "areaDesc", area.name)
 
 
+def question_instruction(update: Update) -> str:
+    """The open question of an update as CAP `<instruction>` text ("" when it asks none, or it is closed):
+    `responseType` Execute means "do what <instruction> says", here: answer the message you received."""
+    question = update.question
+    if question is None or question.state != "open":
+        return ""
+    options = ", ".join(f"{o['key']} for {o['label']}" for o in question.options)
+    return f"{question.text} If you received our message, reply {options}"
+
+
 def alert_xml(update: Update) -> bytes:
     """One CAP 1.2 <alert> for a published update (valid against the OASIS CAP-v1.2.xsd)."""
     settings = get_settings()
@@ -148,20 +158,24 @@ def alert_xml(update: Update) -> bytes:
         texts[loc] = (tr.get("summary", ""), tr.get("body", ""))
     web = f"{settings.public_url.rstrip('/')}/status/incidents/{incident.id}"
     area = update_area(update)
+    asks = question_instruction(update)
     for locale, (summary, body) in texts.items():
         info = etree.SubElement(root, f"{{{NS}}}info")
         _sub(info, "language", locale)
         _sub(info, "category", category(incident))
         _sub(info, "event", incident.title)
         _sub(info, "responseType", "AllClear" if resolved or msg_type == "Cancel" else "Monitor")
+        if asks and not resolved and msg_type != "Cancel":
+            _sub(info, "responseType", "Execute")  # reply to the question in <instruction> (docs/responses.md)
         _sub(info, "urgency", "Past" if resolved else URGENCY.get(incident.severity, "Unknown"))
         _sub(info, "severity", SEVERITY.get(incident.severity, "Unknown"))
         _sub(info, "certainty", "Likely" if incident.status == IncidentStatus.investigating.value else "Observed")
         _sub(info, "senderName", settings.org_name)
         _sub(info, "headline", (summary or incident.title)[:160])
         _sub(info, "description", body)
-        if contact:
-            _sub(info, "instruction", contact)
+        instruction = "; ".join(part for part in (asks, contact) if part)
+        if instruction:
+            _sub(info, "instruction", instruction)
         _sub(info, "web", web)
         area_elements(info, area)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, func, insert, literal, select, update
+from sqlalchemy import CursorResult, case, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -368,6 +368,9 @@ def close_question(session: Session, question: Question, actor: str) -> Question
         update_id=question.update_id,
     )
     session.flush()
+    from broadcaster.public.invalidation import content_changed
+
+    content_changed(session)  # the CAP alert no longer asks (public/cap.py)
     return question
 
 
@@ -457,6 +460,15 @@ def counts(session: Session, question: Question) -> tuple[list[OptionCount], dic
     return options, by_channel, sum(by_channel.values())
 
 
+def _help_rank(help_keys: list[str]) -> Any:
+    """0: answered needs-help, 1: answered otherwise, 2: no answer yet (no NULL ordering differences)."""
+    key = QuestionRecipient.option_key
+    whens: list[Any] = [(key.is_(None), 2)]
+    if help_keys:
+        whens.insert(0, (key.in_(help_keys), 0))
+    return case(*whens, else_=1)
+
+
 def _help_keys(question: Question) -> list[str]:
     return [str(o["key"]) for o in question.options if o.get("needs_help")]
 
@@ -467,13 +479,13 @@ def people(
     """Who answered, the needs-help answers first, then the others; each group by subscriber id. The cursor
     is a position in that order (offset), since the two groups are ordered differently."""
     help_keys = _help_keys(question)
-    helped = QuestionRecipient.option_key.in_(help_keys) if help_keys else literal(False)
+    rank = _help_rank(help_keys)
     offset = cursor or 0
     rows = session.execute(
         select(QuestionRecipient, Subscriber.name, Subscriber.phone, Subscriber.email)
         .join(Subscriber, Subscriber.id == QuestionRecipient.subscriber_id)
         .where(QuestionRecipient.question_id == question.id, QuestionRecipient.option_key.is_not(None))
-        .order_by(helped.desc(), QuestionRecipient.subscriber_id)
+        .order_by(rank, QuestionRecipient.subscriber_id)
         .offset(offset)
         .limit(limit + 1)
     ).all()
@@ -579,12 +591,12 @@ def csv_lines(question_id: int, batch: int = 2000) -> Iterator[str]:
                 return
             help_keys = _help_keys(question)
             labels = {str(o["key"]): str(o["label"]) for o in question.options}
-            helped = QuestionRecipient.option_key.in_(help_keys) if help_keys else literal(False)
+            rank = _help_rank(help_keys)
             rows = session.execute(
                 select(QuestionRecipient, Subscriber.name, Subscriber.phone, Subscriber.email)
                 .join(Subscriber, Subscriber.id == QuestionRecipient.subscriber_id)
                 .where(QuestionRecipient.question_id == question_id)
-                .order_by(helped.desc(), QuestionRecipient.option_key.is_(None), QuestionRecipient.subscriber_id)
+                .order_by(rank, QuestionRecipient.subscriber_id)
                 .offset(offset)
                 .limit(batch)
             ).all()
