@@ -15,11 +15,12 @@ Outcomes are written only while the worker still holds the row (`claimed_by = me
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, bindparam, select, text, update
+from sqlalchemy import Engine, Table, bindparam, case, select, text, true, update
 
 from broadcaster.models import utcnow
 from broadcaster.models.base import UTCDateTime
@@ -188,14 +189,35 @@ def release(engine: Engine, me: str, ids: list[int]) -> int:
         return int(result.rowcount or 0)
 
 
+def look_up_first(channels: Iterable[str]) -> list[str]:
+    """The channels among `channels` whose orphaned rows are looked up at the provider before a resend: calls
+    (a second phone call is the duplicate people notice; the voice adapter's lookup lists the calls to that
+    number, one request per row at a low rate)."""
+    from broadcaster.channels.registry import kind_of
+    from broadcaster.domain import ChannelKind
+
+    return [c for c in channels if kind_of(c) is ChannelKind.voice]
+
+
 def requeue_expired(engine: Engine) -> int:
-    """Put rows whose lease ran out (their worker died or lost the database) back in the queue."""
+    """Put rows whose lease ran out (their worker died or lost the database) back in the queue.
+
+    A dead worker may have placed a call for a row it held (kill -9 while the call was in flight): such
+    rows of voice channels come back with `outcome_unknown`, so the next attempt asks the provider first and
+    places the call only when it finds none (worker `_lookup`)."""
+    now = utcnow()
+    expired = (_T.c.status == "sending", _T.c.lease_expires_at < now)
     with engine.begin() as conn:
-        result = conn.execute(
-            update(_T)
-            .where(_T.c.status == "sending", _T.c.lease_expires_at < utcnow())
-            .values(status="pending", claimed_by=None, lease_expires_at=None, next_attempt_at=utcnow())
-        )
+        voice = look_up_first(conn.execute(select(_T.c.channel).where(*expired).distinct()).scalars())
+        values: dict[str, Any] = {
+            "status": "pending",
+            "claimed_by": None,
+            "lease_expires_at": None,
+            "next_attempt_at": now,
+        }
+        if voice:
+            values["outcome_unknown"] = case((_T.c.channel.in_(voice), true()), else_=_T.c.outcome_unknown)
+        result = conn.execute(update(_T).where(*expired).values(**values))
         return int(result.rowcount or 0)
 
 

@@ -16,6 +16,10 @@ How a delivery is sent once, even with several workers, rate limits and crashes:
 - **Timeouts are not blindly resent**: a timed-out call (the provider may have accepted it) is retried only
   after `Adapter.lookup` says the provider has no such message; `found` records it as sent, `unknown`
   resends and marks the row `suspect_duplicate`, counted in the report.
+- **Calls of a dead worker**: rows a killed worker held come back with `outcome_unknown` on voice channels
+  (`queue.requeue_expired`), so a call it may have placed is looked up before anyone is called again.
+- **Question re-sends** (broadcasts of kind `escalation`) are dropped right before the call for people who
+  answered meanwhile, and for everyone once the question is closed.
 - **Priority**: send slots and rate tokens go to the most urgent chunk first (delivery/lanes.py), and the
   shared bucket's priority floor keeps other workers' bulk sends out while a critical lane sends
   (delivery/ratelimit.py). Lower lanes wait only while a more urgent lane has due work on that adapter.
@@ -72,6 +76,9 @@ from broadcaster.models import utcnow
 from broadcaster.models.delivery import Broadcast, Delivery, idempotency_key
 from broadcaster.settings import Settings, get_settings
 
+#: the broadcast kind of a question's re-send (broadcaster.responses.escalation_runner)
+ESCALATION_KIND = "escalation"
+
 __all__ = ["CLAIM_PG", "CLAIM_SQLITE", "Claimed", "Outcome", "Worker", "claim", "requeue_expired"]
 
 log = logging.getLogger(__name__)
@@ -93,6 +100,9 @@ class _State:
     state: str
     checked: float
     messages: dict[tuple[str, str], Message] = field(default_factory=dict)
+    #: update | system | escalation (a question's re-send: dropped for people who answered meanwhile)
+    kind: str = "update"
+    update_id: int | None = None
 
 
 @dataclass(slots=True, eq=False)
@@ -180,10 +190,15 @@ class Worker:
         if not stale:
             return
         with get_sessionmaker()() as session:
-            for bid, state in session.execute(select(Broadcast.id, Broadcast.state).where(Broadcast.id.in_(stale))):
+            rows = session.execute(
+                select(Broadcast.id, Broadcast.state, Broadcast.kind, Broadcast.update_id).where(
+                    Broadcast.id.in_(stale)
+                )
+            )
+            for bid, state, kind, update_id in rows:
                 cached = self._broadcasts.get(bid)
                 if cached is None:
-                    self._broadcasts[bid] = _State(state, now)
+                    self._broadcasts[bid] = _State(state, now, kind=kind, update_id=update_id)
                 else:
                     cached.state, cached.checked = state, now
 
@@ -351,6 +366,12 @@ class Worker:
             if await self._cancelled(items[0].broadcast_id):
                 cancelled = [Outcome(d.id, d.channel, "cancelled", error_reason="broadcast cancelled") for d in items]
                 return await self._save(cancelled)
+            if self._broadcasts[items[0].broadcast_id].kind == ESCALATION_KIND:
+                items, stopped = await self._db(self._unanswered, items)
+                if stopped:
+                    await self._save(stopped)
+                if not items:
+                    return stopped
             # the ownership check right before the call: a row whose lease is not ours for long enough is dropped
             if len(self._owned(items)) < len(items):
                 await self.heartbeat_once()
@@ -409,6 +430,24 @@ class Worker:
             idempotency_key=idempotency_key(d.broadcast_id, d.id),
             variables=recipient_variables(adapter, d.subscriber_id, message),
         )
+
+    def _unanswered(self, items: list[Claimed]) -> tuple[list[Claimed], list[Outcome]]:
+        """A question's re-send, right before the call: (rows still to send, cancelled outcomes of people who
+        answered meanwhile, or of everyone when the question was closed)."""
+        from broadcaster.responses.escalation_runner import answered_or_closed
+
+        update_id = self._broadcasts[items[0].broadcast_id].update_id
+        if update_id is None:
+            return items, []
+        answered = answered_or_closed(self.engine, update_id, [d.subscriber_id for d in items if d.subscriber_id])
+        keep, stopped = [], []
+        for d in items:
+            if answered is None or d.subscriber_id in answered:
+                reason = "question closed" if answered is None else "answered meanwhile"
+                stopped.append(Outcome(d.id, d.channel, "cancelled", error_reason=reason))
+            else:
+                keep.append(d)
+        return keep, stopped
 
     async def _lookup(self, adapter: Adapter, message: Message, d: Claimed) -> tuple[Outcome | None, bool]:
         """Ask the provider whether a timed-out attempt arrived: (its outcome when it did, else None; whether a

@@ -33,6 +33,8 @@ class Question(Base):
     recipients: Mapped[int] = mapped_column(Integer, default=0)
     #: the threshold rule fired (the escalation group was notified once)
     threshold_fired_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the first escalation step was scheduled for the people asked (set once its broadcast was planned)
+    escalation_armed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -60,6 +62,8 @@ class QuestionRecipient(Base):
             sqlite_where=text("answered_at IS NULL AND next_escalation_at IS NOT NULL"),
         ),
         Index("ix_question_recipients_option", "question_id", "option_key"),
+        #: an inbound SMS finds "the latest question sent to this number" from the sender's subscriber id
+        Index("ix_question_recipients_subscriber", "subscriber_id", "question_id"),
     )
 
 

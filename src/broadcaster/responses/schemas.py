@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from broadcaster.domain import Input
+from broadcaster.responses.escalation import EscalationRules
 
 #: an option label is at most this long (its reply key or keyword is said in front of it)
 MAX_LABEL = 40
@@ -73,8 +74,8 @@ class QuestionIn(Input):
 
     text: str = Field(..., min_length=1, max_length=300)
     options: list[OptionIn] = Field(..., description=f"{MIN_OPTIONS}-{MAX_OPTIONS} answers.")
-    escalation: dict[str, Any] | None = Field(
-        None, description="Escalation rules (steps, threshold); none: the category's rules, if any."
+    escalation: EscalationRules | None = Field(
+        None, description="Escalation rules (steps, threshold; docs/escalation.md); none: the category's, if any."
     )
 
     @field_validator("text")

@@ -75,7 +75,7 @@ def set_question(session: Session, update: Update, data: QuestionIn | None) -> Q
     question = existing or Question(update_id=update.id, state=DRAFT, recipients=0)
     question.text = data.text
     question.options = data.stored_options()
-    question.escalation = data.escalation
+    question.escalation = data.escalation.stored() if data.escalation is not None else None
     if existing is None:
         session.add(question)
     session.flush()
@@ -144,9 +144,11 @@ def question_out(question: Question) -> QuestionOut:
 def render_context(session: Session | None, update: Update) -> dict[str, Any] | None:
     """What the templates get as `question` (None when the update asks nothing): text, options with the
     digit to press and the e-mail placeholder of their signed link, and the webhook response URL."""
-    if session is None or update.id is None:
-        return None
-    question = question_for(session, update.id)
+    from sqlalchemy import inspect as sa_inspect
+
+    if session is None or update.id is None or sa_inspect(update).session is None:
+        return None  # an unsaved update (a draft preview) or a detached one: no question to look up
+    question = update.question
     if question is None:
         return None
     from broadcaster.responses.links import PLACEHOLDER, webhook_response_url
@@ -357,6 +359,9 @@ def close_question(session: Session, question: Question, actor: str) -> Question
         .values(next_escalation_at=None)
         .execution_options(synchronize_session=False)
     )
+    from broadcaster.responses.escalation_runner import stop_question
+
+    stop_question(session, question.id)  # re-sends already queued are cancelled too
     audit.record(
         session,
         actor,

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
 from broadcaster.domain import Input, Severity, normalize_phone, validate_slug
 from broadcaster.integrations.schemas import AlertRule, WebhookMapping
+from broadcaster.responses.escalation import EscalationRules
 
 
 def e164(value: str | None) -> str | None:
@@ -32,6 +34,15 @@ class ContactRoute(Input):
         return {k: str(v) for k, v in self.model_dump(exclude_none=True).items()}
 
 
+#: who an update of a category reaches (see delivery/audience.py `reach_branches`)
+Reach = Literal["category", "services", "either"]
+REACH_HELP = (
+    "Who an update reaches: 'category' (the category's subscribers), 'services' (followers of the incident's "
+    "affected services; the category's subscribers when it names none), or 'either' (both). Subscribers who "
+    "chose nothing get every update."
+)
+
+
 class CategoryIn(Input):
     slug: str = Field(..., max_length=64, examples=["technical-issue"])
     name: str = Field(..., min_length=1, max_length=200)
@@ -42,6 +53,10 @@ class CategoryIn(Input):
         description="Channels that fire by default per severity, e.g. {'critical': ['sms','voice','email']}.",
     )
     position: int = Field(0, ge=0, le=1_000_000, description="Sort order in lists (smallest first).")
+    reach: Reach = Field("either", description=REACH_HELP)
+    escalation: EscalationRules | None = Field(
+        None, description="Default escalation rules of questions on this category's updates (docs/escalation.md)."
+    )
 
     _slug = field_validator("slug")(validate_slug)
 
@@ -70,6 +85,8 @@ class CategoryPatch(Input):
     contact: ContactRoute | None = None
     channels: dict[Severity, list[str]] | None = None
     position: int | None = Field(None, ge=0, le=1_000_000)
+    reach: Reach | None = Field(None, description=REACH_HELP)
+    escalation: EscalationRules | None = Field(None, description="Escalation rules; null removes them.")
 
     _known = field_validator("channels")(CategoryIn._known_channels.__func__)  # type: ignore[attr-defined]
 
@@ -84,6 +101,8 @@ class CategoryOut(BaseModel):
     contact: dict[str, str]
     channels: dict[str, list[str]]
     position: int
+    reach: str
+    escalation: dict[str, Any] | None = None
     created_at: datetime
     updated_at: datetime
 

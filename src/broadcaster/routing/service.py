@@ -35,7 +35,9 @@ def _apply(cat: Category, data: CategoryIn | CategoryPatch) -> None:
         cat.contact = data.contact.as_dict()
     if "channels" in values and data.channels is not None:
         cat.channels = {sev.value: list(names) for sev, names in data.channels.items()}
-    for key in ("name", "description", "position"):
+    if "escalation" in values:
+        cat.escalation = data.escalation.stored() if data.escalation is not None else None
+    for key in ("name", "description", "position", "reach"):
         if key in values and values[key] is not None:
             setattr(cat, key, values[key])
 
@@ -79,6 +81,8 @@ def export_map(session: Session) -> RoutingMap:
                 "contact": c.contact,
                 "channels": c.channels,
                 "position": c.position,
+                "reach": c.reach or "either",
+                "escalation": c.escalation,
             }
         )
         for c in list_categories(session)
@@ -97,7 +101,8 @@ def replace_map(session: Session, routing_map: RoutingMap, *, prune: bool = True
             create_category(session, data)
         else:
             cat.contact, cat.channels = {}, {}
-            cat.description, cat.position = "", 0
+            cat.description, cat.position, cat.reach = "", 0, "either"
+            cat.escalation = None
             _apply(cat, data)
     from broadcaster.integrations.rules import replace_sections
 
