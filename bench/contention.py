@@ -150,16 +150,25 @@ def bulk_subscribers(url: str, n: int, *, tagged_from: int, tag: str) -> None:
     with eng.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO subscribers (phone, email, name, locale, categories, tags, email_confirmed, "
+                "INSERT INTO subscribers (id, phone, email, name, locale, email_confirmed, "
                 "email_opted_out, sms_opted_out, test_group, source, created_at, updated_at) "
-                "SELECT '+1555' || lpad(g::text, 7, '0'), NULL, '', 'en', '', "
-                "CASE WHEN g >= :tagged THEN :tag ELSE '' END, false, false, false, false, 'bench', now(), now() "
+                "SELECT g + 1, '+1555' || lpad(g::text, 7, '0'), NULL, '', 'en', "
+                "false, false, false, false, 'bench', now(), now() "
                 "FROM generate_series(0, :n - 1) g"
             ),
-            {"n": n, "tagged": tagged_from, "tag": f",{tag},"},
+            {"n": n},
+        )
+        conn.execute(text("SELECT setval(pg_get_serial_sequence('subscribers', 'id'), :n)"), {"n": n})
+        conn.execute(
+            text(
+                "INSERT INTO subscriber_tags (subscriber_id, tag) "
+                "SELECT g + 1, :tag FROM generate_series(:tagged, :n - 1) g"
+            ),
+            {"n": n, "tagged": tagged_from, "tag": tag},
         )
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE subscribers"))
+        conn.execute(text("VACUUM ANALYZE subscriber_tags"))
     eng.dispose()
 
 

@@ -85,16 +85,24 @@ def seed(url: str, n: int) -> None:
     with eng.begin() as conn:
         conn.execute(
             text(
-                "INSERT INTO subscribers (phone, email, name, locale, categories, tags, email_confirmed, "
+                "INSERT INTO subscribers (id, phone, email, name, locale, all_categories, email_confirmed, "
                 "email_opted_out, sms_opted_out, test_group, source, created_at, updated_at) "
-                "SELECT '+1555' || lpad(g::text, 7, '0'), 'user' || g || '@example.org', '', 'en', "
-                "CASE WHEN g <= :n THEN ',emergency,' ELSE ',small,' END, '', true, false, false, false, "
-                "'bench', now(), now() FROM generate_series(1, :total) g"
+                "SELECT g, '+1555' || lpad(g::text, 7, '0'), 'user' || g || '@example.org', '', 'en', false, "
+                "true, false, false, false, 'bench', now(), now() FROM generate_series(1, :total) g"
+            ),
+            {"total": n + 5},
+        )
+        conn.execute(text("SELECT setval(pg_get_serial_sequence('subscribers', 'id'), :total)"), {"total": n + 5})
+        conn.execute(  # the first n in `emergency` (category 1), the other 5 in `small` (category 2)
+            text(
+                "INSERT INTO subscriber_categories (subscriber_id, category_id) "
+                "SELECT g, CASE WHEN g <= :n THEN 1 ELSE 2 END FROM generate_series(1, :total) g"
             ),
             {"n": n, "total": n + 5},
         )
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE subscribers"))
+        conn.execute(text("VACUUM ANALYZE subscriber_categories"))
     eng.dispose()
 
 

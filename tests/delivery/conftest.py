@@ -46,16 +46,35 @@ def drain(db_url: str) -> Callable[..., Any]:
 
 @pytest.fixture
 def add_subscribers(db_url: str) -> Callable[..., list[int]]:
-    """Insert subscribers directly: `add_subscribers(n, **fields)`; phones +1555000NNNN, emails sNNNN@example.org."""
+    """Insert subscribers directly: `add_subscribers(n, categories=, tags=, services=, **fields)`; phones
+    +1555000NNNN, emails sNNNN@example.org. Categories and services named that do not exist yet are created."""
+    from sqlalchemy import select
+
     from broadcaster.db import session_scope
-    from broadcaster.delivery.audience import pack
+    from broadcaster.delivery import memberships
+    from broadcaster.models import Category
     from broadcaster.models.delivery import Subscriber
+    from broadcaster.models.services import Service
 
     counter = {"n": 0}
 
-    def add(n: int = 1, *, categories: list[str] | None = None, tags: list[str] | None = None, **fields: Any):
+    def add(
+        n: int = 1,
+        *,
+        categories: list[str] | None = None,
+        tags: list[str] | None = None,
+        services: list[str] | None = None,
+        **fields: Any,
+    ):
         ids = []
+        choices = {"categories": categories or [], "tags": tags or [], "services": services or []}
         with session_scope() as session:
+            for model, slugs in ((Category, categories or []), (Service, services or [])):
+                known = set(session.scalars(select(model.slug).where(model.slug.in_(slugs))))
+                for slug in slugs:
+                    if slug not in known:
+                        session.add(model(slug=slug, name=slug.title()))
+            session.flush()
             for _ in range(n):
                 counter["n"] += 1
                 i = counter["n"]
@@ -63,13 +82,13 @@ def add_subscribers(db_url: str) -> Callable[..., list[int]]:
                     "phone": f"+1555000{i:04d}",
                     "email": f"s{i:04d}@example.org",
                     "email_confirmed": True,
-                    "categories": pack(categories or []),
-                    "tags": pack(tags or []),
+                    "all_categories": memberships.everything(choices),
                 } | fields
                 row = Subscriber(**values)
                 session.add(row)
                 session.flush()
                 ids.append(row.id)
+            memberships.add(session, {i: choices for i in ids})
         return ids
 
     return add

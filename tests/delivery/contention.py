@@ -137,16 +137,18 @@ def retrying(fn: Callable[[], Any], attempts: int = 5) -> Any:
 
 def seed_subscribers(engine: Engine, n: int, *, start: int = 0, tags: list[str] | None = None) -> list[str]:
     """Insert `n` SMS subscribers in one multi-row statement; returns their phone numbers (+1555NNNNNNN)."""
-    from broadcaster.delivery.audience import pack
+    from broadcaster.models.audience import SubscriberTag
     from broadcaster.models.delivery import Subscriber
 
     phones = [f"+1555{start + i:07d}" for i in range(n)]
-    rows = [
-        {"phone": p, "email": None, "categories": pack([]), "tags": pack(tags or []), "locale": "en"} for p in phones
-    ]
+    rows = [{"phone": p, "email": None, "locale": "en"} for p in phones]
     with engine.begin() as conn:
         for i in range(0, len(rows), 5000):
-            conn.execute(insert(Subscriber), rows[i : i + 5000])
+            ids = conn.scalars(
+                insert(Subscriber).returning(Subscriber.id, sort_by_parameter_order=True), rows[i : i + 5000]
+            ).all()
+            if tags:
+                conn.execute(insert(SubscriberTag), [{"subscriber_id": sid, "tag": t} for sid in ids for t in tags])
     return phones
 
 

@@ -193,6 +193,7 @@ def draft_update(session: Session, data: DraftPreviewIn) -> Update:
             severity=data.severity.value if data.severity else existing.severity,
             status=existing.status,
             category_id=category.id,
+            affected_services=list(existing.affected_services or []),  # who a services reach targets
         )
     else:
         assert data.category is not None and data.severity is not None

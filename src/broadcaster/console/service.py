@@ -189,7 +189,7 @@ def compose_context(
         }
         sent = session.scalar(
             select(Broadcast)
-            .where(Broadcast.update_id == original.id, Broadcast.test.is_(False))
+            .where(Broadcast.update_id == original.id, Broadcast.test.is_(False), Broadcast.kind != "escalation")
             .order_by(Broadcast.id.desc())
             .limit(1)
         )
@@ -279,7 +279,6 @@ def channels_view(session: Session, settings: Settings) -> list[dict[str, Any]]:
 
 def subscriber_view(session: Session, subscriber_id: int) -> dict[str, Any]:
     from broadcaster.delivery import subscribers
-    from broadcaster.delivery.schemas import SubscriberOut
     from broadcaster.models.delivery import Delivery
 
     row = subscribers.get(session, subscriber_id)
@@ -288,14 +287,13 @@ def subscriber_view(session: Session, subscriber_id: int) -> dict[str, Any]:
             select(Delivery).where(Delivery.subscriber_id == subscriber_id).order_by(Delivery.id.desc()).limit(20)
         )
     )
-    return {"subscriber": SubscriberOut.build(row), "deliveries": recent}
+    return {"subscriber": subscribers.out(session, row), "deliveries": recent}
 
 
 def subscriber_list(session: Session, q: str | None, limit: int = 50) -> list[Any]:
     from broadcaster.delivery import subscribers
-    from broadcaster.delivery.schemas import SubscriberOut
 
     rows = subscribers.list_subscribers(
         session, q=q or None, category=None, tag=None, locale=None, test_group=None, limit=limit, cursor=None
     )
-    return [SubscriberOut.build(r) for r in rows[:limit]]
+    return subscribers.outs(session, rows[:limit])

@@ -106,6 +106,7 @@ _SUBSCRIBE_BODY = {
                         "phone": {"type": "string"},
                         "locale": {"type": "string"},
                         "categories": {"type": "array", "items": {"type": "string"}},
+                        "services": {"type": "array", "items": {"type": "string"}},
                     },
                     "description": "The status page's form: empty fields are left out.",
                 }
@@ -143,7 +144,7 @@ _LINK_PAGE: dict[int | str, dict[str, Any]] = {
 @router.post("/v1/subscribers", response_model=SubscriberOut, status_code=201, tags=["subscribers"])
 def create_subscriber(body: SubscriberIn, session: SessionDep, who: Writer) -> SubscriberOut:
     row = subscribers.create(session, body)
-    out = SubscriberOut.build(row)
+    out = subscribers.out(session, row)
     audit.record(session, who.actor, "subscriber.create", "subscriber", row.id, after=out.model_dump(mode="json"))
     return out
 
@@ -158,12 +159,14 @@ def list_subscribers(
     tag: Annotated[str | None, Query(max_length=64)] = None,
     locale: Annotated[str | None, Query(max_length=16)] = None,
     test_group: bool | None = None,
+    service: Annotated[str | None, Query(max_length=64, description="Followers of this service.")] = None,
 ) -> Page[SubscriberOut]:
     rows = subscribers.list_subscribers(
         session,
         q=q,
         category=category,
         tag=tag,
+        service=service,
         locale=locale,
         test_group=test_group,
         limit=page.limit,
@@ -171,19 +174,19 @@ def list_subscribers(
     )
     more = len(rows) > page.limit
     rows = rows[: page.limit]
-    return Page(items=[SubscriberOut.build(r) for r in rows], next_cursor=str(rows[-1].id) if more else None)
+    return Page(items=subscribers.outs(session, rows), next_cursor=str(rows[-1].id) if more else None)
 
 
 @router.get("/v1/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"])
 def get_subscriber(subscriber_id: IdPath, session: SessionDep, _: Reader) -> SubscriberOut:
-    return SubscriberOut.build(subscribers.get(session, subscriber_id))
+    return subscribers.out(session, subscribers.get(session, subscriber_id))
 
 
 @router.patch("/v1/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"])
 def patch_subscriber(subscriber_id: IdPath, body: SubscriberPatch, session: SessionDep, who: Writer) -> SubscriberOut:
-    before = SubscriberOut.build(subscribers.get(session, subscriber_id)).model_dump(mode="json")
+    before = subscribers.out(session, subscribers.get(session, subscriber_id)).model_dump(mode="json")
     row = subscribers.patch(session, subscriber_id, body)
-    out = SubscriberOut.build(row)
+    out = subscribers.out(session, row)
     after = out.model_dump(mode="json")
     changed = sorted(k for k in after if before.get(k) != after[k] and k != "updated_at")
     audit.record(
@@ -200,7 +203,7 @@ def patch_subscriber(subscriber_id: IdPath, body: SubscriberPatch, session: Sess
 
 @router.delete("/v1/subscribers/{subscriber_id}", status_code=204, tags=["subscribers"])
 def delete_subscriber(subscriber_id: IdPath, session: SessionDep, who: Writer) -> Response:
-    before = SubscriberOut.build(subscribers.get(session, subscriber_id)).model_dump(mode="json")
+    before = subscribers.out(session, subscribers.get(session, subscriber_id)).model_dump(mode="json")
     subscribers.delete(session, subscriber_id)
     audit.record(session, who.actor, "subscriber.delete", "subscriber", subscriber_id, before=before)
     return Response(status_code=204)
@@ -515,6 +518,7 @@ async def subscribe(request: Request, session: SessionDep) -> Response:
         keys = ("email", "phone", "locale", *verification.TOKEN_FIELDS)
         data: dict[str, Any] = {k: v for k in keys if isinstance(v := form.get(k), str) and v}
         data["categories"] = [c for c in form.getlist("categories") if isinstance(c, str) and c]
+        data["services"] = [c for c in form.getlist("services") if isinstance(c, str) and c]
     else:
         data = _parse_json_object(await request.body())
     await anyio.to_thread.run_sync(verification.check, data, ip)

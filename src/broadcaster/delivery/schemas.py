@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from broadcaster.delivery.audience import unpack
 from broadcaster.delivery.eta import EtaOut
 from broadcaster.domain import Input, normalize_locale, normalize_phone
 
@@ -51,6 +51,30 @@ class _Fields(Input):
     def _tags(cls, v: list[str] | None) -> list[str] | None:
         return _slugs(v, "tag")
 
+    @field_validator("services", check_fields=False)
+    @classmethod
+    def _services(cls, v: list[str] | None) -> list[str] | None:
+        return _slugs(v, "service")
+
+    @field_validator("areas", check_fields=False)
+    @classmethod
+    def _areas(cls, v: list[str] | None) -> list[str] | None:
+        return _slugs(v, "area")
+
+    @model_validator(mode="after")
+    def _location(self) -> _Fields:
+        lat, lon = getattr(self, "lat", None), getattr(self, "lon", None)
+        sent = {"lat", "lon"} & self.model_fields_set
+        if sent and (len(sent) == 1 or (lat is None) != (lon is None)):
+            missing = "lon" if lat is not None or sent == {"lat"} else "lat"
+            detail = InitErrorDetails(
+                type=PydanticCustomError("location", "give lat and lon together (both null to clear the location)"),
+                loc=(missing,),
+                input=None,
+            )
+            raise ValidationError.from_exception_data("location", [detail])
+        return self
+
 
 class SubscriberIn(_Fields):
     """A subscriber created by an operator (API or CSV): email counts as confirmed unless told otherwise."""
@@ -59,10 +83,18 @@ class SubscriberIn(_Fields):
     email: EmailStr | None = None
     name: str = Field("", max_length=200)
     locale: str = "en"
-    categories: list[str] = Field(default_factory=list, max_length=100, description="Empty: every category.")
+    categories: list[str] = Field(
+        default_factory=list, max_length=100, description="Empty (and no services): every update reaches them."
+    )
     tags: list[str] = Field(default_factory=list, max_length=100)
+    services: list[str] = Field(
+        default_factory=list, max_length=100, description="Service slugs followed: updates affecting them reach them."
+    )
     email_confirmed: bool = True
     test_group: bool = False
+    lat: float | None = Field(None, ge=-90, le=90, description="Location for area targeting (WGS 84 degrees).")
+    lon: float | None = Field(None, ge=-180, le=180)
+    areas: list[str] = Field(default_factory=list, max_length=100, description="Named areas (slugs) they are in.")
 
     @model_validator(mode="after")
     def _one_address(self) -> SubscriberIn:
@@ -78,10 +110,14 @@ class SubscriberPatch(_Fields):
     locale: str | None = None
     categories: list[str] | None = Field(None, max_length=100)
     tags: list[str] | None = Field(None, max_length=100)
+    services: list[str] | None = Field(None, max_length=100)
     email_confirmed: bool | None = None
     email_opted_out: bool | None = None
     sms_opted_out: bool | None = None
     test_group: bool | None = None
+    lat: float | None = Field(None, ge=-90, le=90)
+    lon: float | None = Field(None, ge=-180, le=180)
+    areas: list[str] | None = Field(None, max_length=100)
 
 
 class SubscriberOut(BaseModel):
@@ -92,20 +128,28 @@ class SubscriberOut(BaseModel):
     locale: str
     categories: list[str]
     tags: list[str]
+    services: list[str]
+    all_categories: bool = Field(description="No category and no service chosen: every update reaches them.")
     email_confirmed: bool
     email_opted_out: bool
     sms_opted_out: bool
     test_group: bool
+    lat: float | None = None
+    lon: float | None = None
+    areas: list[str] = Field(default_factory=list, description="Named areas (slugs) they are placed in.")
     source: str
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def build(cls, row: Any) -> SubscriberOut:
-        data = {k: getattr(row, k) for k in cls.model_fields}
-        data["categories"] = unpack(row.categories)
-        data["tags"] = unpack(row.tags)
-        return cls(**data)
+    def build(cls, row: Any, choices: Any, areas: list[str] | None = None) -> SubscriberOut:
+        """`row` a Subscriber, `choices` its `memberships.Choices` (category, tag and service slugs), `areas`
+        its named-area slugs."""
+        skip = ("categories", "tags", "services", "areas")
+        data = {k: getattr(row, k) for k in cls.model_fields if k not in skip}
+        return cls(
+            **data, categories=choices.categories, tags=choices.tags, services=choices.services, areas=areas or []
+        )
 
 
 class SubscribeIn(_Fields):
@@ -117,6 +161,9 @@ class SubscribeIn(_Fields):
     email: EmailStr | None = None
     locale: str = "en"
     categories: list[str] = Field(default_factory=list, max_length=50)
+    services: list[str] = Field(
+        default_factory=list, max_length=50, description="Public services (components) to follow, by slug."
+    )
 
     @model_validator(mode="after")
     def _one_address(self) -> SubscribeIn:

@@ -9,13 +9,15 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from broadcaster.delivery import tokens
-from broadcaster.delivery.audience import pack
+from broadcaster.areas.service import set_subscriber_areas, subscriber_area_slugs
+from broadcaster.delivery import memberships, tokens
 from broadcaster.delivery.entrypoints import notify_workers
-from broadcaster.delivery.schemas import SubscribeIn, SubscriberIn, SubscriberPatch
+from broadcaster.delivery.schemas import SubscribeIn, SubscriberIn, SubscriberOut, SubscriberPatch
 from broadcaster.errors import Conflict, NotFound, Unprocessable
 from broadcaster.models import Category, utcnow
+from broadcaster.models.audience import SubscriberCategory, SubscriberTag
 from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
+from broadcaster.models.services import Service, SubscriberService
 from broadcaster.settings import get_settings
 
 
@@ -39,6 +41,25 @@ def _check_categories(session: Session, slugs: list[str] | None) -> None:
         raise Unprocessable(f"unknown category {missing[0]!r}", field="categories")
 
 
+def _check_services(session: Session, slugs: list[str] | None, *, public_only: bool = False) -> None:
+    missing = memberships.unknown_services(session, slugs or [], public_only=public_only)
+    if missing:
+        raise Unprocessable(f"unknown service {missing[0]!r}", field="services")
+
+
+def out(session: Session, row: Subscriber) -> SubscriberOut:
+    """The API view of one subscriber (with its category, tag and service slugs)."""
+    areas = subscriber_area_slugs(session, [row.id])[row.id]
+    return SubscriberOut.build(row, memberships.read(session, [row.id])[row.id], areas)
+
+
+def outs(session: Session, rows: list[Subscriber]) -> list[SubscriberOut]:
+    """The API view of many subscribers (three queries for their choices, however many rows)."""
+    choices = memberships.read(session, [r.id for r in rows])
+    areas = subscriber_area_slugs(session, [r.id for r in rows])
+    return [SubscriberOut.build(r, choices[r.id], areas[r.id]) for r in rows]
+
+
 def _find(session: Session, phone: str | None, email: str | None) -> list[Subscriber]:
     conds = []
     if phone:
@@ -50,25 +71,37 @@ def _find(session: Session, phone: str | None, email: str | None) -> list[Subscr
     return list(session.scalars(select(Subscriber).where(or_(*conds))))
 
 
-def _apply(row: Subscriber, data: dict[str, Any]) -> None:
+def _apply(row: Subscriber, data: dict[str, Any]) -> dict[str, list[str]]:
+    """Set the subscriber's columns from `data`; returns its choices (categories, tags, services) to write
+    as join rows."""
+    choices: dict[str, list[str]] = {}
     for key, value in data.items():
-        if key in ("categories", "tags"):
-            value = pack(value or [])
-        elif key == "email" and value:
+        if key in memberships.KINDS:
+            choices[key] = list(value or [])
+            continue
+        if key == "areas":  # join rows (set_subscriber_areas)
+            continue
+        if key == "email" and value:
             value = str(value).lower()
         setattr(row, key, value)
+    return choices
 
 
 def create(session: Session, body: SubscriberIn, source: str = "api") -> Subscriber:
     _check_categories(session, body.categories)
+    _check_services(session, body.services)
     if _find(session, body.phone, body.email):
         raise Conflict(
             "A subscriber with this phone or email already exists.", field="phone" if body.phone else "email"
         )
     row = Subscriber(source=source)
-    _apply(row, body.model_dump())
+    choices = _apply(row, body.model_dump())
+    row.all_categories = memberships.everything(choices)
     session.add(row)
     session.flush()
+    memberships.add(session, {row.id: choices})
+    if body.areas:
+        set_subscriber_areas(session, row.id, body.areas)
     return row
 
 
@@ -76,16 +109,21 @@ def patch(session: Session, subscriber_id: int, body: SubscriberPatch) -> Subscr
     row = get(session, subscriber_id)
     data = body.model_dump(exclude_unset=True)
     _check_categories(session, data.get("categories"))
+    _check_services(session, data.get("services"))
     for field in ("phone", "email"):
         if data.get(field):
             other = _find(session, data[field] if field == "phone" else None, data[field] if field == "email" else None)
             if any(o.id != row.id for o in other):
                 raise Conflict(f"Another subscriber has this {field}.", field=field)
-    _apply(row, data)
+    choices = _apply(row, data)
     if not row.phone and not row.email:
         raise Unprocessable("a phone or an email is required", field="phone")
     row.updated_at = utcnow()
     session.flush()
+    if choices:
+        memberships.replace(session, {row.id: choices})
+    if data.get("areas") is not None:
+        set_subscriber_areas(session, row.id, data["areas"])
     return row
 
 
@@ -101,6 +139,7 @@ def list_subscribers(
     category: str | None,
     tag: str | None,
     locale: str | None,
+    service: str | None = None,
     test_group: bool | None,
     limit: int,
     cursor: int | None,
@@ -119,10 +158,24 @@ def list_subscribers(
                 func.lower(Subscriber.name).like(like, escape="\\"),
             )
         )
-    if category:
-        stmt = stmt.where(Subscriber.categories.like(f"%,{category},%"))
+    if category:  # subscribers who chose this category (not the all-categories ones)
+        stmt = stmt.where(
+            Subscriber.id.in_(
+                select(SubscriberCategory.subscriber_id)
+                .join(Category, Category.id == SubscriberCategory.category_id)
+                .where(Category.slug == category)
+            )
+        )
     if tag:
-        stmt = stmt.where(Subscriber.tags.like(f"%,{tag},%"))
+        stmt = stmt.where(Subscriber.id.in_(select(SubscriberTag.subscriber_id).where(SubscriberTag.tag == tag)))
+    if service:
+        stmt = stmt.where(
+            Subscriber.id.in_(
+                select(SubscriberService.subscriber_id)
+                .join(Service, Service.id == SubscriberService.service_id)
+                .where(Service.slug == service)
+            )
+        )
     if locale:
         stmt = stmt.where(Subscriber.locale == locale)
     if test_group is not None:
@@ -152,6 +205,9 @@ def subscribe(session: Session, body: SubscribeIn) -> SubscribeOutcome:
     must text START to come back).
     """
     _check_categories(session, body.categories)
+    _check_services(session, body.services, public_only=True)
+    choices = {"categories": body.categories, "services": body.services}
+    everything = memberships.everything(choices)
     email = str(body.email).lower() if body.email else None
     email_row = session.scalar(select(Subscriber).where(Subscriber.email == email)) if email else None
     phone_row = session.scalar(select(Subscriber).where(Subscriber.phone == body.phone)) if body.phone else None
@@ -159,13 +215,15 @@ def subscribe(session: Session, body: SubscribeIn) -> SubscribeOutcome:
     if email:
         row = email_row
         if row is None:
-            row = Subscriber(source="self", email=email, email_confirmed=False, locale=body.locale)
-            row.categories = pack(body.categories)
+            row = Subscriber(
+                source="self", email=email, email_confirmed=False, locale=body.locale, all_categories=everything
+            )
             if body.phone and phone_row is None:
                 row.phone, row.phone_confirmed = body.phone, False
                 phone_row = row
             session.add(row)
             session.flush()
+            memberships.add(session, {row.id: choices})
         if not row.email_confirmed or row.email_opted_out:
             outcome.email_pending = True
             send_confirmation(session, row)
@@ -176,10 +234,11 @@ def subscribe(session: Session, body: SubscribeIn) -> SubscribeOutcome:
                 phone=body.phone,
                 phone_confirmed=False,
                 locale=body.locale,
-                categories=pack(body.categories),
+                all_categories=everything,
             )
             session.add(phone_row)
             session.flush()
+            memberships.add(session, {phone_row.id: choices})
         if not phone_row.phone_confirmed and not phone_row.sms_opted_out:
             outcome.phone_pending = True
             send_phone_confirmation(session, phone_row)

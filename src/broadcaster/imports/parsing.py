@@ -16,7 +16,20 @@ from broadcaster.delivery.schemas import SubscriberIn
 from broadcaster.errors import Unprocessable, field_name
 from broadcaster.models.imports import ImportChunk
 
-COLUMNS = ("phone", "email", "name", "locale", "categories", "tags", "test_group")
+COLUMNS = (
+    "phone",
+    "email",
+    "name",
+    "locale",
+    "categories",
+    "tags",
+    "services",
+    "test_group",
+    "lat",
+    "lon",
+    "areas",
+    "address",
+)
 
 
 class ChunkStream(io.RawIOBase):
@@ -116,8 +129,17 @@ def parse_row(number: int, header: list[str], cells: list[str], default_locale: 
         "locale": record.get("locale") or default_locale,
         "categories": _split(record.get("categories", "")),
         "tags": _split(record.get("tags", "")),
+        "services": _split(record.get("services", "")),
         "test_group": record.get("test_group", "").lower() in ("1", "true", "yes", "y"),
+        "areas": _split(record.get("areas", "")),
     }
+    for key in ("lat", "lon"):  # location: both or neither (an `address` may be geocoded instead)
+        if record.get(key):
+            try:
+                data[key] = float(record[key])
+            except ValueError:
+                row.errors = [(key, "must be a number (WGS 84 degrees)")]
+                return row
     try:
         row.body = SubscriberIn(**data)
     except ValidationError as exc:

@@ -14,13 +14,15 @@ from sqlalchemy.orm import Session
 
 from broadcaster import audit
 from broadcaster.db import get_engine, session_scope
-from broadcaster.delivery.audience import pack
+from broadcaster.delivery import memberships
 from broadcaster.errors import NotFound
 from broadcaster.imports import parsing
 from broadcaster.imports.parsing import Row
 from broadcaster.models import Category, utcnow
+from broadcaster.models.areas import Area, SubscriberArea
 from broadcaster.models.delivery import Subscriber
 from broadcaster.models.imports import ImportChunk, ImportJob, ImportRowError
+from broadcaster.models.services import Service
 
 #: the upload is stored in pieces of this size
 CHUNK_BYTES = 1 << 20
@@ -95,28 +97,43 @@ def _get(target: Subscriber | dict[str, object], key: str) -> object:
 
 
 def _values(row: Row, body_fields: dict[str, object], only_filled: bool) -> dict[str, object]:
+    """Column values and choices (categories, tags, services: lists of slugs) of a row."""
     values: dict[str, object] = {}
     for key, value in body_fields.items():
         if only_filled and not row.cells.get(key):
             continue  # an update only touches the cells the row fills in
-        if key in ("categories", "tags"):
-            value = pack(value or [])  # type: ignore[arg-type]
-        elif key == "email" and value:
+        if key == "email" and value:
             value = str(value).lower()
         values[key] = value
     return values
 
 
+def _split_choices(values: dict[str, object]) -> dict[str, list[str]]:
+    """Take the choices out of `values` (they become join rows, not columns)."""
+    return {k: list(values.pop(k) or []) for k in memberships.KINDS if k in values}  # type: ignore[call-overload]
+
+
 def upsert(session: Session, rows: list[Row], known_categories: set[str]) -> BatchResult:
     """Create or update the subscribers of one batch (matched by phone or email, in the database or earlier in
-    the batch); rows that fail validation, name unknown categories or match two subscribers are rejected."""
+    the batch); rows that fail validation, name unknown categories or services, or match two subscribers are
+    rejected. Categories, tags and services are written as join rows in bulk (a few statements per batch)."""
     result = BatchResult()
     good: list[Row] = []
+    named_services = {s for r in rows if r.body is not None for s in r.body.services}
+    known_services = (
+        set(session.scalars(select(Service.slug).where(Service.slug.in_(named_services)))) if named_services else set()
+    )
+    locate(rows)
+    area_ids = known_areas(session, rows)
     for row in rows:
         if row.body is not None and not row.errors:
             missing = [c for c in row.body.categories if c not in known_categories]
             if missing:
                 row.errors = [("categories", f"unknown category {missing[0]!r}")]
+            elif unknown_area := [a for a in row.body.areas if a not in area_ids]:
+                row.errors = [("areas", f"unknown area {unknown_area[0]!r}")]
+            elif unknown := [s for s in row.body.services if s not in known_services]:
+                row.errors = [("services", f"unknown service {unknown[0]!r}")]
         (result.rejected if row.errors or row.body is None else good).append(row)
     phones = {r.body.phone for r in good if r.body and r.body.phone}
     emails = {str(r.body.email).lower() for r in good if r.body and r.body.email}
@@ -134,6 +151,8 @@ def upsert(session: Session, rows: list[Row], known_categories: set[str]) -> Bat
             if sub.email:
                 by_email[sub.email] = sub
     new: list[dict[str, object]] = []  # inserted in one executemany at the end of the batch
+    changes: dict[int, dict[str, list[str]]] = {}  # choices of existing subscribers, replaced in bulk
+    placed: dict[int, list[int]] = {}  # named areas (ids) of subscribers whose row gives `areas`
     for row in good:
         assert row.body is not None
         email = str(row.body.email).lower() if row.body.email else None
@@ -149,6 +168,9 @@ def upsert(session: Session, rows: list[Row], known_categories: set[str]) -> Bat
             if isinstance(target, dict):  # created earlier in this batch
                 target.update(values)
             else:
+                if "areas" in values:
+                    placed[target.id] = [area_ids[a] for a in values.pop("areas")]  # type: ignore[attr-defined]
+                changes.setdefault(target.id, {}).update(_split_choices(values))
                 for key, value in values.items():
                     setattr(target, key, value)
                 target.updated_at = utcnow()
@@ -164,9 +186,53 @@ def upsert(session: Session, rows: list[Row], known_categories: set[str]) -> Bat
         if address:
             by_email[str(address)] = target
     if new:
-        session.execute(insert(Subscriber), new)
+        choices = [_split_choices(target) for target in new]
+        for target, choice in zip(new, choices, strict=True):
+            target["all_categories"] = memberships.everything(choice)
+        areas = [list(target.pop("areas", None) or []) for target in new]  # type: ignore[call-overload]
+        ids = session.scalars(insert(Subscriber).returning(Subscriber.id, sort_by_parameter_order=True), new).all()
+        placed |= {sid: [area_ids[a] for a in slugs] for sid, slugs in zip(ids, areas, strict=True) if slugs}
+        memberships.add(session, dict(zip(ids, choices, strict=True)))
     session.flush()
+    if changes:
+        memberships.replace(session, changes)
+    if placed:
+        place(session, placed)
     return result
+
+
+def locate(rows: list[Row]) -> None:
+    """Geocode the `address` of valid rows without lat/lon when GEOCODER_URL is set (each address once per
+    batch); a row whose address is not found is imported without a location (and logged)."""
+    from broadcaster.areas import geocoder
+    from broadcaster.settings import get_settings
+
+    settings = get_settings()
+    if not geocoder.enabled(settings):
+        return
+    wanted = [r for r in rows if r.body is not None and not r.errors and r.body.lat is None and r.cells.get("address")]
+    found = geocoder.geocode_all((r.cells["address"] for r in wanted), settings)
+    for row in wanted:
+        assert row.body is not None
+        if (point := found.get(row.cells["address"])) is not None:
+            row.body.lat, row.body.lon = point
+            row.cells["lat"], row.cells["lon"] = str(point[0]), str(point[1])
+
+
+def known_areas(session: Session, rows: list[Row]) -> dict[str, int]:
+    """Ids of the named areas the batch's rows name, by slug."""
+    named = {a for r in rows if r.body is not None for a in r.body.areas}
+    if not named:
+        return {}
+    return {slug: aid for slug, aid in session.execute(select(Area.slug, Area.id).where(Area.slug.in_(named)))}
+
+
+def place(session: Session, placed: dict[int, list[int]]) -> None:
+    """Replace the named areas of these subscribers (bulk)."""
+    session.execute(delete(SubscriberArea).where(SubscriberArea.subscriber_id.in_(list(placed))))
+    rows = [{"subscriber_id": sid, "area_id": aid} for sid, aids in placed.items() for aid in dict.fromkeys(aids)]
+    if rows:
+        session.execute(insert(SubscriberArea), rows)
 
 
 def known_categories(session: Session) -> set[str]:

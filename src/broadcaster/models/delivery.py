@@ -23,8 +23,9 @@ from broadcaster.models.base import Base, BigId, UTCDateTime, utcnow
 class Subscriber(Base):
     """A person reachable by SMS/voice (phone) and/or email, with preferences and per-channel consent.
 
-    `categories` and `tags` are stored as `,a,b,` strings so the audience filter runs inside the database
-    (`LIKE '%,slug,%'`) on every backend; empty categories means "every category".
+    The categories, tags and services a subscriber chose are join rows (`subscriber_categories`,
+    `subscriber_tags`, `subscriber_services`), so an audience is an index lookup; `all_categories` marks
+    those who chose no category and no service (every update reaches them).
     """
 
     __tablename__ = "subscribers"
@@ -34,8 +35,9 @@ class Subscriber(Base):
     email: Mapped[str | None] = mapped_column(String(320), unique=True, nullable=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     locale: Mapped[str] = mapped_column(String(16), default="en")
-    categories: Mapped[str] = mapped_column(Text, default="")
-    tags: Mapped[str] = mapped_column(Text, default="")
+    #: chose no category and no service: every update reaches them (kept in step with the join rows by
+    #: delivery/memberships.py; `ix_subscribers_all_categories` makes them an index lookup too)
+    all_categories: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     #: double opt-in: email is only used once confirmed (API-created subscribers may be pre-confirmed)
     email_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)
     email_opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -63,6 +65,12 @@ class Subscriber(Base):
     #: area targeting (a range on lat, lon checked in the index), located subscribers only; on PostgreSQL it
     #: carries the id too, so the prefilter is an index-only scan.
     __table_args__ = (
+        Index(
+            "ix_subscribers_all_categories",
+            "id",
+            postgresql_where=text("all_categories"),
+            sqlite_where=text("all_categories = 1"),
+        ),
         Index(
             "ix_subscribers_lat_lon",
             "lat",
