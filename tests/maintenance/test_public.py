@@ -62,6 +62,13 @@ def test_status_page_feeds_and_banner_follow_the_window(client, admin, world, cl
         and "Maintenance: Database upgrade" not in page.split('id="current"')[1].split("</section>")[0]
     )
 
+    summary = client.get("/v1/public/summary.json").json()
+    assert summary["incidents"] == []
+    [planned] = summary["scheduled_maintenances"]
+    assert planned["name"] == "Database upgrade" and planned["status"] == "scheduled"
+    assert planned["scheduled_for"] == "2026-12-10T13:00:00Z" and planned["scheduled_until"] == "2026-12-10T14:00:00Z"
+    assert planned["components"] == ["api", "web"] and len(planned["incident_updates"]) == 1
+
     clock_at(T0 + timedelta(hours=5))
     assert runner.run_once() == {"sent": 1, "skipped": 1, "failed": 0}  # a stale reminder; the start
     banners = _banners(client)
@@ -70,6 +77,10 @@ def test_status_page_feeds_and_banner_follow_the_window(client, admin, world, cl
     assert "Maintenance in progress" in banners[0]["text"]
     assert "in progress" in _section(client.get("/status").text)
     assert len(_rss_titles(client)) == 2
+    summary = client.get("/v1/public/summary.json").json()
+    assert summary["incidents"] == []  # a running window is a maintenance, not an incident
+    assert [m["status"] for m in summary["scheduled_maintenances"]] == ["in_progress"]
+    assert summary["status"]["indicator"] == "maintenance"
 
     clock_at(T0 + timedelta(hours=6))
     assert runner.run_once()["sent"] == 1
@@ -78,6 +89,7 @@ def test_status_page_feeds_and_banner_follow_the_window(client, admin, world, cl
     assert _section(page) == ""
     assert "Maintenance: Database upgrade" in page  # now among the recently resolved
     assert _rss_titles(client)[0] == "Maintenance: Database upgrade (resolved)"
+    assert client.get("/v1/public/summary.json").json()["scheduled_maintenances"] == []
     incident = client.get(f"/v1/maintenance/{wid}", headers=admin).json()["incident_id"]
     assert "Maintenance completed" in client.get(f"/status/incidents/{incident}").text
 

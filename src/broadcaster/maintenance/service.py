@@ -652,3 +652,38 @@ def maintenance_incident_ids(session: Session, *, running: bool | None = None) -
     elif running is False:
         stmt = stmt.where(MaintenanceWindow.state != WindowState.in_progress.value)
     return {int(i) for i in session.scalars(stmt) if i is not None}
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
+def statuspage_maintenances(session: Session) -> list[dict[str, Any]]:
+    """Planned and running windows shaped like Statuspage's `scheduled_maintenances` (summary.json)."""
+    from broadcaster.public import queries
+
+    base = get_settings().public_url.rstrip("/")
+    out: list[dict[str, Any]] = []
+    for view in public_windows(session):
+        window = session.get(MaintenanceWindow, view["id"])
+        incident = session.get(Incident, view["incident_id"]) if view["incident_id"] else None
+        published = queries.published(incident) if incident is not None and incident.public else []
+        out.append(
+            {
+                "id": str(view["id"]),
+                "name": view["title"],
+                "status": view["state"],
+                "impact": "maintenance",
+                "scheduled_for": _iso(view["starts_at"]),
+                "scheduled_until": _iso(view["ends_at"]),
+                "created_at": _iso(window.created_at if window else None),
+                "updated_at": _iso(window.updated_at if window else None),
+                "shortlink": f"{base}/status/incidents/{incident.id}" if published and incident else f"{base}/status",
+                "components": [s["slug"] for s in view["services"]],
+                "incident_updates": [
+                    {"id": str(u.id), "body": u.body, "created_at": _iso(u.published_at or u.created_at)}
+                    for u in reversed(published)
+                ],
+            }
+        )
+    return out

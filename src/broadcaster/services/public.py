@@ -204,7 +204,10 @@ def summary_json(session: Session) -> bytes:
     services = service.list_services(session, public_only=True)
     components = _components(services)
     worst = max((s.state for s in services), key=severity_rank, default="operational")
-    incidents = [_incident(i) for i in queries.active_incidents(session)]
+    from broadcaster.maintenance.service import maintenance_incident_ids, statuspage_maintenances
+
+    in_maintenance = maintenance_incident_ids(session)  # listed under scheduled_maintenances instead
+    incidents = [_incident(i) for i in queries.active_incidents(session) if i.id not in in_maintenance]
     indicator, description = INDICATOR[worst]
     if incidents and indicator in ("none", "maintenance"):
         rank = max(("none", "minor", "major", "critical").index(i["impact"]) for i in incidents)
@@ -217,6 +220,6 @@ def summary_json(session: Session) -> bytes:
             "status": {"indicator": indicator, "description": description},
             "components": components,
             "incidents": [i for i in incidents if i["status"] != IncidentStatus.resolved.value],
-            "scheduled_maintenances": [],
+            "scheduled_maintenances": statuspage_maintenances(session),
         }
     )
