@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import ColumnElement, delete, event, func, insert, literal, select
+from sqlalchemy import ColumnElement, any_, delete, event, func, insert, literal, select
 from sqlalchemy.orm import Session, object_session
 
 from broadcaster.areas.geometry import Circle, GeometryError, Matcher, parse_circle, parse_geometry
@@ -418,7 +418,12 @@ def area_condition(session: Session | None, update: Update) -> ColumnElement[boo
     if session is None:
         raise RuntimeError("area targeting needs the update's session")
     key = match_key(session, update)
-    return Subscriber.id.in_(select(AreaMatch.subscriber_id).where(AreaMatch.match_key == key))
+    matched = select(AreaMatch.subscriber_id).where(AreaMatch.match_key == key)
+    if session.get_bind().dialect.name == "postgresql":
+        # `id = ANY(ARRAY(SELECT ...))`: the area's ids drive the query (primary-key lookups), whatever the
+        # planner guesses for the other audience subqueries; a plain IN let it scan a whole category first
+        return Subscriber.id == any_(func.array(matched.scalar_subquery()))
+    return Subscriber.id.in_(matched)
 
 
 def check_geometry_body(value: Any, field: str) -> dict[str, Any]:
