@@ -150,3 +150,27 @@ def test_draft_preview_with_area_leaves_no_rows(client, admin, located, sms_cate
     assert sms["recipients"] == 1
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(AreaMatch)) == 0
+
+
+def test_presentation_helpers_and_a_deleted_named_area(client, admin, located, draft, sent_to):
+    from broadcaster.areas.service import area_description, area_geometries
+    from broadcaster.db import session_scope
+    from broadcaster.models import Update
+
+    _import(client, admin, _feature("north", square(-74.0, 41.0, -73.0, 41.5)))
+    inside = [located("placed", areas=["north"])]
+    upd = draft({"areas": ["north"], "circle": {"lat": 40.0, "lon": -74.0, "radius_m": 1500}})
+    with session_scope() as session:
+        update = session.get(Update, upd["id"])
+        shapes = area_geometries(session, update)
+        assert [s.geom_type for s in shapes] == ["Polygon", "Polygon"]
+        assert shapes[0].bounds == (-74.0, 41.0, -73.0, 41.5)
+        assert len(shapes[1].exterior.coords) == 65  # the circle drawn as a 64-gon
+        assert area_description(session, update) == "North, within 1.5 km of 40.00000, -74.00000"
+    assert sent_to(upd["id"]) == _phones(client, admin, inside)
+    # published: the area may now be deleted; the update's area then draws and targets nothing of it
+    assert client.delete("/v1/areas/north", headers=admin).status_code == 204
+    with session_scope() as session:
+        update = session.get(Update, upd["id"])
+        assert [s.geom_type for s in area_geometries(session, update)] == ["Polygon"]
+        assert area_description(session, update) == "north, within 1.5 km of 40.00000, -74.00000"

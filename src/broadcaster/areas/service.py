@@ -239,7 +239,11 @@ def _area_of(update: Update) -> dict[str, Any] | None:
 
 
 def _shapes(session: Session, area: dict[str, Any]) -> tuple[list[Area], list[BaseGeometry], list[Circle]]:
-    named = resolve_slugs(session, list(area.get("areas") or []), field="area.areas")
+    """The named areas that still exist (one deleted since the update was published contributes nothing),
+    the polygons (named areas' and the update's own) and the circle."""
+    slugs = list(area.get("areas") or [])
+    found = {a.slug: a for a in session.scalars(select(Area).where(Area.slug.in_(slugs)))} if slugs else {}
+    named = [found[s] for s in slugs if s in found]
     polygons = [parse_geometry(a.geometry) for a in named]
     if area.get("polygon"):
         polygons.append(parse_geometry(area["polygon"]))
