@@ -283,3 +283,35 @@ def test_cancel_while_running_restores_the_services(client, admin, world, fake, 
     clock_at(T0 + timedelta(hours=7))
     assert runner.run_once()["sent"] == 0
     assert service_states(client, admin) == {"api": "degraded", "web": "operational"}
+
+
+def test_a_failed_attempt_writes_nothing_and_is_retried(client, admin, world, fake, clock_at, db_url, monkeypatch):
+    from broadcaster import publishing
+
+    real = publishing.publish
+    calls = {"n": 0}
+
+    def flaky(*args: Any, **kwargs: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise RuntimeError("database hiccup")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(publishing, "publish", flaky)
+    wid = client.post("/v1/maintenance", headers=admin, json=window_body()).json()["id"]
+    runner = _runner(db_url)
+    assert runner.run_once() == {"sent": 0, "skipped": 0, "failed": 1}
+    created = next(n for n in client.get(f"/v1/maintenance/{wid}", headers=admin).json()["notices"])
+    assert created["kind"] == "created" and created["state"] == "pending" and created["update_id"] is None
+    assert created["attempts"] == 1 and "database hiccup" in created["last_error"]
+    assert runner.run_once()["sent"] == 0  # backing off
+    clock_at(T0 + timedelta(minutes=1))
+    assert runner.run_once() == {"sent": 1, "skipped": 0, "failed": 0}
+    drain()
+    assert sorted(to for to, _ in sms(fake)) == TOLD  # once each: the failed attempt published nothing
+
+    from broadcaster.db import session_scope
+    from broadcaster.models import Update
+
+    with session_scope() as session:
+        assert session.scalar(select(func.count()).select_from(Update)) == 1
