@@ -301,6 +301,11 @@ def record_answer(
             key = matching.match(body, question.options)
             option = _option(question, key)
     when = at or clock.now()
+    late = question is not None and question.state == CLOSED
+    counts = question is not None and not late and option is not None and recipient is not None
+    key = str(option["key"]) if option is not None else ""
+    # decided before the insert, so the row is written once (no UPDATE of it afterwards)
+    moves = counts and recipient is not None and (recipient.option_key != key or recipient.answer_channel != channel)
     row = Response(
         question_id=question.id if question is not None else None,
         subscriber_id=subscriber_id if question is not None else None,
@@ -308,7 +313,7 @@ def record_answer(
         address=address[:320],
         body=body[:2000],
         option_key=str(option["key"]) if option is not None else None,
-        counted=False,
+        counted=moves,
         provider_event_id=provider_event_id,
         received_at=when,
     )
@@ -321,20 +326,20 @@ def record_answer(
         if existing is None:
             raise
         return _answer_of(session, existing, duplicate=True)
-    late = question is not None and question.state == CLOSED
     if question is None or late or option is None or recipient is None:
         return Answer(row, question, option, late=late and option is not None)
-    key = str(option["key"])
-    if recipient.option_key != key or recipient.answer_channel != channel:
-        if recipient.option_key is not None and recipient.answer_channel is not None:
-            _bump(session, question.id, recipient.option_key, recipient.answer_channel, -1)
-        _bump(session, question.id, key, channel, +1)
-        row.counted = True
+    previous = (recipient.option_key, recipient.answer_channel)
     recipient.option_key = key
     recipient.answer_channel = channel
     recipient.answered_at = when
     recipient.next_escalation_at = None  # an answer stops this person's escalation
     session.flush()
+    # the tally rows every answer shares are locked last, right before the caller commits: their lock is held
+    # for one statement and the commit (bench/responses.py)
+    if moves:
+        if previous[0] is not None and previous[1] is not None:
+            _bump(session, question.id, previous[0], previous[1], -1)
+        _bump(session, question.id, key, channel, +1)
     return Answer(row, question, option)
 
 
