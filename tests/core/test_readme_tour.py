@@ -89,8 +89,14 @@ def test_readme_tour_works_as_written(tmp_path):
     assert "idempotent-replayed: true" in out.lower()
     assert '"approval_required":true' in out  # critical -> waits for a second key
     assert '"error":"forbidden"' in out  # Alice cannot approve her own update
-    assert out.count('"approved_by":"key:bob"') >= 2  # Bob approved both, with the preview's ETag in If-Match
-    assert out.count('"state":"published"') >= 3  # alert, Bob's approval, the correction
+    assert out.count('"approved_by":"key:bob"') >= 3  # Bob approved all three, with the preview's ETag in If-Match
+    assert out.count('"state":"published"') >= 4  # alert, Bob's approval, the correction, the area update
+    # the area-targeted update reaches the two residents inside the blocks (e-mail), not the one uptown
+    assert '{"sms": 0, "voice": 0, "email": 2, "social": 0, "banner": 1}' in out
+    cap_area = "40.732,-73.995 40.7347,-73.9905 40.738,-73.994 40.7352,-73.9985 40.732,-73.995"
+    assert f"<area><areaDesc>5th Ave between 10th and 14th St</areaDesc><polygon>{cap_area}</polygon></area>" in out
+    assert "Outline of the affected area: 5th Ave between 10th and 14th St" in out  # the status page's SVG
+    assert ' — affected area: 5th Ave between 10th and 14th St"' in out  # the banner's text names it
     assert '"kind":"correction"' in out
     assert '"internal_error"' not in out
 
