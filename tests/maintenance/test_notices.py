@@ -315,3 +315,32 @@ def test_a_failed_attempt_writes_nothing_and_is_retried(client, admin, world, fa
 
     with session_scope() as session:
         assert session.scalar(select(func.count()).select_from(Update)) == 1
+
+
+def test_the_runner_runs_beside_the_worker(client, admin, world, fake, clock_at, db_url):
+    """`broadcaster worker` and the in-process worker start a MaintenanceRunner among their side runners."""
+    import asyncio
+
+    from broadcaster.delivery.lifecycle import _start_side_runners, _stop_side_runners
+    from broadcaster.maintenance.runner import MaintenanceRunner
+
+    wid = client.post("/v1/maintenance", headers=admin, json=window_body()).json()["id"]
+
+    def created_state() -> str:
+        notices = client.get(f"/v1/maintenance/{wid}", headers=admin).json()["notices"]
+        return next(n["state"] for n in notices if n["kind"] == "created")
+
+    async def main() -> list[str]:
+        runners = _start_side_runners()
+        try:
+            for _ in range(600):  # bounded wait for the first round (no timing is asserted)
+                if await asyncio.to_thread(created_state) == "sent":
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await _stop_side_runners(runners)
+        return [type(r).__name__ for r, _ in runners]
+
+    names = asyncio.run(main())
+    assert MaintenanceRunner.__name__ in names
+    assert created_state() == "sent"
