@@ -11,6 +11,7 @@ PAGES = [
     "/console/compose",
     "/console/approvals",
     "/console/subscribers",
+    "/console/services",
     "/console/channels",
     "/console/routing",
     "/console/audit",
@@ -32,12 +33,22 @@ def test_pages_need_a_session(client) -> None:
 @pytest.mark.parametrize(
     ("roles", "allowed"),
     [
-        (("editor",), {"/console/", "/console/compose", "/console/subscribers", "/console/channels"}),
+        (
+            ("editor",),
+            {"/console/", "/console/compose", "/console/subscribers", "/console/services", "/console/channels"},
+        ),
         (("approver",), {"/console/", "/console/approvals", "/console/channels"}),
         (("admin",), set(PAGES)),
         (
             ("editor", "approver"),
-            {"/console/", "/console/compose", "/console/approvals", "/console/subscribers", "/console/channels"},
+            {
+                "/console/",
+                "/console/compose",
+                "/console/approvals",
+                "/console/subscribers",
+                "/console/services",
+                "/console/channels",
+            },
         ),
     ],
 )

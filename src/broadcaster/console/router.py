@@ -194,6 +194,18 @@ def subscriber_page(subscriber_id: int, request: Request, session: SessionDep, u
     return render("subscriber.html", request, user, "subscribers", **view)
 
 
+@router.get("/console/services", response_class=HTMLResponse)
+def services_page(request: Request, session: SessionDep, user: User) -> Response:
+    if (denied := _guard(request, user, "services")) is not None:
+        return denied
+    from broadcaster.models.services import SERVICE_STATES
+    from broadcaster.services.public import LABELS
+    from broadcaster.services.service import list_services
+
+    services = list_services(session)
+    return render("services.html", request, user, "services", services=services, states=SERVICE_STATES, labels=LABELS)
+
+
 @router.get("/console/channels", response_class=HTMLResponse)
 def channels_page(request: Request, session: SessionDep, user: User) -> Response:
     rows = service.channels_view(session, get_settings())

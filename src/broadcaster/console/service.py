@@ -31,6 +31,7 @@ NAV: tuple[NavItem, ...] = (
     NavItem("compose", "/console/compose", "Compose", "editor"),
     NavItem("approvals", "/console/approvals", "Approvals", "approver"),
     NavItem("subscribers", "/console/subscribers", "Subscribers", "editor"),
+    NavItem("services", "/console/services", "Services", "editor"),
     NavItem("channels", "/console/channels", "Channels", None),
     NavItem("routing", "/console/routing", "Routing map", "admin"),
     NavItem("audit", "/console/audit", "Audit log", "admin"),
