@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 from shapely.geometry.base import BaseGeometry
-from sqlalchemy import ColumnElement, any_, delete, event, func, insert, literal, select
+from sqlalchemy import ColumnElement, any_, delete, event, func, insert, select
 from sqlalchemy.orm import Session, object_session
 
 from broadcaster.areas.geometry import Circle, GeometryError, Matcher, parse_circle, parse_geometry
@@ -331,49 +331,70 @@ def _located_inside(session: Session, matcher: Matcher) -> np.ndarray:
     return np.unique(np.concatenate(found))
 
 
-def _write_matches(session: Session, key: int, ids: np.ndarray) -> None:
+def _ids(session: Session, sql: str, params: tuple[Any, ...]) -> np.ndarray:
+    """One integer column as an int64 array, through the driver's cursor (no ORM rows)."""
     conn = session.connection()
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.name == "sqlite":
+        sql = sql.replace("%s", "?")
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    finally:
+        cursor.close()
+    return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+
+
+def _placed(session: Session, named: list[Area]) -> np.ndarray:
+    """Ids of the subscribers placed in the named areas."""
+    if not named:
+        return np.empty(0, dtype=np.int64)
+    stmt = select(SubscriberArea.subscriber_id).where(SubscriberArea.area_id.in_([a.id for a in named])).distinct()
+    return np.fromiter(session.scalars(stmt), dtype=np.int64)
+
+
+def _write_matches(session: Session, key: int, ids: np.ndarray) -> tuple[int, int]:
+    """Make the rows under `key` exactly `ids` (sorted, unique), writing only the difference with what is
+    stored: a refresh where nobody moved in or out writes nothing. Returns (added, removed)."""
+    conn = session.connection()
+    postgres = conn.dialect.name == "postgresql"
+    if postgres:  # one refresh of a key at a time (two would insert the same rows)
         conn.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (key,))
-    session.execute(delete(AreaMatch).where(AreaMatch.match_key == key))
-    if not len(ids):
-        return
-    if conn.dialect.name == "postgresql":
+    stored = np.sort(_ids(session, "SELECT subscriber_id FROM area_matches WHERE match_key = %s", (key,)))
+    added = np.setdiff1d(ids, stored, assume_unique=True)
+    removed = np.setdiff1d(stored, ids, assume_unique=True)
+    if len(removed) == len(stored) and len(stored):
+        session.execute(delete(AreaMatch).where(AreaMatch.match_key == key))
+    elif len(removed):
+        for chunk in np.array_split(removed, max(1, len(removed) // 10_000 + 1)):
+            session.execute(
+                delete(AreaMatch).where(AreaMatch.match_key == key, AreaMatch.subscriber_id.in_(chunk.tolist()))
+            )
+    if not len(added):
+        return 0, len(removed)
+    if postgres:
         buf = io.StringIO()
-        np.savetxt(buf, np.column_stack([np.full(len(ids), key, dtype=np.int64), ids]), fmt="%d", delimiter="\t")
+        np.savetxt(buf, np.column_stack([np.full(len(added), key, dtype=np.int64), added]), fmt="%d", delimiter="\t")
         raw = conn.connection.dbapi_connection
         with raw.cursor() as cur, cur.copy("COPY area_matches (match_key, subscriber_id) FROM STDIN") as copy:  # type: ignore[union-attr]
             copy.write(buf.getvalue())
-        if len(ids) >= ANALYZE_AFTER_ROWS:
+        if len(added) >= ANALYZE_AFTER_ROWS:
             # fresh statistics (ANALYZE counts this transaction's own rows): the audience query then knows how
-            # many subscribers the area holds and joins from the smaller side
+            # many subscribers the area holds
             conn.exec_driver_sql("ANALYZE area_matches")
     else:
-        session.execute(insert(AreaMatch), [{"match_key": key, "subscriber_id": int(i)} for i in ids])
-
-
-def _add_placed(session: Session, key: int, named: list[Area]) -> None:
-    """Add the subscribers placed in the named areas who are not already matched."""
-    if not named:
-        return
-    already = select(AreaMatch.subscriber_id).where(AreaMatch.match_key == key)
-    placed = (
-        select(literal(key), SubscriberArea.subscriber_id)
-        .where(SubscriberArea.area_id.in_([a.id for a in named]))
-        .where(SubscriberArea.subscriber_id.not_in(already))
-        .distinct()
-    )
-    session.execute(insert(AreaMatch).from_select(["match_key", "subscriber_id"], placed))
+        session.execute(insert(AreaMatch), [{"match_key": key, "subscriber_id": int(i)} for i in added])
+    return len(added), len(removed)
 
 
 def refresh_matches(session: Session, key: int, area: dict[str, Any]) -> int:
-    """Recompute who is inside `area` and store them under `key` (replacing earlier rows); returns how many."""
+    """Recompute who is inside `area` (located inside, or placed in a named area) and make the rows under
+    `key` exactly them; returns how many."""
     named, polygons, circles = _shapes(session, area)
-    ids = _located_inside(session, Matcher(polygons, circles))
-    _write_matches(session, key, ids)
-    _add_placed(session, key, named)
+    ids = np.union1d(_located_inside(session, Matcher(polygons, circles)), _placed(session, named))
     session.flush()
-    return int(session.scalar(select(func.count()).select_from(AreaMatch).where(AreaMatch.match_key == key)) or 0)
+    _write_matches(session, key, ids)
+    return len(ids)
 
 
 def _session_of(update: Update) -> Session | None:
