@@ -190,3 +190,15 @@ def test_status_page_components_in_chromium(browser, service, make_key):
     assert cells.nth(89).locator(".vh").inner_text().endswith(": Major outage")
     assert foreign == []
     context.close()
+
+
+def test_status_page_does_not_claim_all_operational_when_a_component_is_not(client, admin):
+    client.post("/v1/services", headers=admin, json={"slug": "water", "name": "Water"})
+    assert "All systems operational" in client.get("/status").text
+    client.post("/v1/services/water/state", headers=admin, json={"state": "degraded", "reason": "low pressure"})
+    page = client.get("/status").text
+    assert "All systems operational" not in page
+    assert "Some components are not fully operational" in page
+    # a hidden service does not count
+    client.patch("/v1/services/water", headers=admin, json={"public": False})
+    assert "All systems operational" in client.get("/status").text
