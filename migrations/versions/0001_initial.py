@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 01:49:07.093149
+Create Date: 2026-12-02 02:17:21.004729
 """
 
 from __future__ import annotations
@@ -771,6 +771,7 @@ def upgrade() -> None:
         sa.Column("question_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("option_key", sa.String(length=16), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
+        sa.Column("shard", sa.SmallInteger(), server_default="0", nullable=False),
         sa.Column("count", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["question_id"],
@@ -778,7 +779,7 @@ def upgrade() -> None:
             name=op.f("fk_response_tallies_question_id_questions"),
             ondelete="CASCADE",
         ),
-        sa.PrimaryKeyConstraint("question_id", "option_key", "channel", name=op.f("pk_response_tallies")),
+        sa.PrimaryKeyConstraint("question_id", "option_key", "channel", "shard", name=op.f("pk_response_tallies")),
     )
     # ### end Alembic commands ###
 

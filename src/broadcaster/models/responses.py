@@ -97,14 +97,23 @@ class Response(Base):
 
 class ResponseTally(Base):
     """Counter per question, answer and channel, moved in the answer's transaction: reading a tally is a few
-    rows whatever the audience size. `option_key` '' never occurs; "no answer yet" is recipients - sum."""
+    rows whatever the audience size. `option_key` '' never occurs; "no answer yet" is recipients - sum.
+
+    Each counter is split in `TALLY_SHARDS` rows (a person always moves the row `subscriber_id % TALLY_SHARDS`):
+    concurrent answers lock different rows instead of queueing on one row's lock until each commit (which
+    capped answers at one per commit time); a reader sums the shards."""
 
     __tablename__ = "response_tallies"
 
     question_id: Mapped[int] = mapped_column(BigId, ForeignKey("questions.id", ondelete="CASCADE"), primary_key=True)
     option_key: Mapped[str] = mapped_column(String(16), primary_key=True)
     channel: Mapped[str] = mapped_column(String(16), primary_key=True)
+    shard: Mapped[int] = mapped_column(SmallInteger, primary_key=True, default=0, server_default="0")
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+#: rows per tally counter (see ResponseTally)
+TALLY_SHARDS = 16
 
 
 class EscalationAction(Base):

@@ -195,18 +195,24 @@ def _option(question: Question, key: str | None) -> dict[str, Any] | None:
     return next((o for o in question.options if key is not None and str(o["key"]) == key), None)
 
 
-def _bump(session: Session, question_id: int, key: str, channel: str, delta: int) -> None:
-    """Move one tally counter (inserted at 0 the first time; ON CONFLICT on both backends)."""
+def _bump(session: Session, question_id: int, key: str, channel: str, delta: int, subscriber_id: int = 0) -> None:
+    """Move one tally counter, in the person's shard (inserted at 0 the first time; ON CONFLICT on both
+    backends)."""
+    from broadcaster.models.responses import TALLY_SHARDS
+
+    shard = subscriber_id % TALLY_SHARDS
     dialect = session.get_bind().dialect.name
     if delta > 0:
         if dialect == "postgresql":
             from sqlalchemy.dialects.postgresql import insert as upsert
         else:
             from sqlalchemy.dialects.sqlite import insert as upsert  # type: ignore[assignment]
-        stmt = upsert(ResponseTally).values(question_id=question_id, option_key=key, channel=channel, count=delta)
+        stmt = upsert(ResponseTally).values(
+            question_id=question_id, option_key=key, channel=channel, shard=shard, count=delta
+        )
         session.execute(
             stmt.on_conflict_do_update(
-                index_elements=["question_id", "option_key", "channel"],
+                index_elements=["question_id", "option_key", "channel", "shard"],
                 set_={"count": ResponseTally.count + delta},
             )
         )
@@ -217,6 +223,7 @@ def _bump(session: Session, question_id: int, key: str, channel: str, delta: int
             ResponseTally.question_id == question_id,
             ResponseTally.option_key == key,
             ResponseTally.channel == channel,
+            ResponseTally.shard == shard,
         )
         .values(count=ResponseTally.count + delta)
         .execution_options(synchronize_session=False)
@@ -337,9 +344,11 @@ def record_answer(
     # the tally rows every answer shares are locked last, right before the caller commits: their lock is held
     # for one statement and the commit (bench/responses.py)
     if moves:
+        bumps = [(key, channel, +1)]
         if previous[0] is not None and previous[1] is not None:
-            _bump(session, question.id, previous[0], previous[1], -1)
-        _bump(session, question.id, key, channel, +1)
+            bumps.append((previous[0], previous[1], -1))
+        for k, ch, delta in sorted(bumps):  # one lock order for every answer: two changed answers cannot deadlock
+            _bump(session, question.id, k, ch, delta, recipient.subscriber_id)
     return Answer(row, question, option)
 
 
@@ -450,8 +459,9 @@ def counts(session: Session, question: Question) -> tuple[list[OptionCount], dic
             ResponseTally.question_id == question.id
         )
     ):
-        if n:
-            per.setdefault(key, {})[channel] = int(n)
+        if n:  # shards of one counter add up
+            chans = per.setdefault(key, {})
+            chans[channel] = chans.get(channel, 0) + int(n)
     by_channel: dict[str, int] = {}
     options = []
     for o in question.options:
