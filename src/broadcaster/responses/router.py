@@ -175,6 +175,9 @@ def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
 
 
 _INVALID = "<p>This answer link is not valid.</p>"
+_LINK_PAGE: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The link is not valid (an HTML page).", "content": {"text/html": {}}}
+}
 
 
 def _link(session: SessionDep, token: str) -> tuple[Any, dict[str, Any]] | None:
@@ -189,7 +192,7 @@ def _link(session: SessionDep, token: str) -> tuple[Any, dict[str, Any]] | None:
     return question, payload
 
 
-@router.get("/v1/answer", response_class=HTMLResponse, include_in_schema=True)
+@router.get("/v1/answer", response_class=HTMLResponse, responses=_LINK_PAGE)
 def answer_page(session: SessionDep, token: Token) -> HTMLResponse:
     """The page an e-mail answer button opens: it shows the answer and a button that records it by POST
     (mail scanners follow GET links, so GET alone never records)."""
@@ -208,7 +211,7 @@ def answer_page(session: SessionDep, token: Token) -> HTMLResponse:
     )
 
 
-@router.post("/v1/answer", response_class=HTMLResponse)
+@router.post("/v1/answer", response_class=HTMLResponse, responses=_LINK_PAGE)
 def answer_confirm(session: SessionDep, token: Token) -> HTMLResponse:
     """Record the answer of an e-mail button (the confirm form's POST)."""
     found = _link(session, token)
