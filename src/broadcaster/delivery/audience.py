@@ -85,7 +85,10 @@ def subscriber_conditions(update: Update, kind: ChannelKind) -> list[ColumnEleme
 
     The reach is `subscribers.id IN (<union of index lookups>)` (see `reach_branches`): PostgreSQL runs it
     as a semi-join, each branch an index(-only) scan and each subscriber fetched by primary key, so a 1%
-    audience never reads the other 99% (tests/delivery/test_audience_plan.py checks the plan)."""
+    audience never reads the other 99% (tests/delivery/test_audience_plan.py checks the plan). PostgreSQL
+    has no statistics for a UNION's output and guesses 200 distinct ids, so a large audience is planned
+    the same way: one primary-key lookup per recipient (a `SELECT DISTINCT` around it does not change the
+    guess; docs/delivery.md has the measured cost)."""
     conds: list[ColumnElement[bool]] = []
     if kind is ChannelKind.email:
         conds += [
