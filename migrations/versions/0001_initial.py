@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-12-02 02:17:21.004729
+Create Date: 2026-12-02 02:28:15.621653
 """
 
 from __future__ import annotations
@@ -224,6 +224,13 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("responses", schema=None) as batch_op:
         batch_op.create_index("ix_responses_question_id_id", ["question_id", "id"], unique=False)
+        batch_op.create_index(
+            "ix_responses_unrecognised",
+            ["question_id"],
+            unique=False,
+            postgresql_where=sa.text("option_key IS NULL"),
+            sqlite_where=sa.text("option_key IS NULL"),
+        )
 
     op.create_table(
         "services",
@@ -888,6 +895,11 @@ def downgrade() -> None:
     op.drop_table("static_publish_state")
     op.drop_table("services")
     with op.batch_alter_table("responses", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_responses_unrecognised",
+            postgresql_where=sa.text("option_key IS NULL"),
+            sqlite_where=sa.text("option_key IS NULL"),
+        )
         batch_op.drop_index("ix_responses_question_id_id")
 
     op.drop_table("responses")

@@ -92,6 +92,13 @@ class Response(Base):
     __table_args__ = (
         UniqueConstraint("channel", "provider_event_id", name="ux_responses_channel_event"),
         Index("ix_responses_question_id_id", "question_id", "id"),
+        #: the unrecognised replies of a question (counted on every tally read: a few rows, not all answers)
+        Index(
+            "ix_responses_unrecognised",
+            "question_id",
+            postgresql_where=text("option_key IS NULL"),
+            sqlite_where=text("option_key IS NULL"),
+        ),
     )
 
 
