@@ -279,11 +279,16 @@ def record_answer(
     - `option_key` given (voice digit, e-mail button): taken as is when it is an option, else unrecognised;
       otherwise `body` is matched by the rules of `broadcaster.responses.matching`;
     - `provider_event_id` (MessageSid, CallSid:digits) makes provider retries a no-op returning the first
-      answer (`duplicate=True`), also when two retries race (unique constraint, savepoint).
+      answer (`duplicate=True`), also when two retries race (unique constraint: ON CONFLICT on PostgreSQL, a
+      savepoint on SQLite).
     """
-    existing = _existing(session, channel, provider_event_id)
-    if existing is not None:
-        return _answer_of(session, existing, duplicate=True)
+    # PostgreSQL: the insert below detects a retry itself (ON CONFLICT DO NOTHING), so no look-up first and no
+    # savepoint: three statements fewer per answer (bench/responses.py)
+    one_statement = provider_event_id is not None and session.get_bind().dialect.name == "postgresql"
+    if not one_statement:
+        existing = _existing(session, channel, provider_event_id)
+        if existing is not None:
+            return _answer_of(session, existing, duplicate=True)
     question: Question | None = None
     if question_id is not None:
         question = session.get(Question, question_id)
@@ -313,26 +318,43 @@ def record_answer(
     key = str(option["key"]) if option is not None else ""
     # decided before the insert, so the row is written once (no UPDATE of it afterwards)
     moves = counts and recipient is not None and (recipient.option_key != key or recipient.answer_channel != channel)
-    row = Response(
-        question_id=question.id if question is not None else None,
-        subscriber_id=subscriber_id if question is not None else None,
-        channel=channel,
-        address=address[:320],
-        body=body[:2000],
-        option_key=str(option["key"]) if option is not None else None,
-        counted=moves,
-        provider_event_id=provider_event_id,
-        received_at=when,
-    )
-    try:
-        with session.begin_nested():
-            session.add(row)
-            session.flush()
-    except IntegrityError:
-        existing = _existing(session, channel, provider_event_id)
-        if existing is None:
-            raise
-        return _answer_of(session, existing, duplicate=True)
+    values: dict[str, Any] = {
+        "question_id": question.id if question is not None else None,
+        "subscriber_id": subscriber_id if question is not None else None,
+        "channel": channel,
+        "address": address[:320],
+        "body": body[:2000],
+        "option_key": str(option["key"]) if option is not None else None,
+        "counted": moves,
+        "provider_event_id": provider_event_id,
+        "received_at": when,
+    }
+    row = Response(**values)
+    if one_statement:
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        new_id = session.execute(
+            pg_insert(Response)
+            .values(**values)
+            .on_conflict_do_nothing(index_elements=["channel", "provider_event_id"])
+            .returning(Response.id)
+        ).scalar()
+        if new_id is None:  # a retry (waited for the first one's commit when both raced)
+            existing = _existing(session, channel, provider_event_id)
+            if existing is None:
+                raise RuntimeError(f"answer {channel}/{provider_event_id} conflicted but is not stored")
+            return _answer_of(session, existing, duplicate=True)
+        row.id = int(new_id)
+    else:
+        try:
+            with session.begin_nested():
+                session.add(row)
+                session.flush()
+        except IntegrityError:
+            existing = _existing(session, channel, provider_event_id)
+            if existing is None:
+                raise
+            return _answer_of(session, existing, duplicate=True)
     if question is None or late or option is None or recipient is None:
         return Answer(row, question, option, late=late and option is not None)
     previous = (recipient.option_key, recipient.answer_channel)
