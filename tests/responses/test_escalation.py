@@ -446,3 +446,33 @@ def test_two_runners_take_each_step_exactly_once(client, admin, emergency_catego
     assert resent(upd, "email") == dict.fromkeys(people[1000:], 1)
     assert count(EscalationAction) == 4000
     assert sum(t["resent"] for t in totals) == 4000
+
+
+def test_threshold_group_by_tag_reaches_tagged_subscribers_once(client, admin, emergency_category):
+    from sqlalchemy import insert
+
+    from broadcaster.db import get_engine
+    from broadcaster.models.audience import SubscriberTag
+
+    people = add_people(4)
+    manager_email = add_people(1, start=500)[0]
+    manager_phone = add_people(1, start=600, email=None)[0]
+    with get_engine().begin() as conn:
+        conn.execute(
+            insert(SubscriberTag),
+            [{"subscriber_id": s, "tag": "managers"} for s in (manager_email, manager_phone)],
+        )
+    rules = {
+        "threshold": {
+            "percent": 50,
+            "after_seconds": 30,
+            "group": {"tag": "managers", "emails": ["p0500@example.org"]},
+        }
+    }
+    upd = make_update(client, admin)
+    ask(upd, people, rules)
+    clock.advance(timedelta(seconds=31))
+    tick()
+    tick()
+    sent = [(c, a) for c, a, _ in system_deliveries()]
+    assert sent == [("email", "p0500@example.org"), ("sms", "+15551000600")]
