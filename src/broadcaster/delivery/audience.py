@@ -88,7 +88,8 @@ def subscriber_conditions(update: Update, kind: ChannelKind) -> list[ColumnEleme
     audience never reads the other 99% (tests/delivery/test_audience_plan.py checks the plan). PostgreSQL
     has no statistics for a UNION's output and guesses 200 distinct ids, so a large audience is planned
     the same way: one primary-key lookup per recipient (a `SELECT DISTINCT` around it does not change the
-    guess; docs/delivery.md has the measured cost)."""
+    guess). That makes 1M-recipient fan-out planning 1.74x a COPY instead of 1.17x: see docs/delivery.md,
+    known limits, for the figures and the fix to do."""
     conds: list[ColumnElement[bool]] = []
     if kind is ChannelKind.email:
         conds += [
