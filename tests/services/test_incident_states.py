@@ -173,3 +173,11 @@ def test_validation_of_affected_services_and_service_states(client, admin, emerg
     resp = client.patch(f"/v1/updates/{draft['id']}", headers=admin, json={"service_states": {"water": "degraded"}})
     assert resp.status_code == 200 and resp.json()["service_states"] == {"water": "degraded"}
     assert _states(client, admin) == {"water": "operational"}
+
+
+def test_a_retraction_restores_the_states(client, admin, services, post):
+    iid = _incident(client, admin, "water", severity="minor")
+    wrong = post(iid, "Water off.", service_states={"water": "major_outage"})
+    assert _states(client, admin)["water"] == "major_outage"
+    post(iid, "Sent in error.", kind="cancel", corrects=wrong["id"])
+    assert _states(client, admin)["water"] == "operational"

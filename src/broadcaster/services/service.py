@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcaster import clock
-from broadcaster.domain import IncidentStatus
+from broadcaster.domain import IncidentStatus, UpdateKind
 from broadcaster.errors import Conflict, NotFound, Unprocessable
 from broadcaster.models import Incident, Update, utcnow
 from broadcaster.models.services import SERVICE_STATES, Service, ServiceStateChange
@@ -168,8 +168,9 @@ def _by_slug(session: Session, slugs: Iterable[str]) -> dict[str, Service]:
 
 
 def apply_published(session: Session, update: Update, incident: Incident, actor: str) -> list[ServiceStateChange]:
-    """A published update changes the states it names; resolving returns the rest of the incident's
-    affected services to operational (unless another open incident affects them, or they are in maintenance).
+    """A published update changes the states it names; resolving (or retracting) returns the rest of the
+    incident's affected services to operational (unless another open incident affects them, or they are in
+    maintenance).
 
     Test sends change nothing; services deleted since the update was written are skipped.
     """
@@ -181,7 +182,8 @@ def apply_published(session: Session, update: Update, incident: Incident, actor:
         change = set_state(session, svc, states[slug], actor=actor, incident_id=incident.id, update_id=update.id)
         if change is not None:
             changes.append(change)
-    if incident.status == IncidentStatus.resolved.value:
+    if incident.status == IncidentStatus.resolved.value or update.kind == UpdateKind.cancel.value:
+        # resolved, or retracted (a cancel update: the incident was a mistake)
         changes += restore_after_resolution(session, incident, actor, update_id=update.id, skip=set(states))
     return changes
 
