@@ -3,10 +3,10 @@ fan-out run, and its plan, next to baselines measured in the same run on the sam
 
     .venv/bin/python bench/audience_plan.py                          # 1M subscribers (default)
     .venv/bin/python bench/audience_plan.py --subscribers 200000     # quicker
-    BROADCASTER_BENCH_POSTGRES_URL=postgresql+psycopg://postgres@127.0.0.1:5432/test \
+    BENCH_PG_URL=postgresql://postgres@127.0.0.1:5432/test \
         .venv/bin/python bench/audience_plan.py
 
-A private database is created, migrated, seeded (tests/delivery/audience_plan.py: 1% in category `target`,
+A private database (bench/contention.py private_postgres) is created, migrated, seeded (tests/delivery/audience_plan.py: 1% in category `target`,
 1% following service `target-svc`, 0.1% "chose nothing") and dropped at the end, even on error.
 
 Baselines:
@@ -27,49 +27,21 @@ import os
 import statistics
 import sys
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
+from contention import private_postgres  # noqa: E402
 from tests.delivery.audience_plan import nodes, plan, seed, seq_scans  # noqa: E402
-
-DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 
 
 def log(msg: str) -> None:
     print(msg, flush=True)
-
-
-@contextmanager
-def private_postgres() -> Iterator[str]:
-    """A fresh, migrated database; dropped (WITH FORCE) on exit."""
-    from broadcaster import migrate
-
-    base = os.environ.get("BROADCASTER_BENCH_POSTGRES_URL") or os.environ.get("BENCH_PG_URL") or DEFAULT_PG
-    admin_url = base.replace("postgresql://", "postgresql+psycopg://", 1)
-    name = f"bench_audience_{os.getpid()}_{uuid.uuid4().hex[:6]}"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-    try:
-        migrate.upgrade(url)
-        yield url
-    finally:
-        from broadcaster.db import reset_engine
-
-        reset_engine()
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
@@ -95,7 +67,7 @@ def main() -> int:
     args = parser.parse_args()
     n = args.subscribers
     out: dict[str, Any] = {"subscribers": n}
-    with private_postgres() as url:
+    with private_postgres("audience") as url:
         os.environ.update({"DATABASE_URL": url, "LOG_LEVEL": "WARNING"})
         from broadcaster.db import reset_engine, session_scope
         from broadcaster.delivery import audience
