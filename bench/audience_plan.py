@@ -6,8 +6,9 @@ fan-out run, and its plan, next to baselines measured in the same run on the sam
     BENCH_PG_URL=postgresql://postgres@127.0.0.1:5432/test \
         .venv/bin/python bench/audience_plan.py
 
-A private database (bench/contention.py private_postgres) is created, migrated, seeded (tests/delivery/audience_plan.py: 1% in category `target`,
-1% following service `target-svc`, 0.1% "chose nothing") and dropped at the end, even on error.
+A private database (bench/contention.py private_postgres) is created, migrated, seeded
+(tests/delivery/audience_plan.py: 1% in category `target`, 1% following service `target-svc`,
+0.1% "chose nothing") and dropped at the end, even on error.
 
 Baselines:
   - COUNT(*) of the whole subscribers table (a full scan: what any "scan" plan costs at least), with
