@@ -167,6 +167,33 @@ def test_two_channels_count_once_latest_wins_both_kept(client, admin, fake, aske
     assert _counts(_tally(client, admin, uid)) == {"1": {}, "2": {"email": 1}}
 
 
+def test_sms_changed_answers_move_the_tally_once(client, admin, fake, asked):
+    """Latest wins by SMS too (PostgreSQL answers SMS in a few plain statements): a change moves the person's
+    counter, the same answer again or a retry of a MessageSid moves nothing."""
+    uid = asked["id"]
+    sms(client, PHONES[0], "1", sid="SMa")
+    changed = sms(client, PHONES[0], "2", sid="SMb")
+    assert "I need help" in changed.text
+    assert _counts(_tally(client, admin, uid)) == {"1": {}, "2": {"sms": 1}}
+    sms(client, PHONES[0], "2 help", sid="SMc")  # the same answer again: stored, not counted
+    assert sms(client, PHONES[0], "2", sid="SMb").text == changed.text  # a retry: the same reply
+    assert _counts(_tally(client, admin, uid)) == {"1": {}, "2": {"sms": 1}}
+    assert client.post(_email_link(fake, "s0001@example.org", "1")).status_code == 200
+    assert _counts(_tally(client, admin, uid)) == {"1": {"email": 1}, "2": {}}
+    sms(client, PHONES[0], "2", sid="SMd")
+    body = _tally(client, admin, uid)
+    assert _counts(body) == {"1": {}, "2": {"sms": 1}}
+    assert (body["answered"], body["no_answer_yet"], body["unrecognised"]) == (1, 2, 0)
+    received = client.get(f"/v1/updates/{uid}/responses/received", headers=admin).json()["items"]
+    assert [(r["channel"], r["option_key"], r["counted"]) for r in received] == [
+        ("sms", "2", True),
+        ("email", "1", True),
+        ("sms", "2", False),
+        ("sms", "2", True),
+        ("sms", "1", True),
+    ]
+
+
 def test_voice_digit_through_the_signed_gather_action(client, admin, fake, asked):
     import re
 
