@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, literal, select, union_all
+from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, text, union_all
 from sqlalchemy.orm import Session, aliased, object_session
 
 from broadcaster.areas.service import area_condition
@@ -52,6 +52,21 @@ def _some(ids: Any) -> bool:
     return not isinstance(ids, list) or bool(ids)
 
 
+def _reach_ids(update: Update) -> tuple[Any, Any]:
+    """(category ids, service ids) the update reaches through, each None when that branch is not used (ids
+    are literal lists inside a session, else subqueries on the slugs)."""
+    incident = update.incident
+    session = object_session(update)
+    audience = update.audience or {}
+    overridden = audience.get("categories")
+    category_ids = _ids(session, Category, list(overridden)) if overridden else [incident.category.id]
+    service_ids = _ids(session, Service, list(incident.affected_services or []))
+    reach = incident.category.reach or "either"
+    by_category = _some(category_ids) and (reach != "services" or not _some(service_ids))
+    by_service = _some(service_ids) and reach != "category"
+    return (category_ids if by_category else None), (service_ids if by_service else None)
+
+
 def reach_branches(update: Update) -> list[Any]:
     """SELECTs of subscriber ids the update reaches by category, followed service or "everything" (the
     routing map's `reach`); their union is the audience before channel, consent, tag and locale filters.
@@ -62,34 +77,70 @@ def reach_branches(update: Update) -> list[Any]:
     - "either" (default): both.
     Subscribers who chose no category and no service (`all_categories`) are in every audience.
     """
-    incident = update.incident
-    session = object_session(update)
-    audience = update.audience or {}
-    overridden = audience.get("categories")
-    category_ids = _ids(session, Category, list(overridden)) if overridden else [incident.category.id]
-    service_ids = _ids(session, Service, list(incident.affected_services or []))
-    reach = incident.category.reach or "either"
+    category_ids, service_ids = _reach_ids(update)
     everyone = aliased(Subscriber, name="everyone")
     branches: list[Any] = [select(everyone.id).where(everyone.all_categories)]
-    if _some(category_ids) and (reach != "services" or not _some(service_ids)):
+    if category_ids is not None:
         branches.append(
             select(SubscriberCategory.subscriber_id).where(SubscriberCategory.category_id.in_(category_ids))
         )
-    if _some(service_ids) and reach != "category":
+    if service_ids is not None:
         branches.append(select(SubscriberService.subscriber_id).where(SubscriberService.service_id.in_(service_ids)))
     return branches
+
+
+def reach_exists(update: Update) -> ColumnElement[bool]:
+    """The reach as `all_categories OR EXISTS (category row) OR EXISTS (service row)` for each subscriber:
+    PostgreSQL plans it as a scan of `subscribers` with (hashed) subplans, or, when another condition drives
+    the query (an area's ids), as one join-table index probe per candidate."""
+    category_ids, service_ids = _reach_ids(update)
+    parts: list[ColumnElement[bool]] = [Subscriber.all_categories.is_(True)]
+    if category_ids is not None:
+        sc = aliased(SubscriberCategory, name="sc")
+        parts.append(
+            exists().where(sc.subscriber_id == Subscriber.id, sc.category_id.in_(category_ids)).correlate(Subscriber)
+        )
+    if service_ids is not None:
+        ss = aliased(SubscriberService, name="ss")
+        parts.append(
+            exists().where(ss.subscriber_id == Subscriber.id, ss.service_id.in_(service_ids)).correlate(Subscriber)
+        )
+    return or_(*parts)
+
+
+#: a reach of at least this share of the subscribers (PostgreSQL's `reltuples`) is "large": see
+#: `large_reach`
+LARGE_SHARE = 0.05
+#: ... and of at least this many subscribers (below it, any plan is quick)
+LARGE_MIN = 1000
+
+
+def large_reach(session: Session | None, update: Update) -> bool:
+    """Whether the update's reach is large on PostgreSQL: the branches' rows (index-only counts, duplicates
+    included), counted up to LARGE_SHARE of the table at most, reach that share. False outside a session,
+    on SQLite, or when the branch ids are not literal."""
+    if session is None or session.get_bind().dialect.name != "postgresql":
+        return False
+    branches = reach_branches(update)
+    if any(not isinstance(ids, list) for ids in _reach_ids(update) if ids is not None):
+        return False
+    rows = session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = CAST('subscribers' AS regclass)"))
+    threshold = max(int(float(rows or 0) * LARGE_SHARE), LARGE_MIN)
+    capped = union_all(*branches).limit(threshold).subquery()
+    return int(session.scalar(select(func.count()).select_from(capped)) or 0) >= threshold
 
 
 def subscriber_conditions(update: Update, kind: ChannelKind) -> list[ColumnElement[bool]]:
     """WHERE clauses selecting the subscribers `update` reaches on a channel of `kind`.
 
-    The reach is `subscribers.id IN (<union of index lookups>)` (see `reach_branches`): PostgreSQL runs it
-    as a semi-join, each branch an index(-only) scan and each subscriber fetched by primary key, so a 1%
-    audience never reads the other 99% (tests/delivery/test_audience_plan.py checks the plan). PostgreSQL
-    has no statistics for a UNION's output and guesses 200 distinct ids, so a large audience is planned
-    the same way: one primary-key lookup per recipient (a `SELECT DISTINCT` around it does not change the
-    guess). That makes 1M-recipient fan-out planning 1.74x a COPY instead of 1.17x: see docs/delivery.md,
-    known limits, for the figures and the fix to do."""
+    The reach takes one of two forms (tests/delivery/test_audience_plan.py checks both plans):
+    - small reach (the usual case): `subscribers.id IN (<union of index lookups>)` (see `reach_branches`):
+      PostgreSQL runs it as a semi-join, each branch an index(-only) scan and each subscriber fetched by
+      primary key, so a 1% audience never reads the other 99%. PostgreSQL has no statistics for a UNION's
+      output and guesses 200 distinct ids, so this form is only used when `large_reach` says it is small;
+    - large reach (>= 5% of the table, PostgreSQL), or any reach with an area: `reach_exists`, so a large
+      audience is one scan of `subscribers` rather than a primary-key lookup per recipient, and an area's
+      ids drive the query (a join-table probe per person in the area, never the whole category hashed)."""
     conds: list[ColumnElement[bool]] = []
     if kind is ChannelKind.email:
         conds += [
@@ -107,13 +158,17 @@ def subscriber_conditions(update: Update, kind: ChannelKind) -> list[ColumnEleme
     if update.test:
         conds.append(Subscriber.test_group.is_(True))
     audience = update.audience or {}
-    conds.append(Subscriber.id.in_(union_all(*reach_branches(update))))
+    area = area_condition(None, update)  # only the subscribers inside the update's area
+    if area is not None or large_reach(object_session(update), update):
+        conds.append(reach_exists(update))
+    else:
+        conds.append(Subscriber.id.in_(union_all(*reach_branches(update))))
     if audience.get("tags"):
         tagged = select(SubscriberTag.subscriber_id).where(SubscriberTag.tag.in_(sorted(set(audience["tags"]))))
         conds.append(Subscriber.id.in_(tagged))
     if audience.get("locales"):
         conds.append(Subscriber.locale.in_(list(audience["locales"])))
-    if (area := area_condition(None, update)) is not None:  # only the subscribers inside the update's area
+    if area is not None:
         conds.append(area)
     return conds
 
