@@ -794,8 +794,10 @@ def _answer_sms_postgresql(session: Session, sender: str, body: str, sid: str | 
     MessageSid change nothing and get the first answer's reply; tallies moved in the answer's transaction)."""
     from broadcaster.models.responses import TALLY_SHARDS
 
-    conn = session.connection()
-    found = conn.exec_driver_sql(_LOOKUP_SQL, {"phone": sender}).first()
+    # the DB-API cursor of the session's connection (same transaction): no SQLAlchemy result machinery
+    cursor = session.connection().connection.cursor()
+    cursor.execute(_LOOKUP_SQL, {"phone": sender})
+    found = cursor.fetchone()
     params: dict[str, Any] = {
         "q": None,
         "s": None,
@@ -822,7 +824,10 @@ def _answer_sms_postgresql(session: Session, sender: str, body: str, sid: str | 
             params["counted"] = moves
             params["shard"] = int(subscriber_id) % TALLY_SHARDS
             sql = _FIRST_ANSWER_SQL if moves and previous[0] is None else _ANSWER_SQL
-    new_id = conn.exec_driver_sql(sql, params).scalar()
+    cursor.execute(sql, params)
+    stored = cursor.fetchone()
+    cursor.close()
+    new_id = stored[0] if stored is not None else None
     if new_id is None:  # a retry of a stored MessageSid (waited for the first one's commit when both raced)
         existing = _existing(session, "sms", sid)
         if existing is None:
