@@ -174,3 +174,45 @@ def test_presentation_helpers_and_a_deleted_named_area(client, admin, located, d
         update = session.get(Update, upd["id"])
         assert [s.geom_type for s in area_geometries(session, update)] == ["Polygon"]
         assert area_description(session, update) == "north, within 1.5 km of 40.00000, -74.00000"
+
+
+def test_area_with_category_and_service_reach(client, admin, draft, preview_count, sent_to):
+    """With an area the reach is written per branch (`EXISTS`, delivery/audience.py `reach_exists`): inside the
+    area, the category's subscribers, the affected service's followers and those who chose nothing; not the
+    subscribers of another category, nor anyone outside."""
+    for slug in ("gas",):
+        assert client.post("/v1/categories", headers=admin, json={"slug": slug, "name": "Gas"}).status_code == 201
+    assert client.post("/v1/services", headers=admin, json={"slug": "pumps", "name": "Pumps"}).status_code == 201
+
+    def person(n: int, lat: float, **choices: list[str]) -> int:
+        body = {"phone": f"+1555300{n:04d}", "name": f"p{n}", "lat": lat, "lon": -73.5} | choices
+        resp = client.post("/v1/subscribers", headers=admin, json=body)
+        assert resp.status_code == 201, resp.text
+        return int(resp.json()["id"])
+
+    inside = [
+        person(1, 40.6, categories=["water"]),
+        person(2, 40.6, services=["pumps"]),
+        person(3, 40.6),
+    ]
+    person(4, 40.6, categories=["gas"])
+    person(5, 45.0, categories=["water"])
+    person(6, 45.0)
+    inc = client.post(
+        "/v1/incidents",
+        headers=admin,
+        json={"title": "Pumps", "category": "water", "severity": "major", "affected_services": ["pumps"]},
+    )
+    assert inc.status_code == 201, inc.text
+    upd = client.post(
+        f"/v1/incidents/{inc.json()['id']}/updates",
+        headers=admin,
+        json={
+            "body": "Pumps down.",
+            "summary": "Pumps",
+            "area": {"polygon": {"type": "Polygon", "coordinates": [OUTER]}},
+        },
+    )
+    assert upd.status_code == 201, upd.text
+    assert preview_count(upd.json()["id"]) == len(inside)
+    assert sent_to(upd.json()["id"]) == _phones(client, admin, inside)
