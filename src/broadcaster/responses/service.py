@@ -823,7 +823,8 @@ def _answer_sms_postgresql(session: Session, sender: str, body: str, sid: str | 
             moves = previous != (params["key"], "sms")
             params["counted"] = moves
             params["shard"] = int(subscriber_id) % TALLY_SHARDS
-            sql = _FIRST_ANSWER_SQL if moves and previous[0] is None else _ANSWER_SQL
+            first = previous[0] is None or previous[1] is None  # nothing counted yet: only the +1
+            sql = _FIRST_ANSWER_SQL if moves and first else _ANSWER_SQL
     cursor.execute(sql, params)
     stored = cursor.fetchone()
     cursor.close()
