@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from tests.responses.escalation_helpers import (
+from tests.twoway.escalation_helpers import (
     actions,
     add_people,
     answer,
@@ -269,7 +269,7 @@ def test_a_resend_is_dropped_for_someone_who_answered_before_the_worker_sent_it(
 def test_a_runner_killed_before_its_commit_leaves_nothing_and_the_next_takes_the_step_once(
     client, admin, emergency_category, monkeypatch
 ):
-    from tests.responses.escalation_helpers import count
+    from tests.twoway.escalation_helpers import count
 
     from broadcaster.models.delivery import Delivery
     from broadcaster.models.responses import EscalationAction
@@ -409,7 +409,7 @@ def test_two_runners_take_each_step_exactly_once(client, admin, emergency_catego
     (SKIP LOCKED; the unique escalation action is the backstop)."""
     import threading
 
-    from tests.responses.escalation_helpers import count
+    from tests.twoway.escalation_helpers import count
 
     from broadcaster.models.responses import EscalationAction
     from broadcaster.responses.escalation_runner import Escalator

@@ -7,7 +7,7 @@ from importlib import resources
 
 import xmlschema
 from lxml import etree
-from tests.responses.conftest import new_update
+from tests.twoway.conftest import new_update
 
 CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
 

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 import pytest
-from tests.responses.conftest import EMAILS, PHONES, QUESTION, local, new_update
+from tests.twoway.conftest import EMAILS, PHONES, QUESTION, local, new_update
 
 LONG = "x" * 41
 

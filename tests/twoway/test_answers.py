@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from tests.responses.conftest import PHONES, local, sms, twilio_post
+from tests.twoway.conftest import PHONES, local, sms, twilio_post
 
 OPTIONS = [
     {"key": "1", "label": "I'm safe", "keywords": ["SAFE", "OK", "YES"]},

@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
-from tests.responses.escalation_helpers import add_people
+from tests.twoway.escalation_helpers import add_people
 
 from broadcaster import clock
 from broadcaster.fakes.counting import accepted, per_recipient, sends
