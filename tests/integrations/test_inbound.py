@@ -29,7 +29,10 @@ def _incidents() -> list:
     from broadcaster.models import Incident
 
     with _db() as s:
-        return [(i.id, i.title, i.severity, i.status, list(i.affected_services)) for i in s.scalars(select(Incident))]
+        return [
+            (i.id, i.title, i.severity, i.status, list(i.affected_services))
+            for i in s.scalars(select(Incident).order_by(Incident.id))
+        ]
 
 
 def _updates(state: str | None = None) -> list:
