@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from broadcaster import __version__
+from broadcaster.delivery.inbound_fastpath import TwilioInboundFastPath
 from broadcaster.deps import no_nul_in_parameters
 from broadcaster.errors import install_error_handlers
 from broadcaster.middleware import BodyLimitMiddleware, IdempotencyMiddleware, PageSecurityMiddleware
@@ -124,4 +125,6 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         allowed_origins=settings.form_allowed_origins,
         frame_ancestors=settings.frame_ancestors,
     )
+    # outermost: answers plain SMS answers without FastAPI's request machinery (issue 12); all else passes on
+    app.add_middleware(TwilioInboundFastPath)
     return app

@@ -416,6 +416,11 @@ START_WORDS = {"START", "YES", "UNSTOP", "OPTIN"}
 HELP_WORDS = {"HELP", "INFO"}
 
 
+def help_text(org: str) -> str:
+    """The reply to HELP (also sent by the inbound fast path, delivery/inbound_fastpath.py)."""
+    return f"{org} alerts. Reply STOP to unsubscribe, START to resubscribe. Msg&data rates may apply."
+
+
 def _twiml(message: str | None) -> Response:
     from twilio.twiml.messaging_response import MessagingResponse
 
@@ -452,7 +457,7 @@ def twilio_inbound(params: TwilioForm, session: SessionDep) -> Response:
         answer_sms(session, params, reply=False)
         return _twiml(None)
     if word in HELP_WORDS:
-        return _twiml(f"{org} alerts. Reply STOP to unsubscribe, START to resubscribe. Msg&data rates may apply.")
+        return _twiml(help_text(org))
     return _twiml(answer_sms(session, params))
 
 
