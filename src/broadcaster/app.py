@@ -6,6 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
@@ -14,6 +15,7 @@ from broadcaster.delivery.inbound_fastpath import TwilioInboundFastPath
 from broadcaster.deps import no_nul_in_parameters
 from broadcaster.errors import install_error_handlers
 from broadcaster.middleware import BodyLimitMiddleware, IdempotencyMiddleware, PageSecurityMiddleware
+from broadcaster.responses.answer_writer import SmsAnswerWriter
 from broadcaster.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +46,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.worker_in_process and app.state.run_worker:
             await stop_background(app)
         await stop_public(app)
+        # answers still queued are applied (and answered) before the process goes
+        await anyio.to_thread.run_sync(app.state.sms_answer_writer.close)
 
 
 def create_app(*, run_worker: bool = True) -> FastAPI:
@@ -126,5 +130,6 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         frame_ancestors=settings.frame_ancestors,
     )
     # outermost: answers plain SMS answers without FastAPI's request machinery (issue 12); all else passes on
-    app.add_middleware(TwilioInboundFastPath)
+    app.state.sms_answer_writer = SmsAnswerWriter()
+    app.add_middleware(TwilioInboundFastPath, writer=app.state.sms_answer_writer)
     return app

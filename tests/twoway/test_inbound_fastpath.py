@@ -110,13 +110,13 @@ def test_fast_path_answers_as_the_route(client, asked, monkeypatch):
     """The same signed requests, answered by the fast path and by the route (an `Origin` header that the
     app accepts sends a request to the route): same status, content type and body."""
     calls = {"n": 0}
-    answer = fp._answer
+    answer = fp.TwilioInboundFastPath._answer
 
-    def counting(params):
+    async def counting(self, params):
         calls["n"] += 1
-        return answer(params)
+        return await answer(self, params)
 
-    monkeypatch.setattr(fp, "_answer", counting)
+    monkeypatch.setattr(fp.TwilioInboundFastPath, "_answer", counting)
     routed_headers = {"Origin": "http://testserver"}
 
     fast = sms(client, PHONES[0], "safe", sid="SMfast1")
@@ -152,10 +152,10 @@ def test_fast_path_answers_as_the_route(client, asked, monkeypatch):
 
 
 def test_errors_in_the_answer_go_to_the_route(client, asked, monkeypatch):
-    def broken(params):
+    async def broken(self, params):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(fp, "_answer", broken)
+    monkeypatch.setattr(fp.TwilioInboundFastPath, "_answer", broken)
     resp = sms(client, PHONES[2], "safe")
     assert resp.status_code == 200, resp.text  # the route answered it
     assert b"<Message>" in resp.content

@@ -5,9 +5,10 @@ parsing, dependency injection, twilio's RequestValidator, TwiML building). `Twil
 outermost middleware of the app, answers a plain answer itself: it reads the body, parses it with
 `urllib.parse.parse_qsl`, checks `X-Twilio-Signature` with hmac/hashlib exactly as
 `receipts.twilio_signature_ok` does (HMAC-SHA1 over the public URL + sorted key+value pairs, with and without
-the default port), refuses a forged or unsigned request with the route's 403, and runs
-`responses.service.answer_sms` in a worker thread (the database work never runs on the event loop), replying
-with TwiML built from a string template.
+the default port), refuses a forged or unsigned request with the route's 403, and stores the answer (on
+PostgreSQL through the batch writer, `responses/answer_writer.py`, which replies once the batch committed; on
+SQLite `responses.service.answer_sms` in a worker thread: the database work never runs on the event loop),
+replying with TwiML built from a string template.
 
 Everything else goes to the FastAPI route unchanged (the body read here is replayed to it): STOP/START words,
 NUL characters (422), bodies without a Content-Length or over MAX_BODY_BYTES (413), a query string, another
@@ -29,7 +30,11 @@ from urllib.parse import parse_qsl, urlparse
 import anyio.to_thread
 from starlette.responses import Response
 
+from broadcaster import clock
+from broadcaster.db import get_engine
 from broadcaster.errors import error_response
+from broadcaster.responses.answer_writer import SmsAnswerWriter
+from broadcaster.responses.sms_answers import SmsAnswer
 from broadcaster.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -97,8 +102,17 @@ def _answer(params: dict[str, str]) -> str | None:
 class TwilioInboundFastPath:
     """Pure-ASGI middleware, added last (outermost) in `create_app`."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, writer: SmsAnswerWriter | None = None) -> None:
         self.app = app
+        self.writer = writer or SmsAnswerWriter()
+
+    async def _answer(self, params: dict[str, str]) -> str | None:
+        """On PostgreSQL, through the batch writer (`responses/answer_writer.py`); else in a worker thread."""
+        sender = params.get("From", "")
+        if sender and get_engine().dialect.name == "postgresql":
+            sid = params.get("MessageSid") or params.get("SmsSid") or None
+            return await self.writer.submit(SmsAnswer(sender, params.get("Body", ""), sid, clock.now()))
+        return await anyio.to_thread.run_sync(_answer, params)
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != INBOUND_PATH or scope["method"] != "POST":
@@ -163,7 +177,7 @@ class TwilioInboundFastPath:
             reply: str | None = help_text(settings.org_name)
         else:
             try:
-                reply = await anyio.to_thread.run_sync(_answer, params)
+                reply = await self._answer(params)
             except Exception:
                 # rolled back: the route runs it again, and its error handlers answer what it raises
                 log.info("inbound SMS fast path: the answer raised; handing the request to the route", exc_info=True)
