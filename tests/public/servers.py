@@ -20,9 +20,16 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+class ServiceURL(str):
+    """The base URL of a service started by `run_service`, with the PID of its process (tests that kill it)."""
+
+    pid: int
+
+
 @contextmanager
-def run_service(db_url: str, workdir: Path, **env: str) -> Iterator[str]:
-    """uvicorn on a free port against `db_url`; yields the base URL; stopped (by PID) afterwards."""
+def run_service(db_url: str, workdir: Path, **env: str) -> Iterator[ServiceURL]:
+    """uvicorn on a free port against `db_url`; yields the base URL (`.pid`: its process); stopped (by PID)
+    afterwards."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     full_env = {
@@ -55,7 +62,9 @@ def run_service(db_url: str, workdir: Path, **env: str) -> Iterator[str]:
             if time.monotonic() > deadline:
                 raise RuntimeError("uvicorn did not start within 30 s")
             time.sleep(0.1)
-        yield base
+        url = ServiceURL(base)
+        url.pid = proc.pid
+        yield url
     finally:
         proc.terminate()
         try:
