@@ -133,3 +133,32 @@ def test_every_channel_asks_in_its_own_way(client, admin, fake, asked):
     q = client.get(f"/v1/updates/{asked['id']}/question", headers=admin).json()
     assert q["state"] == "open" and q["recipients"] == 3
     assert QUESTION["text"] == q["text"]
+
+
+def test_a_draft_preview_shows_its_question_before_anything_is_saved(client, admin, emergency_category):
+    """POST /v1/preview (the console's compose form, nothing stored) renders the draft's question per channel."""
+    draft = {
+        "category": "emergency",
+        "severity": "major",
+        "update": {
+            "body": "Flooding in the north district.",
+            "summary": "Flooding (north)",
+            "channels": ["twilio-sms", "twilio-voice", "sendgrid", "webhook"],
+            "question": QUESTION,
+        },
+    }
+    resp = client.post("/v1/preview", headers=admin, json=draft)
+    assert resp.status_code == 200, resp.text
+    by = {c["channel"]: c for c in resp.json()["channels"]}
+    assert by["twilio-sms"]["text"].endswith("Are you safe? Reply 1 for I'm safe, 2 for I need help.")
+    assert "Press 1 for I'm safe. Press 2 for I need help." in by["twilio-voice"]["text"]
+    assert "-answer_url_1-" in by["sendgrid"]["html"] and "-answer_url_2-" in by["sendgrid"]["html"]
+    assert "Are you safe? (1 = I'm safe, 2 = I need help)" in by["webhook"]["text"]
+    # nothing was stored, and a bad question is refused naming its field
+    assert client.get("/v1/incidents", headers=admin).json()["items"] == []
+    bad = client.post(
+        "/v1/preview",
+        headers=admin,
+        json={**draft, "update": {**draft["update"], "question": {"text": "?", "options": [{"label": "x"}]}}},
+    )
+    assert bad.status_code == 422 and "question" in bad.json()["field"]

@@ -224,4 +224,8 @@ def draft_update(session: Session, data: DraftPreviewIn) -> Update:
         validate_update_area(session, update.area, field="update.area")
     update.incident = incident
     update.incident_id = incident.id
+    if body.question is not None:
+        from broadcaster.responses.service import attach_draft_question
+
+        attach_draft_question(update, body.question)
     return update

@@ -7,6 +7,7 @@ open question, moves their latest answer and the tally counters in the same tran
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -141,14 +142,28 @@ def question_out(question: Question) -> QuestionOut:
     )
 
 
+#: the question of a draft being previewed (POST /v1/preview): a transient Question, never added to a session
+_DRAFT_QUESTIONS: weakref.WeakKeyDictionary[Update, Question] = weakref.WeakKeyDictionary()
+
+
+def attach_draft_question(update: Update, data: QuestionIn) -> None:
+    """Preview an unsaved update with its question: every channel renders it as it would once saved."""
+    _DRAFT_QUESTIONS[update] = Question(id=0, text=data.text, options=data.stored_options(), state=DRAFT, recipients=0)
+
+
 def render_context(session: Session | None, update: Update) -> dict[str, Any] | None:
     """What the templates get as `question` (None when the update asks nothing): text, options with the
     digit to press and the e-mail placeholder of their signed link, and the webhook response URL."""
     from sqlalchemy import inspect as sa_inspect
 
-    if session is None or update.id is None or sa_inspect(update).session is None:
-        return None  # an unsaved update (a draft preview) or a detached one: no question to look up
-    question = update.question
+    question: Question | None
+    draft = _DRAFT_QUESTIONS.get(update)
+    if draft is not None:
+        question = draft  # an unsaved update (a draft preview) with its question
+    elif session is None or update.id is None or sa_inspect(update).session is None:
+        return None  # an unsaved update without a question, or a detached one: no question to look up
+    else:
+        question = update.question
     if question is None:
         return None
     from broadcaster.responses.links import PLACEHOLDER, webhook_response_url
