@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from tests.provider_env import use_fake_provider
 
 
 def square(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> list[list[float]]:
@@ -15,21 +16,11 @@ def square(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> li
 
 
 @pytest.fixture
-def fake(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The fake provider server with every adapter pointed at it (SMS through the real Twilio SDK)."""
-    from broadcaster.channels.registry import adapter_classes
-    from broadcaster.fakes.testing import running_fake
-    from broadcaster.settings import get_settings
-
-    with running_fake() as running:
-        for key, value in running.env(webhook=False).items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("TWILIO_SMS_RATE_PER_SECOND", "100000")
-        monkeypatch.setenv("SENDGRID_RATE_PER_SECOND", "100000")
-        monkeypatch.setenv("WORKER_POLL_SECONDS", "0.05")
-        get_settings.cache_clear()
-        adapter_classes.cache_clear()
-        yield running
+def fake(fake: Any, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811  (tests/conftest.py)
+    """The module's fake provider server with every adapter pointed at it (SMS through the real Twilio SDK)."""
+    return use_fake_provider(
+        fake, monkeypatch, webhook=False, TWILIO_SMS_RATE_PER_SECOND="100000", SENDGRID_RATE_PER_SECOND="100000"
+    )
 
 
 @pytest.fixture

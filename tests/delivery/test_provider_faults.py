@@ -7,27 +7,22 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from sqlalchemy import select
+from tests.provider_env import use_fake_provider
 
 
 @pytest.fixture
-def fake(db_url, monkeypatch):
-    from broadcaster.channels.registry import adapter_classes
-    from broadcaster.fakes.testing import running_fake
-    from broadcaster.settings import get_settings
-
-    with running_fake() as running:
-        for key, value in running.env(webhook=False).items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("TWILIO_SMS_RATE_PER_SECOND", "100000")
-        monkeypatch.setenv("SENDGRID_RATE_PER_SECOND", "100000")
-        monkeypatch.setenv("PROVIDER_TIMEOUT_SECONDS", "0.5")
-        monkeypatch.setenv("RETRY_BASE_SECONDS", "0.01")
-        monkeypatch.setenv("RETRY_MAX_SECONDS", "0.05")
-        monkeypatch.setenv("RETRY_MAX_ATTEMPTS", "5")
-        monkeypatch.setenv("WORKER_POLL_SECONDS", "0.05")
-        get_settings.cache_clear()
-        adapter_classes.cache_clear()
-        yield running
+def fake(fake, db_url, monkeypatch):  # noqa: F811  (the module's fake provider, tests/conftest.py)
+    return use_fake_provider(
+        fake,
+        monkeypatch,
+        webhook=False,
+        TWILIO_SMS_RATE_PER_SECOND="100000",
+        SENDGRID_RATE_PER_SECOND="100000",
+        PROVIDER_TIMEOUT_SECONDS="0.5",
+        RETRY_BASE_SECONDS="0.01",
+        RETRY_MAX_SECONDS="0.05",
+        RETRY_MAX_ATTEMPTS="5",
+    )
 
 
 def _rows(bid: int) -> list:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.provider_env import use_fake_provider
 
 PUBLIC = ["+15550000001", "+15550000002", "+15550000003"]
 TESTERS = ["+15550000004", "+15550000005"]
@@ -18,20 +19,15 @@ CHANNELS = ["twilio-sms", "twilio-voice", "sendgrid", "x", "webhook", "banner"]
 
 
 @pytest.fixture
-def fake(db_url, monkeypatch):
-    from broadcaster.channels.registry import adapter_classes
-    from broadcaster.fakes.testing import running_fake
-    from broadcaster.settings import get_settings
-
-    with running_fake() as running:
-        for key, value in running.env(webhook=True).items():
-            monkeypatch.setenv(key, value)
-        for name in ("TWILIO_SMS_RATE_PER_SECOND", "TWILIO_VOICE_RATE_PER_SECOND", "SENDGRID_RATE_PER_SECOND"):
-            monkeypatch.setenv(name, "100000")
-        monkeypatch.setenv("WORKER_POLL_SECONDS", "0.05")
-        get_settings.cache_clear()
-        adapter_classes.cache_clear()
-        yield running
+def fake(fake, db_url, monkeypatch):  # noqa: F811  (the module's fake provider, tests/conftest.py)
+    return use_fake_provider(
+        fake,
+        monkeypatch,
+        webhook=True,
+        TWILIO_SMS_RATE_PER_SECOND="100000",
+        TWILIO_VOICE_RATE_PER_SECOND="100000",
+        SENDGRID_RATE_PER_SECOND="100000",
+    )
 
 
 @pytest.fixture

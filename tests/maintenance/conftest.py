@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+from tests.provider_env import use_fake_provider
 
 from .helpers import API_FOLLOWER, CATEGORY_FAN, OUTSIDER, T0
 
@@ -22,20 +23,10 @@ def clock_at() -> Iterator[Callable[[datetime], None]]:
 
 
 @pytest.fixture
-def fake(db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    from broadcaster.channels.registry import adapter_classes
-    from broadcaster.fakes.testing import running_fake
-    from broadcaster.settings import get_settings
-
-    with running_fake() as running:
-        for key, value in running.env(webhook=True).items():
-            monkeypatch.setenv(key, value)
-        monkeypatch.setenv("TWILIO_SMS_RATE_PER_SECOND", "100000")
-        monkeypatch.setenv("WORKER_POLL_SECONDS", "0.05")
-        monkeypatch.setenv("APPROVAL_AUDIENCE_THRESHOLD", "0")
-        get_settings.cache_clear()
-        adapter_classes.cache_clear()
-        yield running
+def fake(fake: Any, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811  (tests/conftest.py)
+    return use_fake_provider(
+        fake, monkeypatch, webhook=True, TWILIO_SMS_RATE_PER_SECOND="100000", APPROVAL_AUDIENCE_THRESHOLD="0"
+    )
 
 
 @pytest.fixture

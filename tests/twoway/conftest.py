@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from tests.delivery.conftest import add_subscribers, drain  # noqa: F401  (fixtures reused)
+from tests.provider_env import use_fake_provider
 
 PHONES = ["+15550000001", "+15550000002", "+15550000003"]
 EMAILS = ["s0001@example.org", "s0002@example.org", "s0003@example.org"]
@@ -20,22 +21,17 @@ QUESTION = {
 
 
 @pytest.fixture
-def fake(db_url, monkeypatch):
-    from broadcaster.channels.registry import adapter_classes
-    from broadcaster.fakes.testing import running_fake
-    from broadcaster.settings import get_settings
-
-    with running_fake() as running:
-        for key, value in running.env(webhook=True).items():
-            monkeypatch.setenv(key, value)
-        for name in ("TWILIO_SMS_RATE_PER_SECOND", "TWILIO_VOICE_RATE_PER_SECOND", "SENDGRID_RATE_PER_SECOND"):
-            monkeypatch.setenv(name, "100000")
-        monkeypatch.setenv("WORKER_POLL_SECONDS", "0.05")
-        monkeypatch.setenv("SECRET_KEY", "responses-test-secret")
-        monkeypatch.setenv("APPROVAL_SEVERITY", "none")
-        get_settings.cache_clear()
-        adapter_classes.cache_clear()
-        yield running
+def fake(fake, db_url, monkeypatch):  # noqa: F811  (the module's fake provider, tests/conftest.py)
+    return use_fake_provider(
+        fake,
+        monkeypatch,
+        webhook=True,
+        TWILIO_SMS_RATE_PER_SECOND="100000",
+        TWILIO_VOICE_RATE_PER_SECOND="100000",
+        SENDGRID_RATE_PER_SECOND="100000",
+        SECRET_KEY="responses-test-secret",
+        APPROVAL_SEVERITY="none",
+    )
 
 
 def new_update(client, who, *, channels: list[str], question: dict[str, Any] | None = None) -> dict[str, Any]:
