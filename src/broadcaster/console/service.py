@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from broadcaster.domain import ChannelKind, IncidentStatus, Severity, UpdateKind, UpdateState
 from broadcaster.errors import NotFound
 from broadcaster.models import AuditEntry, Category, Incident, Update, User
-from broadcaster.models.delivery import Broadcast
+from broadcaster.models.delivery import Broadcast, update_broadcasts
 from broadcaster.settings import Settings
 from broadcaster.users.session import ConsoleUser
 
@@ -188,12 +188,7 @@ def compose_context(
             "channels": None,
             "status": None,
         }
-        sent = session.scalar(
-            select(Broadcast)
-            .where(Broadcast.update_id == original.id, Broadcast.test.is_(False), Broadcast.kind != "escalation")
-            .order_by(Broadcast.id.desc())
-            .limit(1)
-        )
+        sent = session.scalar(update_broadcasts(original.id).where(Broadcast.test.is_(False)).limit(1))
         fixed_channels = list(sent.channels) if sent is not None else (original.channels or None)
         if draft["kind"] == UpdateKind.cancel.value:
             draft["body"] = f"Please disregard our previous message: {original.body}"[:10_000]

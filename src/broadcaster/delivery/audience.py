@@ -15,7 +15,7 @@ from broadcaster.areas.service import area_condition
 from broadcaster.domain import SUBSCRIBER_KINDS, ChannelKind
 from broadcaster.models import Category, Update
 from broadcaster.models.audience import SubscriberCategory, SubscriberTag
-from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
+from broadcaster.models.delivery import Broadcast, Delivery, Subscriber, update_broadcasts
 from broadcaster.models.services import Service, SubscriberService
 
 #: kinds whose recipients are subscribers (the rest get one pseudo-recipient per broadcast)
@@ -191,23 +191,17 @@ def original_broadcast_id(session: Session, update: Update) -> int | None:
     test send (it must never reach, nor cancel, the live audience)."""
     if update.kind == "normal" or update.corrects_id is None:
         return None
-    # a question's re-sends (kind "escalation") reached only part of the audience: never the original
-    stmt = select(Broadcast.id).where(Broadcast.update_id == update.corrects_id, Broadcast.kind != "escalation")
+    stmt = update_broadcasts(update.corrects_id).with_only_columns(Broadcast.id)
     if update.test:
         stmt = stmt.where(Broadcast.test.is_(True))
-    return session.scalar(stmt.order_by(Broadcast.id.desc()).limit(1))
+    return session.scalar(stmt.limit(1))
 
 
 def corrected_broadcast(session: Session, update: Update) -> Broadcast | None:
     """For a correction/cancel: the latest broadcast of the update it corrects (live or test), else None."""
     if update.kind == "normal" or update.corrects_id is None:
         return None
-    return session.scalar(
-        select(Broadcast)
-        .where(Broadcast.update_id == update.corrects_id, Broadcast.kind != "escalation")
-        .order_by(Broadcast.id.desc())
-        .limit(1)
-    )
+    return session.scalar(update_broadcasts(update.corrects_id).limit(1))
 
 
 def resolved_channels(session: Session, update: Update) -> list[str]:

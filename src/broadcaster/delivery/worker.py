@@ -73,11 +73,8 @@ from broadcaster.delivery.queue import (
 )
 from broadcaster.delivery.retry import RetryStrategy
 from broadcaster.models import utcnow
-from broadcaster.models.delivery import Broadcast, Delivery, idempotency_key
+from broadcaster.models.delivery import ESCALATION_KIND, Broadcast, Delivery, idempotency_key
 from broadcaster.settings import Settings, get_settings
-
-#: the broadcast kind of a question's re-send (broadcaster.responses.escalation_runner)
-ESCALATION_KIND = "escalation"
 
 __all__ = ["CLAIM_PG", "CLAIM_SQLITE", "Claimed", "Outcome", "Worker", "claim", "requeue_expired"]
 

@@ -14,7 +14,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Float, ForeignKey, Index, Integer, SmallInteger, String, Text, text
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    Select,
+    SmallInteger,
+    String,
+    Text,
+    select,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.models.base import Base, BigId, UTCDateTime, utcnow
@@ -83,6 +96,11 @@ class Subscriber(Base):
     )
 
 
+#: the broadcast kind of a question's re-send (broadcaster.responses.escalation_runner): it reached only part of
+#: the update's audience, so it is never "the broadcast of the update" (see `update_broadcasts`)
+ESCALATION_KIND = "escalation"
+
+
 class Broadcast(Base):
     """The fan-out of one published update: planning -> sending -> done, or cancelled."""
 
@@ -93,7 +111,7 @@ class Broadcast(Base):
     update_id: Mapped[int | None] = mapped_column(
         ForeignKey("updates.id", ondelete="CASCADE"), index=True, nullable=True
     )
-    #: update | system
+    #: update | system | escalation (a question's re-send to part of the audience: ESCALATION_KIND)
     kind: Mapped[str] = mapped_column(String(16), default="update")
     #: content of a system message: {"subject": ..., "text": ...}
     message: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
@@ -214,3 +232,12 @@ class RateBucket(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     floor_priority: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
     floor_until: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+def update_broadcasts(update_id: int) -> Select[Broadcast]:
+    """The broadcasts of an update that reached its audience, latest first (a question's re-sends excluded)."""
+    return (
+        select(Broadcast)
+        .where(Broadcast.update_id == update_id, Broadcast.kind != ESCALATION_KIND)
+        .order_by(Broadcast.id.desc())
+    )

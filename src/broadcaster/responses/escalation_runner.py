@@ -46,7 +46,7 @@ from broadcaster.delivery import planner
 from broadcaster.delivery.entrypoints import notify_workers
 from broadcaster.domain import ChannelKind, Priority
 from broadcaster.models import Update, utcnow
-from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
+from broadcaster.models.delivery import ESCALATION_KIND, Broadcast, Delivery, Subscriber
 from broadcaster.models.responses import EscalationAction, Question, QuestionRecipient
 from broadcaster.responses.escalation import (
     SECONDARY,
@@ -66,8 +66,6 @@ log = logging.getLogger(__name__)
 BATCH = 500
 #: people listed by name in the threshold summary (the rest: a link to the full list)
 SUMMARY_LIST = 50
-#: the broadcast kind of a re-send (delivery/content.py renders it as its update, with the question)
-ESCALATION_KIND = "escalation"
 #: `escalation_actions.step` of the threshold (person steps are 1..n; the threshold row has subscriber_id 0)
 THRESHOLD_STEP = 0
 
