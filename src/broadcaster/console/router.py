@@ -166,6 +166,18 @@ def broadcast_page(broadcast_id: int, request: Request, session: SessionDep, use
     return render("broadcast.html", request, user, "incidents", **view)
 
 
+@router.get("/console/updates/{update_id}/responses", response_class=HTMLResponse)
+def responses_page(update_id: int, request: Request, session: SessionDep, user: User) -> Response:
+    """The live tallies of an update's question ("Are you safe?"), needs-help people first; Close question."""
+    if update_id > MAX_ID:
+        return _not_found(request, user, "incidents", NotFound(f"Update {update_id} does not exist."))
+    try:
+        view = service.responses_view(session, update_id)
+    except NotFound as exc:
+        return _not_found(request, user, "incidents", exc)
+    return render("responses.html", request, user, "incidents", **view)
+
+
 @router.get("/console/routing", response_class=HTMLResponse)
 def routing_page(request: Request, user: User) -> Response:
     if (denied := _guard(request, user, "routing")) is not None:

@@ -250,12 +250,29 @@ def pending_updates(session: Session) -> tuple[list[Update], dict[str, str]]:
 # --- broadcasts, channels, subscribers -----------------------------------------------------------------
 
 
+#: people listed on the responses page (needs-help first); the CSV export has everyone
+PEOPLE_SHOWN = 100
+UNRECOGNISED_SHOWN = 20
+
+
 def broadcast_view(session: Session, broadcast_id: int) -> dict[str, Any]:
     from broadcaster.delivery.reports import report
 
     rep = report(session, broadcast_id)
     update = session.get(Update, rep.update_id) if rep.update_id else None
     return {"report": rep, "update": update, "incident": update.incident if update else None}
+
+
+def responses_view(session: Session, update_id: int) -> dict[str, Any]:
+    """An update's question for the response team: tallies per answer, channel and segment, the people who
+    need help first (with contact details), the others who answered, and replies that chose no option."""
+    from broadcaster.responses import service as responses
+
+    tally = responses.responses(session, update_id, limit=PEOPLE_SHOWN, with_segments=True)  # 404 without one
+    unrecognised, _ = responses.list_responses(session, update_id, unrecognised=True, limit=UNRECOGNISED_SHOWN)
+    update = session.get(Update, update_id)
+    assert update is not None  # responses() checked it exists
+    return {"tally": tally, "update": update, "incident": update.incident, "unrecognised": unrecognised}
 
 
 def channels_view(session: Session, settings: Settings) -> list[dict[str, Any]]:
