@@ -32,7 +32,9 @@ unset TWILIO_REGION TWILIO_EDGE || true
 .venv/bin/ruff check src tests bench migrations
 .venv/bin/mypy
 set +e
-.venv/bin/python -m pytest "$@"
+# parallel worker processes (pytest-xdist; each has its own PostgreSQL database, SQLite files and ports):
+# PYTEST_WORKERS=0 runs in this process; the slowest tests are listed at the end
+.venv/bin/python -m pytest -n "${PYTEST_WORKERS:-auto}" --durations=25 "$@"
 rc=$?
 set -e
 if [ "$rc" = "5" ]; then
