@@ -6,6 +6,13 @@ from typing import Any
 
 import pytest
 
+#: provider rate limits high enough never to slow a test down
+UNLIMITED_RATES = {
+    "TWILIO_SMS_RATE_PER_SECOND": "100000",
+    "TWILIO_VOICE_RATE_PER_SECOND": "100000",
+    "SENDGRID_RATE_PER_SECOND": "100000",
+}
+
 
 def use_fake_provider(running: Any, monkeypatch: pytest.MonkeyPatch, *, webhook: bool, **settings: str) -> Any:
     """Set the adapters' credentials and base URLs to `running` (a fake provider handle), a fast worker poll

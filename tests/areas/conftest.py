@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.provider_env import use_fake_provider
+from tests.provider_env import UNLIMITED_RATES, use_fake_provider
 
 
 def square(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> list[list[float]]:
@@ -18,9 +18,7 @@ def square(min_lon: float, min_lat: float, max_lon: float, max_lat: float) -> li
 @pytest.fixture
 def fake(fake: Any, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811  (tests/conftest.py)
     """The module's fake provider server with every adapter pointed at it (SMS through the real Twilio SDK)."""
-    return use_fake_provider(
-        fake, monkeypatch, webhook=False, TWILIO_SMS_RATE_PER_SECOND="100000", SENDGRID_RATE_PER_SECOND="100000"
-    )
+    return use_fake_provider(fake, monkeypatch, webhook=False, **UNLIMITED_RATES)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from sqlalchemy import select
-from tests.provider_env import use_fake_provider
+from tests.provider_env import UNLIMITED_RATES, use_fake_provider
 
 
 @pytest.fixture
@@ -16,8 +16,7 @@ def fake(fake, db_url, monkeypatch):  # noqa: F811  (the module's fake provider,
         fake,
         monkeypatch,
         webhook=False,
-        TWILIO_SMS_RATE_PER_SECOND="100000",
-        SENDGRID_RATE_PER_SECOND="100000",
+        **UNLIMITED_RATES,
         PROVIDER_TIMEOUT_SECONDS="0.5",
         RETRY_BASE_SECONDS="0.01",
         RETRY_MAX_SECONDS="0.05",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from tests.provider_env import use_fake_provider
+from tests.provider_env import UNLIMITED_RATES, use_fake_provider
 
 PUBLIC = ["+15550000001", "+15550000002", "+15550000003"]
 TESTERS = ["+15550000004", "+15550000005"]
@@ -20,14 +20,7 @@ CHANNELS = ["twilio-sms", "twilio-voice", "sendgrid", "x", "webhook", "banner"]
 
 @pytest.fixture
 def fake(fake, db_url, monkeypatch):  # noqa: F811  (the module's fake provider, tests/conftest.py)
-    return use_fake_provider(
-        fake,
-        monkeypatch,
-        webhook=True,
-        TWILIO_SMS_RATE_PER_SECOND="100000",
-        TWILIO_VOICE_RATE_PER_SECOND="100000",
-        SENDGRID_RATE_PER_SECOND="100000",
-    )
+    return use_fake_provider(fake, monkeypatch, webhook=True, **UNLIMITED_RATES)
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from tests.provider_env import use_fake_provider
+from tests.provider_env import UNLIMITED_RATES, use_fake_provider
 
 from .helpers import API_FOLLOWER, CATEGORY_FAN, OUTSIDER, T0
 
@@ -24,9 +24,7 @@ def clock_at() -> Iterator[Callable[[datetime], None]]:
 
 @pytest.fixture
 def fake(fake: Any, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:  # noqa: F811  (tests/conftest.py)
-    return use_fake_provider(
-        fake, monkeypatch, webhook=True, TWILIO_SMS_RATE_PER_SECOND="100000", APPROVAL_AUDIENCE_THRESHOLD="0"
-    )
+    return use_fake_provider(fake, monkeypatch, webhook=True, **UNLIMITED_RATES, APPROVAL_AUDIENCE_THRESHOLD="0")
 
 
 @pytest.fixture

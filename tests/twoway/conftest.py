@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from tests.delivery.conftest import add_subscribers, drain  # noqa: F401  (fixtures reused)
-from tests.provider_env import use_fake_provider
+from tests.provider_env import UNLIMITED_RATES, use_fake_provider
 
 PHONES = ["+15550000001", "+15550000002", "+15550000003"]
 EMAILS = ["s0001@example.org", "s0002@example.org", "s0003@example.org"]
@@ -26,9 +26,7 @@ def fake(fake, db_url, monkeypatch):  # noqa: F811  (the module's fake provider,
         fake,
         monkeypatch,
         webhook=True,
-        TWILIO_SMS_RATE_PER_SECOND="100000",
-        TWILIO_VOICE_RATE_PER_SECOND="100000",
-        SENDGRID_RATE_PER_SECOND="100000",
+        **UNLIMITED_RATES,
         SECRET_KEY="responses-test-secret",
         APPROVAL_SEVERITY="none",
     )

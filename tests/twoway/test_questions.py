@@ -69,17 +69,22 @@ def test_question_is_stored_with_default_keys_and_editable_while_draft(client, a
     assert client.get(f"/v1/updates/{update['id']}/question", headers=admin).status_code == 404
 
 
+def asks_in_every_channel(preview: dict[str, Any]) -> None:
+    """A preview renders the question in each channel's own way."""
+    by = {c["channel"]: c for c in preview["channels"]}
+    assert by["twilio-sms"]["text"].endswith("Are you safe? Reply 1 for I'm safe, 2 for I need help.")
+    assert "Are you safe? Press 1 for I'm safe. Press 2 for I need help." in by["twilio-voice"]["text"]
+    assert "-answer_url_1-" in by["sendgrid"]["html"] and "-answer_url_2-" in by["sendgrid"]["html"]
+    assert "Are you safe? (1 = I'm safe, 2 = I need help)" in by["webhook"]["text"]
+
+
 def test_preview_shows_the_question_per_channel(client, admin, emergency_category):
     update = new_update(client, admin, channels=["twilio-sms", "twilio-voice", "sendgrid", "webhook"])
     resp = client.post(f"/v1/updates/{update['id']}/preview", headers=admin)
     if resp.status_code == 405:
         resp = client.get(f"/v1/updates/{update['id']}/preview", headers=admin)
     assert resp.status_code == 200, resp.text
-    by = {c["channel"]: c for c in resp.json()["channels"]}
-    assert by["twilio-sms"]["text"].endswith("Are you safe? Reply 1 for I'm safe, 2 for I need help.")
-    assert "Are you safe? Press 1 for I'm safe. Press 2 for I need help." in by["twilio-voice"]["text"]
-    assert "-answer_url_1-" in by["sendgrid"]["html"] and "-answer_url_2-" in by["sendgrid"]["html"]
-    assert "Are you safe? (1 = I'm safe, 2 = I need help)" in by["webhook"]["text"]
+    asks_in_every_channel(resp.json())
 
 
 def _requests(fake, provider: str, suffix: str) -> list[Any]:
@@ -149,11 +154,7 @@ def test_a_draft_preview_shows_its_question_before_anything_is_saved(client, adm
     }
     resp = client.post("/v1/preview", headers=admin, json=draft)
     assert resp.status_code == 200, resp.text
-    by = {c["channel"]: c for c in resp.json()["channels"]}
-    assert by["twilio-sms"]["text"].endswith("Are you safe? Reply 1 for I'm safe, 2 for I need help.")
-    assert "Press 1 for I'm safe. Press 2 for I need help." in by["twilio-voice"]["text"]
-    assert "-answer_url_1-" in by["sendgrid"]["html"] and "-answer_url_2-" in by["sendgrid"]["html"]
-    assert "Are you safe? (1 = I'm safe, 2 = I need help)" in by["webhook"]["text"]
+    asks_in_every_channel(resp.json())
     # nothing was stored, and a bad question is refused naming its field
     assert client.get("/v1/incidents", headers=admin).json()["items"] == []
     bad = client.post(
