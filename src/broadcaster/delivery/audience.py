@@ -124,10 +124,21 @@ def large_reach(session: Session | None, update: Update) -> bool:
     branches = reach_branches(update)
     if any(not isinstance(ids, list) for ids in _reach_ids(update) if ids is not None):
         return False
-    rows = session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = CAST('subscribers' AS regclass)"))
-    threshold = max(int(float(rows or 0) * LARGE_SHARE), LARGE_MIN)
-    capped = union_all(*branches).limit(threshold).subquery()
-    return int(session.scalar(select(func.count()).select_from(capped)) or 0) >= threshold
+    reach = union_all(*branches)
+    # answered once per transaction and reach: a preview asks for every channel's count and ETA, and planning
+    # for every channel kind, each with the same branches
+    cache: dict[Any, Any] = session.info.setdefault("large_reach", {})
+    txn = session.get_transaction()
+    if cache.get("txn") is not txn:
+        cache.clear()
+        cache["txn"] = txn
+    key = str(reach.compile(dialect=session.get_bind().dialect, compile_kwargs={"literal_binds": True}))
+    if key not in cache:
+        rows = session.scalar(text("SELECT reltuples FROM pg_class WHERE oid = CAST('subscribers' AS regclass)"))
+        threshold = max(int(float(rows or 0) * LARGE_SHARE), LARGE_MIN)
+        capped = reach.limit(threshold).subquery()
+        cache[key] = int(session.scalar(select(func.count()).select_from(capped)) or 0) >= threshold
+    return bool(cache[key])
 
 
 def subscriber_conditions(update: Update, kind: ChannelKind) -> list[ColumnElement[bool]]:
