@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from fanout import configure, log, ms  # noqa: E402 (bench/fanout.py: the shared helpers)
+from fanout import configure, log, ms, seed_subscribers  # noqa: E402 (bench/fanout.py: the shared helpers)
 
 #: the region the subscribers live in (lon, lat degrees)
 REGION = (-74.3, 40.5, -73.7, 40.95)
@@ -58,42 +58,7 @@ def city_polygon(vertices: int = 360) -> dict[str, Any]:
 
 def seed(url: str, n: int) -> None:
     """N located subscribers, all in category `metro` (1); the area update's audience is those inside."""
-    from broadcaster.db import session_scope
-    from broadcaster.models import Category, Incident
-
-    with session_scope() as session:
-        session.add(Category(slug="metro", name="Metro", channels={"major": ["memory"]}))
-        session.add(Category(slug="control", name="Control", channels={"major": ["memory"]}))
-        session.flush()
-        session.add(Incident(title="Area", category_id=1, severity="major"))
-        session.add(Incident(title="Control", category_id=2, severity="major"))
-    min_lon, min_lat, max_lon, max_lat = REGION
-    eng = create_engine(url)
-    with eng.begin() as conn:
-        conn.execute(text("SELECT setseed(0.42)"))
-        conn.execute(
-            text(
-                "INSERT INTO subscribers (id, phone, email, name, locale, all_categories, email_confirmed, "
-                "email_opted_out, sms_opted_out, test_group, source, created_at, updated_at, lat, lon) "
-                "SELECT g, '+1555' || lpad(g::text, 7, '0'), NULL, '', 'en', false, "
-                "false, false, false, false, 'bench', now(), now(), "
-                ":min_lat + random() * (:max_lat - :min_lat), :min_lon + random() * (:max_lon - :min_lon) "
-                "FROM generate_series(1, :n) g"
-            ),
-            {"n": n, "min_lat": min_lat, "max_lat": max_lat, "min_lon": min_lon, "max_lon": max_lon},
-        )
-        conn.execute(text("SELECT setval(pg_get_serial_sequence('subscribers', 'id'), :n)"), {"n": n})
-        conn.execute(
-            text(
-                "INSERT INTO subscriber_categories (subscriber_id, category_id) "
-                "SELECT g, 1 FROM generate_series(1, :n) g"
-            ),
-            {"n": n},
-        )
-    with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE subscribers"))
-        conn.execute(text("VACUUM ANALYZE subscriber_categories"))
-    eng.dispose()
+    seed_subscribers(url, n, ("metro", "control"), "1", emails=False, region=REGION)
 
 
 def control_audience(url: str, k: int) -> None:

@@ -71,39 +71,67 @@ def psycopg_url(url: str) -> str:
 # --- setup ---------------------------------------------------------------------------------------------
 
 
-def seed(url: str, n: int) -> None:
+def seed_subscribers(
+    url: str,
+    total: int,
+    categories: tuple[str, str],
+    category_of: str,
+    *,
+    emails: bool = True,
+    region: tuple[float, float, float, float] | None = None,
+    params: dict[str, Any] | None = None,
+) -> None:
+    """Categories `categories` (ids 1 and 2, each with an incident), then `total` subscribers generated in SQL
+    (phone +1555NNNNNNN, confirmed email when `emails`, a uniform random location in `region` = (min_lon,
+    min_lat, max_lon, max_lat) when given), each in the category `category_of` (SQL of `g`, the subscriber id,
+    giving 1, 2 or NULL for none) says; then VACUUM ANALYZE."""
     from broadcaster.db import session_scope
     from broadcaster.models import Category, Incident
 
     with session_scope() as session:
-        session.add(Category(slug="emergency", name="Emergency", channels={"major": ["memory"]}))
-        session.add(Category(slug="small", name="Small", channels={"major": ["memory"]}))
+        for slug in categories:
+            session.add(Category(slug=slug, name=slug.title(), channels={"major": ["memory"]}))
         session.flush()
-        session.add(Incident(title="Bench", category_id=1, severity="major"))
-        session.add(Incident(title="Small", category_id=2, severity="major"))
+        for i, slug in enumerate(categories, start=1):
+            session.add(Incident(title=slug.title(), category_id=i, severity="major"))
+    values: dict[str, Any] = {"total": total, **(params or {})}
+    email = "'user' || g || '@example.org'" if emails else "NULL"
+    located, location = "", ""
+    if region is not None:
+        located = ", lat, lon"
+        location = ", :min_lat + random() * (:max_lat - :min_lat), :min_lon + random() * (:max_lon - :min_lon)"
+        values.update(min_lon=region[0], min_lat=region[1], max_lon=region[2], max_lat=region[3])
     eng = create_engine(url)
     with eng.begin() as conn:
+        conn.execute(text("SELECT setseed(0.42)"))
         conn.execute(
             text(
                 "INSERT INTO subscribers (id, phone, email, name, locale, all_categories, email_confirmed, "
-                "email_opted_out, sms_opted_out, test_group, source, created_at, updated_at) "
-                "SELECT g, '+1555' || lpad(g::text, 7, '0'), 'user' || g || '@example.org', '', 'en', false, "
-                "true, false, false, false, 'bench', now(), now() FROM generate_series(1, :total) g"
+                f"email_opted_out, sms_opted_out, test_group, source, created_at, updated_at{located}) "
+                f"SELECT g, '+1555' || lpad(g::text, 7, '0'), {email}, '', 'en', false, "
+                f"{'true' if emails else 'false'}, false, false, false, 'bench', now(), now(){location} "
+                "FROM generate_series(1, :total) g"
             ),
-            {"total": n + 5},
+            values,
         )
-        conn.execute(text("SELECT setval(pg_get_serial_sequence('subscribers', 'id'), :total)"), {"total": n + 5})
-        conn.execute(  # the first n in `emergency` (category 1), the other 5 in `small` (category 2)
+        conn.execute(text("SELECT setval(pg_get_serial_sequence('subscribers', 'id'), :total)"), values)
+        conn.execute(
             text(
                 "INSERT INTO subscriber_categories (subscriber_id, category_id) "
-                "SELECT g, CASE WHEN g <= :n THEN 1 ELSE 2 END FROM generate_series(1, :total) g"
+                f"SELECT g, c FROM (SELECT g, {category_of} AS c FROM generate_series(1, :total) g) s "
+                "WHERE c IS NOT NULL"
             ),
-            {"n": n, "total": n + 5},
+            values,
         )
     with eng.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE subscribers"))
         conn.execute(text("VACUUM ANALYZE subscriber_categories"))
     eng.dispose()
+
+
+def seed(url: str, n: int) -> None:
+    """The first n subscribers in `emergency` (category 1), 5 more in `small` (category 2)."""
+    seed_subscribers(url, n + 5, ("emergency", "small"), "CASE WHEN g <= :n THEN 1 ELSE 2 END", params={"n": n})
 
 
 def new_update(incident_id: int) -> int:

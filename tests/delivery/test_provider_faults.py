@@ -11,17 +11,22 @@ from tests.provider_env import UNLIMITED_RATES, use_fake_provider
 
 
 @pytest.fixture
-def fake(fake, db_url, monkeypatch):  # noqa: F811  (the module's fake provider, tests/conftest.py)
-    return use_fake_provider(
-        fake,
-        monkeypatch,
-        webhook=False,
-        **UNLIMITED_RATES,
-        PROVIDER_TIMEOUT_SECONDS="0.5",
-        RETRY_BASE_SECONDS="0.01",
-        RETRY_MAX_SECONDS="0.05",
-        RETRY_MAX_ATTEMPTS="5",
-    )
+def fake(db_url, monkeypatch):
+    """A fake provider of this test's own: injected timeouts leave requests hanging on the server after the test
+    (a shared server would hand the next test's faults to the wrong requests)."""
+    from broadcaster.fakes.testing import running_fake
+
+    with running_fake() as running:
+        yield use_fake_provider(
+            running,
+            monkeypatch,
+            webhook=False,
+            **UNLIMITED_RATES,
+            PROVIDER_TIMEOUT_SECONDS="0.5",
+            RETRY_BASE_SECONDS="0.01",
+            RETRY_MAX_SECONDS="0.05",
+            RETRY_MAX_ATTEMPTS="5",
+        )
 
 
 def _rows(bid: int) -> list:
