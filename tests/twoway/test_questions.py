@@ -163,3 +163,28 @@ def test_a_draft_preview_shows_its_question_before_anything_is_saved(client, adm
         json={**draft, "update": {**draft["update"], "question": {"text": "?", "options": [{"label": "x"}]}}},
     )
     assert bad.status_code == 422 and "question" in bad.json()["field"]
+
+
+def test_how_to_answer_is_said_in_the_message_language(client, admin, emergency_category):
+    """A French update asks in French: "Répondez 1 pour ..." by text, "Tapez 1 pour ..." by phone."""
+    question = {
+        "text": "Êtes-vous en sécurité ?",
+        "options": [{"label": "Je vais bien"}, {"label": "J'ai besoin d'aide", "needs_help": True}],
+    }
+    draft = {
+        "category": "emergency",
+        "severity": "major",
+        "update": {
+            "body": "Inondation dans le quartier nord.",
+            "locale": "fr",
+            "channels": ["twilio-sms", "twilio-voice"],
+            "question": question,
+        },
+    }
+    resp = client.post("/v1/preview", headers=admin, json=draft)
+    assert resp.status_code == 200, resp.text
+    by = {c["channel"]: c for c in resp.json()["channels"]}
+    assert by["twilio-sms"]["text"].endswith(
+        "Êtes-vous en sécurité ? Répondez 1 pour Je vais bien, 2 pour J'ai besoin d'aide."
+    )
+    assert "Tapez 1 pour Je vais bien. Tapez 2 pour J'ai besoin d'aide." in by["twilio-voice"]["text"]

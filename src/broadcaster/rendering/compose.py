@@ -207,7 +207,7 @@ def build_context(
             "category": category.slug if category is not None else "",
         },
         "update": {"id": update.id, "kind": kind.value, "corrects_id": update.corrects_id},
-        "question": _question(session, update),
+        "question": _question_in(_question(session, update), labels),
     }
     return ctx, warnings
 
@@ -219,14 +219,25 @@ def _question(session: Session | None, update: Update) -> dict[str, Any] | None:
     return render_context(session, update)
 
 
+def _question_in(question: dict[str, Any] | None, labels: dict[str, Any]) -> dict[str, Any] | None:
+    """The question with how to answer it in the message's language (labels.yaml): `reply` for a text
+    ("Reply 1 for I'm safe, 2 for I need help.") and `press` for a call ("Press 1 for I'm safe. ...")."""
+    if question is None:
+        return None
+    choices = ", ".join(
+        str(labels["question_choice"]).format(key=o["key"], label=o["label"]) for o in question["options"]
+    )
+    press = " ".join(
+        str(labels["question_press"]).format(digit=o["press"], label=o["label"]) for o in question["options"]
+    )
+    return {**question, "reply": str(labels["question_reply"]).format(choices=choices), "press": press}
+
+
 def _ensure_question(text: str, question: dict[str, Any] | None, kind: ChannelKind) -> str:
     """A question must survive any template edit (people cannot answer what they were not asked)."""
     if not question or question["text"] in text:
         return text
-    if kind is ChannelKind.voice:
-        how = " ".join(f"Press {o['press']} for {o['label']}." for o in question["options"])
-    else:
-        how = "Reply " + ", ".join(f"{o['key']} for {o['label']}" for o in question["options"]) + "."
+    how = question["press"] if kind is ChannelKind.voice else question["reply"]
     return f"{text} {question['text']} {how}"
 
 
