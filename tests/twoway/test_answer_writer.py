@@ -233,3 +233,59 @@ def test_nothing_acknowledged_is_lost_when_the_api_process_is_killed(
     answers = latest()
     assert sum(tallies().values()) == len(people)
     assert tallies() == {k: sum(1 for v in answers.values() if v == k) for k in ("1", "2") if k in answers.values()}
+
+
+def test_closing_applies_what_is_queued_then_stops(db_url, question):
+    """Shutdown (the app's lifespan) applies every queued answer, a person's second message too (carried to a
+    batch after the one that held the stop), then the thread ends."""
+    import threading
+
+    from sqlalchemy import create_engine, text
+    from tests.public.servers import wait_for
+
+    from broadcaster.responses.answer_writer import SmsAnswerWriter
+
+    writer = SmsAnswerWriter()
+    burst = [answer(1, "1", "SMq1"), answer(1, "2", "SMq2"), answer(2, "1", "SMq3"), answer(2, "2", "SMq4")]
+    engine = create_engine(db_url)
+    locker = engine.connect()
+    held = locker.begin()
+    # person 3's recipient row is locked: the writer's first batch (person 3 alone) waits on it
+    locker.execute(
+        text(
+            "SELECT 1 FROM question_recipients qr JOIN subscribers s ON s.id = qr.subscriber_id "
+            "WHERE s.phone = :p FOR UPDATE OF qr"
+        ),
+        {"p": phone(3)},
+    )
+
+    def writer_waits_on_the_lock() -> bool:
+        with engine.connect() as conn:
+            return bool(
+                conn.scalar(
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                        "AND wait_event_type = 'Lock'"
+                    )
+                )
+            )
+
+    async def run() -> list[Any]:
+        first = asyncio.ensure_future(writer.submit(answer(3, "1", "SMq0")))
+        await asyncio.to_thread(wait_for, writer_waits_on_the_lock, 30)
+        tasks = [asyncio.ensure_future(writer.submit(a)) for a in burst]
+        await asyncio.sleep(0)  # the four answers are queued ...
+        closing = asyncio.ensure_future(asyncio.to_thread(writer.close))
+        await asyncio.to_thread(wait_for, lambda: writer._queue.qsize() == 5, 30)  # ... and then the stop
+        held.commit()  # the first batch goes on; the next one takes the four answers and the stop together
+        await closing
+        return list(await asyncio.gather(first, *tasks))
+
+    try:
+        replies = asyncio.run(run())
+    finally:
+        locker.close()
+        engine.dispose()
+    assert all(isinstance(r, str) for r in replies), replies
+    assert not [t for t in threading.enumerate() if t.name == "sms-answer-writer" and t.is_alive()]
+    assert tallies() == {"1": 1, "2": 2} and len(stored()) == 5

@@ -92,11 +92,13 @@ class SmsAnswerWriter:
             thread.join(timeout)
 
     def _run(self) -> None:
+        stopping = False
         while True:
             batch, stop = self._next_batch()
+            stopping = stopping or stop
             if batch:
                 self._apply(batch)
-            if stop and not self._carried:
+            if stopping and not self._carried:
                 return
 
     def _next_batch(self) -> tuple[list[_Job], bool]:
