@@ -70,6 +70,32 @@ def safe(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
+def record_change(
+    session: Session,
+    actor: str,
+    action: str,
+    target_type: str,
+    target_id: object,
+    *,
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    **detail: Any,
+) -> None:
+    """`record` an update of a target with only the fields that changed in `before`/`after` (`updated_at`,
+    which every update moves, left out)."""
+    changed = sorted(k for k in after if before.get(k) != after[k] and k != "updated_at")
+    record(
+        session,
+        actor,
+        action,
+        target_type,
+        target_id,
+        before={k: before[k] for k in changed},
+        after={k: after[k] for k in changed},
+        **detail,
+    )
+
+
 def record(
     session: Session,
     actor: str,

@@ -73,15 +73,14 @@ def update_area(slug: SlugPath, body: AreaPatch, session: SessionDep, who: Write
     area = service.update_area(session, slug, body)
     out = AreaOut.build(area)
     after = _summary(out)
-    changed = sorted(k for k in after if before.get(k) != after[k])
-    audit.record(
+    audit.record_change(
         session,
         who.actor,
         "area.update",
         "area",
         slug,
-        before={k: before[k] for k in changed},
-        after={k: after[k] for k in changed},
+        before=before,
+        after=after,
         fields=sorted(body.model_fields_set),
         geometry_changed=area.geometry != before_geometry,
     )

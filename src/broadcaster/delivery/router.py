@@ -188,16 +188,7 @@ def patch_subscriber(subscriber_id: IdPath, body: SubscriberPatch, session: Sess
     row = subscribers.patch(session, subscriber_id, body)
     out = subscribers.out(session, row)
     after = out.model_dump(mode="json")
-    changed = sorted(k for k in after if before.get(k) != after[k] and k != "updated_at")
-    audit.record(
-        session,
-        who.actor,
-        "subscriber.update",
-        "subscriber",
-        row.id,
-        before={k: before[k] for k in changed},
-        after={k: after[k] for k in changed},
-    )
+    audit.record_change(session, who.actor, "subscriber.update", "subscriber", row.id, before=before, after=after)
     return out
 
 

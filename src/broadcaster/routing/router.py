@@ -42,15 +42,14 @@ def update_category(slug: str, body: CategoryPatch, session: SessionDep, who: Wr
     cat = service.update_category(session, slug, body)
     out = CategoryOut.model_validate(cat)
     after = out.model_dump(mode="json")
-    changed = sorted(k for k in after if before.get(k) != after[k] and k != "updated_at")
-    audit.record(
+    audit.record_change(
         session,
         who.actor,
         "category.update",
         "category",
         slug,
-        before={k: before[k] for k in changed},
-        after={k: after[k] for k in changed},
+        before=before,
+        after=after,
         fields=sorted(body.model_fields_set),
     )
     return out

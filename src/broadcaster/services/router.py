@@ -50,15 +50,14 @@ def update_service(slug: str, body: ServicePatch, session: SessionDep, who: Writ
     before = ServiceOut.model_validate(service.get_service(session, slug)).model_dump(mode="json")
     out = ServiceOut.model_validate(service.update_service(session, slug, body))
     after = out.model_dump(mode="json")
-    changed = sorted(k for k in after if before.get(k) != after[k] and k != "updated_at")
-    audit.record(
+    audit.record_change(
         session,
         who.actor,
         "service.update",
         "service",
         slug,
-        before={k: before[k] for k in changed},
-        after={k: after[k] for k in changed},
+        before=before,
+        after=after,
         fields=sorted(body.model_fields_set),
     )
     return out
