@@ -188,3 +188,36 @@ def test_how_to_answer_is_said_in_the_message_language(client, admin, emergency_
         "Êtes-vous en sécurité ? Répondez 1 pour Je vais bien, 2 pour J'ai besoin d'aide."
     )
     assert "Tapez 1 pour Je vais bien. Tapez 2 pour J'ai besoin d'aide." in by["twilio-voice"]["text"]
+
+
+def test_the_reply_to_an_answer_is_in_the_persons_language(
+    client, add_subscribers, admin, emergency_category, monkeypatch
+):
+    """A French subscriber who answers gets "Merci, ..." (and the hint in French when the reply is not
+    understood); the SMS goes through the signed inbound webhook on both backends."""
+    from sqlalchemy import select
+    from tests.twoway.conftest import sms
+
+    from broadcaster.db import session_scope
+    from broadcaster.delivery import planner
+    from broadcaster.models.delivery import Broadcast
+    from broadcaster.settings import get_settings
+
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", "reply-language-token")
+    monkeypatch.setenv("MEMORY_ADAPTER_ENABLED", "true")
+    get_settings.cache_clear()
+    add_subscribers(1, locale="fr")
+    add_subscribers(1, locale="en")
+    update = new_update(client, admin, channels=["memory"])
+    assert client.post(f"/v1/updates/{update['id']}/publish", headers=admin).status_code == 200
+    with session_scope() as session:
+        assert planner.plan_next(session) == session.scalar(select(Broadcast.id))
+    french = sms(client, "+15550000001", "peut-être")
+    assert french.status_code == 200, french.text
+    assert "Désolé, nous n&apos;avons pas compris votre réponse. Are you safe? Répondez 1 pour" in french.text or (
+        "Désolé, nous n'avons pas compris votre réponse. Are you safe? Répondez 1 pour" in french.text
+    )
+    assert "Merci, nous avons enregistré votre réponse : I'm safe." in sms(client, "+15550000001", "1").text.replace(
+        "&apos;", "'"
+    )
+    assert "Thank you, we recorded your answer: I need help." in sms(client, "+15550000002", "2").text

@@ -224,13 +224,14 @@ def _question_in(question: dict[str, Any] | None, labels: dict[str, Any]) -> dic
     ("Reply 1 for I'm safe, 2 for I need help.") and `press` for a call ("Press 1 for I'm safe. ...")."""
     if question is None:
         return None
-    choices = ", ".join(
-        str(labels["question_choice"]).format(key=o["key"], label=o["label"]) for o in question["options"]
-    )
-    press = " ".join(
-        str(labels["question_press"]).format(digit=o["press"], label=o["label"]) for o in question["options"]
-    )
-    return {**question, "reply": str(labels["question_reply"]).format(choices=choices), "press": press}
+    from broadcaster.responses.service import how_to_answer
+
+    options = question["options"]
+    return {
+        **question,
+        "reply": how_to_answer(options, labels, voice=False),
+        "press": how_to_answer(options, labels, voice=True),
+    }
 
 
 def _ensure_question(text: str, question: dict[str, Any] | None, kind: ChannelKind) -> str:

@@ -226,7 +226,7 @@ def answer_confirm(session: SessionDep, token: Token) -> HTMLResponse:
         subscriber_id=payload["s"],
         option_key=payload["o"],
     )
-    text = service.reply_text(answer) or "Your answer was recorded."
+    text = service.reply_text(session, answer) or "Your answer was recorded."
     return _page("Thank you", f"<p>{html.escape(text)}</p>")
 
 
@@ -304,4 +304,4 @@ def voice_answer(
         option_key=matching.digit_option(digits, question.options) or "",
         provider_event_id=f"{call}:{digits}" if call else None,
     )
-    return _voice_twiml(service.reply_text(answer, voice=True))
+    return _voice_twiml(service.reply_text(session, answer, voice=True))

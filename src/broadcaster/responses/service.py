@@ -707,26 +707,54 @@ def csv_lines(question_id: int, batch: int = 2000) -> Iterator[str]:
 # --- channel entry points --------------------------------------------------------------------------------
 
 
-def _options_hint(options: list[dict[str, Any]], voice: bool = False) -> str:
+def how_to_answer(options: list[dict[str, Any]], labels: dict[str, Any], *, voice: bool) -> str:
+    """ "Reply 1 for I'm safe, 2 for I need help." (or, on a call, "Press 1 for I'm safe. ...") in the language
+    of `labels` (templates/labels.yaml: question_reply, question_choice, question_press)."""
     if voice:
-        return " ".join(f"Press {matching.press_digit(i + 1, o)} for {o['label']}." for i, o in enumerate(options))
-    return "Reply " + ", ".join(f"{o['key']} for {o['label']}" for o in options) + "."
+        return " ".join(
+            str(labels["question_press"]).format(digit=matching.press_digit(i + 1, o), label=o["label"])
+            for i, o in enumerate(options)
+        )
+    choices = ", ".join(str(labels["question_choice"]).format(key=o["key"], label=o["label"]) for o in options)
+    return str(labels["question_reply"]).format(choices=choices)
 
 
-def reply_text(answer: Answer, *, voice: bool = False) -> str | None:
-    """The SMS (or spoken) reply to an answer: None for a number that was asked nothing (it costs nothing)."""
+def answer_labels(locale: str | None) -> dict[str, Any]:
+    """The labels.yaml block for a person's locale (or the default locale's)."""
+    from broadcaster.rendering.templates import labels_for
+    from broadcaster.settings import get_settings
+
+    settings = get_settings()
+    return labels_for(settings.templates_dir, locale or settings.default_locale, settings.default_locale)[0]
+
+
+def reply_text(session: Session, answer: Answer, *, voice: bool = False) -> str | None:
+    """The SMS (or spoken) reply to an answer, in the person's language: None for a number that was asked
+    nothing (it costs nothing)."""
     question = answer.question
     if question is None:
         return None
-    return _reply(question.state, question.text, question.options, answer.option, voice)
+    subscriber_id = answer.response.subscriber_id
+    locale = None
+    if subscriber_id is not None:
+        locale = session.scalar(select(Subscriber.locale).where(Subscriber.id == subscriber_id))
+    return _reply(question.state, question.text, question.options, answer.option, voice, locale)
 
 
-def _reply(state: str, text: str, options: list[dict[str, Any]], option: dict[str, Any] | None, voice: bool) -> str:
+def _reply(
+    state: str,
+    text: str,
+    options: list[dict[str, Any]],
+    option: dict[str, Any] | None,
+    voice: bool,
+    locale: str | None = None,
+) -> str:
+    labels = answer_labels(locale)
     if state == CLOSED:
-        return "This question is closed; your reply was recorded."
+        return str(labels["question_closed"])
     if option is None:
-        return f"Sorry, we did not understand your reply. {text} {_options_hint(options, voice)}"
-    return f"Thank you, we recorded your answer: {option['label']}."
+        return f"{labels['answer_not_understood']} {text} {how_to_answer(options, labels, voice=voice)}"
+    return str(labels["answer_recorded"]).format(label=option["label"])
 
 
 def answer_sms(session: Session, params: dict[str, Any], *, reply: bool = True) -> str | None:
@@ -748,4 +776,4 @@ def answer_sms(session: Session, params: dict[str, Any], *, reply: bool = True) 
         # the same rules set-based (sms_answers.py), as the inbound webhook applies batches of answers
         return apply_sms_answers(session, [SmsAnswer(sender, body, sid, clock.now())])[0]
     answer = record_answer(session, channel="sms", body=body, address=sender, provider_event_id=sid)
-    return reply_text(answer) if reply else None
+    return reply_text(session, answer) if reply else None

@@ -52,9 +52,9 @@ _QUESTIONS: dict[int, tuple[str, list[dict[str, Any]]]] = {}
 _QUESTIONS_MAX = 1024
 
 _LOOKUP_SQL = (
-    "SELECT p.phone, x.id, x.state, x.subscriber_id, x.option_key, x.answer_channel "
+    "SELECT p.phone, x.id, x.state, x.subscriber_id, x.option_key, x.answer_channel, x.locale "
     "FROM unnest(%(phones)s::text[]) WITH ORDINALITY AS p(phone, n) "
-    "CROSS JOIN LATERAL (SELECT q.id, q.state, qr.subscriber_id, qr.option_key, qr.answer_channel "
+    "CROSS JOIN LATERAL (SELECT q.id, q.state, qr.subscriber_id, qr.option_key, qr.answer_channel, s.locale "
     "FROM subscribers s JOIN question_recipients qr ON qr.subscriber_id = s.id "
     "JOIN questions q ON q.id = qr.question_id "
     "WHERE s.phone = p.phone AND q.state IN ('open', 'closed') "
@@ -92,6 +92,7 @@ class _Planned:
     option: dict[str, Any] | None = None
     counted: bool = False  # the answer moves the person's tally (a first or a changed answer)
     previous: tuple[str | None, str | None] = (None, None)
+    locale: str | None = None  # the person's: the reply is in their language
 
 
 def question_text_options(session: Session, question_id: int) -> tuple[str, list[dict[str, Any]]]:
@@ -187,12 +188,12 @@ def apply_sms_answers(session: Session, answers: Sequence[SmsAnswer]) -> list[st
             existing = _existing(session, "sms", p.answer.sid)
             if existing is None:
                 raise RuntimeError(f"answer sms/{p.answer.sid} conflicted but is not stored")
-            replies.append(reply_text(_answer_of(session, existing, duplicate=True)))
+            replies.append(reply_text(session, _answer_of(session, existing, duplicate=True)))
         elif p.question_id is None or p.state is None:
             replies.append(None)  # a number that was asked nothing: no reply (it costs nothing)
         else:
             text, options = question_text_options(session, p.question_id)
-            replies.append(_reply(p.state, text, options, p.option, voice=False))
+            replies.append(_reply(p.state, text, options, p.option, voice=False, locale=p.locale))
     return replies
 
 
@@ -201,8 +202,9 @@ def _plan(session: Session, answer: SmsAnswer, found: tuple[Any, ...] | None) ->
     planned = _Planned(answer)
     if found is None:
         return planned
-    question_id, state, subscriber_id, prev_key, prev_channel = found
+    question_id, state, subscriber_id, prev_key, prev_channel, locale = found
     planned.question_id, planned.state, planned.subscriber_id = int(question_id), str(state), int(subscriber_id)
+    planned.locale = locale
     _, options = question_text_options(session, planned.question_id)
     key = matching.match(answer.body, options)
     planned.option = next((o for o in options if key is not None and str(o["key"]) == key), None)
