@@ -46,6 +46,27 @@ def test_matching_rules(reply: str, expected: str | None) -> None:
     assert match(reply, OPTIONS) == expected
 
 
+@pytest.mark.parametrize(
+    ("options", "reply", "expected"),
+    [
+        (["Je vais bien", "J'ai besoin d'aide"], "je vais bien", "1"),
+        (["Je vais bien", "J'ai besoin d'aide"], "je ne vais pas bien", None),
+        (["Je vais bien", "J'ai besoin d'aide"], "pas bien", None),
+        (["Je vais bien", "J'ai besoin d'aide"], "besoin d'aide", "2"),
+        (["Estoy bien", "Necesito ayuda"], "no estoy bien", None),
+        (["Estoy bien", "Necesito ayuda"], "ayuda", "2"),
+        (["Mir geht es gut", "Ich brauche Hilfe"], "mir geht es nicht gut", None),
+        (["Mir geht es gut", "Ich brauche Hilfe"], "gut", "1"),
+    ],
+)
+def test_negations_in_the_shipped_languages_are_never_a_yes(options: list[str], reply: str, expected: str | None):
+    """A reply that negates a label ("je ne vais pas bien") is read by a person, never counted as that label."""
+    from broadcaster.responses.matching import match
+
+    opts = [{"key": str(i + 1), "label": label} for i, label in enumerate(options)]
+    assert match(reply, opts) == expected
+
+
 def _tally(client, who, update_id: int) -> dict[str, Any]:
     resp = client.get(f"/v1/updates/{update_id}/responses", headers=who)
     assert resp.status_code == 200, resp.text

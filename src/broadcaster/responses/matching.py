@@ -2,8 +2,9 @@
 
 1. The reply is trimmed, upper-cased, and split into words at spaces and punctuation ("1.", "1)", "#1").
 2. The first word is an option key ("1", " 1 ", "1 safe", "2-help") -> that option.
-3. Otherwise, when the reply contains a negation (NOT, NO, DON'T, ...) that is not itself a keyword, it is not
-   recognised ("not safe" must never count as "safe"): a person reads it.
+3. Otherwise, when the reply contains a negation (NOT, NO, DON'T, ...; and in French, Spanish and German: NE,
+   PAS, NUNCA, NICHT, ...) that is not itself a keyword, it is not recognised ("not safe" must never count as
+   "safe", nor "je ne vais pas bien" as "Je vais bien"): a person reads it.
 4. Otherwise every word that is an option's keyword, or a distinctive word of its label (3+ letters, in one
    option's label only, not a filler word), points at that option; exactly one option pointed at -> it.
 5. Anything else (no word, or words pointing at two options) is not recognised: stored and shown, counted
@@ -17,7 +18,14 @@ from collections.abc import Sequence
 from typing import Any
 
 _WORDS = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
-NEGATIONS = frozenset({"NOT", "NO", "NOPE", "DONT", "DON'T", "CANT", "CAN'T", "ISNT", "ISN'T", "NEVER", "AINT"})
+#: words that turn a reply around, in the languages messages ship in (templates/labels.yaml: en, fr, es, de):
+#: "je ne vais pas bien" must never count as "Je vais bien"
+NEGATIONS = frozenset(
+    {"NOT", "NO", "NOPE", "DONT", "DON'T", "CANT", "CAN'T", "ISNT", "ISN'T", "NEVER", "AINT"}
+    | {"NE", "PAS", "NON", "JAMAIS", "AUCUN", "AUCUNE"}  # fr ("n'ai pas": PAS)
+    | {"NUNCA", "NADA", "NI", "TAMPOCO"}  # es ("NO" above)
+    | {"NICHT", "NEIN", "KEIN", "KEINE", "KEINEN", "NIE", "NIEMALS"}  # de
+)
 FILLER = frozenset({"I'M", "IM", "AND", "THE", "ARE", "YOU", "NEED", "FOR", "WITH", "HAVE", "AM", "I", "WE"})
 
 
