@@ -44,6 +44,11 @@ def _label_words(options: Sequence[dict[str, Any]]) -> dict[str, str]:
     return {w: k for w, k in owner.items() if k is not None}
 
 
+def option_by_key(options: Sequence[dict[str, Any]], key: str | None) -> dict[str, Any] | None:
+    """The option whose key is `key` (None when `key` is None or no option has it)."""
+    return next((o for o in options if key is not None and str(o["key"]) == key), None)
+
+
 def match(text: str, options: Sequence[dict[str, Any]]) -> str | None:
     """The key of the option `text` chooses, or None when it is not recognised."""
     found = words(text)

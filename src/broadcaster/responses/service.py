@@ -207,7 +207,7 @@ class Answer:
 
 
 def _option(question: Question, key: str | None) -> dict[str, Any] | None:
-    return next((o for o in question.options if key is not None and str(o["key"]) == key), None)
+    return matching.option_by_key(question.options, key)
 
 
 def _bump(session: Session, question_id: int, key: str, channel: str, delta: int, subscriber_id: int = 0) -> None:

@@ -130,7 +130,7 @@ def apply_sms_answers(session: Session, answers: Sequence[SmsAnswer]) -> list[st
             _INSERT_SQL,
             {
                 "q": [p.question_id for p in planned],
-                "s": [p.subscriber_id if p.question_id is not None else None for p in planned],
+                "s": [p.subscriber_id for p in planned],  # set with question_id, None for a number never asked
                 "address": [p.answer.sender[:320] for p in planned],
                 "body": [p.answer.body[:2000] for p in planned],
                 "k": [str(p.option["key"]) if p.option is not None else None for p in planned],
@@ -207,7 +207,7 @@ def _plan(session: Session, answer: SmsAnswer, found: tuple[Any, ...] | None) ->
     planned.locale = locale
     _, options = question_text_options(session, planned.question_id)
     key = matching.match(answer.body, options)
-    planned.option = next((o for o in options if key is not None and str(o["key"]) == key), None)
+    planned.option = matching.option_by_key(options, key)
     if planned.state == OPEN and planned.option is not None:
         planned.previous = (prev_key, prev_channel)
         planned.counted = planned.previous != (str(planned.option["key"]), "sms")
