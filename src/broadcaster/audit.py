@@ -2,7 +2,7 @@
 
 `before`/`after` are JSON snapshots of the target (None when it did not exist before / no longer exists).
 They never hold a secret: keys whose name says secret (`key_hash`, `token`, `password`, ...) are masked the
-way `/v1/channels` masks settings (`channels.base.mask`), and URLs (webhook targets carry their token) the way
+way `/v1/channels` masks settings (`masking.mask`), and URLs (webhook targets carry their token) the way
 delivery reports mask them. Read the log with `GET /v1/audit` (broadcaster.auditlog).
 """
 
@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from broadcaster.masking import is_url, mask, mask_url
 from broadcaster.models import AuditEntry
 
 #: a key whose name contains one of these is a secret: only its last 4 characters are kept
@@ -45,8 +46,6 @@ def _clean(value: Any) -> Any:
 
 def _masked_url(value: str) -> str:
     """A URL with credentials before the host or a token in its query, masked like `/v1/channels` shows it."""
-    from broadcaster.channels.base import is_url, mask_url
-
     if not is_url(value):
         return value
     head, _, query = value.partition("?")
@@ -58,9 +57,7 @@ def _masked_url(value: str) -> str:
 
 
 def safe(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """`values` with secrets masked (`channels.base.mask`) and made JSON-safe; None stays None."""
-    from broadcaster.channels.base import mask
-
+    """`values` with secrets masked (`masking.mask`) and made JSON-safe; None stays None."""
     if values is None:
         return None
     out: dict[str, Any] = {}

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from broadcaster import clock
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -312,17 +314,13 @@ class Settings(BaseSettings):
     @field_validator("quiet_hours")
     @classmethod
     def _quiet_hours(cls, value: str) -> str:
-        from broadcaster.responses.escalation import parse_quiet_hours
-
-        parse_quiet_hours(value)
+        clock.parse_quiet_hours(value)
         return value.strip()
 
     @field_validator("quiet_hours_timezone")
     @classmethod
     def _quiet_zone(cls, value: str) -> str:
-        from broadcaster.responses.escalation import zone
-
-        zone(value)
+        clock.zone(value)
         return value
 
     @field_validator("site_timezone")

@@ -334,7 +334,7 @@ def test_quiet_hours_hold_non_critical_steps_until_they_end(
 def test_quiet_hours_arithmetic():
     from zoneinfo import ZoneInfo
 
-    from broadcaster.responses.escalation import parse_quiet_hours, quiet_until
+    from broadcaster.clock import parse_quiet_hours, quiet_until
 
     tz = ZoneInfo("UTC")
     night = parse_quiet_hours("22:00-07:00")

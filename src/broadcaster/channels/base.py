@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
 from broadcaster.domain import SUBSCRIBER_KINDS, ChannelKind
+from broadcaster.masking import is_url, mask, mask_url
 
 if TYPE_CHECKING:
     from broadcaster.settings import Settings
+
+__all__ = ["is_url", "mask", "mask_url"]  # part of the adapter contract: adapters mask what they show
 
 
 class ErrorClass(StrEnum):
@@ -122,38 +124,6 @@ class SendResult:
 class CheckResult:
     ok: bool
     detail: str
-
-
-def mask(value: object | None) -> str | None:
-    """Mask a secret for display: keep at most the last 4 characters."""
-    if value is None:
-        return None
-    raw = value.get_secret_value() if hasattr(value, "get_secret_value") else str(value)
-    if len(raw) <= 4:
-        return "****"
-    return "****" + raw[-4:]
-
-
-def mask_url(url: str) -> str:
-    """Mask a secret URL for display. Webhook URLs carry their token in the path (Slack, Teams) or the query,
-    and sometimes credentials before the host: show scheme, host, port and a hint of the path only."""
-    parsed = urlsplit(url)
-    host = parsed.hostname or ""
-    if ":" in host:  # an IPv6 literal
-        host = f"[{host}]"
-    try:
-        port = f":{parsed.port}" if parsed.port is not None else ""
-    except ValueError:
-        port = ""
-    path = parsed.path
-    if len(path) > 8:
-        path = path[:4] + "****" + path[-4:]
-    return f"{parsed.scheme}://{host}{port}{path}"
-
-
-def is_url(address: str) -> bool:
-    """Whether a delivery address is a URL (a webhook target: a secret, shown only masked)."""
-    return address[:8].lower().startswith(("http://", "https://"))
 
 
 class Adapter(abc.ABC):

@@ -9,12 +9,12 @@ from typing import Any
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
-from broadcaster.channels.base import is_url, mask_url
 from broadcaster.csvsafe import safe_cell
 from broadcaster.delivery import eta
 from broadcaster.delivery.eta import EtaOut
 from broadcaster.delivery.schemas import BroadcastOut, BroadcastReport, ChannelReport, DeliveryOut
 from broadcaster.errors import NotFound
+from broadcaster.masking import is_url, mask_url
 from broadcaster.models import utcnow
 from broadcaster.models.delivery import Broadcast, Delivery
 

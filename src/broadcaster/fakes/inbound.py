@@ -41,7 +41,7 @@ class InboundSimulator:
         account_sid: str | None = None,
         to_number: str = "+15005550006",
     ) -> None:
-        from broadcaster.fakes.testing import TWILIO_SID, TWILIO_TOKEN
+        from broadcaster.fakes.credentials import TWILIO_SID, TWILIO_TOKEN
         from broadcaster.settings import get_settings
 
         settings = get_settings()

@@ -41,6 +41,7 @@ from urllib.parse import parse_qs, urlencode
 
 import orjson
 
+from broadcaster.fakes.credentials import CREDENTIALS
 from broadcaster.fakes.state import PROVIDERS, Credentials, FakeState, RecordedRequest
 from broadcaster.rendering.length import BLUESKY_MAX_BYTES, BLUESKY_MAX_GRAPHEMES, grapheme_length, mastodon_length
 from broadcaster.rendering.sms import analyze
@@ -836,15 +837,10 @@ def create_app(state: FakeState | None = None) -> FakeProviders:
 
 def serve(host: str = "127.0.0.1", port: int = 8025, *, strict: bool = False, quiet: bool = False) -> None:
     """Run the fake providers (for local demos); point *_BASE_URL settings at http://host:port. `strict`
-    checks credentials against `broadcaster.fakes.testing.CREDENTIALS` (what its `env()` configures)."""
+    checks credentials against `broadcaster.fakes.credentials.CREDENTIALS` (what its `env()` configures)."""
     import uvicorn
 
-    if strict:
-        from broadcaster.fakes.testing import CREDENTIALS
-
-        state = FakeState(credentials=CREDENTIALS)
-    else:
-        state = FakeState()
+    state = FakeState(credentials=CREDENTIALS) if strict else FakeState()
     if quiet:
         uvicorn.run(create_app(state), host=host, port=port, log_level="warning", access_log=False, lifespan="off")
         return

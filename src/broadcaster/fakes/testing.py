@@ -29,16 +29,11 @@ from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
 
+from broadcaster.fakes.credentials import (
+    CREDENTIALS,
+)
 from broadcaster.fakes.server import FakeProviders
-from broadcaster.fakes.state import Credentials, FakeState, RecordedRequest
-
-#: credentials the fake accepts (any non-empty value works; these are just convenient)
-TWILIO_SID = "AC" + "0" * 32
-TWILIO_TOKEN = "fake-twilio-token"  # noqa: S105 (not a secret: the fake's)
-SENDGRID_KEY = "SG.fake-sendgrid-key"
-MASTODON_TOKEN = "fake-mastodon-token"  # noqa: S105
-BLUESKY_HANDLE = "broadcaster.bsky.example"
-BLUESKY_PASSWORD = "fake-bluesky-app-password"  # noqa: S105
+from broadcaster.fakes.state import FakeState, RecordedRequest
 
 
 class FakeHandle:
@@ -186,21 +181,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
         return int(sock.getsockname()[1])
-
-
-#: what `running_fake(strict=True)` checks auth against (the values `RunningFake.env()` configures)
-CREDENTIALS = Credentials(
-    twilio_sid=TWILIO_SID,
-    twilio_token=TWILIO_TOKEN,
-    sendgrid_key=SENDGRID_KEY,
-    x_consumer_key="fake-consumer-key",
-    x_consumer_secret="fake-consumer-secret",  # noqa: S106 (the fake's)
-    x_access_token="fake-access-token",  # noqa: S106
-    x_access_secret="fake-access-secret",  # noqa: S106
-    mastodon_token=MASTODON_TOKEN,
-    bluesky_handle=BLUESKY_HANDLE,
-    bluesky_password=BLUESKY_PASSWORD,
-)
 
 
 @contextmanager

@@ -24,10 +24,8 @@ in the routing map) and look like::
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -172,48 +170,3 @@ def rules_for(session: Session, question: Any) -> EscalationRules | None:
         return EscalationRules.model_validate(raw)
     except ValidationError:  # stored before a channel was removed, say: escalate nothing rather than crash
         return None
-
-
-# --- quiet hours ---------------------------------------------------------------------------------------
-
-_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
-
-
-def parse_quiet_hours(value: str) -> tuple[time, time] | None:
-    """`"22:00-07:00"` -> (start, end); empty -> None; ValueError when malformed."""
-    if not value.strip():
-        return None
-    m = _HOURS.match(value)
-    if not m:
-        raise ValueError("quiet hours must look like 22:00-07:00")
-    h1, m1, h2, m2 = (int(g) for g in m.groups())
-    if h1 > 23 or h2 > 23 or m1 > 59 or m2 > 59:
-        raise ValueError("quiet hours must look like 22:00-07:00")
-    start, end = time(h1, m1), time(h2, m2)
-    if start == end:
-        raise ValueError("quiet hours must not start and end at the same time")
-    return start, end
-
-
-def zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone {name!r}") from exc
-
-
-def quiet_until(instant: datetime, hours: tuple[time, time] | None, tz: ZoneInfo) -> datetime | None:
-    """When the quiet hours holding `instant` end (UTC-aware), or None when `instant` is outside them."""
-    if hours is None:
-        return None
-    start, end = hours
-    local = instant.astimezone(tz)
-    t = local.time().replace(tzinfo=None)
-    inside = (start <= t < end) if start < end else (t >= start or t < end)
-    if not inside:
-        return None
-    day = local.date()
-    if start > end and t >= start:  # the evening part: they end tomorrow morning
-        day = day + timedelta(days=1)
-    naive_end = datetime.combine(day, end)
-    return naive_end.replace(tzinfo=tz).astimezone(instant.tzinfo)

@@ -53,10 +53,7 @@ from broadcaster.responses.escalation import (
     SECONDARY_ORDER,
     EscalationRules,
     EscalationThreshold,
-    parse_quiet_hours,
-    quiet_until,
     rules_for,
-    zone,
 )
 from broadcaster.settings import Settings, get_settings
 
@@ -128,15 +125,15 @@ class Escalator:
     def __init__(self, engine: Engine | None = None, settings: Settings | None = None) -> None:
         self.engine = engine or get_engine()
         self.settings = settings or get_settings()
-        self.quiet = parse_quiet_hours(self.settings.quiet_hours)
-        self.tz = zone(self.settings.quiet_hours_timezone)
+        self.quiet = clock.parse_quiet_hours(self.settings.quiet_hours)
+        self.tz = clock.zone(self.settings.quiet_hours_timezone)
 
     # ------------------------------------------------------------------ helpers
     def quiet_end(self, ctx: _Context, now: datetime) -> datetime | None:
         """When quiet hours holding `now` end, for a question they apply to; else None."""
         if ctx.critical or (ctx.rules is not None and not ctx.rules.respect_quiet_hours):
             return None
-        return quiet_until(now, self.quiet, self.tz)
+        return clock.quiet_until(now, self.quiet, self.tz)
 
     def tick(self) -> dict[str, int]:
         """Arm new questions, stop closed ones, take due steps, fire thresholds; what it did."""
