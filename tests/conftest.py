@@ -35,7 +35,7 @@ def _reset_caches() -> None:
     get_settings.cache_clear()
     adapter_classes.cache_clear()
     reset_engine()
-    from broadcaster.delivery.abuse import reset_limits
+    from broadcaster.throttle import reset_limits
 
     reset_limits()  # the subscribe rate limits count per process (memory storage)
 

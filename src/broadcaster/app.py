@@ -11,11 +11,11 @@ from fastapi import Depends, FastAPI
 from fastapi_offline import FastAPIOffline
 
 from broadcaster import __version__
-from broadcaster.delivery.inbound_fastpath import TwilioInboundFastPath
 from broadcaster.deps import no_nul_in_parameters
 from broadcaster.errors import install_error_handlers
 from broadcaster.middleware import BodyLimitMiddleware, IdempotencyMiddleware, PageSecurityMiddleware
 from broadcaster.responses.answer_writer import SmsAnswerWriter
+from broadcaster.responses.inbound_fastpath import TwilioInboundFastPath
 from broadcaster.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -63,16 +63,18 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
     from broadcaster.integrations.router import router as integrations_router
     from broadcaster.keys.router import router as keys_router
     from broadcaster.maintenance.router import router as maintenance_router
+    from broadcaster.ops import router as ops_router
     from broadcaster.public.router import router as public_router
     from broadcaster.responses.router import router as responses_router
     from broadcaster.routing.router import router as routing_router
     from broadcaster.services.router import router as services_router
+    from broadcaster.sessions import LoginRequired
     from broadcaster.staticsite.router import router as static_router
+    from broadcaster.subscribers.router import router as subscribers_router
     from broadcaster.users.oidc import router as oidc_router
     from broadcaster.users.pages import login_required
     from broadcaster.users.pages import router as login_router
     from broadcaster.users.router import router as users_router
-    from broadcaster.users.session import LoginRequired
 
     settings = get_settings()
     # /docs and /redoc load Swagger UI and ReDoc from files shipped in the fastapi-offline package (served
@@ -103,7 +105,9 @@ def create_app(*, run_worker: bool = True) -> FastAPI:
         keys_router,
         maintenance_router,
         channels_router,
+        subscribers_router,
         delivery_router,
+        ops_router,
         imports_router,
         public_router,
         users_router,

@@ -4,7 +4,7 @@ A key looks like `bk_<prefix>_<secret>`; only the prefix and a SHA-256 of the wh
 (the key has 256 bits of entropy, so a slow hash buys nothing). `admin` implies every other scope.
 
 A person signed in to the console is a caller too: without an API key, a valid console session cookie makes
-the request a Principal with the scopes of the person's roles (users.service.ROLE_SCOPES); a state-changing
+the request a Principal with the scopes of the person's roles (sessions.ROLE_SCOPES); a state-changing
 request made that way must carry the session's CSRF token (`X-CSRF-Token` or form field `csrf_token`). A key
 owned by a person (`keys create --owner EMAIL`) acts as that person: both are `user:<id>`, so the two-person
 rule sees one person, and the key stops working when its owner is deactivated.
@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from broadcaster.deps import SessionDep
 from broadcaster.errors import Forbidden, Unauthorized
 from broadcaster.models import ApiKey, utcnow
+from broadcaster.sessions import COOKIE_NAME, csrf_refused, csrf_valid, resolve, scopes_for
 
 
 class Scope(StrEnum):
@@ -150,8 +151,6 @@ def _owner_active(session: Session, user_id: int) -> bool:
 
 def _session_principal(request: Request, session: Session) -> Principal:
     """The person of the console session cookie (CSRF token checked on unsafe methods); 401 without one."""
-    from broadcaster.users.service import scopes_for
-    from broadcaster.users.session import COOKIE_NAME, csrf_refused, csrf_valid, resolve
 
     cookie = request.cookies.get(COOKIE_NAME)
     if not cookie:

@@ -100,8 +100,8 @@ def fuzz_admin(fuzz_client) -> dict[str, Any]:
     from broadcaster import publishing
     from broadcaster.db import session_scope
     from broadcaster.delivery.planner import plan_next
-    from broadcaster.delivery.schemas import SubscriberIn
-    from broadcaster.delivery.subscribers import create as create_subscriber
+    from broadcaster.subscribers.schemas import SubscriberIn
+    from broadcaster.subscribers.service import create as create_subscriber
     from broadcaster.incidents.schemas import IncidentIn, UpdateIn
     from broadcaster.incidents.service import add_update, create_incident
     from broadcaster.routing.schemas import CategoryIn, RoutingMap

@@ -101,7 +101,7 @@ def _configure(fake: RunningFake, monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 async def test_no_secret_in_debug_logs_of_any_adapter(fake, root_log, monkeypatch, tmp_path, provider_http):
     from broadcaster.channels.base import Message, Recipient
     from broadcaster.channels.registry import configured_adapters
-    from broadcaster.delivery import tokens
+    from broadcaster.subscribers import tokens
     from broadcaster.settings import get_settings
 
     settings = _configure(

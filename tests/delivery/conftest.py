@@ -51,7 +51,7 @@ def add_subscribers(db_url: str) -> Callable[..., list[int]]:
     from sqlalchemy import select
 
     from broadcaster.db import session_scope
-    from broadcaster.delivery import memberships
+    from broadcaster.subscribers import memberships
     from broadcaster.models import Category
     from broadcaster.models.delivery import Subscriber
     from broadcaster.models.services import Service

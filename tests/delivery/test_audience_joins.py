@@ -265,7 +265,7 @@ def test_csv_import_writes_categories_tags_and_services(client, auth, emergency_
 
 def test_public_subscribe_form_chooses_services(client, emergency_category, services):
     from broadcaster.db import session_scope
-    from broadcaster.delivery import memberships
+    from broadcaster.subscribers import memberships
     from broadcaster.models.delivery import Subscriber
 
     page = client.get("/status")

@@ -44,7 +44,7 @@ def _path(url: str) -> str:
 
 
 def test_get_shows_a_button_and_only_post_confirms(client, secret):
-    from broadcaster.delivery.tokens import confirm_url
+    from broadcaster.subscribers.tokens import confirm_url
 
     sid = _self_subscriber("r@example.org")
     link = _path(confirm_url(sid, "r@example.org"))
@@ -59,7 +59,7 @@ def test_get_shows_a_button_and_only_post_confirms(client, secret):
 
 
 def test_confirm_links_expire_after_7_days(client, secret):
-    from broadcaster.delivery.tokens import CONFIRM_MAX_AGE, confirm_url
+    from broadcaster.subscribers.tokens import CONFIRM_MAX_AGE, confirm_url
 
     assert CONFIRM_MAX_AGE == 7 * 24 * 3600
     sid = _self_subscriber("old@example.org")
@@ -71,7 +71,7 @@ def test_confirm_links_expire_after_7_days(client, secret):
 
 
 def test_confirm_link_is_bound_to_the_address(client, secret, auth):
-    from broadcaster.delivery.tokens import confirm_url
+    from broadcaster.subscribers.tokens import confirm_url
 
     sid = _self_subscriber("first@example.org")
     link = _path(confirm_url(sid, "first@example.org"))
@@ -82,7 +82,7 @@ def test_confirm_link_is_bound_to_the_address(client, secret, auth):
 
 
 def test_an_old_confirm_link_cannot_undo_a_later_unsubscribe(client, secret):
-    from broadcaster.delivery.tokens import confirm_url, unsubscribe_url
+    from broadcaster.subscribers.tokens import confirm_url, unsubscribe_url
 
     sid = _self_subscriber("u@example.org")
     link = _path(confirm_url(sid, "u@example.org", issued=int(time.time()) - 60))
@@ -100,7 +100,7 @@ def test_an_old_confirm_link_cannot_undo_a_later_unsubscribe(client, secret):
 def test_subscriber_ids_are_never_reused(client, secret, auth):
     """A deleted subscriber's unsubscribe link opted out the next subscriber given the same id (SQLite reused
     the highest id after a delete); ids are AUTOINCREMENT now."""
-    from broadcaster.delivery.tokens import unsubscribe_url
+    from broadcaster.subscribers.tokens import unsubscribe_url
 
     w = auth("write")
     first = client.post("/v1/subscribers", json={"email": "gone@example.org", "email_confirmed": True}, headers=w)

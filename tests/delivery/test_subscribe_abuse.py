@@ -139,7 +139,7 @@ def test_forwarded_for_is_trusted_only_from_configured_proxies(client, emergency
         for i in range(4)
     ]
     assert codes == [202, 202, 429, 429]
-    from broadcaster.delivery.abuse import reset_limits
+    from broadcaster.throttle import reset_limits
 
     reset_limits()
     _env(monkeypatch, TRUSTED_PROXIES="10.0.0.0/8")
@@ -155,7 +155,7 @@ def test_forwarded_for_is_trusted_only_from_configured_proxies(client, emergency
 def test_client_ip_rules():
     from starlette.requests import Request
 
-    from broadcaster.delivery.abuse import client_ip
+    from broadcaster.throttle import client_ip
     from broadcaster.settings import Settings
 
     def ip(peer: str, xff: str | None, proxies: list[str]) -> str:
@@ -216,7 +216,7 @@ def test_country_allow_list_defaults_to_the_twilio_sender_country(client, emerge
 
 
 def test_proof_of_work_verifier(client, emergency_category, monkeypatch, db_url):
-    from broadcaster.delivery.verification import solve
+    from broadcaster.subscribers.verification import solve
 
     _env(monkeypatch, SUBSCRIBE_VERIFIER="pow", SUBSCRIBE_POW_DIFFICULTY="8")
     missing = client.post("/v1/subscribe", json={"email": "p@example.org"})
@@ -224,7 +224,7 @@ def test_proof_of_work_verifier(client, emergency_category, monkeypatch, db_url)
     challenge = client.get("/v1/subscribe/challenge").json()
     assert challenge["difficulty"] == 8 and challenge["algorithm"] == "sha256"
     wrong = f"{challenge['challenge']}:0"
-    from broadcaster.delivery.verification import leading_zero_bits  # noqa: F401 (documents the rule)
+    from broadcaster.subscribers.verification import leading_zero_bits  # noqa: F401 (documents the rule)
 
     good = solve(challenge["challenge"], 8)
     if good != wrong:
@@ -312,7 +312,7 @@ def test_figure_200_anonymous_subscribes_from_one_ip(
     for key, value in fake.env(webhook=False).items():
         monkeypatch.setenv(key, value)
     _env(monkeypatch, TRUSTED_PROXIES="10.0.0.0/8")  # the test client is the proxy; clients via X-Forwarded-For
-    from broadcaster.delivery.abuse import _parsed
+    from broadcaster.throttle import parsed_limits as _parsed
     from broadcaster.settings import get_settings
 
     limit = min(item.amount for item in _parsed(get_settings().subscribe_rate_limit))

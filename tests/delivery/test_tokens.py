@@ -7,7 +7,7 @@ from pathlib import Path
 
 
 def _read_key(path: str, start, out) -> None:
-    from broadcaster.delivery.tokens import _persisted_key
+    from broadcaster.signing import _persisted_key
 
     start.wait()
     out.put(_persisted_key(path))
@@ -30,7 +30,7 @@ def test_processes_starting_together_agree_on_the_generated_key(tmp_path: Path):
 
 
 def test_tokens_carry_their_purpose_and_refuse_tampering():
-    from broadcaster.delivery.tokens import sign, verify
+    from broadcaster.signing import sign, verify
 
     token = sign("unsubscribe", {"s": 7, "c": "email"})
     assert verify("unsubscribe", token) == {"s": 7, "c": "email"}

@@ -219,7 +219,7 @@ def test_sendgrid_timestamp_tolerance_is_five_minutes_either_way():
 
 def test_one_click_unsubscribe(signed, client, add_subscribers, emergency_category):
     from broadcaster.db import session_scope
-    from broadcaster.delivery.tokens import unsubscribe_url
+    from broadcaster.subscribers.tokens import unsubscribe_url
     from broadcaster.models.delivery import Subscriber
 
     [sid] = add_subscribers(1)
@@ -268,7 +268,7 @@ def test_self_service_subscribe_double_opt_in(signed, client, drain, emergency_c
     assert client.post(link.removeprefix("http://testserver")).status_code == 200
     with session_scope() as session:
         sub = session.scalar(select(Subscriber).where(Subscriber.email == "reader@example.org"))
-        from broadcaster.delivery import memberships
+        from broadcaster.subscribers import memberships
 
         assert sub.email_confirmed and memberships.read(session, [sub.id])[sub.id].categories == ["emergency"]
         phone = session.scalar(select(Subscriber).where(Subscriber.phone == "+15550002222"))

@@ -15,7 +15,7 @@ def _csp(resp) -> dict[str, str]:
 @pytest.fixture
 def confirm_link(db_url, monkeypatch) -> str:
     from broadcaster.db import session_scope
-    from broadcaster.delivery.tokens import confirm_url
+    from broadcaster.subscribers.tokens import confirm_url
     from broadcaster.models.delivery import Subscriber
     from broadcaster.settings import get_settings
 

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 from tests.twoway.conftest import PHONES, sms
 
-from broadcaster.delivery import inbound_fastpath as fp
+from broadcaster.responses import inbound_fastpath as fp
 
 PATH = "/v1/webhooks/twilio/inbound"
 

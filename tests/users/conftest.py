@@ -40,7 +40,7 @@ def sign_in(client, email: str, password: str = PASSWORD, next_path: str = "", *
 def session_csrf(client) -> str:
     """The CSRF token of the client's console session (what the console's pages embed)."""
     from broadcaster.db import session_scope
-    from broadcaster.users.session import COOKIE_NAME, resolve
+    from broadcaster.sessions import COOKIE_NAME, resolve
 
     with session_scope() as session:
         user = resolve(session, client.cookies.get(COOKIE_NAME))

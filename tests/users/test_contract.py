@@ -8,7 +8,7 @@ import pytest
 from fastapi import Depends
 from tests.users.conftest import session_csrf, sign_in
 
-from broadcaster.users.session import ConsoleUser, require_console_user
+from broadcaster.sessions import ConsoleUser, require_console_user
 
 
 @pytest.fixture

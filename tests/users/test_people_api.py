@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import select
 from tests.users.conftest import session_csrf, sign_in
 
-from broadcaster.users.session import COOKIE_NAME
+from broadcaster.sessions import COOKIE_NAME
 
 CRITICAL = {"title": "Flooding", "category": "emergency", "severity": "critical"}
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, update
 from tests.users.conftest import PASSWORD, csrf_of, session_csrf, sign_in
 
-from broadcaster.users.session import COOKIE_NAME
+from broadcaster.sessions import COOKIE_NAME
 
 
 def _audit(action: str) -> list:

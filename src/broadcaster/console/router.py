@@ -22,8 +22,8 @@ from broadcaster.console import service
 from broadcaster.deps import SessionDep
 from broadcaster.errors import NotFound
 from broadcaster.pagination import MAX_ID
+from broadcaster.sessions import ConsoleUser, require_console_user
 from broadcaster.settings import get_settings
-from broadcaster.users.session import ConsoleUser, require_console_user
 
 router = APIRouter(tags=["console"], include_in_schema=False)
 

@@ -12,8 +12,8 @@ from broadcaster.domain import ChannelKind, IncidentStatus, Severity, UpdateKind
 from broadcaster.errors import NotFound
 from broadcaster.models import AuditEntry, Category, Incident, Update, User
 from broadcaster.models.delivery import Broadcast, update_broadcasts
+from broadcaster.sessions import ConsoleUser
 from broadcaster.settings import Settings
-from broadcaster.users.session import ConsoleUser
 
 
 @dataclass(frozen=True)
@@ -291,8 +291,8 @@ def channels_view(session: Session, settings: Settings) -> list[dict[str, Any]]:
 
 
 def subscriber_view(session: Session, subscriber_id: int) -> dict[str, Any]:
-    from broadcaster.delivery import subscribers
     from broadcaster.models.delivery import Delivery
+    from broadcaster.subscribers import service as subscribers
 
     row = subscribers.get(session, subscriber_id)
     recent = list(
@@ -304,7 +304,7 @@ def subscriber_view(session: Session, subscriber_id: int) -> dict[str, Any]:
 
 
 def subscriber_list(session: Session, q: str | None, limit: int = 50) -> list[Any]:
-    from broadcaster.delivery import subscribers
+    from broadcaster.subscribers import service as subscribers
 
     rows = subscribers.list_subscribers(
         session, q=q or None, category=None, tag=None, locale=None, test_group=None, limit=limit, cursor=None

@@ -64,7 +64,7 @@ def recipient_variables(adapter: Adapter, subscriber_id: int | None, message: Me
 
         out.update(answer_variables(question, adapter.kind.value, subscriber_id))
     if adapter.kind is ChannelKind.email:
-        from broadcaster.delivery.tokens import unsubscribe_url
+        from broadcaster.subscribers.tokens import unsubscribe_url
 
         out["unsubscribe_url"] = unsubscribe_url(subscriber_id)
     return out

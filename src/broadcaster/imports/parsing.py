@@ -12,9 +12,9 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import Engine, select
 
-from broadcaster.delivery.schemas import SubscriberIn
 from broadcaster.errors import Unprocessable, field_name
 from broadcaster.models.imports import ImportChunk
+from broadcaster.subscribers.schemas import SubscriberIn
 
 COLUMNS = (
     "phone",

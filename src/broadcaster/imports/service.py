@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from broadcaster import audit
 from broadcaster.db import get_engine, session_scope
-from broadcaster.delivery import memberships
 from broadcaster.errors import NotFound
 from broadcaster.imports import parsing
 from broadcaster.imports.parsing import Row
@@ -23,6 +22,7 @@ from broadcaster.models.areas import Area, SubscriberArea
 from broadcaster.models.delivery import Subscriber
 from broadcaster.models.imports import ImportChunk, ImportJob, ImportRowError
 from broadcaster.models.services import Service
+from broadcaster.subscribers import memberships
 
 #: the upload is stored in pieces of this size
 CHUNK_BYTES = 1 << 20

@@ -49,7 +49,7 @@ class Subscriber(Base):
     name: Mapped[str] = mapped_column(String(200), default="")
     locale: Mapped[str] = mapped_column(String(16), default="en")
     #: chose no category and no service: every update reaches them (kept in step with the join rows by
-    #: delivery/memberships.py; `ix_subscribers_all_categories` makes them an index lookup too)
+    #: subscribers/memberships.py; `ix_subscribers_all_categories` makes them an index lookup too)
     all_categories: Mapped[bool] = mapped_column(Boolean, default=True, server_default=text("true"))
     #: double opt-in: email is only used once confirmed (API-created subscribers may be pre-confirmed)
     email_confirmed: Mapped[bool] = mapped_column(Boolean, default=False)

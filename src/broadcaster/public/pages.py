@@ -8,7 +8,6 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from broadcaster.delivery import memberships
 from broadcaster.domain import IncidentStatus, UpdateKind
 from broadcaster.models import Incident, Update
 from broadcaster.public import area_outline, queries
@@ -16,6 +15,7 @@ from broadcaster.public.snapshot import routes
 from broadcaster.public.templating import env
 from broadcaster.services.public import components_view
 from broadcaster.settings import get_settings
+from broadcaster.subscribers import memberships
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """One writer thread per API process that applies inbound SMS answers in batches (PostgreSQL).
 
-The inbound webhook (`delivery/inbound_fastpath.py`) puts each answer on a queue and awaits its reply. The
+The inbound webhook (`responses/inbound_fastpath.py`) puts each answer on a queue and awaits its reply. The
 writer takes every answer waiting (up to `max_batch`), applies them in one transaction with
 `sms_answers.apply_sms_answers` (five statements for the batch) and, only after the commit, hands each request
 its reply: nothing is answered 200 before it is stored, so a crash loses nothing (Twilio retries an answer that

@@ -1,6 +1,6 @@
 """Signed links and placeholders for answers: e-mail buttons, the voice <Gather> action, webhook response URLs.
 
-Tokens are HMAC-signed with `SECRET_KEY` (broadcaster.delivery.tokens), each with its own purpose, so an
+Tokens are HMAC-signed with `SECRET_KEY` (broadcaster.subscribers.tokens), each with its own purpose, so an
 unsubscribe token cannot answer and an answer token cannot unsubscribe:
 - `answer` {q: question, s: subscriber, o: option}: an e-mail button; GET shows a confirm form, POST records.
 - `voice-answer` {q, s}: the query of the <Gather> action Twilio posts the pressed digit to (the request
@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from broadcaster.delivery.tokens import sign, verify
 from broadcaster.settings import get_settings
+from broadcaster.signing import sign, verify
 
 #: e-mail bodies carry `-answer_url_<key>-`; the SendGrid adapter substitutes each recipient's signed link
 PLACEHOLDER = "-answer_url_{key}-"

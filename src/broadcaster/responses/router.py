@@ -1,5 +1,6 @@
 """Endpoints of two-way updates: tallies, CSV, live stream, closing, and the answer entry points (signed
-e-mail links with a confirm form, the webhook response URL, the Twilio voice <Gather> action)."""
+e-mail links with a confirm form, the webhook response URL, the Twilio voice <Gather> action, inbound SMS; the
+inbound SMS fast path in front of the app is inbound_fastpath.py)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from broadcaster.delivery.twilio_form import TWILIO_FORM_DOC, TwilioForm
 from broadcaster.deps import SessionDep
 from broadcaster.errors import ErrorOut, Forbidden, Unprocessable
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
@@ -19,6 +21,8 @@ from broadcaster.responses import links, matching, service
 from broadcaster.responses.schemas import AnswerIn, QuestionOut, ResponseOut, ResponsesOut
 from broadcaster.security import Principal, Scope, require_scope
 from broadcaster.settings import get_settings
+from broadcaster.subscribers import keywords
+from broadcaster.subscribers import service as subscriber_service
 
 router = APIRouter(tags=["responses"])
 Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
@@ -268,12 +272,6 @@ def _voice_twiml(text: str | None) -> Response:
     return Response(content=str(reply), media_type="application/xml")
 
 
-async def _signed_twilio_form(request: Request) -> dict[str, Any]:
-    from broadcaster.delivery.router import _twilio_form
-
-    return await _twilio_form(request)
-
-
 @router.post(
     "/v1/webhooks/twilio/voice-answer",
     tags=["webhooks"],
@@ -283,9 +281,7 @@ async def _signed_twilio_form(request: Request) -> dict[str, Any]:
         403: {"model": ErrorOut, "description": "Invalid Twilio signature or token."},
     },
 )
-def voice_answer(
-    params: Annotated[dict[str, Any], Depends(_signed_twilio_form)], session: SessionDep, token: Token
-) -> Response:
+def voice_answer(params: TwilioForm, session: SessionDep, token: Token) -> Response:
     """The action of a call's <Gather>: Twilio posts the pressed key (`Digits`); the request must carry a
     valid `X-Twilio-Signature` and the signed `token` naming the question and the person."""
     payload = links.read("voice-answer", token)
@@ -305,3 +301,40 @@ def voice_answer(
         provider_event_id=f"{call}:{digits}" if call else None,
     )
     return _voice_twiml(service.reply_text(session, answer, voice=True))
+
+
+def _sms_twiml(message: str | None) -> Response:
+    from twilio.twiml.messaging_response import MessagingResponse
+
+    reply = MessagingResponse()
+    if message:
+        reply.message(message)
+    return Response(content=str(reply), media_type="application/xml")
+
+
+@router.post(
+    "/v1/webhooks/twilio/inbound",
+    tags=["webhooks"],
+    openapi_extra=TWILIO_FORM_DOC,
+    response_class=Response,
+    responses={200: {"description": "TwiML reply.", "content": {"application/xml": {"schema": {"type": "string"}}}}},
+)
+def twilio_inbound(params: TwilioForm, session: SessionDep) -> Response:
+    """Inbound SMS: STOP-family words opt out of SMS and voice, START-family (YES) opt in and confirm a number
+    from the public form, HELP answers; anything else (and START/YES too, when a question was sent to the
+    number) is an answer to the latest open question sent to that number (docs/responses.md)."""
+    sender = str(params.get("From", ""))
+    word = keywords.keyword_of(str(params.get("Body", "")))
+    if word in keywords.STOP_WORDS:
+        # Twilio (and carriers) send the standard opt-out confirmation themselves; we only record it
+        subscriber_service.set_sms_opt_out(session, sender, True)
+        return _sms_twiml(None)
+    if word in keywords.START_WORDS:
+        # YES (or START) also confirms a number from the public form (SMS double opt-in); Twilio answers
+        # its opt-in keywords itself, so no reply of ours is added. It may also answer an open question.
+        subscriber_service.set_sms_opt_out(session, sender, False)
+        service.answer_sms(session, params, reply=False)
+        return _sms_twiml(None)
+    if word in keywords.HELP_WORDS:
+        return _sms_twiml(keywords.help_text(get_settings().org_name))
+    return _sms_twiml(service.answer_sms(session, params))

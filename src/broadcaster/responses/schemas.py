@@ -10,15 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from broadcaster.domain import Input
 from broadcaster.responses.escalation import EscalationRules
+from broadcaster.subscribers import keywords
 
 #: an option label is at most this long (its reply key or keyword is said in front of it)
 MAX_LABEL = 40
 MAX_KEYWORD = 20
 MIN_OPTIONS, MAX_OPTIONS = 2, 5
-#: SMS words that keep their meaning whatever is asked (delivery/router.py): never an answer keyword
-RESERVED_KEYWORDS = frozenset(
-    {"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "OPTOUT", "REVOKE", "HELP", "INFO"}
-)
+#: SMS words that keep their meaning whatever is asked (subscribers/keywords.py): never an answer keyword
+RESERVED_KEYWORDS = keywords.STOP_WORDS | keywords.HELP_WORDS
 _KEY = re.compile(r"[A-Za-z0-9]{1,16}")
 _KEYWORD = re.compile(r"[^\W_]{1,20}")
 

@@ -25,14 +25,20 @@ from fastapi.responses import RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, select
 
-from broadcaster import audit
+from broadcaster import audit, throttle
 from broadcaster.db import session_scope
-from broadcaster.delivery import abuse
 from broadcaster.models import ConsoleSession, User
+from broadcaster.sessions import (
+    COOKIE_NAME,
+    ROLE_SCOPES,
+    end_session,
+    secure_cookies,
+    set_session_cookie,
+    start_session,
+)
 from broadcaster.settings import Settings, get_settings
 from broadcaster.users import service
 from broadcaster.users.pages import oidc_enabled, safe_next
-from broadcaster.users.session import COOKIE_NAME, end_session, secure_cookies, set_session_cookie, start_session
 
 log = logging.getLogger(__name__)
 router = APIRouter(tags=["console sign-in"], include_in_schema=False)
@@ -69,7 +75,7 @@ def client(settings: Settings | None = None) -> StarletteOAuth2App:
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    from broadcaster.delivery.tokens import secret_key
+    from broadcaster.signing import secret_key
 
     return URLSafeTimedSerializer(secret_key(), salt="broadcaster.oidc-flow")
 
@@ -80,7 +86,7 @@ def role_map(settings: Settings) -> dict[str, set[str]]:
     for item in settings.oidc_role_map:
         group, sep, role = item.rpartition(":")
         role = role.strip().lower()
-        if sep and group.strip() and role in service.ROLE_SCOPES:
+        if sep and group.strip() and role in ROLE_SCOPES:
             out.setdefault(group.strip(), set()).add(role)
     return out
 
@@ -167,7 +173,7 @@ def _audit_failure(request: Request, reason: str, email: object) -> None:
     with session_scope() as session:
         audit.record(
             session,
-            f"ip:{abuse.client_ip(request)}",
+            f"ip:{throttle.client_ip(request)}",
             "user.login_failed",
             "user",
             "-",
@@ -227,7 +233,7 @@ def _sign_in(request: Request, claims: dict[str, Any]) -> str:
                 user.name = str(claims["name"])[:200]
             end_session(session, request.cookies.get(COOKIE_NAME))
             cookie = start_session(session, user)
-            ip = abuse.client_ip(request)
+            ip = throttle.client_ip(request)
             audit.record(session, f"user:{user.id}", "user.login", "user", user.id, method="sso", ip=ip)
     if refused:
         raise SignInRefused(refused)

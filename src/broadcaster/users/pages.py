@@ -18,12 +18,9 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from broadcaster import audit
-from broadcaster.delivery import abuse
+from broadcaster import audit, throttle
 from broadcaster.deps import SessionDep
-from broadcaster.settings import get_settings
-from broadcaster.users import service
-from broadcaster.users.session import (
+from broadcaster.sessions import (
     COOKIE_NAME,
     clear_session_cookie,
     console_user,
@@ -35,6 +32,8 @@ from broadcaster.users.session import (
     set_session_cookie,
     start_session,
 )
+from broadcaster.settings import get_settings
+from broadcaster.users import service
 
 router = APIRouter(tags=["console sign-in"], include_in_schema=False)
 
@@ -125,12 +124,12 @@ def login_submit(
             status_code=403,
         )
     settings = get_settings()
-    ip = abuse.client_ip(request)
+    ip = throttle.client_ip(request)
     normalized = service.normalize_email(email)
-    limiter = abuse.limiter()
+    limiter = throttle.limiter()
     waits = [
-        limiter.hit(abuse._parsed(settings.login_rate_limit_ip), "login-ip", ip),
-        limiter.hit(abuse._parsed(settings.login_rate_limit_account), "login-account", normalized or "-"),
+        limiter.hit(throttle.parsed_limits(settings.login_rate_limit_ip), "login-ip", ip),
+        limiter.hit(throttle.parsed_limits(settings.login_rate_limit_account), "login-account", normalized or "-"),
     ]
     wait = max((w for w in waits if w is not None), default=None)
     if wait is not None:
@@ -164,7 +163,8 @@ def signed_in(request: Request, session: SessionDep, user: Any, target: str, *, 
     """Start a session for `user` (ending the browser's previous one) and redirect to `target`."""
     end_session(session, request.cookies.get(COOKIE_NAME))
     cookie = start_session(session, user)
-    audit.record(session, f"user:{user.id}", "user.login", "user", user.id, method=method, ip=abuse.client_ip(request))
+    ip = throttle.client_ip(request)
+    audit.record(session, f"user:{user.id}", "user.login", "user", user.id, method=method, ip=ip)
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, cookie)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/console/")

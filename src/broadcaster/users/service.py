@@ -15,14 +15,8 @@ from sqlalchemy.orm import Session
 
 from broadcaster.errors import Conflict, NotFound, Unprocessable
 from broadcaster.models import ApiKey, ConsoleSession, User
-from broadcaster.users.session import ROLES
+from broadcaster.sessions import ROLES
 
-#: what each role may do through the API (admin: everything, as the `admin` scope implies every other)
-ROLE_SCOPES: dict[str, frozenset[str]] = {
-    "editor": frozenset({"read", "write"}),
-    "approver": frozenset({"read", "publish"}),
-    "admin": frozenset({"admin"}),
-}
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 
@@ -35,13 +29,6 @@ def hasher() -> PasswordHasher:
 
 #: a hash to verify against when the account does not exist, so both cases take the same time
 _DUMMY: list[str] = []
-
-
-def scopes_for(roles: list[str] | frozenset[str]) -> frozenset[str]:
-    out: set[str] = set()
-    for role in roles:
-        out |= ROLE_SCOPES.get(role, frozenset())
-    return frozenset(out)
 
 
 def normalize_email(email: str) -> str:

@@ -36,6 +36,7 @@ from broadcaster.errors import error_response
 from broadcaster.responses.answer_writer import SmsAnswerWriter
 from broadcaster.responses.sms_answers import SmsAnswer
 from broadcaster.settings import get_settings
+from broadcaster.subscribers import keywords
 
 log = logging.getLogger(__name__)
 
@@ -167,14 +168,13 @@ class TwilioInboundFastPath:
                 scope, receive, send
             )
             return
-        from broadcaster.delivery.router import HELP_WORDS, START_WORDS, STOP_WORDS, help_text
-
-        word = params.get("Body", "").strip().upper().strip(".!")
-        if word in STOP_WORDS or word in START_WORDS or any("\x00" in k or "\x00" in v for k, v in params.items()):
+        word = keywords.keyword_of(params.get("Body", ""))
+        has_nul = any("\x00" in k or "\x00" in v for k, v in params.items())
+        if word in keywords.STOP_WORDS or word in keywords.START_WORDS or has_nul:
             await self.app(scope, _replay(body, False, receive), send)
             return
-        if word in HELP_WORDS:
-            reply: str | None = help_text(settings.org_name)
+        if word in keywords.HELP_WORDS:
+            reply: str | None = keywords.help_text(settings.org_name)
         else:
             try:
                 reply = await self._answer(params)

@@ -1,9 +1,9 @@
-"""Signed, URL-safe tokens for unsubscribe and subscription-confirmation links (HMAC-SHA256).
+"""The service's secret key and signed, URL-safe tokens (HMAC-SHA256) carrying a purpose.
 
 The key is `SECRET_KEY`, or a random key generated once and persisted in `var/secret_key` (0600) so
-links keep working across restarts. Tokens carry a purpose, so a confirm token cannot unsubscribe.
-Confirmation tokens carry the address they confirm and the time they were issued: they expire after
-`CONFIRM_MAX_AGE` (7 days), and one issued before the subscriber's latest unsubscribe cannot undo it.
+links keep working across restarts. A token carries its purpose, so a confirm token cannot unsubscribe
+(subscribers/tokens.py) and an answer link cannot sign anything else (responses/links.py). Console session
+cookies are signed with the same key (sessions.py).
 """
 
 from __future__ import annotations
@@ -24,8 +24,6 @@ from broadcaster.settings import get_settings
 
 KEY_FILE = Path("var/secret_key")
 log = logging.getLogger(__name__)
-#: seconds a confirmation link stays valid
-CONFIRM_MAX_AGE = 7 * 24 * 3600
 
 
 @lru_cache(maxsize=4)
@@ -99,16 +97,3 @@ def verify(purpose: str, token: str, max_age: int | None = None) -> dict[str, An
         ):
             return None
     return payload
-
-
-def unsubscribe_url(subscriber_id: int, channel: str = "email") -> str:
-    token = sign("unsubscribe", {"s": subscriber_id, "c": channel})
-    return f"{get_settings().public_url.rstrip('/')}/v1/unsubscribe?token={token}"
-
-
-def confirm_url(subscriber_id: int, email: str, issued: float | None = None) -> str:
-    """The landing page of an email confirmation (it confirms by POST: mail scanners follow GET links).
-    `t`, the issue time, has milliseconds: it is compared with the time of the latest unsubscribe."""
-    t = round(time.time() if issued is None else issued, 3)
-    token = sign("confirm", {"s": subscriber_id, "e": email, "t": t})
-    return f"{get_settings().public_url.rstrip('/')}/v1/subscribe/confirm?token={token}"

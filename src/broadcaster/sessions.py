@@ -1,4 +1,5 @@
-"""The console's view of who is signed in (interface shared by the console and users packages).
+"""Console sessions: who is signed in, their roles and what the roles may do (read by security.authenticate,
+the console and the users package).
 
 Sessions are server-side rows (`console_sessions`): the cookie carries a random id signed with SECRET_KEY
 (itsdangerous), the table only its SHA-256, the person, the session's CSRF token and when it was created and
@@ -30,6 +31,12 @@ from broadcaster.settings import get_settings
 
 #: roles a person can hold (several at once)
 ROLES = ("editor", "approver", "admin")
+#: what each role may do through the API (admin: everything, as the `admin` scope implies every other)
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "editor": frozenset({"read", "write"}),
+    "approver": frozenset({"read", "publish"}),
+    "admin": frozenset({"admin"}),
+}
 #: the session cookie
 COOKIE_NAME = "broadcaster_session"
 CSRF_FIELD = "csrf_token"
@@ -60,6 +67,13 @@ class ConsoleUser:
         return "admin" in self.roles or role in self.roles
 
 
+def scopes_for(roles: list[str] | frozenset[str]) -> frozenset[str]:
+    out: set[str] = set()
+    for role in roles:
+        out |= ROLE_SCOPES.get(role, frozenset())
+    return frozenset(out)
+
+
 class LoginRequired(Exception):
     """Raised by `require_console_user` without a valid session: the app answers with a redirect to
     /console/login?next=<path> for pages (401 JSON for fetch/JSON requests)."""
@@ -69,7 +83,7 @@ class LoginRequired(Exception):
 
 
 def _signer() -> Signer:
-    from broadcaster.delivery.tokens import secret_key
+    from broadcaster.signing import secret_key
 
     return Signer(secret_key(), salt="broadcaster.console-session")
 

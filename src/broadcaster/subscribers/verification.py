@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from broadcaster.delivery import abuse, tokens
+from broadcaster import signing, throttle
 from broadcaster.errors import AppError
 from broadcaster.settings import get_settings
 
@@ -51,7 +51,7 @@ def token_from(data: Mapping[str, Any]) -> str | None:
 
 def new_challenge() -> dict[str, Any]:
     difficulty = get_settings().subscribe_pow_difficulty
-    challenge = tokens.sign("pow", {"t": int(time.time()), "r": secrets.token_urlsafe(9), "d": difficulty})
+    challenge = signing.sign("pow", {"t": int(time.time()), "r": secrets.token_urlsafe(9), "d": difficulty})
     return {"algorithm": "sha256", "challenge": challenge, "difficulty": difficulty, "expires_in": POW_MAX_AGE}
 
 
@@ -76,14 +76,14 @@ def pow_ok(token: str | None, _client_ip: str) -> bool:
     if not token:
         return False
     challenge, _, nonce = token.rpartition(":")
-    payload = tokens.verify("pow", challenge, max_age=POW_MAX_AGE)
+    payload = signing.verify("pow", challenge, max_age=POW_MAX_AGE)
     if payload is None or not nonce.isdigit() or len(nonce) > 20:
         return False
     difficulty = max(int(payload.get("d", 0)), get_settings().subscribe_pow_difficulty)
     if leading_zero_bits(hashlib.sha256(f"{challenge}:{nonce}".encode()).digest()) < difficulty:
         return False
     # single use: a solved challenge is spent (in the rate-limit storage, shared when that is Redis)
-    return abuse.limiter().hit(abuse._parsed(f"1/{POW_MAX_AGE} seconds"), "pow", challenge) is None
+    return throttle.limiter().hit(throttle.parsed_limits(f"1/{POW_MAX_AGE} seconds"), "pow", challenge) is None
 
 
 # --- siteverify (hCaptcha / Turnstile) -------------------------------------------------------------------

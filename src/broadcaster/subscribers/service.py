@@ -9,16 +9,17 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from broadcaster import signing
 from broadcaster.areas.service import set_subscriber_areas, subscriber_area_slugs
-from broadcaster.delivery import memberships, tokens
 from broadcaster.delivery.entrypoints import notify_workers
-from broadcaster.delivery.schemas import SubscribeIn, SubscriberIn, SubscriberOut, SubscriberPatch
 from broadcaster.errors import Conflict, NotFound, Unprocessable
 from broadcaster.models import Category, utcnow
 from broadcaster.models.audience import SubscriberCategory, SubscriberTag
 from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
 from broadcaster.models.services import Service, SubscriberService
 from broadcaster.settings import get_settings
+from broadcaster.subscribers import memberships, tokens
+from broadcaster.subscribers.schemas import SubscribeIn, SubscriberIn, SubscriberOut, SubscriberPatch
 
 
 def get(session: Session, subscriber_id: int) -> Subscriber:
@@ -302,7 +303,7 @@ def send_phone_confirmation(session: Session, row: Subscriber) -> int | None:
 def confirm_target(session: Session, token: str) -> Subscriber | None:
     """The subscriber a confirmation link confirms, if it is valid: signed, at most 7 days old, for the
     subscriber's current address, and issued after the subscriber's latest unsubscribe."""
-    payload = tokens.verify("confirm", token, max_age=tokens.CONFIRM_MAX_AGE)
+    payload = signing.verify("confirm", token, max_age=tokens.CONFIRM_MAX_AGE)
     if payload is None:
         return None
     sid = payload.get("s")
@@ -344,7 +345,7 @@ def suppress_pending(session: Session, address: str, kinds: tuple[str, ...]) -> 
 
 
 def unsubscribe_email(session: Session, token: str) -> Subscriber | None:
-    payload = tokens.verify("unsubscribe", token)
+    payload = signing.verify("unsubscribe", token)
     if payload is None:
         return None
     row = session.get(Subscriber, payload.get("s"))

@@ -1,0 +1,266 @@
+"""HTTP endpoints of subscribers: the admin API (list, create, edit, delete) and the public self-service pages
+(subscribe, confirm, unsubscribe, the proof-of-work challenge)."""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Annotated, Any
+
+import anyio.to_thread
+import orjson
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import HTMLResponse
+from pydantic import ValidationError
+
+from broadcaster import audit, throttle
+from broadcaster.deps import SessionDep
+from broadcaster.errors import BadRequest, Unprocessable, field_name
+from broadcaster.pagination import IdPath, Page, PageParams, page_params
+from broadcaster.security import Principal, Scope, require_scope
+from broadcaster.settings import get_settings
+from broadcaster.subscribers import abuse, verification
+from broadcaster.subscribers import service as subscribers
+from broadcaster.subscribers.schemas import SubscribeIn, SubscriberIn, SubscriberOut, SubscriberPatch
+
+router = APIRouter()
+
+Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
+Writer = Annotated[Principal, Depends(require_scope(Scope.write))]
+
+# Bodies the endpoints below parse themselves, documented so the OpenAPI document (and clients or fuzzers
+# generated from it) know them.
+_SUBSCRIBE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": SubscribeIn.model_json_schema()},
+            "application/x-www-form-urlencoded": {
+                "schema": {
+                    "type": "object",
+                    "properties": {
+                        "email": {"type": "string"},
+                        "phone": {"type": "string"},
+                        "locale": {"type": "string"},
+                        "categories": {"type": "array", "items": {"type": "string"}},
+                        "services": {"type": "array", "items": {"type": "string"}},
+                    },
+                    "description": "The status page's form: empty fields are left out.",
+                }
+            },
+        },
+    }
+}
+_SUBSCRIBED: dict[int | str, dict[str, Any]] = {
+    202: {
+        "description": "Subscribed, or a confirmation e-mail was sent (an HTML page when the form was posted).",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["status", "detail"],
+                    "properties": {
+                        "status": {"type": "string", "enum": ["pending_confirmation", "subscribed"]},
+                        "detail": {"type": "string"},
+                    },
+                }
+            },
+            "text/html": {"schema": {"type": "string"}},
+        },
+    }
+}
+#: the e-mailed confirm/unsubscribe links answer a person with an HTML page, also when the link is not valid
+_LINK_PAGE: dict[int | str, dict[str, Any]] = {
+    400: {"description": "The link is not valid (an HTML page).", "content": {"text/html": {}}}
+}
+
+# --- the admin API -----------------------------------------------------------------------------------
+
+
+@router.post("/v1/subscribers", response_model=SubscriberOut, status_code=201, tags=["subscribers"])
+def create_subscriber(body: SubscriberIn, session: SessionDep, who: Writer) -> SubscriberOut:
+    row = subscribers.create(session, body)
+    out = subscribers.out(session, row)
+    audit.record(session, who.actor, "subscriber.create", "subscriber", row.id, after=out.model_dump(mode="json"))
+    return out
+
+
+@router.get("/v1/subscribers", response_model=Page[SubscriberOut], tags=["subscribers"])
+def list_subscribers(
+    session: SessionDep,
+    _: Reader,
+    page: Annotated[PageParams, Depends(page_params)],
+    q: Annotated[str | None, Query(max_length=320, description="Substring of email, phone or name.")] = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    locale: Annotated[str | None, Query(max_length=16)] = None,
+    test_group: bool | None = None,
+    service: Annotated[str | None, Query(max_length=64, description="Followers of this service.")] = None,
+) -> Page[SubscriberOut]:
+    rows = subscribers.list_subscribers(
+        session,
+        q=q,
+        category=category,
+        tag=tag,
+        service=service,
+        locale=locale,
+        test_group=test_group,
+        limit=page.limit,
+        cursor=page.cursor,
+    )
+    more = len(rows) > page.limit
+    rows = rows[: page.limit]
+    return Page(items=subscribers.outs(session, rows), next_cursor=str(rows[-1].id) if more else None)
+
+
+@router.get("/v1/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"])
+def get_subscriber(subscriber_id: IdPath, session: SessionDep, _: Reader) -> SubscriberOut:
+    return subscribers.out(session, subscribers.get(session, subscriber_id))
+
+
+@router.patch("/v1/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"])
+def patch_subscriber(subscriber_id: IdPath, body: SubscriberPatch, session: SessionDep, who: Writer) -> SubscriberOut:
+    before = subscribers.out(session, subscribers.get(session, subscriber_id)).model_dump(mode="json")
+    row = subscribers.patch(session, subscriber_id, body)
+    out = subscribers.out(session, row)
+    after = out.model_dump(mode="json")
+    audit.record_change(session, who.actor, "subscriber.update", "subscriber", row.id, before=before, after=after)
+    return out
+
+
+@router.delete("/v1/subscribers/{subscriber_id}", status_code=204, tags=["subscribers"])
+def delete_subscriber(subscriber_id: IdPath, session: SessionDep, who: Writer) -> Response:
+    before = subscribers.out(session, subscribers.get(session, subscriber_id)).model_dump(mode="json")
+    subscribers.delete(session, subscriber_id)
+    audit.record(session, who.actor, "subscriber.delete", "subscriber", subscriber_id, before=before)
+    return Response(status_code=204)
+
+
+# --- self-service: subscribe, confirm, unsubscribe -----------------------------------------------------
+
+
+def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
+    org = html.escape(get_settings().org_name)
+    return HTMLResponse(
+        "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
+        f"<title>{html.escape(title)} - {org}</title><main><h1>{html.escape(title)}</h1>{body}</main></html>",
+        status_code=status_code,
+    )
+
+
+def _parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object, or 400 `malformed_json` (also for nesting too deep to parse)."""
+    try:
+        data = orjson.loads(raw)
+    except (orjson.JSONDecodeError, RecursionError) as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}", code="malformed_json") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("Expected a JSON object.", field="body")
+    return data
+
+
+@router.post("/v1/subscribe", status_code=202, tags=["subscribe"], openapi_extra=_SUBSCRIBE_BODY, responses=_SUBSCRIBED)
+async def subscribe(request: Request, session: SessionDep) -> Response:
+    """Public self-service subscription (JSON or form). An email gets a confirmation link, a phone one
+    confirmation text (reply YES); neither receives alerts before it is confirmed.
+
+    Limits: requests per client IP (`SUBSCRIBE_RATE_LIMIT`) and phone signups per number prefix
+    (`SUBSCRIBE_PHONE_PREFIX_RATE_LIMIT`) answer 429 with `Retry-After`; phones only from
+    `SUBSCRIBE_PHONE_COUNTRIES`; an optional human check (`SUBSCRIBE_VERIFIER`, field `verification`)."""
+    ip = throttle.client_ip(request)
+    await anyio.to_thread.run_sync(abuse.check_ip, ip)  # the limits' storage may be Redis: off the loop
+    is_form = not request.headers.get("content-type", "").startswith("application/json")
+    if is_form:
+        form = await request.form()
+        keys = ("email", "phone", "locale", *verification.TOKEN_FIELDS)
+        data: dict[str, Any] = {k: v for k in keys if isinstance(v := form.get(k), str) and v}
+        data["categories"] = [c for c in form.getlist("categories") if isinstance(c, str) and c]
+        data["services"] = [c for c in form.getlist("services") if isinstance(c, str) and c]
+    else:
+        data = _parse_json_object(await request.body())
+    await anyio.to_thread.run_sync(verification.check, data, ip)
+    try:
+        body = SubscribeIn(**data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = field_name(first["loc"], whole="body")
+        raise Unprocessable(f"{field}: {first['msg']}" if field else str(first["msg"]), field=field) from exc
+    if body.phone:
+        abuse.check_phone_country(body.phone)
+        await anyio.to_thread.run_sync(abuse.check_phone_prefix, body.phone)
+    # the database work in a thread: waiting for SQLite's write lock on the event loop froze every request
+    # (banner included) while the request holding the lock could not commit (issue 10)
+    outcome = await anyio.to_thread.run_sync(subscribers.subscribe, session, body)
+    parts = []
+    if outcome.email_pending:
+        parts.append("Check your email for a confirmation link.")
+    if outcome.phone_pending:
+        parts.append("Reply YES to the text message we sent to confirm your number.")
+    message = " ".join(parts) or "You are subscribed."
+    pending = outcome.email_pending or outcome.phone_pending
+    if is_form:
+        return _page("Thank you", f"<p>{html.escape(message)}</p>", status_code=202)
+    return Response(
+        json.dumps({"status": "pending_confirmation" if pending else "subscribed", "detail": message}),
+        status_code=202,
+        media_type="application/json",
+    )
+
+
+@router.get("/v1/subscribe/challenge", tags=["subscribe"])
+def subscribe_challenge() -> dict[str, Any]:
+    """A proof-of-work challenge for `SUBSCRIBE_VERIFIER=pow`: find a decimal `nonce` such that SHA-256 of
+    `challenge:nonce` starts with `difficulty` zero bits, and send `verification=challenge:nonce` (once,
+    within `expires_in` seconds)."""
+    return verification.new_challenge()
+
+
+_NOT_VALID = "<p>This confirmation link is not valid: it expired (links last 7 days) or was cancelled.</p>"
+
+
+@router.get("/v1/subscribe/confirm", tags=["subscribe"], response_class=HTMLResponse, responses=_LINK_PAGE)
+def confirm_subscription_page(session: SessionDep, token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
+    """The landing page of a confirmation link: a button that confirms by POST (mail scanners follow GET
+    links, so GET alone never confirms)."""
+    row = subscribers.confirm_target(session, token)
+    if row is None:
+        return _page("Link not valid", _NOT_VALID, status_code=400)
+    if row.email_confirmed and not row.email_opted_out:
+        return _page("Subscription confirmed", "<p>This address is already confirmed.</p>")
+    safe = html.escape(token, quote=True)
+    return _page(
+        "Confirm your subscription",
+        f"<p>Get alerts by email at {html.escape(row.email or '')}?</p>"
+        f"<form method=post action='/v1/subscribe/confirm?token={safe}'>"
+        "<button type=submit>Confirm my subscription</button></form>",
+    )
+
+
+@router.post("/v1/subscribe/confirm", tags=["subscribe"], response_class=HTMLResponse, responses=_LINK_PAGE)
+def confirm_subscription(session: SessionDep, token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
+    """Confirm an email subscription (the landing page's button)."""
+    row = subscribers.confirm(session, token)
+    if row is None:
+        return _page("Link not valid", _NOT_VALID, status_code=400)
+    return _page("Subscription confirmed", "<p>You will receive alerts by email.</p>")
+
+
+@router.get("/v1/unsubscribe", tags=["subscribe"], response_class=HTMLResponse)
+def unsubscribe_page(token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
+    """A confirmation page (link scanners fetch GET links, so GET alone never unsubscribes)."""
+    safe = html.escape(token, quote=True)
+    return _page(
+        "Unsubscribe",
+        f"<form method=post action='/v1/unsubscribe?token={safe}'>"
+        "<input type=hidden name='List-Unsubscribe' value='One-Click'>"
+        "<button type=submit>Unsubscribe from email alerts</button></form>",
+    )
+
+
+@router.post("/v1/unsubscribe", tags=["subscribe"], response_class=HTMLResponse, responses=_LINK_PAGE)
+def unsubscribe(session: SessionDep, token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
+    """RFC 8058 one-click unsubscribe (`List-Unsubscribe=One-Click`); no cookies or login needed."""
+    row = subscribers.unsubscribe_email(session, token)
+    if row is None:
+        return _page("Link not valid", "<p>This unsubscribe link is invalid.</p>", status_code=400)
+    return _page("Unsubscribed", "<p>You will no longer receive email alerts.</p>")
