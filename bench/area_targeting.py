@@ -90,7 +90,7 @@ def new_update(incident_id: int, area: dict[str, Any] | None) -> int:
 
 def count_times(uid: int, repeats: int) -> tuple[list[float], int]:
     from broadcaster.db import session_scope
-    from broadcaster.delivery.entrypoints import audience_counts
+    from broadcaster.delivery.audience import audience_counts
     from broadcaster.models import Update
 
     times, total = [], 0

@@ -201,7 +201,7 @@ def hook_latency(repeats: int) -> list[float]:
 def counts_latency(repeats: int) -> list[float]:
     """`audience_counts` (preview, and the core's approval-threshold rule during publish)."""
     from broadcaster.db import session_scope
-    from broadcaster.delivery.entrypoints import audience_counts
+    from broadcaster.delivery.audience import audience_counts
     from broadcaster.models import Update
 
     uid = new_update(1)

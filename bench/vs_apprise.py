@@ -47,7 +47,8 @@ from tests.delivery.contention import (
 )
 
 from broadcaster.fakes.counting import accepted, sends
-from broadcaster.fakes.testing import TWILIO_SID, FakeHandle, running_fake_process
+from broadcaster.fakes.credentials import TWILIO_SID
+from broadcaster.fakes.testing import FakeHandle, running_fake_process
 
 #: Apprise validates a Twilio auth token as [a-z0-9]+ (the fake runs non-strict: any credentials)
 APPRISE_TOKEN = "benchtoken0123456789"

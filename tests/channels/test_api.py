@@ -32,7 +32,7 @@ def incident(client, auth, emergency_category) -> dict:
 
 def _counts(update_id: int) -> dict[str, int]:
     from broadcaster.db import session_scope
-    from broadcaster.delivery.entrypoints import audience_counts
+    from broadcaster.delivery.audience import audience_counts
     from broadcaster.models import Update
 
     with session_scope() as session:

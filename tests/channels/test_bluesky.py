@@ -17,9 +17,9 @@ import pytest
 
 from broadcaster.channels.base import ErrorClass, Message, Recipient
 from broadcaster.channels.bluesky import BlueskyPost
-from broadcaster.fakes.testing import BLUESKY_HANDLE, BLUESKY_PASSWORD
-from broadcaster.rendering.length import grapheme_length
+from broadcaster.fakes.credentials import BLUESKY_HANDLE, BLUESKY_PASSWORD
 from broadcaster.settings import Settings, get_settings
+from broadcaster.text.length import grapheme_length
 
 T, P = ErrorClass.transient, ErrorClass.permanent
 CREATE_SESSION = "/xrpc/com.atproto.server.createSession"

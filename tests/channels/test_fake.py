@@ -8,7 +8,8 @@ import json
 import httpx
 import pytest
 
-from broadcaster.fakes.testing import MASTODON_TOKEN, SENDGRID_KEY, TWILIO_SID, TWILIO_TOKEN, running_fake
+from broadcaster.fakes.credentials import MASTODON_TOKEN, SENDGRID_KEY, TWILIO_SID, TWILIO_TOKEN
+from broadcaster.fakes.testing import running_fake
 
 BASIC = "Basic " + base64.b64encode(f"{TWILIO_SID}:{TWILIO_TOKEN}".encode()).decode()
 MESSAGES = f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"

@@ -13,8 +13,9 @@ from twilio.rest import Client
 from broadcaster.channels.base import LookupStatus, Message, Recipient
 from broadcaster.channels.twilio import TwilioSms, TwilioVoice, _TwilioHttp
 from broadcaster.fakes.counting import duplicates, max_in_window, rate_profile, sends, sms_segments
+from broadcaster.fakes.credentials import TWILIO_SID, TWILIO_TOKEN
 from broadcaster.fakes.state import RecordedRequest
-from broadcaster.fakes.testing import TWILIO_SID, TWILIO_TOKEN, running_fake_process
+from broadcaster.fakes.testing import running_fake_process
 
 TO = "+15550001234"
 

@@ -17,7 +17,7 @@ from broadcaster.channels.sendgrid import SendGridEmail
 from broadcaster.channels.twilio import TwilioSms, TwilioVoice
 from broadcaster.channels.webhook import Webhook
 from broadcaster.channels.x import XPost
-from broadcaster.fakes.testing import SENDGRID_KEY, TWILIO_SID, TWILIO_TOKEN
+from broadcaster.fakes.credentials import SENDGRID_KEY, TWILIO_SID, TWILIO_TOKEN
 
 
 def recipients(n: int, fmt: str = "+1555000{:04d}") -> list[Recipient]:

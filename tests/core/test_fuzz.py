@@ -97,16 +97,16 @@ def fuzz_client(fuzz_env, app) -> Iterator[Any]:
 def fuzz_admin(fuzz_client) -> dict[str, Any]:
     """Decoy keys first (DELETE /v1/keys/{id} may revoke them), then the admin key the cases use, and a
     little of everything so ids 1..3 exist (through the services, in one transaction: fast)."""
-    from broadcaster import publishing
     from broadcaster.db import session_scope
     from broadcaster.delivery.planner import plan_next
-    from broadcaster.subscribers.schemas import SubscriberIn
-    from broadcaster.subscribers.service import create as create_subscriber
     from broadcaster.incidents.schemas import IncidentIn, UpdateIn
     from broadcaster.incidents.service import add_update, create_incident
+    from broadcaster.publishing import service as publishing
     from broadcaster.routing.schemas import CategoryIn, RoutingMap
     from broadcaster.routing.service import replace_map
     from broadcaster.security import create_key
+    from broadcaster.subscribers.schemas import SubscriberIn
+    from broadcaster.subscribers.service import create as create_subscriber
 
     with session_scope() as session:
         keys = [create_key(session, f"fuzz-{i}", ["read"] if i < 3 else ["admin"])[1] for i in range(4)]

@@ -24,7 +24,8 @@ import pytest
 from sqlalchemy import select
 
 from broadcaster import logs
-from broadcaster.fakes.testing import CREDENTIALS, RunningFake
+from broadcaster.fakes.credentials import CREDENTIALS
+from broadcaster.fakes.testing import RunningFake
 
 SECRET_KEY = "signing-key-for-links-0123456789"
 DB_PASSWORD = "db-password-4711"
@@ -101,8 +102,8 @@ def _configure(fake: RunningFake, monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
 async def test_no_secret_in_debug_logs_of_any_adapter(fake, root_log, monkeypatch, tmp_path, provider_http):
     from broadcaster.channels.base import Message, Recipient
     from broadcaster.channels.registry import configured_adapters
-    from broadcaster.subscribers import tokens
     from broadcaster.settings import get_settings
+    from broadcaster.subscribers import tokens
 
     settings = _configure(
         fake,

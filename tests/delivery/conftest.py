@@ -51,10 +51,10 @@ def add_subscribers(db_url: str) -> Callable[..., list[int]]:
     from sqlalchemy import select
 
     from broadcaster.db import session_scope
-    from broadcaster.subscribers import memberships
     from broadcaster.models import Category
     from broadcaster.models.delivery import Subscriber
     from broadcaster.models.services import Service
+    from broadcaster.subscribers import memberships
 
     counter = {"n": 0}
 

@@ -15,8 +15,8 @@ from tests.core.helpers import assert_error
 def services(db_url: str) -> Any:
     """`services("water", "power", hidden=("internal",))`: create services (public unless hidden)."""
     from broadcaster.db import session_scope
+    from broadcaster.invalidation import content_changed
     from broadcaster.models.services import Service
-    from broadcaster.public.invalidation import content_changed
 
     def make(*public: str, hidden: tuple[str, ...] = ()) -> None:
         with session_scope() as session:
@@ -265,8 +265,8 @@ def test_csv_import_writes_categories_tags_and_services(client, auth, emergency_
 
 def test_public_subscribe_form_chooses_services(client, emergency_category, services):
     from broadcaster.db import session_scope
-    from broadcaster.subscribers import memberships
     from broadcaster.models.delivery import Subscriber
+    from broadcaster.subscribers import memberships
 
     page = client.get("/status")
     assert page.status_code == 200

@@ -99,7 +99,7 @@ def test_correction_goes_to_everyone_the_original_reached(
     assert upd.status_code == 201, upd.text
     preview_counts = None
     from broadcaster.db import session_scope
-    from broadcaster.delivery.entrypoints import audience_counts
+    from broadcaster.delivery.audience import audience_counts
     from broadcaster.models import Update
 
     with session_scope() as session:

@@ -71,7 +71,7 @@ def test_sms_reserves_one_token_per_segment(memory, drain, add_subscribers, publ
     from broadcaster.delivery.ratelimit import BUCKET_SECONDS
     from broadcaster.delivery.testing import MemoryAdapter
     from broadcaster.models.delivery import RateBucket
-    from broadcaster.rendering.sms import analyze
+    from broadcaster.text.sms import analyze
 
     monkeypatch.setattr(MemoryAdapter, "limits", Limits(batch_size=100, rate_per_second=1000.0))
     add_subscribers(3)

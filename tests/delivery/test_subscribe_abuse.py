@@ -155,8 +155,8 @@ def test_forwarded_for_is_trusted_only_from_configured_proxies(client, emergency
 def test_client_ip_rules():
     from starlette.requests import Request
 
-    from broadcaster.throttle import client_ip
     from broadcaster.settings import Settings
+    from broadcaster.throttle import client_ip
 
     def ip(peer: str, xff: str | None, proxies: list[str]) -> str:
         headers = [(b"x-forwarded-for", xff.encode())] if xff is not None else []
@@ -312,8 +312,8 @@ def test_figure_200_anonymous_subscribes_from_one_ip(
     for key, value in fake.env(webhook=False).items():
         monkeypatch.setenv(key, value)
     _env(monkeypatch, TRUSTED_PROXIES="10.0.0.0/8")  # the test client is the proxy; clients via X-Forwarded-For
-    from broadcaster.throttle import parsed_limits as _parsed
     from broadcaster.settings import get_settings
+    from broadcaster.throttle import parsed_limits as _parsed
 
     limit = min(item.amount for item in _parsed(get_settings().subscribe_rate_limit))
     attacker = {"X-Forwarded-For": "203.0.113.66"}

@@ -116,7 +116,7 @@ def test_a_test_correction_of_a_live_update_never_reaches_nor_cancels_the_public
     client, admin, fake, drain, audience, emergency_category
 ):
     from broadcaster.db import session_scope
-    from broadcaster.delivery.entrypoints import audience_counts
+    from broadcaster.delivery.audience import audience_counts
     from broadcaster.models import Update
 
     incident = _incident(client, admin, severity="minor")

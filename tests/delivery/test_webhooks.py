@@ -219,8 +219,8 @@ def test_sendgrid_timestamp_tolerance_is_five_minutes_either_way():
 
 def test_one_click_unsubscribe(signed, client, add_subscribers, emergency_category):
     from broadcaster.db import session_scope
-    from broadcaster.subscribers.tokens import unsubscribe_url
     from broadcaster.models.delivery import Subscriber
+    from broadcaster.subscribers.tokens import unsubscribe_url
 
     [sid] = add_subscribers(1)
     url = unsubscribe_url(sid)

@@ -286,7 +286,7 @@ def test_cancel_while_running_restores_the_services(client, admin, world, fake, 
 
 
 def test_a_failed_attempt_writes_nothing_and_is_retried(client, admin, world, fake, clock_at, db_url, monkeypatch):
-    from broadcaster import publishing
+    from broadcaster.publishing import service as publishing
 
     real = publishing.publish
     calls = {"n": 0}
@@ -321,8 +321,9 @@ def test_the_runner_runs_beside_the_worker(client, admin, world, fake, clock_at,
     """`broadcaster worker` and the in-process worker start a MaintenanceRunner among their side runners."""
     import asyncio
 
-    from broadcaster.delivery.lifecycle import _start_side_runners, _stop_side_runners
+    from broadcaster.delivery.lifecycle import start_runners, stop_runners
     from broadcaster.maintenance.runner import MaintenanceRunner
+    from broadcaster.settings import get_settings
 
     wid = client.post("/v1/maintenance", headers=admin, json=window_body()).json()["id"]
 
@@ -331,14 +332,14 @@ def test_the_runner_runs_beside_the_worker(client, admin, world, fake, clock_at,
         return next(n["state"] for n in notices if n["kind"] == "created")
 
     async def main() -> list[str]:
-        runners = _start_side_runners()
+        runners = start_runners(get_settings())
         try:
             for _ in range(600):  # bounded wait for the first round (no timing is asserted)
                 if await asyncio.to_thread(created_state) == "sent":
                     break
                 await asyncio.sleep(0.05)
         finally:
-            await _stop_side_runners(runners)
+            await stop_runners(runners)
         return [type(r).__name__ for r, _ in runners]
 
     names = asyncio.run(main())

@@ -59,8 +59,8 @@ def _evil_page(target: str) -> Iterator[str]:
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_confirm_landing_page_in_chromium(browser, service, db_url):
     from broadcaster.db import session_scope
-    from broadcaster.subscribers.tokens import confirm_url
     from broadcaster.models.delivery import Subscriber
+    from broadcaster.subscribers.tokens import confirm_url
 
     with session_scope() as session:
         row = Subscriber(source="self", email="reader@example.org", email_confirmed=False)

@@ -15,9 +15,9 @@ def _csp(resp) -> dict[str, str]:
 @pytest.fixture
 def confirm_link(db_url, monkeypatch) -> str:
     from broadcaster.db import session_scope
-    from broadcaster.subscribers.tokens import confirm_url
     from broadcaster.models.delivery import Subscriber
     from broadcaster.settings import get_settings
+    from broadcaster.subscribers.tokens import confirm_url
 
     monkeypatch.setenv("SECRET_KEY", "test-secret-key-for-tokens")
     get_settings.cache_clear()

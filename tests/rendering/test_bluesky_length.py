@@ -7,8 +7,8 @@ import pytest
 
 from broadcaster.models import Category, Incident, Update
 from broadcaster.rendering import render_update
-from broadcaster.rendering.length import LengthRule, bluesky_fits, grapheme_length
 from broadcaster.settings import Settings
+from broadcaster.text.length import LengthRule, bluesky_fits, grapheme_length
 
 FAMILY = "\U0001f468\u200d\U0001f469\u200d\U0001f467\u200d\U0001f466"  # man, woman, girl, boy joined by ZWJ
 RAINBOW_FLAG = "\U0001f3f3\ufe0f\u200d\U0001f308"

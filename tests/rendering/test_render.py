@@ -12,9 +12,9 @@ import yaml
 from broadcaster.models import Category, Incident, Update
 from broadcaster.rendering import TemplateError, render_update
 from broadcaster.rendering.fit import cut_points, protected_spans, shorten
-from broadcaster.rendering.length import x_weighted_length
-from broadcaster.rendering.sms import analyze
 from broadcaster.settings import PROJECT_ROOT, Settings
+from broadcaster.text.length import x_weighted_length
+from broadcaster.text.sms import analyze
 
 TEMPLATES = PROJECT_ROOT / "templates"
 LOCALES = Settings(_env_file=None).supported_locales

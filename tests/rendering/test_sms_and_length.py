@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from broadcaster.rendering.length import LengthRule, mastodon_length, x_weighted_length
-from broadcaster.rendering.sms import GSM7, UCS2, analyze, max_units
+from broadcaster.text.length import LengthRule, mastodon_length, x_weighted_length
+from broadcaster.text.sms import GSM7, UCS2, analyze, max_units
 
 URL = "https://example.org/" + "a" * 80  # 100 characters, counts 23 on X and Mastodon
 

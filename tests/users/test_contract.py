@@ -1,4 +1,4 @@
-"""The console contract (users.session): require_console_user, console_user, LoginRequired handling."""
+"""The console contract (broadcaster.sessions): require_console_user, console_user, LoginRequired handling."""
 
 from __future__ import annotations
 

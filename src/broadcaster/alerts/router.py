@@ -6,11 +6,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, status
 
-from broadcaster import audit, publishing
+from broadcaster import audit
 from broadcaster.deps import SessionDep
 from broadcaster.domain import Severity
 from broadcaster.incidents import service
 from broadcaster.incidents.schemas import AlertIn, AlertOut, IncidentIn, IncidentOut, UpdateIn, UpdateOut
+from broadcaster.publishing import service as publishing
 from broadcaster.routing.service import get_category
 from broadcaster.security import Principal, Scope, require_scope
 

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 __all__ = ["is_url", "mask", "mask_url"]  # part of the adapter contract: adapters mask what they show
 
 
+#: placeholder left in e-mail bodies when no per-recipient variables are given; an e-mail adapter
+#: substitutes each recipient's own unsubscribe URL (SendGrid: `substitutions`)
+UNSUBSCRIBE_PLACEHOLDER = "-unsubscribe_url-"
+
+
 class ErrorClass(StrEnum):
     transient = "transient"
     permanent = "permanent"
@@ -157,7 +162,7 @@ class Adapter(abc.ABC):
         """Units of `limits.rate_per_second` that sending `message` to `recipients` uses. SMS counts segments,
         as carriers and Twilio's sender throughput do: a 3-segment text costs 3 per recipient."""
         if self.kind is ChannelKind.sms:
-            from broadcaster.rendering.sms import analyze
+            from broadcaster.text.sms import analyze
 
             return float(recipients * max(1, analyze(message.text).segments))
         return float(recipients)

@@ -33,8 +33,8 @@ from broadcaster.channels.base import (
 )
 from broadcaster.channels.errors import from_status, network_error, unexpected
 from broadcaster.domain import ChannelKind
-from broadcaster.rendering.length import BLUESKY_MAX_GRAPHEMES
 from broadcaster.settings import Settings
+from broadcaster.text.length import BLUESKY_MAX_GRAPHEMES
 
 if importlib.util.find_spec("atproto_client") is None:
     raise ImportError("the Bluesky adapter needs the atproto SDK: pip install 'broadcaster[bluesky]'")

@@ -1,18 +1,15 @@
-"""HTTP endpoints of the channels package: adapters, connection checks, previews."""
+"""HTTP endpoints of the channels package: adapters and connection checks."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends
 
 from broadcaster import audit
-from broadcaster.approval import ETAG_DOC, content_etag
 from broadcaster.channels import service
-from broadcaster.channels.schemas import AdapterOut, CheckOut, DraftPreviewIn, PreviewOut
+from broadcaster.channels.schemas import AdapterOut, CheckOut
 from broadcaster.deps import SessionDep
-from broadcaster.incidents.service import get_update
-from broadcaster.pagination import IdPath
 from broadcaster.security import Principal, Scope, require_scope
 from broadcaster.settings import get_settings
 
@@ -38,27 +35,3 @@ async def check_channel(name: str, session: SessionDep, who: Admin) -> CheckOut:
         await adapter.aclose()
     audit.record(session, who.actor, "channel.check", "channel", name, ok=result.ok)
     return CheckOut(name=name, ok=result.ok, detail=result.detail)
-
-
-@router.post(
-    "/updates/{update_id}/preview",
-    response_model=PreviewOut,
-    responses={200: {"headers": {"ETag": {"description": ETAG_DOC, "schema": {"type": "string"}, "required": True}}}},
-)
-def preview_update(update_id: IdPath, session: SessionDep, who: Reader, response: Response) -> PreviewOut:
-    """Exactly what each channel would send for this update (per locale), with warnings and counts.
-
-    The `ETag` header (and `etag` field) identifies this exact content; approving needs it in `If-Match`.
-    """
-    update = get_update(session, update_id)
-    out = service.preview(session, update, get_settings())
-    out.etag = content_etag(session, update, out)
-    response.headers["ETag"] = out.etag
-    return out
-
-
-@router.post("/preview", response_model=PreviewOut)
-def preview_draft(body: DraftPreviewIn, session: SessionDep, who: Reader) -> PreviewOut:
-    """Preview an unsaved update (nothing is stored)."""
-    update = service.draft_update(session, body)
-    return service.preview(session, update, get_settings())

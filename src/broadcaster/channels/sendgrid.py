@@ -19,10 +19,18 @@ from typing import Any, ClassVar
 from python_http_client.exceptions import HTTPError
 from sendgrid import SendGridAPIClient
 
-from broadcaster.channels.base import Adapter, CheckResult, Limits, Message, ProviderError, Recipient, SendResult
+from broadcaster.channels.base import (
+    UNSUBSCRIBE_PLACEHOLDER,
+    Adapter,
+    CheckResult,
+    Limits,
+    Message,
+    ProviderError,
+    Recipient,
+    SendResult,
+)
 from broadcaster.channels.errors import from_status, network_error, unexpected
 from broadcaster.domain import ChannelKind
-from broadcaster.rendering import UNSUBSCRIBE_PLACEHOLDER
 from broadcaster.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -311,7 +311,7 @@ def twiml_for(message: Message, voice: str | None, answer_url: str | None = None
     When the message asks a question and `answer_url` (the recipient's signed action URL) is given, both
     readings are inside a `<Gather numDigits="1">` that posts the pressed key to it (people may answer while
     the message is read)."""
-    from broadcaster.rendering.speech import speakable
+    from broadcaster.text.speech import speakable
 
     language = str(message.data.get("voice_language") or message.locale or "en-US")
     response = VoiceResponse()

@@ -211,7 +211,7 @@ def services_page(request: Request, session: SessionDep, user: User) -> Response
     if (denied := _guard(request, user, "services")) is not None:
         return denied
     from broadcaster.models.services import SERVICE_STATES
-    from broadcaster.services.public import LABELS
+    from broadcaster.public.statuspage import LABELS
     from broadcaster.services.service import list_services
 
     services = list_services(session)

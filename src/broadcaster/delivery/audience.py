@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, exists, func, literal, or_, select, text, union_all
 from sqlalchemy.orm import Session, aliased, object_session
 
-from broadcaster.areas.service import area_condition
+from broadcaster import hooks
 from broadcaster.domain import SUBSCRIBER_KINDS, ChannelKind
 from broadcaster.models import Category, Update
 from broadcaster.models.audience import SubscriberCategory, SubscriberTag
@@ -149,7 +149,7 @@ def subscriber_conditions(update: Update, kind: ChannelKind) -> list[ColumnEleme
       PostgreSQL runs it as a semi-join, each branch an index(-only) scan and each subscriber fetched by
       primary key, so a 1% audience never reads the other 99%. PostgreSQL has no statistics for a UNION's
       output and guesses 200 distinct ids, so this form is only used when `large_reach` says it is small;
-    - large reach (>= 5% of the table, PostgreSQL), or any reach with an area: `reach_exists`, so a large
+    - large reach (>= 5% of the table, PostgreSQL), or any reach a feature narrows (an area): `reach_exists`, so a large
       audience is one scan of `subscribers` rather than a primary-key lookup per recipient, and an area's
       ids drive the query (a join-table probe per person in the area, never the whole category hashed)."""
     conds: list[ColumnElement[bool]] = []
@@ -169,8 +169,9 @@ def subscriber_conditions(update: Update, kind: ChannelKind) -> list[ColumnEleme
     if update.test:
         conds.append(Subscriber.test_group.is_(True))
     audience = update.audience or {}
-    area = area_condition(None, update)  # only the subscribers inside the update's area
-    if area is not None or large_reach(object_session(update), update):
+    # the features' narrowing (hooks.audience_filters): only the subscribers inside the update's area
+    narrowing = [c for narrow in hooks.audience_filters.functions() if (c := narrow(None, update)) is not None]
+    if narrowing or large_reach(object_session(update), update):
         conds.append(reach_exists(update))
     else:
         conds.append(Subscriber.id.in_(union_all(*reach_branches(update))))
@@ -179,8 +180,7 @@ def subscriber_conditions(update: Update, kind: ChannelKind) -> list[ColumnEleme
         conds.append(Subscriber.id.in_(tagged))
     if audience.get("locales"):
         conds.append(Subscriber.locale.in_(list(audience["locales"])))
-    if area is not None:
-        conds.append(area)
+    conds += narrowing
     return conds
 
 

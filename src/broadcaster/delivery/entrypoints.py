@@ -44,8 +44,3 @@ def start_broadcast(session: Session, update: Update) -> int | None:
     session.flush()
     notify_workers(session)
     return broadcast.id
-
-
-def audience_counts(session: Session, update: Update) -> dict[str, int]:
-    """Recipients per channel name that publishing `update` would reach (used by preview)."""
-    return audience.audience_counts(session, update)

@@ -3,52 +3,36 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
-from typing import Protocol
 
 from fastapi import FastAPI
 
+from broadcaster import hooks
 from broadcaster.delivery.worker import Worker
-from broadcaster.settings import get_settings
+from broadcaster.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
 
 
 async def start_background(app: FastAPI) -> None:
-    """Start the in-process delivery worker, and the subscriber-import runner beside it."""
-    from broadcaster.imports.runner import ImportRunner
-
+    """Start the in-process delivery worker and the runners beside it (`hooks.runners`)."""
     worker = Worker(get_settings())
     app.state.delivery_worker = worker
     app.state.delivery_task = asyncio.create_task(worker.run(), name="delivery-worker")
-    imports = ImportRunner(get_settings(), isolate=True)
-    app.state.import_runner = imports
-    app.state.import_task = asyncio.create_task(imports.run(), name="import-runner")
-    app.state.side_runners = _start_side_runners()
+    app.state.side_runners = start_runners(get_settings())
 
 
-class _Runner(Protocol):
-    async def run(self) -> None: ...
-    def stop(self) -> None: ...
-
-
-def _start_side_runners() -> list[tuple[_Runner, asyncio.Task[None]]]:
-    """Beside every worker: static publishing (when STATIC_TARGET is set), deferred alert updates, question
-    escalations and maintenance notices."""
-    from broadcaster.integrations.runner import AlertFlushRunner
-    from broadcaster.maintenance.runner import MaintenanceRunner
-    from broadcaster.responses.escalation_runner import EscalationRunner
-    from broadcaster.staticsite.runner import StaticPublisher
-
-    runners: list[_Runner] = [AlertFlushRunner(), EscalationRunner(), MaintenanceRunner()]
-    if get_settings().static_target.strip():
-        runners.append(StaticPublisher(get_settings()))
+def start_runners(settings: Settings) -> list[tuple[hooks.Runner, asyncio.Task[None]]]:
+    """The runners every worker has beside it, started: those the features register on `hooks.runners` (subscriber
+    imports, deferred alert updates, question escalations, maintenance notices, static publishing when on)."""
+    runners = [r for make in hooks.runners.functions() if (r := make(settings)) is not None]
     return [(r, asyncio.create_task(r.run(), name=type(r).__name__)) for r in runners]
 
 
-async def _stop_side_runners(runners: list[tuple[_Runner, asyncio.Task[None]]]) -> None:
+async def stop_runners(runners: list[tuple[hooks.Runner, asyncio.Task[None]]]) -> None:
+    """Ask every runner to stop, then wait for each (30 s at most; an import in progress is queued again after
+    its batch)."""
     for runner, _ in runners:
         runner.stop()
     for _, task in runners:
@@ -61,13 +45,8 @@ async def _stop_side_runners(runners: list[tuple[_Runner, asyncio.Task[None]]]) 
 
 
 async def stop_background(app: FastAPI) -> None:
-    """Stop it, letting in-flight sends finish (an import in progress is queued again after its batch)."""
-    await _stop_side_runners(getattr(app.state, "side_runners", []))
-    imports = getattr(app.state, "import_runner", None)
-    if imports is not None:
-        imports.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(app.state.import_task, timeout=30)
+    """Stop it, letting in-flight sends finish."""
+    await stop_runners(getattr(app.state, "side_runners", []))
     worker: Worker | None = getattr(app.state, "delivery_worker", None)
     task: asyncio.Task[None] | None = getattr(app.state, "delivery_task", None)
     if worker is None or task is None:
@@ -90,25 +69,20 @@ def run_worker_process(concurrency: int | None = None) -> None:
         start_http_server(settings.worker_metrics_port)
 
     async def main() -> None:
-        from broadcaster.imports.runner import ImportRunner
-
         worker = Worker(settings, concurrency=concurrency)
-        imports = ImportRunner(settings, isolate=True)
+        side = start_runners(settings)
         loop = asyncio.get_running_loop()
 
         def stop() -> None:
             worker.stop()
-            imports.stop()
+            for runner, _ in side:
+                runner.stop()
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop)
         log.info("delivery worker %s started", worker.id)
-        import_task = asyncio.create_task(imports.run(), name="import-runner")
-        side = _start_side_runners()
         await worker.run()
-        imports.stop()
-        await _stop_side_runners(side)
-        await import_task
+        await stop_runners(side)
         log.info("delivery worker %s stopped (%d sent)", worker.id, worker.sent)
 
     asyncio.run(main())

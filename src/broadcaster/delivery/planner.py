@@ -13,6 +13,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Engine, func, insert, literal, select, text, update
 from sqlalchemy.orm import Session
 
+from broadcaster import hooks
 from broadcaster.delivery import audience
 from broadcaster.domain import SUBSCRIBER_KINDS, Priority
 from broadcaster.models import Update, utcnow
@@ -134,9 +135,8 @@ def plan(session: Session, broadcast: Broadcast) -> int:
         if not total:
             broadcast.finished_at = now
     if broadcast.update_id is not None and broadcast.kind != "system":
-        from broadcaster.responses.service import add_recipients
-
-        add_recipients(session, broadcast)  # everyone reached is asked the update's question, if any
+        for planned in hooks.broadcast_planned.functions():  # e.g. everyone reached is asked the update's question
+            planned(session, broadcast)
     log.info("broadcast %s planned: %d deliveries", broadcast.id, total)
     return total
 

@@ -45,6 +45,7 @@ from typing import TypeVar
 from sqlalchemy import Engine, select
 from sqlalchemy.exc import DBAPIError
 
+from broadcaster import hooks
 from broadcaster.channels.base import (
     Adapter,
     ErrorClass,
@@ -73,7 +74,7 @@ from broadcaster.delivery.queue import (
 )
 from broadcaster.delivery.retry import RetryStrategy
 from broadcaster.models import utcnow
-from broadcaster.models.delivery import ESCALATION_KIND, Broadcast, Delivery, idempotency_key
+from broadcaster.models.delivery import Broadcast, Delivery, idempotency_key
 from broadcaster.settings import Settings, get_settings
 
 __all__ = ["CLAIM_PG", "CLAIM_SQLITE", "Claimed", "Outcome", "Worker", "claim", "requeue_expired"]
@@ -97,7 +98,7 @@ class _State:
     state: str
     checked: float
     messages: dict[tuple[str, str], Message] = field(default_factory=dict)
-    #: update | system | escalation (a question's re-send: dropped for people who answered meanwhile)
+    #: update | system | escalation (a question's re-send: a send guard drops people who answered meanwhile)
     kind: str = "update"
     update_id: int | None = None
 
@@ -363,8 +364,9 @@ class Worker:
             if await self._cancelled(items[0].broadcast_id):
                 cancelled = [Outcome(d.id, d.channel, "cancelled", error_reason="broadcast cancelled") for d in items]
                 return await self._save(cancelled)
-            if self._broadcasts[items[0].broadcast_id].kind == ESCALATION_KIND:
-                items, stopped = await self._db(self._unanswered, items)
+            guard = hooks.guard_for(self._broadcasts[items[0].broadcast_id].kind)
+            if guard is not None:
+                items, stopped = await self._db(self._guarded, guard, items)
                 if stopped:
                     await self._save(stopped)
                 if not items:
@@ -428,19 +430,17 @@ class Worker:
             variables=recipient_variables(adapter, d.subscriber_id, message),
         )
 
-    def _unanswered(self, items: list[Claimed]) -> tuple[list[Claimed], list[Outcome]]:
-        """A question's re-send, right before the call: (rows still to send, cancelled outcomes of people who
-        answered meanwhile, or of everyone when the question was closed)."""
-        from broadcaster.responses.escalation_runner import answered_or_closed
-
+    def _guarded(self, guard: hooks.SendGuard, items: list[Claimed]) -> tuple[list[Claimed], list[Outcome]]:
+        """Right before the call: (rows still to send, cancelled outcomes of the rows `guard` holds back, e.g. the
+        people who answered a question meanwhile, or everyone once it was closed)."""
         update_id = self._broadcasts[items[0].broadcast_id].update_id
         if update_id is None:
             return items, []
-        answered = answered_or_closed(self.engine, update_id, [d.subscriber_id for d in items if d.subscriber_id])
+        hold = guard.hold(self.engine, update_id, [d.subscriber_id for d in items if d.subscriber_id])
         keep, stopped = [], []
         for d in items:
-            if answered is None or d.subscriber_id in answered:
-                reason = "question closed" if answered is None else "answered meanwhile"
+            reason = hold.everyone or (hold.people.get(d.subscriber_id) if d.subscriber_id is not None else None)
+            if reason:
                 stopped.append(Outcome(d.id, d.channel, "cancelled", error_reason=reason))
             else:
                 keep.append(d)

@@ -67,7 +67,7 @@ def duplicates(requests: Iterable[RecordedRequest]) -> dict[str, int]:
 
 def sms_segments(request: RecordedRequest) -> float:
     """The SMS segments a Twilio Messages request costs (carriers and Twilio meter segments); 1 otherwise."""
-    from broadcaster.rendering.sms import analyze
+    from broadcaster.text.sms import analyze
 
     body = request.form_value("Body") if request.provider == "twilio" else None
     return float(max(1, analyze(body).segments)) if body else 1.0

@@ -43,8 +43,8 @@ import orjson
 
 from broadcaster.fakes.credentials import CREDENTIALS
 from broadcaster.fakes.state import PROVIDERS, Credentials, FakeState, RecordedRequest
-from broadcaster.rendering.length import BLUESKY_MAX_BYTES, BLUESKY_MAX_GRAPHEMES, grapheme_length, mastodon_length
-from broadcaster.rendering.sms import analyze
+from broadcaster.text.length import BLUESKY_MAX_BYTES, BLUESKY_MAX_GRAPHEMES, grapheme_length, mastodon_length
+from broadcaster.text.sms import analyze
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

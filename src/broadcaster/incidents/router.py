@@ -10,14 +10,15 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
-from broadcaster import approval, audit, publishing
+from broadcaster import audit
 from broadcaster.delivery import eta
 from broadcaster.delivery.eta import EtaOut
 from broadcaster.deps import SessionDep
 from broadcaster.domain import IncidentStatus, Severity, UpdateState
 from broadcaster.errors import ErrorOut
-from broadcaster.incidents import service
+from broadcaster.incidents import drafts, service
 from broadcaster.incidents.schemas import (
+    DraftPreviewIn,
     IncidentIn,
     IncidentOut,
     IncidentPatch,
@@ -29,8 +30,13 @@ from broadcaster.incidents.schemas import (
 )
 from broadcaster.models import Update
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
+from broadcaster.publishing import approval
+from broadcaster.publishing import service as publishing
+from broadcaster.publishing.preview import preview as build_preview
+from broadcaster.publishing.schemas import PreviewOut
 from broadcaster.security import Principal, Scope, require_any_scope, require_scope
 from broadcaster.services.service import check_slugs
+from broadcaster.settings import get_settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["incidents"])
@@ -252,3 +258,30 @@ def reject_update(update_id: IdPath, body: RejectIn, session: SessionDep, who: P
 
     Someone other than the requester (an approver, the publish scope) rejects; the author edits and asks again."""
     return UpdateOut.model_validate(approval.reject(session, update_id, who.actor, body.comment))
+
+
+@router.post(
+    "/updates/{update_id}/preview",
+    response_model=PreviewOut,
+    tags=["channels"],
+    responses={
+        200: {"headers": {"ETag": {"description": approval.ETAG_DOC, "schema": {"type": "string"}, "required": True}}}
+    },
+)
+def preview_update(update_id: IdPath, session: SessionDep, who: Reader, response: Response) -> PreviewOut:
+    """Exactly what each channel would send for this update (per locale), with warnings and counts.
+
+    The `ETag` header (and `etag` field) identifies this exact content; approving needs it in `If-Match`.
+    """
+    update = service.get_update(session, update_id)
+    out = build_preview(session, update, get_settings())
+    out.etag = approval.content_etag(session, update, out)
+    response.headers["ETag"] = out.etag
+    return out
+
+
+@router.post("/preview", response_model=PreviewOut, tags=["channels"])
+def preview_draft(body: DraftPreviewIn, session: SessionDep, who: Reader) -> PreviewOut:
+    """Preview an unsaved update (nothing is stored)."""
+    update = drafts.draft_update(session, body)
+    return build_preview(session, update, get_settings())

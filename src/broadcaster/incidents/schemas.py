@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from broadcaster.areas.schemas import AreaSpec
 from broadcaster.delivery.eta import EtaOut
@@ -309,3 +309,21 @@ class AlertOut(BaseModel):
     update: UpdateOut
     broadcast_id: int | None = None
     channels: list[str]
+
+
+class DraftPreviewIn(BaseModel):
+    """An unsaved update: for an existing incident, or for a category and severity (a new incident)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    incident_id: int | None = Field(None, ge=1, le=MAX_ID)
+    category: str | None = None
+    severity: Severity | None = None
+    title: str = Field("Draft incident", min_length=1, max_length=300)
+    update: UpdateIn
+
+    @model_validator(mode="after")
+    def _target(self) -> DraftPreviewIn:
+        if self.incident_id is None and (self.category is None or self.severity is None):
+            raise ValueError("give incident_id, or category and severity")
+        return self

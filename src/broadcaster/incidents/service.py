@@ -8,7 +8,12 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
-from broadcaster.approval import (
+from broadcaster.areas.service import validate_update_area
+from broadcaster.domain import IncidentStatus, Severity, UpdateKind, UpdateState
+from broadcaster.errors import AppError, Conflict, NotFound, Unprocessable
+from broadcaster.incidents.schemas import IncidentIn, IncidentPatch, UpdateIn, UpdatePatch
+from broadcaster.models import Incident, Update, utcnow
+from broadcaster.publishing.approval import (
     cancel_pending,
     changed_fields,
     lock_incident,
@@ -16,22 +21,7 @@ from broadcaster.approval import (
     note_severity_change,
     snapshot,
 )
-from broadcaster.areas.service import validate_update_area
-from broadcaster.domain import IncidentStatus, Severity, UpdateKind, UpdateState
-from broadcaster.errors import AppError, Conflict, NotFound, Unprocessable
-from broadcaster.incidents.schemas import IncidentIn, IncidentPatch, UpdateIn, UpdatePatch
-from broadcaster.models import Incident, Update, utcnow
 from broadcaster.routing.service import get_category
-
-
-def set_status(incident: Incident, status: IncidentStatus | str) -> None:
-    """Move an incident along its lifecycle; resolving stamps `resolved_at`, reopening clears it."""
-    status = IncidentStatus(status)
-    incident.status = status.value
-    if status is IncidentStatus.resolved:
-        incident.resolved_at = incident.resolved_at or utcnow()
-    else:
-        incident.resolved_at = None
 
 
 def create_incident(session: Session, data: IncidentIn, actor: str) -> Incident:
@@ -44,7 +34,7 @@ def create_incident(session: Session, data: IncidentIn, actor: str) -> Incident:
         sites=data.sites,
         public=data.public,
     )
-    set_status(incident, data.status)
+    incident.set_status(data.status)
     incident.category = category
     session.add(incident)
     session.flush()
@@ -112,7 +102,7 @@ def update_incident(
         note_severity_change(incident, incident.severity, values["severity"].value)
         incident.severity = values["severity"].value
     if values.get("status") is not None:
-        set_status(incident, values["status"])
+        incident.set_status(values["status"])
     for key in ("title", "affected_services", "sites", "public"):
         if values.get(key) is not None:
             setattr(incident, key, values[key])

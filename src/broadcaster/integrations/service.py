@@ -34,7 +34,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from broadcaster import audit, publishing
+from broadcaster import audit
 from broadcaster.domain import IncidentStatus
 from broadcaster.errors import Conflict, NotFound, Unauthorized, Unprocessable, field_name
 from broadcaster.incidents import service as incidents
@@ -57,6 +57,7 @@ from broadcaster.integrations.templating import TemplateProblem, render
 from broadcaster.models import Incident, Update, utcnow
 from broadcaster.models.base import UTCDateTime
 from broadcaster.models.integrations import AlertGroup, Integration
+from broadcaster.publishing import service as publishing
 from broadcaster.settings import get_settings
 
 #: headers carrying an HMAC-SHA256 of the body (hex, optionally `sha256=`-prefixed), first found wins

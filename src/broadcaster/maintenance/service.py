@@ -16,15 +16,17 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
-from broadcaster import audit, clock, publishing
+from broadcaster import audit, clock
 from broadcaster.domain import IncidentStatus, Severity, UpdateKind
 from broadcaster.errors import Conflict, NotFound, Unprocessable
 from broadcaster.incidents import service as incidents
 from broadcaster.incidents.schemas import IncidentIn, IncidentPatch, UpdateIn
+from broadcaster.invalidation import content_changed
 from broadcaster.maintenance.schemas import MaintenanceIn, MaintenanceOut, MaintenancePatch, NoticeOut, WindowState
 from broadcaster.models import Category, Incident, utcnow
 from broadcaster.models.maintenance import MaintenanceNotice, MaintenanceWindow
 from broadcaster.models.services import Service
+from broadcaster.publishing import service as publishing
 from broadcaster.services.schemas import ServiceState
 from broadcaster.settings import get_settings
 
@@ -188,7 +190,7 @@ def create(session: Session, data: MaintenanceIn, actor: str) -> MaintenanceWind
     session.flush()
     _add_notice(session, window, "created", clock.now(), notify=data.notify.at_creation)
     _plan(session, window, start=True)
-    _public_changed(session)
+    content_changed(session)
     session.flush()
     return window
 
@@ -295,7 +297,7 @@ def move(session: Session, window_id: int, patch: MaintenancePatch, actor: str) 
         _plan(session, window, start=window.state == WindowState.scheduled.value)
         _change_notice(session, window, "moved", before)
     window.updated_at = utcnow()
-    _public_changed(session)
+    content_changed(session)
     session.flush()
     return window, before
 
@@ -317,9 +319,9 @@ def cancel(session: Session, window_id: int, actor: str) -> tuple[MaintenanceWin
     _change_notice(session, window, "cancelled", {})
     incident = session.get(Incident, window.incident_id) if window.incident_id else None
     if incident is not None and not _published_any(session, window):  # else the "cancelled" notice resolves it
-        incidents.set_status(incident, IncidentStatus.resolved)
+        incident.set_status(IncidentStatus.resolved)
     window.updated_at = utcnow()
-    _public_changed(session)
+    content_changed(session)
     session.flush()
     return window, before
 
@@ -550,7 +552,7 @@ def _begin(session: Session, window: MaintenanceWindow, now: datetime) -> None:
     window.state = WindowState.in_progress.value
     window.started_at = now
     _start_services(session, window, ACTOR)
-    _public_changed(session)
+    content_changed(session)
 
 
 def _publish(
@@ -609,12 +611,6 @@ def record_failure(session: Session, notice_id: int, error: str, now: datetime) 
     notice.retry_at = now + timedelta(seconds=min(300, 5 * 2 ** min(notice.attempts, 6)))
 
 
-def _public_changed(session: Session) -> None:
-    from broadcaster.public.invalidation import content_changed
-
-    content_changed(session)
-
-
 # --- public surfaces ---------------------------------------------------------------------------------------
 
 
@@ -652,38 +648,3 @@ def maintenance_incident_ids(session: Session, *, running: bool | None = None) -
     elif running is False:
         stmt = stmt.where(MaintenanceWindow.state != WindowState.in_progress.value)
     return {int(i) for i in session.scalars(stmt) if i is not None}
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value is not None else None
-
-
-def statuspage_maintenances(session: Session) -> list[dict[str, Any]]:
-    """Planned and running windows shaped like Statuspage's `scheduled_maintenances` (summary.json)."""
-    from broadcaster.public import queries
-
-    base = get_settings().public_url.rstrip("/")
-    out: list[dict[str, Any]] = []
-    for view in public_windows(session):
-        window = session.get(MaintenanceWindow, view["id"])
-        incident = session.get(Incident, view["incident_id"]) if view["incident_id"] else None
-        published = queries.published(incident) if incident is not None and incident.public else []
-        out.append(
-            {
-                "id": str(view["id"]),
-                "name": view["title"],
-                "status": view["state"],
-                "impact": "maintenance",
-                "scheduled_for": _iso(view["starts_at"]),
-                "scheduled_until": _iso(view["ends_at"]),
-                "created_at": _iso(window.created_at if window else None),
-                "updated_at": _iso(window.updated_at if window else None),
-                "shortlink": f"{base}/status/incidents/{incident.id}" if published and incident else f"{base}/status",
-                "components": [s["slug"] for s in view["services"]],
-                "incident_updates": [
-                    {"id": str(u.id), "body": u.body, "created_at": _iso(u.published_at or u.created_at)}
-                    for u in reversed(published)
-                ],
-            }
-        )
-    return out

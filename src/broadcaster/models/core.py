@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from broadcaster.domain import IncidentStatus
 from broadcaster.models.base import Base, BigId, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
@@ -65,6 +66,15 @@ class Incident(Base):
     )
 
     __table_args__ = (Index("ix_incidents_status_id", "status", "id"),)
+
+    def set_status(self, status: IncidentStatus | str) -> None:
+        """Move the incident along its lifecycle; resolving stamps `resolved_at`, reopening clears it."""
+        status = IncidentStatus(status)
+        self.status = status.value
+        if status is IncidentStatus.resolved:
+            self.resolved_at = self.resolved_at or utcnow()
+        else:
+            self.resolved_at = None
 
 
 class Update(Base):

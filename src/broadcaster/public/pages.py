@@ -12,8 +12,8 @@ from broadcaster.domain import IncidentStatus, UpdateKind
 from broadcaster.models import Incident, Update
 from broadcaster.public import area_outline, queries
 from broadcaster.public.snapshot import routes
+from broadcaster.public.statuspage import components_view
 from broadcaster.public.templating import env
-from broadcaster.services.public import components_view
 from broadcaster.settings import get_settings
 from broadcaster.subscribers import memberships
 

@@ -12,8 +12,8 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from broadcaster.db import normalize_url
+from broadcaster.invalidation import CHANNEL
 from broadcaster.public.cache import get_cache
-from broadcaster.public.invalidation import CHANNEL
 from broadcaster.settings import get_settings
 
 log = logging.getLogger(__name__)

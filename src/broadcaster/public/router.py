@@ -12,11 +12,11 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
+from broadcaster import invalidation
 from broadcaster.errors import NotFound
 from broadcaster.pagination import IdPath
-from broadcaster.public import banner_bytes, cap, feeds, invalidation, pages, queries
+from broadcaster.public import banner_bytes, cap, feeds, pages, queries, statuspage
 from broadcaster.public.cache import BANNER_PATHS, get_cache
-from broadcaster.services import public as services_public
 from broadcaster.services.service import today
 
 router = APIRouter(tags=["public"])
@@ -133,7 +133,7 @@ def incident_page(request: Request, incident_id: IdPath) -> Response:
     responses={200: {"content": {"application/json": {}}}, 304: {"description": "Not modified (If-None-Match)."}},
 )
 def components_json(request: Request) -> Response:
-    return _cached(request, ("components.json",), _with_session(services_public.components_json), banner_bytes.JSON)
+    return _cached(request, ("components.json",), _with_session(statuspage.components_json), banner_bytes.JSON)
 
 
 @router.get(
@@ -143,7 +143,7 @@ def components_json(request: Request) -> Response:
     responses={200: {"content": {"application/json": {}}}, 304: {"description": "Not modified (If-None-Match)."}},
 )
 def summary_json(request: Request) -> Response:
-    return _cached(request, ("summary.json",), _with_session(services_public.summary_json), banner_bytes.JSON)
+    return _cached(request, ("summary.json",), _with_session(statuspage.summary_json), banner_bytes.JSON)
 
 
 # --- feeds -------------------------------------------------------------------------------------------------

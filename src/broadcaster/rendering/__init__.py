@@ -1,7 +1,6 @@
 """Per-channel, per-locale rendering of updates: templates, markers and length-aware fitting."""
 
 from broadcaster.rendering.compose import (
-    UNSUBSCRIBE_PLACEHOLDER,
     Rendered,
     length_rule,
     render_update,
@@ -11,7 +10,6 @@ from broadcaster.rendering.compose import (
 from broadcaster.rendering.templates import TemplateError
 
 __all__ = [
-    "UNSUBSCRIBE_PLACEHOLDER",
     "Rendered",
     "TemplateError",
     "length_rule",

@@ -15,24 +15,22 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from broadcaster import hooks
 from broadcaster.bidi import strip_bidi
-from broadcaster.channels.base import Adapter, Message
+from broadcaster.channels.base import UNSUBSCRIBE_PLACEHOLDER, Adapter, Message
 from broadcaster.channels.registry import adapter_classes, classes_for, kind_of
 from broadcaster.domain import ChannelKind, UpdateKind
 from broadcaster.rendering.fit import shorten
-from broadcaster.rendering.length import BLUESKY_MAX_GRAPHEMES, LengthRule, Measure
-from broadcaster.rendering.speech import speakable
 from broadcaster.rendering.templates import TemplateError, labels_for, render_template, template_exists
 from broadcaster.settings import Settings, get_settings
+from broadcaster.text.length import BLUESKY_MAX_GRAPHEMES, LengthRule, Measure
+from broadcaster.text.speech import speakable
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from broadcaster.models import Update
 
-#: placeholder left in e-mail bodies when no per-recipient variables are given; the SendGrid adapter
-#: substitutes each recipient's own unsubscribe URL (SendGrid `substitutions`)
-UNSUBSCRIBE_PLACEHOLDER = "-unsubscribe_url-"
 CONTACT_KEYS = ("live_chat_url", "phone", "sms", "email", "portal_url", "opening_hours", "note")
 KIND_TEMPLATES = {
     ChannelKind.sms: "sms.txt.j2",
@@ -207,31 +205,9 @@ def build_context(
             "category": category.slug if category is not None else "",
         },
         "update": {"id": update.id, "kind": kind.value, "corrects_id": update.corrects_id},
-        "question": _question_in(_question(session, update), labels),
+        "question": hooks.first(hooks.message_question, session, update, labels),
     }
     return ctx, warnings
-
-
-def _question(session: Session | None, update: Update) -> dict[str, Any] | None:
-    """The update's question for the templates (broadcaster.responses), or None."""
-    from broadcaster.responses.service import render_context
-
-    return render_context(session, update)
-
-
-def _question_in(question: dict[str, Any] | None, labels: dict[str, Any]) -> dict[str, Any] | None:
-    """The question with how to answer it in the message's language (labels.yaml): `reply` for a text
-    ("Reply 1 for I'm safe, 2 for I need help.") and `press` for a call ("Press 1 for I'm safe. ...")."""
-    if question is None:
-        return None
-    from broadcaster.responses.service import how_to_answer
-
-    options = question["options"]
-    return {
-        **question,
-        "reply": how_to_answer(options, labels, voice=False),
-        "press": how_to_answer(options, labels, voice=True),
-    }
 
 
 def _ensure_question(text: str, question: dict[str, Any] | None, kind: ChannelKind) -> str:
@@ -301,7 +277,7 @@ def render_update(
 
     def render(text: str, show_contact: bool) -> str:
         out = render_template(settings.templates_dir, template, {**ctx, "text": text, "show_contact": show_contact})
-        if kind is ChannelKind.voice:  # read aloud: no emoji, no URLs (rendering/speech.py)
+        if kind is ChannelKind.voice:  # read aloud: no emoji, no URLs (text/speech.py)
             out = speakable(out, ctx["labels"].get("voice_link"))
         if ctx["question"] and kind in QUESTION_KINDS:
             out = _ensure_question(out.strip(), ctx["question"], kind)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from broadcaster.rendering.length import URL_RE
+from broadcaster.text.length import URL_RE
 
 PHONE_RE = re.compile(r"\+?\(?\d[\d\s().\-/]{5,}\d")
 EMAIL_RE = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")

@@ -7,7 +7,7 @@ outermost middleware of the app, answers a plain answer itself: it reads the bod
 `receipts.twilio_signature_ok` does (HMAC-SHA1 over the public URL + sorted key+value pairs, with and without
 the default port), refuses a forged or unsigned request with the route's 403, and stores the answer (on
 PostgreSQL through the batch writer, `responses/answer_writer.py`, which replies once the batch committed; on
-SQLite `responses.service.answer_sms` in a worker thread: the database work never runs on the event loop),
+SQLite `responses.sms_answers.answer_sms` in a worker thread: the database work never runs on the event loop),
 replying with TwiML built from a string template.
 
 Everything else goes to the FastAPI route unchanged (the body read here is replayed to it): STOP/START words,
@@ -94,7 +94,7 @@ def _plain_form(body: bytes) -> dict[str, str] | None:
 
 def _answer(params: dict[str, str]) -> str | None:
     from broadcaster.db import session_scope
-    from broadcaster.responses.service import answer_sms
+    from broadcaster.responses.sms_answers import answer_sms
 
     with session_scope() as session:
         return answer_sms(session, params)

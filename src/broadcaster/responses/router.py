@@ -17,7 +17,7 @@ from broadcaster.delivery.twilio_form import TWILIO_FORM_DOC, TwilioForm
 from broadcaster.deps import SessionDep
 from broadcaster.errors import ErrorOut, Forbidden, Unprocessable
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
-from broadcaster.responses import links, matching, service
+from broadcaster.responses import links, matching, service, sms_answers
 from broadcaster.responses.schemas import AnswerIn, QuestionOut, ResponseOut, ResponsesOut
 from broadcaster.security import Principal, Scope, require_scope
 from broadcaster.settings import get_settings
@@ -333,8 +333,8 @@ def twilio_inbound(params: TwilioForm, session: SessionDep) -> Response:
         # YES (or START) also confirms a number from the public form (SMS double opt-in); Twilio answers
         # its opt-in keywords itself, so no reply of ours is added. It may also answer an open question.
         subscriber_service.set_sms_opt_out(session, sender, False)
-        service.answer_sms(session, params, reply=False)
+        sms_answers.answer_sms(session, params, reply=False)
         return _sms_twiml(None)
     if word in keywords.HELP_WORDS:
         return _sms_twiml(keywords.help_text(get_settings().org_name))
-    return _sms_twiml(service.answer_sms(session, params))
+    return _sms_twiml(sms_answers.answer_sms(session, params))

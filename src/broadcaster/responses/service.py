@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster import audit, clock
 from broadcaster.errors import Conflict, NotFound
+from broadcaster.invalidation import content_changed
 from broadcaster.models import Category, Update, utcnow
 from broadcaster.models.areas import Area, SubscriberArea
 from broadcaster.models.audience import SubscriberCategory, SubscriberTag
@@ -245,7 +246,8 @@ def _bump(session: Session, question_id: int, key: str, channel: str, delta: int
     )
 
 
-def _existing(session: Session, channel: str, provider_event_id: str | None) -> Response | None:
+def existing_answer(session: Session, channel: str, provider_event_id: str | None) -> Response | None:
+    """The answer already stored for this provider event (a retried webhook), if any."""
     if provider_event_id is None:
         return None
     return session.scalar(
@@ -253,7 +255,8 @@ def _existing(session: Session, channel: str, provider_event_id: str | None) -> 
     )
 
 
-def _answer_of(session: Session, row: Response, duplicate: bool) -> Answer:
+def answer_of(session: Session, row: Response, duplicate: bool) -> Answer:
+    """A stored answer with its question and option (whether it came after closing)."""
     question = session.get(Question, row.question_id) if row.question_id is not None else None
     option = _option(question, row.option_key) if question is not None else None
     late = question is not None and question.state == CLOSED and not row.counted and option is not None
@@ -301,9 +304,9 @@ def record_answer(
     # savepoint: three statements fewer per answer (bench/responses.py)
     one_statement = provider_event_id is not None and session.get_bind().dialect.name == "postgresql"
     if not one_statement:
-        existing = _existing(session, channel, provider_event_id)
+        existing = existing_answer(session, channel, provider_event_id)
         if existing is not None:
-            return _answer_of(session, existing, duplicate=True)
+            return answer_of(session, existing, duplicate=True)
     question: Question | None = None
     if question_id is not None:
         question = session.get(Question, question_id)
@@ -355,10 +358,10 @@ def record_answer(
             .returning(Response.id)
         ).scalar()
         if new_id is None:  # a retry (waited for the first one's commit when both raced)
-            existing = _existing(session, channel, provider_event_id)
+            existing = existing_answer(session, channel, provider_event_id)
             if existing is None:
                 raise RuntimeError(f"answer {channel}/{provider_event_id} conflicted but is not stored")
-            return _answer_of(session, existing, duplicate=True)
+            return answer_of(session, existing, duplicate=True)
         row.id = int(new_id)
     else:
         try:
@@ -366,10 +369,10 @@ def record_answer(
                 session.add(row)
                 session.flush()
         except IntegrityError:
-            existing = _existing(session, channel, provider_event_id)
+            existing = existing_answer(session, channel, provider_event_id)
             if existing is None:
                 raise
-            return _answer_of(session, existing, duplicate=True)
+            return answer_of(session, existing, duplicate=True)
     if question is None or late or option is None or recipient is None:
         return Answer(row, question, option, late=late and option is not None)
     previous = (recipient.option_key, recipient.answer_channel)
@@ -424,8 +427,6 @@ def close_question(session: Session, question: Question, actor: str) -> Question
         update_id=question.update_id,
     )
     session.flush()
-    from broadcaster.public.invalidation import content_changed
-
     content_changed(session)  # the CAP alert no longer asks (public/cap.py)
     return question
 
@@ -738,10 +739,10 @@ def reply_text(session: Session, answer: Answer, *, voice: bool = False) -> str 
     locale = None
     if subscriber_id is not None:
         locale = session.scalar(select(Subscriber.locale).where(Subscriber.id == subscriber_id))
-    return _reply(question.state, question.text, question.options, answer.option, voice, locale)
+    return reply_for(question.state, question.text, question.options, answer.option, voice, locale)
 
 
-def _reply(
+def reply_for(
     state: str,
     text: str,
     options: list[dict[str, Any]],
@@ -749,31 +750,11 @@ def _reply(
     voice: bool,
     locale: str | None = None,
 ) -> str:
+    """The reply to an answer in `locale`: recorded (with the option's label), not understood (with how to
+    answer), or closed."""
     labels = answer_labels(locale)
     if state == CLOSED:
         return str(labels["question_closed"])
     if option is None:
         return f"{labels['answer_not_understood']} {text} {how_to_answer(options, labels, voice=voice)}"
     return str(labels["answer_recorded"]).format(label=option["label"])
-
-
-def answer_sms(session: Session, params: dict[str, Any], *, reply: bool = True) -> str | None:
-    """An inbound SMS that is not a STOP/HELP word: the answer to the latest open question sent to the
-    number (a Twilio retry of the same MessageSid changes nothing and gets the same reply).
-
-    `reply=False` (START/YES): the word keeps its opt-in meaning and also answers the question when it
-    chooses an option; it is not stored as an unrecognised reply when it does not."""
-    sender = str(params.get("From", ""))
-    body = str(params.get("Body", ""))
-    sid = str(params.get("MessageSid") or params.get("SmsSid") or "") or None
-    if not reply:
-        found = latest_question_for_phone(session, sender)
-        if found is None or found[0].state != OPEN or matching.match(body, found[0].options) is None:
-            return None
-    if reply and sender and session.get_bind().dialect.name == "postgresql":
-        from broadcaster.responses.sms_answers import SmsAnswer, apply_sms_answers
-
-        # the same rules set-based (sms_answers.py), as the inbound webhook applies batches of answers
-        return apply_sms_answers(session, [SmsAnswer(sender, body, sid, clock.now())])[0]
-    answer = record_answer(session, channel="sms", body=body, address=sender, provider_event_id=sid)
-    return reply_text(session, answer) if reply else None

@@ -16,7 +16,7 @@ answer's reply), in five statements for the whole batch instead of five round tr
 5. the caller's commit.
 
 A batch holds each sender at most once (`answer_writer` carries a second message from the same number to the
-next batch), so the answers of one person are applied in arrival order. `service.answer_sms` uses the same
+next batch), so the answers of one person are applied in arrival order. `answer_sms` uses the same
 function for a single answer, so there is one implementation of these rules on PostgreSQL.
 """
 
@@ -30,10 +30,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from broadcaster import clock
 from broadcaster.models.responses import TALLY_SHARDS
-from broadcaster.responses import matching
-
-OPEN, CLOSED = "open", "closed"
+from broadcaster.responses import matching, service
+from broadcaster.responses.service import OPEN, answer_of, existing_answer, reply_for, reply_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,8 +116,6 @@ def apply_sms_answers(session: Session, answers: Sequence[SmsAnswer]) -> list[st
     """Store `answers` (distinct senders) in the session's transaction; the SMS reply to each, in order.
 
     The caller commits; nothing may be answered to Twilio before that commit."""
-    from broadcaster.responses.service import _answer_of, _existing, _reply, reply_text
-
     senders = [a.sender for a in answers]
     if len(set(senders)) != len(senders):
         raise ValueError("a batch of SMS answers holds each sender at most once")
@@ -185,15 +183,15 @@ def apply_sms_answers(session: Session, answers: Sequence[SmsAnswer]) -> list[st
     replies: list[str | None] = []
     for p, ok in zip(planned, stored, strict=True):
         if not ok:  # a retry of a stored MessageSid (waited for the first one's commit when both raced)
-            existing = _existing(session, "sms", p.answer.sid)
+            existing = existing_answer(session, "sms", p.answer.sid)
             if existing is None:
                 raise RuntimeError(f"answer sms/{p.answer.sid} conflicted but is not stored")
-            replies.append(reply_text(session, _answer_of(session, existing, duplicate=True)))
+            replies.append(reply_text(session, answer_of(session, existing, duplicate=True)))
         elif p.question_id is None or p.state is None:
             replies.append(None)  # a number that was asked nothing: no reply (it costs nothing)
         else:
             text, options = question_text_options(session, p.question_id)
-            replies.append(_reply(p.state, text, options, p.option, voice=False, locale=p.locale))
+            replies.append(reply_for(p.state, text, options, p.option, voice=False, locale=p.locale))
     return replies
 
 
@@ -212,3 +210,23 @@ def _plan(session: Session, answer: SmsAnswer, found: tuple[Any, ...] | None) ->
         planned.previous = (prev_key, prev_channel)
         planned.counted = planned.previous != (str(planned.option["key"]), "sms")
     return planned
+
+
+def answer_sms(session: Session, params: dict[str, Any], *, reply: bool = True) -> str | None:
+    """An inbound SMS that is not a STOP/HELP word: the answer to the latest open question sent to the
+    number (a Twilio retry of the same MessageSid changes nothing and gets the same reply).
+
+    `reply=False` (START/YES): the word keeps its opt-in meaning and also answers the question when it
+    chooses an option; it is not stored as an unrecognised reply when it does not."""
+    sender = str(params.get("From", ""))
+    body = str(params.get("Body", ""))
+    sid = str(params.get("MessageSid") or params.get("SmsSid") or "") or None
+    if not reply:
+        found = service.latest_question_for_phone(session, sender)
+        if found is None or found[0].state != OPEN or matching.match(body, found[0].options) is None:
+            return None
+    if reply and sender and session.get_bind().dialect.name == "postgresql":
+        # the same rules set-based (sms_answers.py), as the inbound webhook applies batches of answers
+        return apply_sms_answers(session, [SmsAnswer(sender, body, sid, clock.now())])[0]
+    answer = service.record_answer(session, channel="sms", body=body, address=sender, provider_event_id=sid)
+    return service.reply_text(session, answer) if reply else None

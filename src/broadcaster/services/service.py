@@ -15,18 +15,13 @@ from sqlalchemy.orm import Session
 from broadcaster import clock
 from broadcaster.domain import IncidentStatus, UpdateKind
 from broadcaster.errors import Conflict, NotFound, Unprocessable
+from broadcaster.invalidation import content_changed
 from broadcaster.models import Incident, Update, utcnow
 from broadcaster.models.services import SERVICE_STATES, Service, ServiceStateChange
 from broadcaster.services.schemas import ServiceIn, ServicePatch, severity_rank
 
 #: the longest history window `history` serves
 MAX_HISTORY_DAYS = 366
-
-
-def _public_changed(session: Session) -> None:
-    from broadcaster.public.invalidation import content_changed
-
-    content_changed(session)
 
 
 def list_services(session: Session, *, public_only: bool = False) -> list[Service]:
@@ -86,7 +81,7 @@ def create_service(session: Session, data: ServiceIn, actor: str) -> Service:
     session.add(svc)
     session.flush()
     session.add(ServiceStateChange(service_id=svc.id, state=svc.state, previous=None, at=now, actor=actor))
-    _public_changed(session)
+    content_changed(session)
     session.flush()
     return svc
 
@@ -97,7 +92,7 @@ def update_service(session: Session, slug: str, patch: ServicePatch) -> Service:
         if value is not None:
             setattr(svc, key, value)
     svc.updated_at = utcnow()
-    _public_changed(session)
+    content_changed(session)
     session.flush()
     return svc
 
@@ -119,7 +114,7 @@ def delete_service(session: Session, slug: str) -> None:
             field="slug",
         )
     session.delete(svc)
-    _public_changed(session)
+    content_changed(session)
     session.flush()
 
 
@@ -153,7 +148,7 @@ def set_state(
     svc.state = state
     svc.state_changed_at = now
     session.add(change)
-    _public_changed(session)
+    content_changed(session)
     session.flush()
     return change
 

@@ -1,4 +1,9 @@
-"""Entry points the core calls into the public surfaces."""
+"""Public content changed: the version row, NOTIFY to other processes, and the listeners of this process.
+
+Whoever changes what the public sees (publishing, service states, maintenance, question closing, an incident
+edit) calls `content_changed(session)` in its transaction, or relies on the safety net below. After the commit,
+this process's `hooks.public_content_changed` listeners run (the public package drops its cached pages).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from broadcaster import hooks
 from broadcaster.domain import UpdateState
 from broadcaster.models import Category, Incident, Update, utcnow
 from broadcaster.models.public import PublicState
@@ -61,9 +67,8 @@ def pg_notify_stmt() -> Any:
 def _after_commit(session: Session) -> None:
     version = session.info.pop(_PENDING, None)
     if version is not None:
-        from broadcaster.public.cache import get_cache
-
-        get_cache().invalidate(version)
+        for listener in hooks.public_content_changed.functions():
+            listener(version)
 
 
 def _after_rollback(session: Session) -> None:

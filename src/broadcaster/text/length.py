@@ -23,7 +23,7 @@ from typing import Any
 
 import regex
 
-from broadcaster.rendering import sms
+from broadcaster.text import sms
 
 
 def _load_parse_tweet() -> Callable[[str], Any]:

@@ -1,4 +1,5 @@
-"""The public face of services: the status page's components with a 90-day bar, and Statuspage-style JSON.
+"""The status page's services (components with a 90-day bar) and the Statuspage-style JSON (components, summary
+and scheduled maintenances).
 
 `components.json` and `summary.json` are shaped like Atlassian Statuspage's `/api/v2/components.json` and
 `/api/v2/summary.json` so status-page consumers can read them (docs/services.md has the mapping).
@@ -13,8 +14,11 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from broadcaster.domain import IncidentStatus
+from broadcaster.maintenance.service import maintenance_incident_ids, public_windows
 from broadcaster.models import Incident
+from broadcaster.models.maintenance import MaintenanceWindow
 from broadcaster.models.services import Service
+from broadcaster.public import queries
 from broadcaster.services import service
 from broadcaster.services.schemas import severity_rank
 from broadcaster.settings import get_settings
@@ -172,8 +176,6 @@ def components_json(session: Session) -> bytes:
 
 
 def _incident(incident: Incident) -> dict[str, Any]:
-    from broadcaster.public import queries
-
     published = queries.published(incident)
     return {
         "id": str(incident.id),
@@ -199,12 +201,9 @@ def _incident(incident: Incident) -> dict[str, Any]:
 
 def summary_json(session: Session) -> bytes:
     """`/api/v2/summary.json` in spirit: page, overall status, components and unresolved incidents."""
-    from broadcaster.public import queries
-
     services = service.list_services(session, public_only=True)
     components = _components(services)
     worst = max((s.state for s in services), key=severity_rank, default="operational")
-    from broadcaster.maintenance.service import maintenance_incident_ids, statuspage_maintenances
 
     in_maintenance = maintenance_incident_ids(session)  # listed under scheduled_maintenances instead
     incidents = [_incident(i) for i in queries.active_incidents(session) if i.id not in in_maintenance]
@@ -223,3 +222,32 @@ def summary_json(session: Session) -> bytes:
             "scheduled_maintenances": statuspage_maintenances(session),
         }
     )
+
+
+def statuspage_maintenances(session: Session) -> list[dict[str, Any]]:
+    """Planned and running windows shaped like Statuspage's `scheduled_maintenances` (summary.json)."""
+    base = get_settings().public_url.rstrip("/")
+    out: list[dict[str, Any]] = []
+    for view in public_windows(session):
+        window = session.get(MaintenanceWindow, view["id"])
+        incident = session.get(Incident, view["incident_id"]) if view["incident_id"] else None
+        published = queries.published(incident) if incident is not None and incident.public else []
+        out.append(
+            {
+                "id": str(view["id"]),
+                "name": view["title"],
+                "status": view["state"],
+                "impact": "maintenance",
+                "scheduled_for": _iso(view["starts_at"]),
+                "scheduled_until": _iso(view["ends_at"]),
+                "created_at": _iso(window.created_at if window else None),
+                "updated_at": _iso(window.updated_at if window else None),
+                "shortlink": f"{base}/status/incidents/{incident.id}" if published and incident else f"{base}/status",
+                "components": [s["slug"] for s in view["services"]],
+                "incident_updates": [
+                    {"id": str(u.id), "body": u.body, "created_at": _iso(u.published_at or u.created_at)}
+                    for u in reversed(published)
+                ],
+            }
+        )
+    return out

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import regex
 
-from broadcaster.rendering.length import URL_RE
+from broadcaster.text.length import URL_RE
 
 #: an emoji and whatever it joins or modifies (ZWJ only inside a sequence: Indic scripts need it elsewhere)
 EMOJI = regex.compile(

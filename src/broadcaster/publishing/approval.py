@@ -17,19 +17,20 @@ import hashlib
 import json
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
 
 from broadcaster import audit
+from broadcaster.delivery.audience import resolved_channels
 from broadcaster.domain import Severity, UpdateState
 from broadcaster.errors import AppError, Conflict, Forbidden, NotFound
 from broadcaster.models import Incident, Update, utcnow
-
-if TYPE_CHECKING:
-    from broadcaster.channels.schemas import PreviewOut
+from broadcaster.publishing.preview import preview as build_preview
+from broadcaster.publishing.schemas import PreviewOut
+from broadcaster.settings import get_settings
 
 #: incident fields that change what is sent (all of them: title/severity/category/status are rendered,
 #: sites/public decide where the banner and status page show it, affected services are in the payloads)
@@ -59,13 +60,6 @@ class PreconditionRequired(AppError):
 # --- content ETag --------------------------------------------------------------------------------------
 
 
-def _resolved_channels(session: Session, update: Update) -> list[str]:
-    """The channels publishing would use: a correction's original broadcast's, else the override or map's."""
-    from broadcaster.delivery import audience
-
-    return audience.resolved_channels(session, update)
-
-
 def _incident_values(incident: Incident) -> dict[str, Any]:
     return {
         "id": incident.id,
@@ -85,9 +79,6 @@ def content_etag(session: Session, update: Update, preview: PreviewOut | None = 
     Recipient counts and warnings are left out: subscribers joining do not change the message.
     """
     if preview is None:
-        from broadcaster.channels.service import preview as build_preview
-        from broadcaster.settings import get_settings
-
         preview = build_preview(session, update, get_settings(), with_counts=False)
     audience = dict(update.audience or {})
     rendered = [
@@ -104,7 +95,7 @@ def content_etag(session: Session, update: Update, preview: PreviewOut | None = 
     document = {
         "incident": _incident_values(update.incident),
         "update": {"id": update.id, **{name: getattr(update, name) for name in UPDATE_FIELDS}},
-        "channels": _resolved_channels(session, update),
+        "channels": resolved_channels(session, update),
         "audience": {
             "categories": sorted(audience.get("categories") or [update.incident.category.slug]),
             "tags": sorted(audience.get("tags") or []),
@@ -290,8 +281,6 @@ def note_severity_change(incident: Incident, old: str, new: str, now: datetime |
 
 def recently_at_level(incident: Incident, level: Severity, now: datetime | None = None) -> bool:
     """Whether the incident held `level` or higher within the last `APPROVAL_DOWNGRADE_WINDOW`."""
-    from broadcaster.settings import get_settings
-
     window = get_settings().approval_downgrade_window
     if not window:
         return False

@@ -6,11 +6,14 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
-from broadcaster import approval, audit
+from broadcaster import audit, hooks
+from broadcaster.delivery.audience import audience_counts
+from broadcaster.delivery.entrypoints import start_broadcast
 from broadcaster.domain import Severity, UpdateState
 from broadcaster.errors import Conflict, Forbidden
-from broadcaster.incidents.service import set_status
+from broadcaster.invalidation import content_changed
 from broadcaster.models import Incident, Update, utcnow
+from broadcaster.publishing import approval
 from broadcaster.settings import get_settings
 
 
@@ -37,8 +40,6 @@ def needs_approval(session: Session, incident: Incident, update: Update) -> bool
     if Severity(incident.severity).rank >= level.rank or approval.recently_at_level(incident, level):
         return True
     if settings.approval_audience_threshold > 0:
-        from broadcaster.delivery.entrypoints import audience_counts
-
         counts = audience_counts(session, update)
         return max(counts.values(), default=0) > settings.approval_audience_threshold
     return False
@@ -119,28 +120,23 @@ def approve(session: Session, update_id: int, actor: str, if_match: str | None) 
 
 
 def _do_publish(session: Session, update: Update, incident: Incident, actor: str) -> PublishResult:
-    """Publish now: `actor` is recorded as the publisher (the requester, when a second key approved)."""
-    from broadcaster.delivery.entrypoints import start_broadcast
-    from broadcaster.public.invalidation import content_changed
-    from broadcaster.services.service import apply_published as apply_service_states
-
+    """Publish now: `actor` is recorded as the publisher (the requester, when a second key approved). The features
+    act on it through `hooks.update_published` (its question opens, its service states apply)."""
     before = {"state": update.state, "published_at": update.published_at, "incident_status": incident.status}
     update.state = UpdateState.published.value
     update.published_at = utcnow()
     update.published_by = actor
     update.approval_etag = None
-    from broadcaster.responses.service import open_for_update
-
-    open_for_update(session, update)  # its question (if any) is open from now on
     if update.status and update.status != incident.status:
-        set_status(incident, update.status)
+        incident.set_status(update.status)
         others = [u for u in incident.updates if u.id != update.id]
         approval.cancel_pending(
             session, others, actor, ["status"], cause=f"update {update.id} moved the incident's status"
         )
     incident.updated_at = utcnow()
     session.flush()
-    apply_service_states(session, update, incident, actor)
+    for published in hooks.update_published.functions():
+        published(session, update, incident, actor)
     broadcast_id = start_broadcast(session, update)
     content_changed(session)
     after = {"state": update.state, "published_at": update.published_at, "incident_status": incident.status}
