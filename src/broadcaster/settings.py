@@ -250,6 +250,10 @@ class Settings(BaseSettings):
     # Storage of the subscribe rate limits (a `limits` storage URI): memory:// counts per process (fine for the
     # embedded single process); redis://host:6379 shares them between API processes (needs the redis extra)
     rate_limit_storage_uri: str = "memory://"
+    # Per-IP rate limits (subscribe form, password sign-in) count an IPv6 client by its network of this many
+    # bits (1-128): 64 is what one home line or one server usually gets, so rotating addresses inside it
+    # does not escape the limit; 128 counts each address alone. IPv4 addresses count one by one
+    rate_limit_ipv6_prefix: int = Field(64, ge=1, le=128)
     # Comma-separated countries (ISO 3166 codes, e.g. US,CA) whose numbers may sign up on the public form;
     # * allows any country; empty: the country of TWILIO_FROM_NUMBER (no phone signups when that is unset)
     subscribe_phone_countries: CsvList = Field(default_factory=list)

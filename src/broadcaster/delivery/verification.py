@@ -83,7 +83,7 @@ def pow_ok(token: str | None, _client_ip: str) -> bool:
     if leading_zero_bits(hashlib.sha256(f"{challenge}:{nonce}".encode()).digest()) < difficulty:
         return False
     # single use: a solved challenge is spent (in the rate-limit storage, shared when that is Redis)
-    return abuse.limiter().hit(abuse._parsed(f"1/{POW_MAX_AGE} seconds"), "pow", challenge) is None
+    return abuse.limiter().hit(abuse.parsed_limits(f"1/{POW_MAX_AGE} seconds"), "pow", challenge) is None
 
 
 # --- siteverify (hCaptcha / Turnstile) -------------------------------------------------------------------

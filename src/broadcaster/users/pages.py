@@ -127,10 +127,9 @@ def login_submit(
     settings = get_settings()
     ip = abuse.client_ip(request)
     normalized = service.normalize_email(email)
-    limiter = abuse.limiter()
     waits = [
-        limiter.hit(abuse._parsed(settings.login_rate_limit_ip), "login-ip", ip),
-        limiter.hit(abuse._parsed(settings.login_rate_limit_account), "login-account", normalized or "-"),
+        abuse.hit_ip(settings.login_rate_limit_ip, "login-ip", ip),
+        abuse.limiter().hit(abuse.parsed_limits(settings.login_rate_limit_account), "login-account", normalized or "-"),
     ]
     wait = max((w for w in waits if w is not None), default=None)
     if wait is not None:
