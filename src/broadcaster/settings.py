@@ -300,8 +300,13 @@ class Settings(BaseSettings):
     # Comma-separated group:role pairs, e.g. comms-editors:editor,comms-approvers:approver,it-admins:admin;
     # roles are set from the claim at each SSO sign-in
     oidc_role_map: CsvList = Field(default_factory=list)
-    # Create an account on the first SSO sign-in (off: only people created beforehand, matched by email)
+    # Create an account on the first SSO sign-in of someone with no account (off: only people who have one)
     oidc_auto_create: bool = True
+    # Link a new SSO identity to the existing account with its email when the ID token says
+    # email_verified: true (off: refused and audited; the first SSO sign-in of a person created beforehand
+    # needs it). Turn on only if OIDC_ISSUER verifies every address and its users cannot choose their own:
+    # otherwise anyone there can claim an admin's email and become that admin
+    oidc_link_by_email: bool = False
 
     _split = field_validator(
         "supported_locales",
