@@ -227,7 +227,12 @@ def users_create(
     name: Annotated[str, typer.Option(help="Full name shown in the console and the audit log.")] = "",
     role: Annotated[list[str] | None, typer.Option(help="editor, approver or admin; repeat for several.")] = None,
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
-    sso_only: Annotated[bool, typer.Option("--sso-only", help="No password: signs in through SSO only.")] = False,
+    sso_only: Annotated[
+        bool,
+        typer.Option(
+            "--sso-only", help="No password: signs in through SSO only (the first time needs OIDC_LINK_BY_EMAIL)."
+        ),
+    ] = False,
 ) -> None:
     """Create a person (the first admin: `users create --email you@example.org --role admin`)."""
     from broadcaster import audit

@@ -252,6 +252,10 @@ class Settings(BaseSettings):
     # Storage of the subscribe rate limits (a `limits` storage URI): memory:// counts per process (fine for the
     # embedded single process); redis://host:6379 shares them between API processes (needs the redis extra)
     rate_limit_storage_uri: str = "memory://"
+    # Per-IP rate limits (subscribe form, password sign-in) count an IPv6 client by its network of this many
+    # bits (1-128): 64 is what one home line or one server usually gets, so rotating addresses inside it
+    # does not escape the limit; 128 counts each address alone. IPv4 addresses count one by one
+    rate_limit_ipv6_prefix: int = Field(64, ge=1, le=128)
     # Comma-separated countries (ISO 3166 codes, e.g. US,CA) whose numbers may sign up on the public form;
     # * allows any country; empty: the country of TWILIO_FROM_NUMBER (no phone signups when that is unset)
     subscribe_phone_countries: CsvList = Field(default_factory=list)
@@ -298,8 +302,13 @@ class Settings(BaseSettings):
     # Comma-separated group:role pairs, e.g. comms-editors:editor,comms-approvers:approver,it-admins:admin;
     # roles are set from the claim at each SSO sign-in
     oidc_role_map: CsvList = Field(default_factory=list)
-    # Create an account on the first SSO sign-in (off: only people created beforehand, matched by email)
+    # Create an account on the first SSO sign-in of someone with no account (off: only people who have one)
     oidc_auto_create: bool = True
+    # Link a new SSO identity to the existing account with its email when the ID token says
+    # email_verified: true (off: refused and audited; the first SSO sign-in of a person created beforehand
+    # needs it). Turn on only if OIDC_ISSUER verifies every address and its users cannot choose their own:
+    # otherwise anyone there can claim an admin's email and become that admin
+    oidc_link_by_email: bool = False
 
     _split = field_validator(
         "supported_locales",

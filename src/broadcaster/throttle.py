@@ -1,5 +1,9 @@
 """Request rate limits and the client's address behind trusted proxies (the subscribe form, console sign-in).
 
+Per-IP limits count a client under `ip_limit_key`: an IPv6 client by its network (RATE_LIMIT_IPV6_PREFIX,
+default /64, what one subscriber line or one server usually gets), so rotating addresses inside it does not buy
+a fresh budget.
+
 Rate limits use the maintained `limits` package (moving windows). Its storage is `RATE_LIMIT_STORAGE_URI`:
 `memory://` counts per process (right for the embedded single process), `redis://...` shares the counts
 between API processes.
@@ -51,6 +55,15 @@ def _ip(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
         return None
 
 
+def _within(
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address, networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network]
+) -> bool:
+    """`ip` is in one of `networks` (an IPv4-mapped IPv6 address, as a dual-stack socket reports an IPv4
+    peer, also as its IPv4 address)."""
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return any(ip in n or (mapped is not None and mapped in n) for n in networks)
+
+
 def client_ip(conn: HTTPConnection, settings: Settings | None = None) -> str:
     """The client's address: the TCP peer, or, when the peer is a trusted proxy, the right-most
     `X-Forwarded-For` entry that is not a trusted proxy (entries left of it are client-supplied)."""
@@ -58,16 +71,31 @@ def client_ip(conn: HTTPConnection, settings: Settings | None = None) -> str:
     peer = conn.client.host if conn.client else ""
     trusted = _networks(settings.trusted_proxies)
     peer_ip = _ip(peer)
-    if not trusted or peer_ip is None or not any(peer_ip in n for n in trusted):
+    if not trusted or peer_ip is None or not _within(peer_ip, trusted):
         return peer
     hops = [h.strip() for h in ",".join(conn.headers.getlist("x-forwarded-for")).split(",") if h.strip()]
     for hop in reversed(hops):
         hop_ip = _ip(hop)
         if hop_ip is None:
             return hop  # garbage from outside the trusted chain: a key of its own, never a trusted address
-        if not any(hop_ip in n for n in trusted):
+        if not _within(hop_ip, trusted):
             return str(hop_ip)
     return hops[0] if hops else peer
+
+
+def ip_limit_key(address: str, settings: Settings | None = None) -> str:
+    """The key a per-IP rate limit counts `address` under: an IPv4 address as is, an IPv4-mapped IPv6
+    address (::ffff:a.b.c.d) as its IPv4 address, another IPv6 address as its network of
+    RATE_LIMIT_IPV6_PREFIX bits (`2001:db8:1:2::/64`), anything else (no address, garbage) as given."""
+    ip = _ip(address)
+    if ip is None:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        prefix = (settings or get_settings()).rate_limit_ipv6_prefix
+        return str(ipaddress.IPv6Network((ip, prefix), strict=False))
+    return str(ip)
 
 
 # --- rate limits -----------------------------------------------------------------------------------------
@@ -113,4 +141,11 @@ def reset_limits() -> None:
 
 @lru_cache(maxsize=16)
 def parsed_limits(spec: str) -> list[RateLimitItem]:
+    """A `limits` spec (`5/minute;20/hour`) as its items (none for an empty spec)."""
     return list(parse_many(spec)) if spec.strip() else []
+
+
+def hit_ip(spec: str, scope: str, ip: str) -> int | None:
+    """Count one request of client `ip` (keyed by `ip_limit_key`) against the limits `spec` of `scope`;
+    None when allowed, else seconds until it would be."""
+    return limiter().hit(parsed_limits(spec), scope, ip_limit_key(ip))

@@ -63,6 +63,7 @@ def service(
         "APPROVAL_SEVERITY": "critical",
         "LOGIN_RATE_LIMIT_IP": "1000/minute",
         "LOGIN_RATE_LIMIT_ACCOUNT": "1000/minute",
+        "OIDC_LINK_BY_EMAIL": "true",  # Alma's SSO identity links to her account (the fake verifies emails)
     }
     with run_service(db_url, tmp_path, **env) as base:
         admin = {"Authorization": f"Bearer {make_key('admin')}"}

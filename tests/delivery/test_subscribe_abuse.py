@@ -170,6 +170,101 @@ def test_client_ip_rules():
     assert ip("10.1.2.3", None, ["10.0.0.0/8"]) == "10.1.2.3"
 
 
+def test_ip_limit_key_masks_ipv6_to_its_network_and_unwraps_mapped_ipv4():
+    from broadcaster.settings import Settings
+    from broadcaster.throttle import ip_limit_key
+
+    default = Settings()
+    assert ip_limit_key("203.0.113.9", default) == "203.0.113.9"
+    assert ip_limit_key("2001:db8:1:2:aaaa:bbbb:cccc:dddd", default) == "2001:db8:1:2::/64"
+    assert ip_limit_key("2001:DB8:1:2::1", default) == "2001:db8:1:2::/64"  # one spelling per network
+    assert ip_limit_key("2001:db8:1:3::1", default) == "2001:db8:1:3::/64"
+    assert ip_limit_key("::ffff:203.0.113.9", default) == "203.0.113.9"  # dual-stack sockets report IPv4 so
+    assert ip_limit_key("2001:db8:1:2::1", Settings(rate_limit_ipv6_prefix=48)) == "2001:db8:1::/48"
+    assert ip_limit_key("2001:db8:1:2::1", Settings(rate_limit_ipv6_prefix=128)) == "2001:db8:1:2::1/128"
+    assert ip_limit_key("not-an-ip", default) == "not-an-ip"  # a key of its own, as before
+
+
+@pytest.mark.parametrize("prefix", ["0", "129", "sixty-four"])
+def test_ipv6_prefix_setting_is_validated(prefix, monkeypatch):
+    from pydantic import ValidationError
+
+    from broadcaster.settings import Settings
+
+    monkeypatch.setenv("RATE_LIMIT_IPV6_PREFIX", prefix)
+    with pytest.raises(ValidationError) as info:
+        Settings()
+    assert [e["loc"] for e in info.value.errors()] == [("rate_limit_ipv6_prefix",)]
+
+
+def test_ipv6_prefix_setting_error_names_the_setting_in_the_cli(monkeypatch):
+    from typer.testing import CliRunner
+
+    from broadcaster.cli import app
+    from broadcaster.settings import get_settings
+
+    monkeypatch.setenv("RATE_LIMIT_IPV6_PREFIX", "129")
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["users", "list"])
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "RATE_LIMIT_IPV6_PREFIX: Input should be less than or equal to 128" in result.output
+
+
+def test_ipv6_client_rotating_addresses_inside_its_64_hits_the_limit_once(client, emergency_category, monkeypatch):
+    """Issue 19, item 7: 20 addresses of one /64 (behind the trusted proxy) share one budget; another /64
+    has its own."""
+    _env(monkeypatch, SUBSCRIBE_RATE_LIMIT="3/minute", TRUSTED_PROXIES="10.0.0.0/8")
+    codes = [
+        client.post(
+            "/v1/subscribe",
+            json={"email": f"v6-{i}@example.org"},
+            headers={"X-Forwarded-For": f"2001:db8:1:2:{i:x}:{i * 7:x}::{i + 1:x}"},
+        ).status_code
+        for i in range(20)
+    ]
+    assert codes == [202] * 3 + [429] * 17
+    assert _subscriber(email="v6-3@example.org") is None and _subscriber(email="v6-19@example.org") is None
+    other = client.post(
+        "/v1/subscribe", json={"email": "v6-other@example.org"}, headers={"X-Forwarded-For": "2001:db8:1:3::1"}
+    )
+    assert other.status_code == 202
+
+
+@pytest.mark.parametrize(("prefix", "expected"), [("48", [202, 202, 429, 429]), ("128", [202] * 4)])
+def test_ipv6_prefix_setting_sets_what_counts_as_one_client(client, emergency_category, monkeypatch, prefix, expected):
+    _env(monkeypatch, SUBSCRIBE_RATE_LIMIT="2/minute", TRUSTED_PROXIES="10.0.0.0/8", RATE_LIMIT_IPV6_PREFIX=prefix)
+    addresses = ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:3::1", "2001:db8:1:ffff::1"]  # one /48
+    codes = [
+        client.post("/v1/subscribe", json={"email": f"p{i}@example.org"}, headers={"X-Forwarded-For": a}).status_code
+        for i, a in enumerate(addresses)
+    ]
+    assert codes == expected
+
+
+def test_ipv4_mapped_ipv6_counts_as_the_ipv4_client(client, emergency_category, monkeypatch):
+    _env(monkeypatch, SUBSCRIBE_RATE_LIMIT="2/minute", TRUSTED_PROXIES="10.0.0.0/8")
+    codes = [
+        client.post("/v1/subscribe", json={"email": f"m{i}@example.org"}, headers={"X-Forwarded-For": a}).status_code
+        for i, a in enumerate(["198.51.100.7", "::ffff:198.51.100.7", "::ffff:c633:6407"])
+    ]
+    assert codes == [202, 202, 429]
+
+
+def test_a_trusted_proxy_on_a_dual_stack_socket_is_recognised():
+    """A proxy at 10.0.0.1 seen as ::ffff:10.0.0.1 (an IPv6 listening socket) is still TRUSTED_PROXIES' 10.0.0.0/8."""
+    from starlette.requests import Request
+
+    from broadcaster.settings import Settings
+    from broadcaster.throttle import client_ip
+
+    req = Request({"type": "http", "headers": [(b"x-forwarded-for", b"2001:db8::5")], "client": ("::ffff:10.0.0.1", 1)})
+    assert client_ip(req, Settings(trusted_proxies=["10.0.0.0/8"])) == "2001:db8::5"
+
+
 def test_rate_limit_per_number_prefix(client, emergency_category, us_phones, monkeypatch):
     _env(monkeypatch, SUBSCRIBE_PHONE_PREFIX_RATE_LIMIT="3/hour", TRUSTED_PROXIES="10.0.0.0/8")
     codes = []
@@ -313,9 +408,9 @@ def test_figure_200_anonymous_subscribes_from_one_ip(
         monkeypatch.setenv(key, value)
     _env(monkeypatch, TRUSTED_PROXIES="10.0.0.0/8")  # the test client is the proxy; clients via X-Forwarded-For
     from broadcaster.settings import get_settings
-    from broadcaster.throttle import parsed_limits as _parsed
+    from broadcaster.throttle import parsed_limits
 
-    limit = min(item.amount for item in _parsed(get_settings().subscribe_rate_limit))
+    limit = min(item.amount for item in parsed_limits(get_settings().subscribe_rate_limit))
     attacker = {"X-Forwarded-For": "203.0.113.66"}
     numbers = [f"+1202555{i:04d}" for i in range(200)]
     codes = [client.post("/v1/subscribe", json={"phone": n}, headers=attacker).status_code for n in numbers]

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from sqlalchemy import select
 from tests.public.servers import run_service
 
 
@@ -121,7 +122,8 @@ def test_without_a_role_map_an_existing_person_is_linked_and_keeps_their_roles(
 
     uid = make_user("dora@example.org", "editor", "approver")
     oidc.user = TestUser(sub="dora-1", email="Dora@example.org", groups=["it-admins"])
-    with run_service(db_url, tmp_path, **{**oidc.env(), "OIDC_ROLE_MAP": ""}) as base:
+    env = {**oidc.env(), "OIDC_ROLE_MAP": "", "OIDC_LINK_BY_EMAIL": "true"}  # the fake verifies every email
+    with run_service(db_url, tmp_path, **env) as base:
         with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as http:
             _follow(http, "/console/oidc/login?next=/v1/me", "/v1/me")
             me = http.get("/v1/me").json()
@@ -135,3 +137,151 @@ def test_without_a_role_map_an_existing_person_is_linked_and_keeps_their_roles(
         with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as http:
             resp = _follow(http, "/console/oidc/login", "/console/login")
             assert resp.headers["location"].startswith("/console/login?error=sso")
+
+
+# --- linking a new identity to an existing account by email (issue 19, item 5) ----------------------------
+
+
+def _account(email: str) -> dict:
+    from broadcaster.db import session_scope
+    from broadcaster.models import ConsoleSession
+    from broadcaster.users import service
+
+    with session_scope() as session:
+        user = service.by_email(session, email)
+        assert user is not None
+        sessions = session.scalars(select(ConsoleSession).where(ConsoleSession.user_id == user.id)).all()
+        return {
+            "id": user.id,
+            "roles": list(user.roles),
+            "oidc": (user.oidc_issuer, user.oidc_subject),
+            "last_login_at": user.last_login_at,
+            "sessions": len(sessions),
+        }
+
+
+def _audit(action: str) -> list[tuple[str, str, dict]]:
+    from broadcaster.db import session_scope
+    from broadcaster.models import AuditEntry
+
+    with session_scope() as session:
+        rows = session.scalars(select(AuditEntry).where(AuditEntry.action == action).order_by(AuditEntry.id))
+        return [(r.actor, r.target_id, dict(r.detail or {})) for r in rows]
+
+
+def _users() -> int:
+    from broadcaster.db import session_scope
+    from broadcaster.models import User
+
+    with session_scope() as session:
+        return len(session.scalars(select(User)).all())
+
+
+def _refused_sign_in(base: str) -> str:
+    """Sign in through the provider; assert it ends on the sign-in page with no session; that page's text."""
+    with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as http:
+        resp = _follow(http, "/console/oidc/login?next=/v1/me", "/console/login")
+        assert resp.headers["location"].startswith("/console/login?error=sso_link&next=/v1/me")
+        assert "broadcaster_session" not in resp.headers.get("set-cookie", "")
+        assert "broadcaster_session" not in http.cookies
+        assert http.get("/v1/me").status_code == 401
+        page = http.get(resp.headers["location"])
+        assert page.status_code == 200
+        return page.text
+
+
+LINK_MESSAGE = "Single sign-on was not linked to the existing account with your email address"
+
+
+def test_an_identity_without_email_verified_is_not_linked_to_the_admin(
+    db_url: str, tmp_path: Path, oidc, make_user
+) -> None:
+    """The reproduction: a new identity whose ID token has no email_verified claim, carrying the admin's
+    email, was signed in as the admin. Refused even with linking by email allowed; audited; the admin
+    untouched."""
+    from broadcaster.fakes.oidc import TestUser
+
+    admin = make_user("admin@example.org", "admin")
+    before = _account("admin@example.org")
+    oidc.user = TestUser(sub="mallory-1", email="Admin@Example.org", groups=["it-admins"], email_verified=None)
+    with run_service(db_url, tmp_path, **{**oidc.env(), "OIDC_LINK_BY_EMAIL": "true"}) as base:
+        page = _refused_sign_in(base)
+    assert LINK_MESSAGE in page and 'role="alert"' in page
+    after = _account("admin@example.org")
+    assert after == before and after["oidc"] == (None, None) and after["sessions"] == 0
+    assert _users() == 1  # nobody created either
+    [(actor, target, detail)] = _audit("user.sso_link_refused")
+    assert actor == "ip:127.0.0.1" and target == str(admin)
+    assert detail == {
+        "reason": "the ID token has no email_verified claim",
+        "issuer": oidc.issuer,
+        "subject": "mallory-1",
+        "email": "Admin@Example.org",
+        "email_verified": "(missing)",
+    }
+    assert not _audit("user.login") and not _audit("user.sso_linked")
+
+
+@pytest.mark.parametrize(
+    ("verified", "reason"),
+    [(False, "email_verified is 'False', not true"), ("true", "email_verified is 'true', not true")],
+)
+def test_an_identity_whose_email_is_not_verified_is_not_linked(
+    db_url: str, tmp_path: Path, oidc, make_user, verified, reason
+) -> None:
+    """email_verified false (or the string "true", which is not JSON true): refused, not created either
+    (the email is taken), and audited."""
+    from broadcaster.fakes.oidc import TestUser
+
+    uid = make_user("ed@example.org", "editor")
+    oidc.user = TestUser(sub="ed-2", email="ed@example.org", groups=["comms-editors"], email_verified=verified)
+    with run_service(db_url, tmp_path, **{**oidc.env(), "OIDC_LINK_BY_EMAIL": "true"}) as base:
+        assert LINK_MESSAGE in _refused_sign_in(base)
+    assert _account("ed@example.org")["oidc"] == (None, None) and _users() == 1
+    [(_, target, detail)] = _audit("user.sso_link_refused")
+    assert target == str(uid) and detail["reason"] == reason and detail["email_verified"] == verified
+
+
+def test_a_verified_email_is_not_linked_unless_the_issuer_is_trusted_for_it(
+    db_url: str, tmp_path: Path, oidc, make_user
+) -> None:
+    """The default: OIDC_LINK_BY_EMAIL off, so even email_verified: true does not link."""
+    from broadcaster.fakes.oidc import TestUser
+
+    uid = make_user("ed@example.org", "editor")
+    oidc.user = TestUser(sub="ed-2", email="ed@example.org", groups=["comms-editors"], email_verified=True)
+    with run_service(db_url, tmp_path, **oidc.env()) as base:
+        assert LINK_MESSAGE in _refused_sign_in(base)
+    assert _account("ed@example.org")["oidc"] == (None, None) and _users() == 1
+    [(_, target, detail)] = _audit("user.sso_link_refused")
+    assert target == str(uid) and detail["reason"] == "linking by email is off (OIDC_LINK_BY_EMAIL)"
+    assert detail["email_verified"] is True
+
+
+def test_a_verified_email_from_a_trusted_issuer_is_linked(db_url: str, tmp_path: Path, oidc, make_user) -> None:
+    from broadcaster.fakes.oidc import TestUser
+
+    uid = make_user("ed@example.org", "editor")
+    oidc.user = TestUser(sub="ed-2", email="ed@example.org", groups=["comms-editors"], email_verified=True)
+    with run_service(db_url, tmp_path, **{**oidc.env(), "OIDC_LINK_BY_EMAIL": "true"}) as base:
+        for _ in range(2):  # linked once, then found by issuer and subject
+            with httpx.Client(base_url=base, follow_redirects=False, timeout=10) as http:
+                _follow(http, "/console/oidc/login?next=/v1/me", "/v1/me")
+                assert http.get("/v1/me").json()["actor"] == f"user:{uid}"
+    assert _account("ed@example.org")["oidc"] == (oidc.issuer, "ed-2") and _users() == 1
+    assert _audit("user.sso_linked") == [(f"user:{uid}", str(uid), {"issuer": oidc.issuer, "subject": "ed-2"})]
+    assert not _audit("user.sso_link_refused")
+
+
+def test_a_new_identity_with_a_new_email_is_still_created_without_linking(db_url: str, tmp_path: Path, oidc) -> None:
+    """Creation is unchanged by the linking rule: an email with no account, verified or not."""
+    from broadcaster.fakes.oidc import TestUser
+
+    oidc.user = TestUser(sub="nina-1", email="nina@example.org", groups=["comms-editors"], email_verified=None)
+    with (
+        run_service(db_url, tmp_path, **oidc.env()) as base,
+        httpx.Client(base_url=base, follow_redirects=False, timeout=10) as http,
+    ):
+        _follow(http, "/console/oidc/login?next=/v1/me", "/v1/me")
+        assert http.get("/v1/me").json()["user"]["email"] == "nina@example.org"
+    assert _account("nina@example.org")["oidc"] == (oidc.issuer, "nina-1")

@@ -154,6 +154,27 @@ def test_forwarded_addresses_count_per_client_behind_a_trusted_proxy(make_user, 
         assert sign_in(c, "alice@example.org", **{"X-Forwarded-For": "203.0.113.8"}).status_code == 303
 
 
+def test_ipv6_clients_count_per_64_behind_a_trusted_proxy(make_user, monkeypatch, db_url) -> None:
+    """Issue 19, item 7: rotating addresses inside one /64 does not buy fresh sign-in attempts."""
+    monkeypatch.setenv("LOGIN_RATE_LIMIT_IP", "3/minute")
+    monkeypatch.setenv("TRUSTED_PROXIES", "10.0.0.0/8")
+    from fastapi.testclient import TestClient
+
+    from broadcaster.app import create_app
+    from broadcaster.settings import get_settings
+
+    get_settings.cache_clear()
+    make_user("alice@example.org", "editor")
+    with TestClient(create_app(run_worker=False), client=("10.0.0.5", 40000)) as c:
+        codes = [
+            sign_in(c, f"u{i}@example.org", "nope", **{"X-Forwarded-For": f"2001:db8:7:7::{i + 1:x}"}).status_code
+            for i in range(20)
+        ]
+        assert codes == [401] * 3 + [429] * 17
+        assert len(_audit("user.login_failed")) == 3  # the refused attempts never reached a password check
+        assert sign_in(c, "alice@example.org", **{"X-Forwarded-For": "2001:db8:7:8::1"}).status_code == 303
+
+
 def test_idle_session_expires(client, make_user, monkeypatch) -> None:
     make_user("alice@example.org", "editor")
     assert sign_in(client, "alice@example.org").status_code == 303

@@ -39,7 +39,8 @@ class TestUser:
     email: str = "person@example.org"
     name: str = "Test Person"
     groups: list[str] = field(default_factory=list)
-    email_verified: bool = True
+    #: the `email_verified` claim as sent (None: the claim is left out, as some providers do)
+    email_verified: bool | str | None = True
 
 
 @dataclass
@@ -196,13 +197,10 @@ class FakeOIDC:
 
     def _claims(self) -> dict[str, Any]:
         u = self.user
-        return {
-            "sub": u.sub,
-            "email": u.email,
-            "email_verified": u.email_verified,
-            "name": u.name,
-            "groups": list(u.groups),
-        }
+        claims: dict[str, Any] = {"sub": u.sub, "email": u.email, "name": u.name, "groups": list(u.groups)}
+        if u.email_verified is not None:
+            claims["email_verified"] = u.email_verified
+        return claims
 
     @staticmethod
     def _back(redirect_uri: str, params: dict[str, str]) -> Response:

@@ -11,7 +11,7 @@ import phonenumbers
 
 from broadcaster.errors import Unprocessable
 from broadcaster.settings import Settings, get_settings
-from broadcaster.throttle import limiter, parsed_limits, rate_limited
+from broadcaster.throttle import hit_ip, limiter, parsed_limits, rate_limited
 
 #: phonenumbers' region of non-geographic numbers: satellite (+881 Iridium/Globalstar, +870 Inmarsat),
 #: international networks (+882, +883) and global services; premium rates, the usual SMS-pumping targets
@@ -19,7 +19,7 @@ NON_GEOGRAPHIC = "001"
 
 
 def check_ip(ip: str) -> None:
-    wait = limiter().hit(parsed_limits(get_settings().subscribe_rate_limit), "subscribe-ip", ip)
+    wait = hit_ip(get_settings().subscribe_rate_limit, "subscribe-ip", ip)
     if wait is not None:
         raise rate_limited(f"Too many subscribe requests from this address; try again in {wait} s.", None, wait)
 

@@ -6,7 +6,10 @@ with the PKCE verifier and validates the ID token (RS256 signature from the prov
 expiry, `nonce`). The flow's data (state, nonce, verifier, where to go next) lives in a short-lived cookie
 signed with SECRET_KEY, bound to this browser: no server-wide session middleware is needed.
 
-The account: matched by (issuer, subject), else by verified email (then linked), else created when
+The account: matched by (issuer, subject). A new identity whose email belongs to an account is linked to it
+only when OIDC_LINK_BY_EMAIL trusts the issuer for that and the ID token says `email_verified: true`;
+otherwise it is refused (`LinkRefused`, audited as `user.sso_link_refused`): an identity that merely claims
+an admin's address must not become the admin. An identity whose email has no account is created when
 OIDC_AUTO_CREATE is on. When OIDC_ROLE_MAP is set, the person's roles are set from OIDC_ROLES_CLAIM at each
 sign-in (a person left with no role cannot sign in); without it, roles are managed in Broadcaster.
 """
@@ -24,9 +27,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from broadcaster import audit, throttle
 from broadcaster.db import session_scope
+from broadcaster.errors import Conflict
 from broadcaster.models import ConsoleSession, User
 from broadcaster.sessions import (
     COOKIE_NAME,
@@ -51,6 +56,32 @@ CALLBACK_PATH = "/console/oidc/callback"
 
 class SignInRefused(Exception):
     """The provider signed the person in, but Broadcaster does not let them in (reason for the audit log)."""
+
+    #: the sign-in page's message (`/console/login?error=<login_error>`, users/pages.py)
+    login_error = "sso"
+
+
+class LinkRefused(SignInRefused):
+    """A new SSO identity whose email belongs to the account `account_id` may not be linked to it."""
+
+    login_error = "sso_link"
+
+    def __init__(self, reason: str, account_id: int) -> None:
+        super().__init__(reason)
+        self.account_id = account_id
+
+
+def link_refusal(claims: dict[str, Any], settings: Settings) -> str | None:
+    """Why a new SSO identity may not be linked to the existing account with its email (None: it may).
+    Linking needs the issuer trusted for it (OIDC_LINK_BY_EMAIL) and `email_verified` exactly JSON true."""
+    if not settings.oidc_link_by_email:
+        return "linking by email is off (OIDC_LINK_BY_EMAIL)"
+    if "email_verified" not in claims:
+        return "the ID token has no email_verified claim"
+    verified = claims["email_verified"]
+    if verified is not True:
+        return f"email_verified is {str(verified)[:20]!r}, not true"
+    return None
 
 
 @lru_cache(maxsize=4)
@@ -101,10 +132,11 @@ def roles_from_claims(claims: dict[str, Any], settings: Settings) -> list[str]:
     return service.parse_roles(sorted(roles))
 
 
-def _back_to_login(next_path: str) -> RedirectResponse:
+def _back_to_login(next_path: str, error: str = "sso") -> RedirectResponse:
     from urllib.parse import quote
 
-    response = RedirectResponse(f"/console/login?error=sso&next={quote(next_path, safe='/')}", status_code=303)
+    location = f"/console/login?error={error}&next={quote(next_path, safe='/')}"
+    response = RedirectResponse(location, status_code=303)
     response.delete_cookie(FLOW_COOKIE, path="/console/oidc/")
     return response
 
@@ -160,9 +192,12 @@ async def oidc_callback(request: Request) -> Response:
         return _back_to_login(target)
     try:
         cookie = await anyio.to_thread.run_sync(_sign_in, request, claims)
+    except LinkRefused as exc:
+        await anyio.to_thread.run_sync(_audit_link_refused, request, exc, claims)
+        return _back_to_login(target, exc.login_error)
     except SignInRefused as exc:
         await anyio.to_thread.run_sync(_audit_failure, request, str(exc), claims.get("email"))
-        return _back_to_login(target)
+        return _back_to_login(target, exc.login_error)
     response = RedirectResponse(target, status_code=303)
     set_session_cookie(response, cookie)
     response.delete_cookie(FLOW_COOKIE, path="/console/oidc/")
@@ -183,6 +218,25 @@ def _audit_failure(request: Request, reason: str, email: object) -> None:
         )
 
 
+def _audit_link_refused(request: Request, exc: LinkRefused, claims: dict[str, Any]) -> None:
+    """`user.sso_link_refused` on the account the identity claimed: which identity (issuer, subject, email,
+    email_verified as sent), from where, and why."""
+    verified = claims.get("email_verified", "(missing)")
+    with session_scope() as session:
+        audit.record(
+            session,
+            f"ip:{throttle.client_ip(request)}",
+            "user.sso_link_refused",
+            "user",
+            exc.account_id,
+            reason=str(exc)[:200],
+            issuer=str(claims.get("iss") or get_settings().oidc_issuer)[:300],
+            subject=str(claims.get("sub") or "")[:255],
+            email=str(claims.get("email") or "")[:254],
+            email_verified=verified if isinstance(verified, bool) else str(verified)[:20],
+        )
+
+
 def _sign_in(request: Request, claims: dict[str, Any]) -> str:
     """Find, link or create the person of verified `claims`, refresh their roles; the new session cookie."""
     settings = get_settings()
@@ -192,10 +246,19 @@ def _sign_in(request: Request, claims: dict[str, Any]) -> str:
         raise SignInRefused("no subject in the ID token")
     with session_scope() as session:
         user = session.scalar(select(User).where(User.oidc_issuer == issuer, User.oidc_subject == subject))
-        if user is None and email and claims.get("email_verified") is not False:
+        if user is None and email:
+            # a new identity with the email of an account: linked only when trusted and verified (else an
+            # identity that merely claims an admin's address would sign in as the admin)
             user = service.by_email(session, email)
-            if user is not None and user.oidc_subject is not None:
-                raise SignInRefused("the email belongs to another single sign-on identity")
+            if user is not None:
+                if user.oidc_subject is not None:
+                    raise LinkRefused("the email belongs to another single sign-on identity", user.id)
+                why = link_refusal(claims, settings)
+                if why is not None:
+                    raise LinkRefused(why, user.id)
+                audit.record(
+                    session, f"user:{user.id}", "user.sso_linked", "user", user.id, issuer=issuer, subject=subject
+                )
         roles = roles_from_claims(claims, settings) if settings.oidc_role_map else None
         if user is None:
             if not settings.oidc_auto_create:
@@ -204,9 +267,12 @@ def _sign_in(request: Request, claims: dict[str, Any]) -> str:
                 raise SignInRefused("no email in the ID token")
             if not roles:
                 raise SignInRefused("no Broadcaster role in the groups claim")
-            user = service.create_user(
-                session, email, str(claims.get("name") or ""), roles, oidc_issuer=issuer, oidc_subject=subject
-            )
+            try:  # the email has no account (checked above); one made since by a concurrent sign-in is refused
+                user = service.create_user(
+                    session, email, str(claims.get("name") or ""), roles, oidc_issuer=issuer, oidc_subject=subject
+                )
+            except (Conflict, IntegrityError):
+                raise SignInRefused("the account was created by a concurrent sign-in; try again") from None
             audit.record(session, f"user:{user.id}", "user.create", "user", user.id, email=email, roles=roles, sso=True)
         user.oidc_issuer, user.oidc_subject = issuer, subject
         if not user.active:

@@ -61,6 +61,17 @@ def safe_next(value: str | None) -> str:
     return value
 
 
+#: messages of /console/login?error=... (set by the SSO callback, users/oidc.py)
+LOGIN_ERRORS = {
+    "sso": "Single sign-on did not complete; try again or sign in with your password.",
+    "sso_link": (
+        "Single sign-on was not linked to the existing account with your email address: Broadcaster links "
+        "them only when your sign-in provider confirms the address is verified and an administrator allows "
+        "linking by email. Sign in with your password, or ask an administrator."
+    ),
+}
+
+
 def oidc_enabled() -> bool:
     settings = get_settings()
     return bool(settings.oidc_issuer and settings.oidc_client_id)
@@ -100,7 +111,7 @@ def login_page(request: Request, next: str | None = None, error: str | None = No
     target = safe_next(next)
     if console_user(request) is not None:
         return RedirectResponse(target, status_code=303)
-    message = {"sso": "Single sign-on did not complete; try again or sign in with your password."}.get(error or "", "")
+    message = LOGIN_ERRORS.get(error or "", "")
     return render_login(request, next_path=target, error=message)
 
 
@@ -128,7 +139,7 @@ def login_submit(
     normalized = service.normalize_email(email)
     limiter = throttle.limiter()
     waits = [
-        limiter.hit(throttle.parsed_limits(settings.login_rate_limit_ip), "login-ip", ip),
+        throttle.hit_ip(settings.login_rate_limit_ip, "login-ip", ip),
         limiter.hit(throttle.parsed_limits(settings.login_rate_limit_account), "login-account", normalized or "-"),
     ]
     wait = max((w for w in waits if w is not None), default=None)
