@@ -31,6 +31,8 @@ unset TWILIO_REGION TWILIO_EDGE || true
 
 .venv/bin/ruff check src tests bench migrations
 .venv/bin/mypy
+# the layers and no-cycle contracts of .importlinter (docs/architecture.md)
+.venv/bin/lint-imports --no-cache
 set +e
 # parallel worker processes (pytest-xdist; each has its own PostgreSQL database, SQLite files and ports):
 # PYTEST_WORKERS=0 runs in this process; the slowest tests are listed at the end
