@@ -30,7 +30,7 @@ from broadcaster.db import session_scope
 from broadcaster.delivery import abuse
 from broadcaster.models import ConsoleSession, User
 from broadcaster.settings import Settings, get_settings
-from broadcaster.users import service
+from broadcaster.users import grants, service
 from broadcaster.users.pages import oidc_enabled, safe_next
 from broadcaster.users.session import COOKIE_NAME, end_session, secure_cookies, set_session_cookie, start_session
 
@@ -202,6 +202,7 @@ def _sign_in(request: Request, claims: dict[str, Any]) -> str:
                 session, email, str(claims.get("name") or ""), roles, oidc_issuer=issuer, oidc_subject=subject
             )
             audit.record(session, f"user:{user.id}", "user.create", "user", user.id, email=email, roles=roles, sso=True)
+            grants.roles_granted(session, user, [], by=f"sso:{issuer}", via="sso")
         user.oidc_issuer, user.oidc_subject = issuer, subject
         if not user.active:
             raise SignInRefused("the account is deactivated")
@@ -215,7 +216,8 @@ def _sign_in(request: Request, claims: dict[str, Any]) -> str:
                 before={"roles": user.roles},
                 after={"roles": roles},
             )
-            user.roles = roles
+            before, user.roles = list(user.roles or []), roles
+            grants.roles_granted(session, user, before, by=f"sso:{issuer}", via="sso")
         if not user.roles:
             # kept (committed): a person the provider no longer puts in a mapped group loses their roles and
             # every open session now
