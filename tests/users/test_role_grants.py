@@ -440,3 +440,33 @@ def test_a_negative_delay_is_refused(monkeypatch) -> None:
     monkeypatch.setenv("APPROVER_GRANT_DELAY", "-5")
     with pytest.raises(ValidationError, match="approver_grant_delay"):
         Settings()
+
+
+@pytest.mark.browser
+def test_an_admin_acknowledges_the_notice_in_a_browser(browser, db_url, tmp_path, make_user) -> None:
+    """The notice's button works with the console's scripts (no inline script under the CSP)."""
+    from tests.public.servers import run_service
+
+    root = make_user(ROOT, "admin")
+    make_user(ADA, "admin")
+    with run_service(db_url, tmp_path) as base:
+        made = httpx.post(
+            f"{base}/v1/users", headers=owned_key(root, "admin"), json={"email": SECOND, "roles": ["approver"]}
+        )
+        assert made.status_code == 201, made.text
+        errors: list[str] = []
+        page = browser.new_context().new_page()
+        page.on("response", lambda r: errors.append(f"{r.status} {r.url}") if r.status >= 400 else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(f"{base}/console/login?next=/console/")
+        page.fill("#email", ADA)
+        page.fill("#password", PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{base}/console/")
+        notice = page.locator("#role-grants")
+        assert f"the approver role to {SECOND}" in notice.inner_text() and notice.is_visible()
+        page.click("text=I have seen these")
+        notice.wait_for(state="hidden")
+        page.reload()
+        assert page.locator("#role-grants").count() == 0
+        assert [e for e in errors if not e.endswith("/favicon.ico")] == []
