@@ -313,7 +313,7 @@ def _cli_actor() -> str:
 
 def _may_approve(when: datetime | None) -> str:
     """The tail of the CLI's note on a role grant: when the new approver may approve."""
-    return f"; it may approve from {when:%Y-%m-%d %H:%M:%S} UTC (APPROVER_GRANT_DELAY)" if when else ""
+    return f"; approving is possible from {when:%Y-%m-%d %H:%M:%S} UTC (APPROVER_GRANT_DELAY)" if when else ""
 
 
 @keys_app.command("list")
