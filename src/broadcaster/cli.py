@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -192,7 +193,7 @@ def keys_create(
 
         audit.record(
             session,
-            f"cli:{os.environ.get('USER', 'unknown')}",
+            _cli_actor(),
             "key.create",
             "api_key",
             row.id,
@@ -201,8 +202,14 @@ def keys_create(
             scopes=scope_list,
             owner_user_id=owner_id,
         )
+        from broadcaster.users import grants
+
+        grant = grants.key_created(session, row, by=_cli_actor(), via="cli")
+        wait = grants.approve_from(grant) if grant is not None else None
     typer.echo(plaintext)
     typer.echo(f"# key {row.id} '{name}' scopes={','.join(scope_list)} -- shown once, store it now", err=True)
+    if grant is not None:
+        typer.echo(f"# every admin is told of this key{_may_approve(wait)}", err=True)
 
 
 def _read_password(from_stdin: bool) -> str:
@@ -239,7 +246,7 @@ def users_create(
     from broadcaster import migrate as migrations
     from broadcaster.db import session_scope
     from broadcaster.errors import AppError
-    from broadcaster.users import service
+    from broadcaster.users import grants, service
 
     try:
         roles = service.parse_roles(role or [], field="--role")
@@ -253,10 +260,14 @@ def users_create(
         with session_scope() as session:
             user = service.create_user(session, email, name, roles, password)
             audit.record(session, _cli_actor(), "user.create", "user", user.id, email=user.email, roles=roles)
+            grant = grants.roles_granted(session, user, [], by=_cli_actor(), via="cli")
+            wait = grants.approve_from(grant) if grant is not None else None
     except AppError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"created user {user.id} {user.email} roles={','.join(roles) or '-'}")
+    if grant is not None:
+        typer.echo(f"# every admin is told of this grant{_may_approve(wait)}", err=True)
 
 
 @users_app.command("list")
@@ -279,11 +290,11 @@ def users_set_password(
     email: Annotated[str, typer.Option(help="The person's email.")],
     password_stdin: Annotated[bool, typer.Option("--password-stdin", help="Read the password from stdin.")] = False,
 ) -> None:
-    """Set a person's password (their console sessions end)."""
+    """Set a person's password (their console sessions end; an approver's is announced and delays approving)."""
     from broadcaster import audit
     from broadcaster import migrate as migrations
     from broadcaster.db import session_scope
-    from broadcaster.users import service
+    from broadcaster.users import grants, service
 
     password = _read_password(password_stdin)
     migrations.upgrade()
@@ -294,11 +305,20 @@ def users_set_password(
             raise typer.Exit(1)
         service.set_password(session, user, password)
         audit.record(session, _cli_actor(), "user.set_password", "user", user.id)
+        grant = grants.password_set(session, user, by=_cli_actor(), via="cli")
+        wait = grants.approve_from(grant) if grant is not None else None
     typer.echo(f"password set for {user.email}")
+    if grant is not None:
+        typer.echo(f"# every admin is told of this new password{_may_approve(wait)}", err=True)
 
 
 def _cli_actor() -> str:
     return f"cli:{os.environ.get('USER', 'unknown')}"
+
+
+def _may_approve(when: datetime | None) -> str:
+    """The tail of the CLI's note on a role grant: when the new approver may approve."""
+    return f"; approving is possible from {when:%Y-%m-%d %H:%M:%S} UTC (APPROVER_GRANT_DELAY)" if when else ""
 
 
 @keys_app.command("list")

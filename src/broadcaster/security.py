@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from broadcaster.deps import SessionDep
 from broadcaster.errors import Forbidden, Unauthorized
 from broadcaster.models import ApiKey, utcnow
-from broadcaster.sessions import COOKIE_NAME, csrf_refused, csrf_valid, resolve, scopes_for
+from broadcaster.sessions import COOKIE_NAME, ConsoleUser, csrf_refused, csrf_valid, resolve, scopes_for
 
 
 class Scope(StrEnum):
@@ -161,6 +161,11 @@ def _session_principal(request: Request, session: Session) -> Principal:
     if not csrf_valid(request, user.csrf_token):
         raise csrf_refused()
     request.state.console_user = user
+    return console_principal(user)
+
+
+def console_principal(user: ConsoleUser) -> Principal:
+    """A person signed in to the console, as the API sees them (the scopes of their roles)."""
     return Principal(key_id=None, name=user.email, scopes=scopes_for(user.roles), user_id=user.id)
 
 

@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     # After an incident's severity drops below APPROVAL_SEVERITY, its updates still need approval for this
     # long: seconds or an ISO 8601 duration (PT1H); 0 turns the rule off
     approval_downgrade_window: timedelta = timedelta(hours=1)
+    # A person newly given the approver or admin role, or a new key with the publish or admin scope, cannot
+    # approve for this long (every admin is told meanwhile): seconds or an ISO 8601 duration (PT1H); 0: off
+    approver_grant_delay: timedelta = timedelta(hours=1)
 
     # --- Twilio (SMS + voice) -------------------------------------------------------------------------
     # Twilio account SID (AC...); SMS and voice are off until it, TWILIO_AUTH_TOKEN and a sender are set
@@ -348,7 +351,7 @@ class Settings(BaseSettings):
     def _upper_level(cls, value: object) -> object:
         return value.strip().upper() if isinstance(value, str) else value
 
-    @field_validator("approval_downgrade_window", mode="before")
+    @field_validator("approval_downgrade_window", "approver_grant_delay", mode="before")
     @classmethod
     def _seconds(cls, value: object) -> object:
         """`3600` is seconds (pydantic alone reads only ISO 8601 durations such as `PT1H` from a string)."""
@@ -356,7 +359,7 @@ class Settings(BaseSettings):
             return float(value)
         return value
 
-    @field_validator("approval_downgrade_window")
+    @field_validator("approval_downgrade_window", "approver_grant_delay")
     @classmethod
     def _not_negative(cls, value: timedelta) -> timedelta:
         if value < timedelta(0):

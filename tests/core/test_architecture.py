@@ -82,8 +82,7 @@ def test_every_hooks_module_is_an_entry_point():
     """A feature's `hooks.py` that is not listed in pyproject's `broadcaster.hooks` group would never load."""
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["entry-points"]["broadcaster.hooks"]
     present = {
-        path.parent.name: ".".join(path.relative_to(SRC).with_suffix("").parts)
-        for path in PACKAGE.glob("*/hooks.py")
+        path.parent.name: ".".join(path.relative_to(SRC).with_suffix("").parts) for path in PACKAGE.glob("*/hooks.py")
     }
     assert declared == present
 

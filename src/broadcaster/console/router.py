@@ -22,8 +22,11 @@ from broadcaster.console import service
 from broadcaster.deps import SessionDep
 from broadcaster.errors import NotFound
 from broadcaster.pagination import MAX_ID
+from broadcaster.publishing import approvers
+from broadcaster.security import console_principal
 from broadcaster.sessions import ConsoleUser, require_console_user
 from broadcaster.settings import get_settings
+from broadcaster.users import grants
 
 router = APIRouter(tags=["console"], include_in_schema=False)
 
@@ -61,7 +64,8 @@ def _env() -> Environment:
 def render(
     name: str, request: Request, user: ConsoleUser, page: str, status_code: int = 200, **context: Any
 ) -> HTMLResponse:
-    """A console page inside the shared layout (navigation filtered by the person's roles)."""
+    """A console page inside the shared layout (navigation filtered by the person's roles; for an admin, the
+    role grants they have not acknowledged yet)."""
     settings = get_settings()
     html = (
         _env()
@@ -73,10 +77,21 @@ def render(
             org_name=settings.org_name,
             csrf_token=user.csrf_token,
             can=lambda role: user.has_role(role),
+            grant_notices=_grant_notices(user),
             **context,
         )
     )
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+def _grant_notices(user: ConsoleUser) -> list[grants.GrantNotice]:
+    """New approvers and admins (and approve-capable keys) this admin has not acknowledged; none for others."""
+    if "admin" not in user.roles:
+        return []
+    from broadcaster.db import session_scope
+
+    with session_scope() as session:
+        return grants.notices_for(session, user.id)
 
 
 def _guard(request: Request, user: ConsoleUser, page: str) -> HTMLResponse | None:
@@ -154,7 +169,10 @@ def approvals_page(request: Request, session: SessionDep, user: User) -> Respons
     from broadcaster.public.palette import PALETTE
 
     rows, names = service.pending_updates(session)
-    return render("approvals.html", request, user, "approvals", rows=rows, names=names, palette=PALETTE)
+    wait = approvers.approval_wait(session, console_principal(user))
+    return render(
+        "approvals.html", request, user, "approvals", rows=rows, names=names, palette=PALETTE, grant_wait=wait
+    )
 
 
 @router.get("/console/broadcasts/{broadcast_id}", response_class=HTMLResponse)

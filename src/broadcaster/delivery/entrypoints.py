@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from collections.abc import Iterable
+
+from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
 
 from broadcaster.delivery import audience, planner
 from broadcaster.domain import Priority
-from broadcaster.models import Update
-from broadcaster.models.delivery import Broadcast
+from broadcaster.models import Update, utcnow
+from broadcaster.models.delivery import Broadcast, Delivery
 
 #: PostgreSQL NOTIFY channel that wakes idle workers
 NOTIFY_CHANNEL = "broadcaster_work"
@@ -42,5 +44,46 @@ def start_broadcast(session: Session, update: Update) -> int | None:
     )
     session.add(broadcast)
     session.flush()
+    notify_workers(session)
+    return broadcast.id
+
+
+def queue_mail(session: Session, addresses: Iterable[str], subject: str, text: str) -> int | None:
+    """Queue one e-mail to each address (staff notices, not subscribers) in the caller's transaction: a
+    system broadcast on the `email` channel with its delivery rows, so it is sent once the transaction commits
+    and survives a worker restart (retried like any delivery). The broadcast id, or None without addresses."""
+    to = list(dict.fromkeys(a.strip().lower() for a in addresses if a and a.strip()))
+    if not to:
+        return None
+    lane = int(Priority.major)
+    broadcast = Broadcast(
+        kind="system",
+        state="sending",
+        priority=lane,
+        channels=["email"],
+        total=len(to),
+        planned_at=utcnow(),
+        message={"subject": subject, "text": text},
+    )
+    session.add(broadcast)
+    session.flush()
+    stamp = utcnow()
+    rows = [
+        {
+            "broadcast_id": broadcast.id,
+            "channel": "email",
+            "address": address,
+            "subscriber_id": None,
+            "locale": "en",
+            "priority": lane,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": stamp,
+            "created_at": stamp,
+            "updated_at": stamp,
+        }
+        for address in to
+    ]
+    session.execute(insert(Delivery), rows)
     notify_workers(session)
     return broadcast.id

@@ -230,13 +230,18 @@ IfMatch = Annotated[
     "/updates/{update_id}/approve",
     response_model=PublishOut,
     responses={
+        403: {
+            "model": ErrorOut,
+            "description": "The requester cannot approve their own request; or a new approver (a role or key granted "
+            "less than APPROVER_GRANT_DELAY ago, `approver_grant_delay`, with `may_approve_from`).",
+        },
         412: {"model": ErrorOut, "description": "The content changed since the preview whose ETag you sent."},
         428: {"model": ErrorOut, "description": "If-Match is missing: send the preview's ETag."},
     },
 )
 def approve_update(update_id: IdPath, session: SessionDep, who: Publisher, if_match: IfMatch = None) -> PublishOut:
     """Approve a pending update and publish it: a second key, and exactly the content you previewed."""
-    result = publishing.approve(session, update_id, who.actor, if_match)
+    result = publishing.approve(session, update_id, who, if_match)
     return PublishOut(
         update=UpdateOut.model_validate(result.update),
         broadcast_id=result.broadcast_id,

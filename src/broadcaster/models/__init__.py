@@ -14,7 +14,7 @@ from broadcaster.models import (
 )
 from broadcaster.models.base import Base, utcnow
 from broadcaster.models.core import ApiKey, AuditEntry, Category, IdempotencyRecord, Incident, Update
-from broadcaster.models.users import ConsoleSession, User
+from broadcaster.models.users import ConsoleSession, RoleGrant, User
 
 __all__ = [
     "ApiKey",
@@ -24,6 +24,7 @@ __all__ = [
     "ConsoleSession",
     "IdempotencyRecord",
     "Incident",
+    "RoleGrant",
     "Update",
     "User",
     "areas",

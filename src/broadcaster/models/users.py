@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from broadcaster.models.base import Base, BigId, UTCDateTime, utcnow
@@ -28,8 +28,40 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the newest role grant (`RoleGrant.id`) this person, as an admin, acknowledged in the console
+    role_grants_seen_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (UniqueConstraint("oidc_issuer", "oidc_subject"),)
+
+
+class RoleGrant(Base):
+    """A person given the approver or admin role, a new key with the publish or admin scope, or the password of
+    a person who can approve set by someone else (users.grants): announced to every admin; the holder may
+    approve only APPROVER_GRANT_DELAY after `at` when `delays_approval`. Accounts and keys that existed before
+    this table have no row: granted long ago."""
+
+    __tablename__ = "role_grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    #: when (the service clock, `broadcaster.clock`)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: who granted: `user:<id>`, `key:<name>`, `cli:<login>`, `sso:<issuer>`
+    granted_by: Mapped[str] = mapped_column(String(120))
+    #: through which door: api | console | cli | sso
+    via: Mapped[str] = mapped_column(String(16))
+    #: roles (a person's new roles) | key (a new key's scopes) | password (set by someone else)
+    kind: Mapped[str] = mapped_column(String(16))
+    #: user | api_key
+    target_type: Mapped[str] = mapped_column(String(16))
+    target_id: Mapped[int] = mapped_column(Integer)
+    #: the person's email or the key's name, as it was then
+    target_label: Mapped[str] = mapped_column(String(254))
+    #: the roles (or key scopes) granted: approver, admin, publish
+    roles: Mapped[list[str]] = mapped_column(JSON, default=list)
+    #: the grant gave a power to approve while another admin existed: the approve delay runs from `at`
+    delays_approval: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    __table_args__ = (Index("ix_role_grants_target", "target_type", "target_id", "id"),)
 
 
 class ConsoleSession(Base):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
@@ -13,8 +14,11 @@ from broadcaster.domain import Severity, UpdateState
 from broadcaster.errors import Conflict, Forbidden
 from broadcaster.invalidation import content_changed
 from broadcaster.models import Incident, Update, utcnow
-from broadcaster.publishing import approval
+from broadcaster.publishing import approval, approvers
 from broadcaster.settings import get_settings
+
+if TYPE_CHECKING:
+    from broadcaster.security import Principal
 
 
 @dataclass
@@ -78,12 +82,15 @@ def publish(
     return _do_publish(session, update, incident, actor)
 
 
-def approve(session: Session, update_id: int, actor: str, if_match: str | None) -> PublishResult:
+def approve(session: Session, update_id: int, who: Principal, if_match: str | None) -> PublishResult:
     """Approve a pending update (by someone other than the requester) and publish it.
 
-    `if_match` must carry the content ETag the approver reviewed (preview or GET while pending): 428 without
-    it, 412 when the content changed since, or since the requester asked (e.g. the routing map changed).
+    The approver `who` must not be waiting out a recent role grant (`approvers.approval_wait`: 403 naming
+    when they may approve). `if_match` must carry the content ETag the approver reviewed (preview or GET while
+    pending): 428 without it, 412 when the content changed since, or since the requester asked (e.g. the
+    routing map changed).
     """
+    actor = who.actor
     update = approval.lock_update(session, update_id)
     if update.state != UpdateState.pending_approval.value:
         raise Conflict(
@@ -95,6 +102,7 @@ def approve(session: Session, update_id: int, actor: str, if_match: str | None) 
     requester = update.published_by
     if requester == actor:
         raise Forbidden("The approver must be a different person than the requester.", field="Authorization")
+    approvers.check_may_approve(session, who)
     current = approval.content_etag(session, update)
     approval.check_if_match(if_match, current)
     if update.approval_etag != current:

@@ -42,7 +42,7 @@ from broadcaster.sessions import (
     start_session,
 )
 from broadcaster.settings import Settings, get_settings
-from broadcaster.users import service
+from broadcaster.users import grants, service
 from broadcaster.users.pages import oidc_enabled, safe_next
 
 log = logging.getLogger(__name__)
@@ -274,6 +274,7 @@ def _sign_in(request: Request, claims: dict[str, Any]) -> str:
             except (Conflict, IntegrityError):
                 raise SignInRefused("the account was created by a concurrent sign-in; try again") from None
             audit.record(session, f"user:{user.id}", "user.create", "user", user.id, email=email, roles=roles, sso=True)
+            grants.roles_granted(session, user, [], by=f"sso:{issuer}", via="sso")
         user.oidc_issuer, user.oidc_subject = issuer, subject
         if not user.active:
             raise SignInRefused("the account is deactivated")
@@ -287,7 +288,8 @@ def _sign_in(request: Request, claims: dict[str, Any]) -> str:
                 before={"roles": user.roles},
                 after={"roles": roles},
             )
-            user.roles = roles
+            before, user.roles = list(user.roles or []), roles
+            grants.roles_granted(session, user, before, by=f"sso:{issuer}", via="sso")
         if not user.roles:
             # kept (committed): a person the provider no longer puts in a mapped group loses their roles and
             # every open session now

@@ -6,15 +6,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from broadcaster import audit
 from broadcaster.deps import SessionDep
-from broadcaster.errors import Conflict
+from broadcaster.domain import Input
+from broadcaster.errors import Conflict, Forbidden
 from broadcaster.models import User
 from broadcaster.security import Principal, Scope, authenticate, require_scope
-from broadcaster.users import service
+from broadcaster.users import grants, service
 from broadcaster.users.schemas import UserIn, UserOut, UserPatch
 
 router = APIRouter(prefix="/v1", tags=["users"])
@@ -76,6 +77,7 @@ def list_users(session: SessionDep, _: Admin) -> list[UserOut]:
 def create_user(body: UserIn, session: SessionDep, who: Admin) -> UserOut:
     user = service.create_user(session, str(body.email), body.name, list(body.roles), body.password)
     audit.record(session, who.actor, "user.create", "user", user.id, email=user.email, roles=user.roles)
+    grants.roles_granted(session, user, [], by=who.actor, via=grants.via_of(who))
     return user_out(user)
 
 
@@ -87,7 +89,8 @@ def get_user(user_id: UserIdPath, session: SessionDep, _: Admin) -> UserOut:
 @router.patch("/users/{user_id}", response_model=UserOut)
 def patch_user(user_id: UserIdPath, body: UserPatch, session: SessionDep, who: Admin) -> UserOut:
     user = service.get_user(session, user_id)
-    before = {"name": user.name, "roles": list(user.roles or []), "active": user.active}
+    roles_before = list(user.roles or [])
+    before = {"name": user.name, "roles": roles_before, "active": user.active}
     roles = service.parse_roles(list(body.roles)) if body.roles is not None else list(user.roles or [])
     active = body.active if body.active is not None else user.active
     _keep_an_admin(session, user, roles, active)
@@ -111,6 +114,10 @@ def patch_user(user_id: UserIdPath, body: UserPatch, session: SessionDep, who: A
         after=after,
         password_changed=body.password is not None,
     )
+    granted = grants.roles_granted(session, user, roles_before, by=who.actor, via=grants.via_of(who))
+    if body.password is not None and (granted is None or not granted.delays_approval):
+        # whoever set the password can sign in as the person: a new "second person" too
+        grants.password_set(session, user, by=who.actor, via=grants.via_of(who))
     return user_out(user)
 
 
@@ -123,3 +130,30 @@ def deactivate_user(user_id: UserIdPath, session: SessionDep, who: Admin) -> Res
         service.deactivate(session, user)
         audit.record(session, who.actor, "user.deactivate", "user", user.id)
     return Response(status_code=204)
+
+
+class GrantsSeenIn(Input):
+    up_to: int = Field(..., ge=0, le=2**31 - 1, description="The newest role grant id the admin has read.")
+
+
+class GrantsSeenOut(BaseModel):
+    acknowledged_up_to: int
+
+
+@router.post("/role-grants/acknowledge", response_model=GrantsSeenOut)
+def acknowledge_grants(body: GrantsSeenIn, session: SessionDep, who: Admin) -> GrantsSeenOut:
+    """An admin has read the role grants up to `up_to`: the console stops showing them to that admin (and only
+    to them: every other admin still sees them). A person's call (console session or a key they own)."""
+    if who.user_id is None:
+        raise Forbidden(
+            "Only a person acknowledges role grants: sign in to the console or use a key you own.",
+            field="Authorization",
+        )
+    user = service.get_user(session, who.user_id)
+    before = user.role_grants_seen_id
+    seen = grants.acknowledge(session, user, body.up_to)
+    if seen != before:
+        audit.record(
+            session, who.actor, "role.grant_acknowledge", "user", user.id, before={"seen": before}, after={"seen": seen}
+        )
+    return GrantsSeenOut(acknowledged_up_to=seen)

@@ -84,6 +84,27 @@
 
   function number(n) { return (n === null || n === undefined) ? "–" : Number(n).toLocaleString("en"); }
 
+  /* the admins' notice of new approvers and admins: "I have seen these" acknowledges them for this admin */
+  function grantNotice() {
+    var box = document.getElementById("role-grants");
+    var button = box ? box.querySelector(".ack-grants") : null;
+    if (!button) { return; }
+    button.addEventListener("click", function () {
+      button.disabled = true;
+      var upTo = Number(box.getAttribute("data-up-to"));
+      api("POST", "/v1/role-grants/acknowledge", { up_to: upTo }).then(function (r) {
+        if (r.ok) { box.hidden = true; return; }
+        button.disabled = false;
+        show(box.querySelector(".ack-status"), errorText(r));
+      });
+    });
+  }
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", grantNotice);
+  } else {
+    grantNotice();
+  }
+
   window.BC = { api: api, errorText: errorText, el: el, clear: clear, pageData: pageData, debounce: debounce,
                 show: show, number: number, csrf: csrf };
 })();
