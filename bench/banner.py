@@ -16,103 +16,38 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import shutil
-import signal
-import socket
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import (
+    Run,
+    Server,
+    add_wrk_arguments,
+    free_port,
+    interleaved_runs,
+    median,
+    nginx_user,
+    prepare_database,
+    print_medians,
+    publish_banner,
+    require_tools,
+    service_env,
+    start_nginx,
+    start_uvicorn,
+    stop,
+    wait_converged,
+    wait_http,
+    workspace,
+    wrk_description,
+)
+
 TARGET_RATIO = 0.35
 TARGET_P99_MS = 10.0
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited early ({proc.returncode}) while waiting for {url}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer within {timeout} s")
-
-
-def tree_cpu_seconds(root: int) -> float:
-    """user+system CPU seconds of `root` and all its descendants (from /proc)."""
-    parents: dict[int, int] = {}
-    ticks: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        parents[int(entry)] = int(fields[1])
-        ticks[int(entry)] = int(fields[11]) + int(fields[12])
-    total, todo = 0, [root]
-    while todo:
-        pid = todo.pop()
-        total += ticks.get(pid, 0)
-        todo.extend(child for child, parent in parents.items() if parent == pid)
-    return total / CLK_TCK
-
-
-@dataclass
-class Run:
-    rps: float
-    p50_ms: float
-    p99_ms: float
-    requests: int
-    errors: int
-    server_cores: float
-    req_per_cpu_s: float
-
-
-def _ms(value: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s|m)", value)
-    if not m:
-        raise ValueError(value)
-    number, unit = float(m[1]), m[2]
-    return number * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
-
-
-def wrk(url: str, server_pid: int, args: argparse.Namespace) -> Run:
-    cmd = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency", url]
-    cpu0, t0 = tree_cpu_seconds(server_pid), time.monotonic()
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=args.duration + 60).stdout
-    cpu1, t1 = tree_cpu_seconds(server_pid), time.monotonic()
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1])  # type: ignore[index]
-    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M)[1])  # type: ignore[index]
-    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M)[1])  # type: ignore[index]
-    requests = int(re.search(r"(\d+) requests in", out)[1])  # type: ignore[index]
-    errors = 0
-    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
-        errors += int(m[1])
-    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
-        errors += sum(int(x) for x in m.groups())
-    cpu = cpu1 - cpu0
-    return Run(rps, p50, p99, requests, errors, cpu / (t1 - t0), requests / cpu if cpu else 0.0)
 
 
 NGINX_CONF = """
@@ -143,83 +78,9 @@ http {{
 """
 
 
-def stop(proc: subprocess.Popen[bytes] | None) -> None:
-    if proc is None or proc.poll() is not None:
-        return
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-
-
-def seed(base: str, key: str) -> None:
-    """One published critical-free banner with a translation, created through the API."""
-    h = {"Authorization": f"Bearer {key}"}
-    r = httpx.post(
-        base + "/v1/categories",
-        headers=h,
-        json={"slug": "emergency", "name": "Emergency", "contact": {"phone": "+15551234567", "opening_hours": "24/7"}},
-    )
-    r.raise_for_status()
-    r = httpx.post(
-        base + "/v1/incidents",
-        headers=h,
-        json={
-            "title": "Power outage in the north district",
-            "category": "emergency",
-            "severity": "major",
-            "update": {
-                "body": "Crews are on site. Expect power back by 18:00. Avoid the area around Main St.",
-                "summary": "Power outage in the north district; crews on site, back by 18:00.",
-                "translations": {"fr": {"body": "Panne de courant au nord.", "summary": "Panne de courant au nord."}},
-            },
-        },
-    )
-    r.raise_for_status()
-    update_id = r.json()["updates"][0]["id"]
-    httpx.post(f"{base}/v1/updates/{update_id}/publish", headers=h).raise_for_status()
-
-
-def create_private_database(server_url: str) -> tuple[str, str]:
-    """CREATE DATABASE bc_bench_<pid> on the server; returns (admin URL, URL of the new database)."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from broadcaster.db import normalize_url
-
-    admin_url = normalize_url(server_url)
-    name = f"bc_bench_{os.getpid()}"
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    engine.dispose()
-    return admin_url, make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-def drop_private_database(admin_url: str, url: str) -> None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    from broadcaster.db import reset_engine
-
-    reset_engine()
-    name = make_url(url).database
-    engine = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with engine.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    engine.dispose()
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=2)
+    add_wrk_arguments(parser)
     parser.add_argument(
         "--database-url",
         default=None,
@@ -231,113 +92,59 @@ def main() -> int:
         "--no-control", dest="control", action="store_false", help="skip the bare raw-ASGI control server"
     )
     args = parser.parse_args()
-    for tool in ("wrk", "nginx"):
-        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            raise SystemExit(f"{tool} is missing: apt-get install wrk nginx-light")
+    require_tools("wrk", "nginx")
 
-    tmp = Path(tempfile.mkdtemp(prefix="bc-bench-"))
+    with workspace("bc-bench-", args.database_url) as (tmp, db_url):
+        return measure(args, tmp, db_url)
+
+
+def measure(args: argparse.Namespace, tmp: Path, db_url: str) -> int:
+    """Start the servers (files in `tmp`, the service on `db_url`), run wrk, print the figures; 1: a target missed."""
     service: subprocess.Popen[bytes] | None = None
     nginx: subprocess.Popen[bytes] | None = None
     control: subprocess.Popen[bytes] | None = None
-    private_db: tuple[str, str] | None = None
     try:
-        db_url = f"sqlite:///{tmp}/bench.db"
-        if args.database_url:
-            private_db = create_private_database(args.database_url)
-            db_url = private_db[1]
         svc_port, nginx_port, control_port = free_port(), free_port(), free_port()
-        env = {
-            **os.environ,
-            "DATABASE_URL": db_url,
-            "PUBLIC_URL": f"http://127.0.0.1:{svc_port}",
-            "WORKER_IN_PROCESS": "false",
-            "LOG_LEVEL": "WARNING",
-        }
-        os.environ.update({"DATABASE_URL": db_url})
-        from broadcaster import migrate
-        from broadcaster.db import session_scope
-        from broadcaster.security import create_key
+        env = service_env(db_url, f"http://127.0.0.1:{svc_port}", worker_in_process=False)
+        key = prepare_database(db_url)
 
-        migrate.upgrade(db_url)
-        with session_scope() as session:
-            _, key = create_key(session, f"bench-{os.getpid()}", ["admin"])
-
-        def uvicorn(app: str, port: int, extra_env: dict[str, str]) -> subprocess.Popen[bytes]:
-            return subprocess.Popen(
-                [
-                    *(sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port)),
-                    *("--workers", str(args.workers), "--loop", "uvloop", "--http", "httptools"),
-                    *("--no-access-log", "--log-level", "warning"),
-                ],
-                env={**env, **extra_env},
-                cwd=tmp,
-            )
-
-        service = uvicorn("broadcaster.asgi:app", svc_port, {})
+        service = start_uvicorn("broadcaster.asgi:app", svc_port, env=env, cwd=tmp, workers=args.workers)
         svc_url = f"http://127.0.0.1:{svc_port}/v1/banner"
         wait_http(svc_url, service)
-        seed(f"http://127.0.0.1:{svc_port}", key)
-        # each worker has its own cache; wait until every worker serves the published banner
-        deadline = time.monotonic() + 30
-        while True:
-            bodies = {httpx.get(svc_url).content for _ in range(20)}
-            body = next(iter(bodies))
-            if len(bodies) == 1 and b"Power outage" in body:
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"workers did not converge on the published banner: {bodies}")
-            time.sleep(0.2)
+        publish_banner(f"http://127.0.0.1:{svc_port}", key)
+        body = wait_converged(
+            [svc_url], lambda bodies: len(bodies) == 1 and b"Power outage" in next(iter(bodies)), "workers"
+        )
 
         (tmp / "www").mkdir()
         (tmp / "www" / "banner.json").write_bytes(body)
-        user = "user root;" if os.geteuid() == 0 else ""
-        conf = tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, port=nginx_port, user=user))
-        nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
-        nginx = subprocess.Popen([nginx_bin, "-c", str(conf), "-p", str(tmp), "-g", "daemon off;"], cwd=tmp)
+        nginx = start_nginx(NGINX_CONF.format(tmp=tmp, port=nginx_port, user=nginx_user()), tmp)
         nginx_url = f"http://127.0.0.1:{nginx_port}/banner.json"
         wait_http(nginx_url, nginx)
         assert httpx.get(nginx_url).content == body, "nginx must serve the same bytes"
-        servers = [("nginx", nginx_url, nginx), ("service", svc_url, service)]
+        servers: list[Server] = [("nginx", nginx_url, nginx), ("service", svc_url, service)]
         if args.control:
             bench_dir = str(Path(__file__).resolve().parent)
-            control = uvicorn(
-                "raw_banner_app:app",
-                control_port,
-                {"BENCH_BODY_FILE": str(tmp / "www" / "banner.json"), "PYTHONPATH": bench_dir},
-            )
+            control_env = env | {"BENCH_BODY_FILE": str(tmp / "www" / "banner.json"), "PYTHONPATH": bench_dir}
+            control = start_uvicorn("raw_banner_app:app", control_port, env=control_env, cwd=tmp, workers=args.workers)
             control_url = f"http://127.0.0.1:{control_port}/"
             wait_http(control_url, control)
             servers.append(("raw-asgi", control_url, control))
 
-        print(
-            f"payload: {len(body)} bytes; database: {db_url.split(':', 1)[0]}; wrk -t{args.threads} "
-            f"-c{args.connections} -d{args.duration}s --latency; {args.runs} runs each, interleaved"
-        )
-        warm = argparse.Namespace(**{**vars(args), "duration": args.warmup})
-        for _, url, proc in servers:
-            wrk(url, proc.pid, warm)
-        results: dict[str, list[Run]] = {name: [] for name, _, _ in servers}
-        for i in range(args.runs):
-            for name, url, proc in servers:
-                run = wrk(url, proc.pid, args)
-                results[name].append(run)
-                print(
-                    f"  run {i + 1} {name:8s} {run.rps:>10,.0f} rps  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms"
-                    f"  errors {run.errors}  server cores {run.server_cores:4.2f}  req/CPU-s {run.req_per_cpu_s:>8,.0f}"
-                )
+        print(f"payload: {len(body)} bytes; database: {db_url.split(':', 1)[0]}; {wrk_description(args)}")
+
+        def show(i: int, name: str, run: Run) -> None:
+            print(
+                f"  run {i} {name:8s} {run.rps:>10,.0f} rps  p50 {run.p50_ms:6.2f} ms  p99 {run.p99_ms:6.2f} ms"
+                f"  errors {run.errors}  server cores {run.server_cores:4.2f}  req/CPU-s {run.req_per_cpu_s:>8,.0f}"
+            )
+
+        results = interleaved_runs(servers, args, show)
 
         def med(name: str, attr: str) -> float:
-            return statistics.median(getattr(r, attr) for r in results[name])
+            return median(results[name], attr)
 
-        print()
-        print(f"{'':10s} {'rps':>10s} {'p50 ms':>8s} {'p99 ms':>8s} {'cores':>6s} {'req/CPU-s':>10s} {'errors':>7s}")
-        for name in results:
-            print(
-                f"{name:10s} {med(name, 'rps'):>10,.0f} {med(name, 'p50_ms'):>8.2f} {med(name, 'p99_ms'):>8.2f} "
-                f"{med(name, 'server_cores'):>6.2f} {med(name, 'req_per_cpu_s'):>10,.0f} "
-                f"{sum(r.errors for r in results[name]):>7d}"
-            )
+        print_medians(results, width=10, cores=True)
         ratio = med("service", "rps") / med("nginx", "rps")
         cpu_ratio = med("service", "req_per_cpu_s") / med("nginx", "req_per_cpu_s")
         p99 = med("service", "p99_ms")
@@ -368,9 +175,6 @@ def main() -> int:
         stop(control)
         stop(nginx)
         stop(service)
-        if private_db is not None:
-            drop_private_database(*private_db)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

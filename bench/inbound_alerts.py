@@ -17,10 +17,8 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -28,7 +26,15 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from banner import create_private_database, drop_private_database, free_port, stop, wait_http
+from common import (
+    free_port,
+    prepare_database,
+    service_env,
+    start_uvicorn,
+    stop,
+    wait_http,
+    workspace,
+)
 from tests.integrations.payloads import alertmanager
 
 TARGET_RATE = 500.0
@@ -96,35 +102,20 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bc-alerts-bench-"))
+    with workspace("bc-alerts-bench-", args.database_url) as (tmp, db_url):
+        return measure(args, tmp, db_url)
+
+
+def measure(args: argparse.Namespace, tmp: Path, db_url: str) -> int:
+    """Start the service (files in `tmp`, on `db_url`), post the notifications, print the figures; 1: FAIL."""
     service: subprocess.Popen[bytes] | None = None
-    private_db: tuple[str, str] | None = None
     try:
-        db_url = f"sqlite:///{tmp}/bench.db"
-        if args.database_url:
-            private_db = create_private_database(args.database_url)
-            db_url = private_db[1]
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        env = {**os.environ, "DATABASE_URL": db_url, "PUBLIC_URL": base, "LOG_LEVEL": "WARNING"}
-        env["WORKER_IN_PROCESS"] = "true"  # as `broadcaster serve` runs: the worker sends the 50 broadcasts
-        os.environ["DATABASE_URL"] = db_url
-        from broadcaster import migrate
-        from broadcaster.db import session_scope
-        from broadcaster.security import create_key
-
-        migrate.upgrade(db_url)
-        with session_scope() as session:
-            _, key = create_key(session, f"bench-{os.getpid()}", ["admin"])
-        service = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "uvicorn", "broadcaster.asgi:app", "--host", "127.0.0.1", "--port", str(port)),
-                *("--workers", str(args.workers), "--loop", "uvloop", "--http", "httptools"),
-                *("--no-access-log", "--log-level", "warning"),
-            ],
-            env=env,
-            cwd=tmp,
-        )
+        # as `broadcaster serve` runs: the worker sends the 50 broadcasts
+        env = service_env(db_url, base, worker_in_process=True)
+        key = prepare_database(db_url)
+        service = start_uvicorn("broadcaster.asgi:app", port, env=env, cwd=tmp, workers=args.workers)
         wait_http(base + "/healthz", service)
         admin = {"Authorization": f"Bearer {key}"}
         httpx.put(base + "/v1/routing-map", headers=admin, json=MAP).raise_for_status()
@@ -141,6 +132,7 @@ def main() -> int:
 
         from sqlalchemy import func, select
 
+        from broadcaster.db import session_scope
         from broadcaster.domain import UpdateState
         from broadcaster.models import Incident, Update
         from broadcaster.models.delivery import Broadcast
@@ -171,9 +163,6 @@ def main() -> int:
         return 0 if ok else 1
     finally:
         stop(service)
-        if private_db is not None:
-            drop_private_database(*private_db)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

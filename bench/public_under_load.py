@@ -21,13 +21,8 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -35,31 +30,15 @@ from pathlib import Path
 
 import httpx
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import free_port, prepare_database, service_env, start_uvicorn, stop, wait_http, workspace
+
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_P99_MS = 50.0
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"server exited early ({proc.returncode})")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise SystemExit(f"{url} did not answer within {timeout} s")
-
-
 def seed(base: str, key: str) -> None:
+    """One published banner (shorter than bench/common.py's `publish_banner`: what this bench always measured)."""
     h = {"Authorization": f"Bearer {key}"}
     httpx.post(
         base + "/v1/categories",
@@ -177,38 +156,30 @@ def main() -> int:
     parser.add_argument("--max-seconds", type=float, default=900.0, help="give up on the import after this long")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    with workspace("bc-bench-load-") as (tmp, db_url):
+        return measure(args, tmp, db_url)
 
-    tmp = Path(tempfile.mkdtemp(prefix="bc-bench-load-"))
-    db_url = f"sqlite:///{tmp}/bench.db"
+
+def measure(args: argparse.Namespace, tmp: Path, db_url: str) -> int:
+    """Start the service (files in `tmp`, on `db_url`), measure both phases, print the figures; 1: target missed."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "DATABASE_URL": db_url,
-        "PUBLIC_URL": base,
-        "WORKER_IN_PROCESS": "true",  # the embedded default: the worker (and the import runner) in the server
-        "LOG_LEVEL": "WARNING",
-        "APPROVAL_SEVERITY": "none",
-        "TRUSTED_PROXIES": "127.0.0.1",
-        "SUBSCRIBE_PHONE_COUNTRIES": "*",
-        "SUBSCRIBE_PHONE_PREFIX_RATE_LIMIT": "1000000/hour",
-        "PYTHONPATH": str(ROOT / "src"),
-    }
-    os.environ["DATABASE_URL"] = db_url
+    env = service_env(
+        db_url,
+        base,
+        worker_in_process=True,  # the embedded default: the worker (and the import runner) in the server
+        APPROVAL_SEVERITY="none",
+        TRUSTED_PROXIES="127.0.0.1",
+        SUBSCRIBE_PHONE_COUNTRIES="*",
+        SUBSCRIBE_PHONE_PREFIX_RATE_LIMIT="1000000/hour",
+        PYTHONPATH=str(ROOT / "src"),
+    )
     sys.path.insert(0, str(ROOT / "src"))
-    from broadcaster import migrate
-    from broadcaster.db import session_scope
-    from broadcaster.security import create_key
-
-    migrate.upgrade(db_url)
-    with session_scope() as session:
-        _, key = create_key(session, "bench", ["admin"])
-    cmd = [sys.executable, "-m", "uvicorn", "broadcaster.asgi:app", "--host", "127.0.0.1", "--port", str(port)]
-    cmd += ["--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
-    server = subprocess.Popen(cmd, env=env, cwd=tmp)
+    key = prepare_database(db_url)
+    server = start_uvicorn("broadcaster.asgi:app", port, env=env, cwd=tmp)
     results: dict[str, object] = {}
     try:
-        wait_http(base + "/v1/banner", server)
+        wait_http(base + "/v1/banner", server, timeout=60)
         seed(base, key)
         time.sleep(1)
         payload = csv_rows(args.rows)
@@ -223,11 +194,11 @@ def main() -> int:
             f"({len(payload) / 1e6:.1f} MB) ...",
             flush=True,
         )
-        stop = threading.Event()
+        subs_done = threading.Event()
         answers: Counter[str] = Counter()
         sub_lat: list[float] = []
         with BannerLoad(port, args.banner_rate) as loaded:
-            subs = threading.Thread(target=subscribers, args=(base, args.subscribe_rate, stop, answers, sub_lat))
+            subs = threading.Thread(target=subscribers, args=(base, args.subscribe_rate, subs_done, answers, sub_lat))
             subs.start()
             t0 = time.monotonic()
             with httpx.Client(base_url=base, timeout=300, headers={"Authorization": f"Bearer {key}"}) as api:
@@ -241,7 +212,7 @@ def main() -> int:
                     if job["state"] in ("done", "failed") or time.monotonic() - t0 > args.max_seconds:
                         break
                     time.sleep(0.5)
-            stop.set()
+            subs_done.set()
             subs.join()
         sub_sorted = sorted(sub_lat)
         results["under_load"] = loaded.summary() | {"errors": dict(loaded.errors)}
@@ -261,12 +232,7 @@ def main() -> int:
             "p99_ms": round(sub_sorted[int(len(sub_sorted) * 0.99)], 1) if sub_sorted else None,
         }
     finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, timeout=30)
 
     b, u = results["baseline"], results["under_load"]
     assert isinstance(b, dict) and isinstance(u, dict)

@@ -26,11 +26,9 @@ import argparse
 import asyncio
 import os
 import random
-import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,7 +38,17 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from banner import CLK_TCK, create_private_database, drop_private_database, free_port, stop, tree_cpu_seconds, wait_http
+from common import (
+    free_port,
+    prepare_database,
+    process_cpu_seconds,
+    service_env,
+    start_uvicorn,
+    stop,
+    tree_cpu_seconds,
+    wait_http,
+    workspace,
+)
 
 TARGET_RATE = 1000.0
 TARGET_P99_MS = 100.0
@@ -235,12 +243,8 @@ def backend_cpu(url: str) -> dict[int, float]:
     pids = scalar_list(url, f"SELECT pid FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()")
     out = {}
     for pid in pids:
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        out[int(pid)] = (int(fields[11]) + int(fields[12])) / CLK_TCK
+        if (seconds := process_cpu_seconds(int(pid))) is not None:
+            out[int(pid)] = seconds
     return out
 
 
@@ -283,44 +287,34 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=200)
     args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="bc-responses-bench-"))
+    with workspace("bc-responses-bench-", args.database_url) as (tmp, db_url):
+        return measure(args, tmp, db_url)
+
+
+def measure(args: argparse.Namespace, tmp: Path, db_url: str) -> int:
+    """Start the API process (files in `tmp`, on the private database `db_url`), run both phases, print the
+    figures; 1 when a target is missed or the tallies are wrong."""
     service: subprocess.Popen[bytes] | None = None
-    admin_url, db_url = create_private_database(args.database_url)
     try:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
-        env = {
-            **os.environ,
-            "DATABASE_URL": db_url,
-            "PUBLIC_URL": base,
-            "LOG_LEVEL": "WARNING",
-            "WORKER_IN_PROCESS": "false",
-            "TWILIO_ACCOUNT_SID": SID,
-            "TWILIO_AUTH_TOKEN": TOKEN,
-            "TWILIO_FROM_NUMBER": "+15005550006",
-            "SECRET_KEY": "bench-secret-key-0123456789abcdef",
-            "APPROVAL_AUDIENCE_THRESHOLD": "0",
-        }
-        os.environ.update({k: env[k] for k in ("DATABASE_URL", "PUBLIC_URL", "SECRET_KEY")})
-        from broadcaster import migrate
-        from broadcaster.db import session_scope
-        from broadcaster.security import create_key
-
-        migrate.upgrade(db_url)
-        with session_scope() as session:
-            _, key = create_key(session, f"bench-{os.getpid()}", ["admin"])
+        env = service_env(
+            db_url,
+            base,
+            worker_in_process=False,
+            TWILIO_ACCOUNT_SID=SID,
+            TWILIO_AUTH_TOKEN=TOKEN,
+            TWILIO_FROM_NUMBER="+15005550006",
+            SECRET_KEY="bench-secret-key-0123456789abcdef",
+            APPROVAL_AUDIENCE_THRESHOLD="0",
+        )
+        os.environ.update({k: env[k] for k in ("PUBLIC_URL", "SECRET_KEY")})
+        key = prepare_database(db_url)
         t0 = time.perf_counter()
         seed_people(db_url, "555", args.answers)
         seed_people(db_url, "666", args.big)
         log(f"seeded {args.answers + args.big:,} subscribers in {time.perf_counter() - t0:.1f} s")
-        service = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "uvicorn", "broadcaster.asgi:app", "--host", "127.0.0.1", "--port", str(port)),
-                *("--loop", "uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"),
-            ],
-            env=env,
-            cwd=tmp,
-        )
+        service = start_uvicorn("broadcaster.asgi:app", port, env=env, cwd=tmp)
         wait_http(base + "/healthz", service, timeout=300)
         client = httpx.Client(base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60)
         client.post(
@@ -395,8 +389,6 @@ def main() -> int:
         return 0 if ok else 1
     finally:
         stop(service)
-        drop_private_database(admin_url, db_url)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -16,18 +16,34 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
-import statistics
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from banner import Run, free_port, seed, stop, wait_http, wrk
+from common import (
+    Run,
+    Server,
+    add_wrk_arguments,
+    free_port,
+    interleaved_runs,
+    median,
+    nginx_user,
+    prepare_database,
+    print_medians,
+    publish_banner,
+    require_tools,
+    service_env,
+    start_nginx,
+    start_uvicorn,
+    stop,
+    wait_converged,
+    wait_http,
+    workspace,
+    wrk_description,
+)
 
 NGINX_CONF = """
 worker_processes 2;
@@ -89,62 +105,34 @@ def check_granian(uvicorn_base: str, granian_base: str) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--duration", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=2)
+    add_wrk_arguments(parser)
     args = parser.parse_args()
-    for tool in ("wrk", "nginx"):
-        if shutil.which(tool) is None and not Path(f"/usr/sbin/{tool}").exists():
-            raise SystemExit(f"{tool} is missing: apt-get install wrk nginx-light")
+    require_tools("wrk", "nginx")
     granian_bin = Path(sys.executable).with_name("granian")
     if not granian_bin.exists():
         raise SystemExit("granian is missing: pip install -e '.[bench]'")
 
-    tmp = Path(tempfile.mkdtemp(prefix="bc-static-bench-"))
+    with workspace("bc-static-bench-") as (tmp, db_url):
+        return measure(args, granian_bin, tmp, db_url)
+
+
+def measure(args: argparse.Namespace, granian_bin: Path, tmp: Path, db_url: str) -> int:
+    """Start the four servers (files in `tmp`, the service on `db_url`), run wrk against each, print the figures."""
     procs: list[subprocess.Popen[bytes]] = []
     try:
-        db_url = f"sqlite:///{tmp}/bench.db"
         uv_port, gr_port, plain_port, static_port = free_port(), free_port(), free_port(), free_port()
         site = tmp / "site"
-        env = {
-            **os.environ,
-            "DATABASE_URL": db_url,
-            "PUBLIC_URL": f"http://127.0.0.1:{uv_port}",
-            "WORKER_IN_PROCESS": "false",
-            "LOG_LEVEL": "WARNING",
-            "STATIC_TARGET": str(site),
-            "STATIC_PUBLIC_URL": f"http://127.0.0.1:{static_port}",
-        }
-        os.environ.update({k: env[k] for k in ("DATABASE_URL", "PUBLIC_URL", "STATIC_TARGET", "STATIC_PUBLIC_URL")})
-        from broadcaster import migrate
-        from broadcaster.db import session_scope
-        from broadcaster.security import create_key
-
-        migrate.upgrade(db_url)
-        with session_scope() as session:
-            _, key = create_key(session, f"bench-{os.getpid()}", ["admin"])
-
-        uv = subprocess.Popen(
-            [
-                *(
-                    sys.executable,
-                    "-m",
-                    "uvicorn",
-                    "broadcaster.asgi:app",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(uv_port),
-                ),
-                *("--workers", str(args.workers), "--loop", "uvloop", "--http", "httptools"),
-                *("--no-access-log", "--log-level", "warning"),
-            ],
-            env=env,
-            cwd=tmp,
+        env = service_env(
+            db_url,
+            f"http://127.0.0.1:{uv_port}",
+            worker_in_process=False,
+            STATIC_TARGET=str(site),
+            STATIC_PUBLIC_URL=f"http://127.0.0.1:{static_port}",
         )
+        os.environ.update({k: env[k] for k in ("PUBLIC_URL", "STATIC_TARGET", "STATIC_PUBLIC_URL")})
+        key = prepare_database(db_url)
+
+        uv = start_uvicorn("broadcaster.asgi:app", uv_port, env=env, cwd=tmp, workers=args.workers)
         procs.append(uv)
         gr = subprocess.Popen(
             [
@@ -159,7 +147,7 @@ def main() -> int:
         uv_url, gr_url = f"http://127.0.0.1:{uv_port}", f"http://127.0.0.1:{gr_port}"
         wait_http(uv_url + "/v1/banner", uv)
         wait_http(gr_url + "/v1/banner", gr)
-        seed(uv_url, key)
+        publish_banner(uv_url, key)
 
         from broadcaster.settings import get_settings
         from broadcaster.staticsite.runner import StaticPublisher
@@ -167,22 +155,15 @@ def main() -> int:
         get_settings.cache_clear()
         assert StaticPublisher().run_once(), "static publishing did nothing"
         static_body = (site / "v1/banner.json").read_bytes()
-        deadline = time.monotonic() + 30
-        while True:  # every worker of both servers serves the published banner
-            bodies = {httpx.get(u + "/v1/banner").content for u in (uv_url, gr_url) for _ in range(20)}
-            if bodies == {static_body}:
-                break
-            if time.monotonic() > deadline:
-                raise SystemExit(f"servers did not converge on the published banner: {bodies}")
-            time.sleep(0.2)
+        # every worker of both servers serves the published banner
+        wait_converged(
+            [uv_url + "/v1/banner", gr_url + "/v1/banner"], lambda bodies: bodies == {static_body}, "servers"
+        )
 
         (tmp / "plain").mkdir()
         (tmp / "plain" / "banner.json").write_bytes(static_body)
-        user = "user root;" if os.geteuid() == 0 else ""
-        conf = tmp / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(tmp=tmp, plain_port=plain_port, static_port=static_port, user=user))
-        nginx_bin = shutil.which("nginx") or "/usr/sbin/nginx"
-        nginx = subprocess.Popen([nginx_bin, "-c", str(conf), "-p", str(tmp), "-g", "daemon off;"], cwd=tmp)
+        conf = NGINX_CONF.format(tmp=tmp, plain_port=plain_port, static_port=static_port, user=nginx_user())
+        nginx = start_nginx(conf, tmp)
         procs.append(nginx)
         plain_url = f"http://127.0.0.1:{plain_port}/banner.json"
         static_url = f"http://127.0.0.1:{static_port}/v1/banner.json"
@@ -190,50 +171,31 @@ def main() -> int:
         assert httpx.get(static_url).content == httpx.get(plain_url).content == static_body
 
         problems = check_granian(uv_url, gr_url)
-        servers = [
+        servers: list[Server] = [
             ("nginx-plain", plain_url, nginx),
             ("nginx-static", static_url, nginx),
             ("uvicorn", uv_url + "/v1/banner", uv),
             ("granian", gr_url + "/v1/banner", gr),
         ]
-        print(
-            f"payload: {len(static_body)} bytes; wrk -t{args.threads} -c{args.connections} -d{args.duration}s "
-            f"--latency; {args.runs} runs each, interleaved; load before: {os.getloadavg()[0]:.2f}"
-        )
-        warm = argparse.Namespace(**{**vars(args), "duration": args.warmup})
-        for _, url, proc in servers:
-            wrk(url, proc.pid, warm)
-        results: dict[str, list[Run]] = {name: [] for name, _, _ in servers}
-        for i in range(args.runs):
-            for name, url, proc in servers:
-                run = wrk(url, proc.pid, args)
-                results[name].append(run)
-                print(
-                    f"  run {i + 1} {name:12s} {run.rps:>10,.0f} rps  p50 {run.p50_ms:6.2f} ms  "
-                    f"p99 {run.p99_ms:6.2f} ms  errors {run.errors}  server cores {run.server_cores:4.2f}"
-                )
+        print(f"payload: {len(static_body)} bytes; {wrk_description(args)}; load before: {os.getloadavg()[0]:.2f}")
 
-        def med(name: str, attr: str) -> float:
-            return statistics.median(getattr(r, attr) for r in results[name])
-
-        base = med("nginx-plain", "rps")
-        print(
-            f"\n{'':12s} {'rps':>10s} {'x plain':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/CPU-s':>10s} {'errors':>7s}"
-        )
-        for name in results:
+        def show(i: int, name: str, run: Run) -> None:
             print(
-                f"{name:12s} {med(name, 'rps'):>10,.0f} {med(name, 'rps') / base:>8.2f} {med(name, 'p50_ms'):>8.2f} "
-                f"{med(name, 'p99_ms'):>8.2f} {med(name, 'req_per_cpu_s'):>10,.0f} "
-                f"{sum(r.errors for r in results[name]):>7d}"
+                f"  run {i} {name:12s} {run.rps:>10,.0f} rps  p50 {run.p50_ms:6.2f} ms  "
+                f"p99 {run.p99_ms:6.2f} ms  errors {run.errors}  server cores {run.server_cores:4.2f}"
             )
-        print(f"granian / uvicorn: {med('granian', 'rps') / med('uvicorn', 'rps'):.2f}x throughput")
+
+        results = interleaved_runs(servers, args, show)
+
+        print_medians(results, width=12, ratio_to=("nginx-plain", "plain"))
+        ratio = median(results["granian"], "rps") / median(results["uvicorn"], "rps")
+        print(f"granian / uvicorn: {ratio:.2f}x throughput")
         print("granian feature check:", problems or "same answers as uvicorn")
         print(f"load after: {os.getloadavg()[0]:.2f}")
         return 0
     finally:
         for proc in reversed(procs):
             stop(proc)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":

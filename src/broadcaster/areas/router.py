@@ -10,8 +10,10 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 from broadcaster import audit
 from broadcaster.areas import service
 from broadcaster.areas.schemas import AreaOut, AreaPatch, CountOut, ImportOut
+from broadcaster.crud import SlugResource
 from broadcaster.deps import RawBody, SessionDep
 from broadcaster.errors import BadRequest
+from broadcaster.models.areas import Area
 from broadcaster.security import Principal, Scope, require_scope
 
 router = APIRouter(prefix="/v1", tags=["areas"])
@@ -26,6 +28,9 @@ def _summary(out: AreaOut) -> dict[str, Any]:
     data = out.model_dump(mode="json", exclude={"geometry", "created_at", "updated_at"})
     data["geometry_type"] = out.geometry.get("type")
     return data
+
+
+AREAS: SlugResource[Area, AreaOut] = SlugResource("area", service.get_area, AreaOut.build, snapshot=_summary)
 
 
 @router.post(
@@ -63,36 +68,22 @@ def list_areas(
 
 @router.get("/areas/{slug}", response_model=AreaOut)
 def get_area(slug: SlugPath, session: SessionDep, _: Reader) -> AreaOut:
-    return AreaOut.build(service.get_area(session, slug))
+    return AREAS.read(session, slug)
 
 
 @router.patch("/areas/{slug}", response_model=AreaOut)
 def update_area(slug: SlugPath, body: AreaPatch, session: SessionDep, who: Writer) -> AreaOut:
-    before = _summary(AreaOut.build(service.get_area(session, slug)))
+    before = AREAS.snapshot_of(session, slug)
     before_geometry = service.get_area(session, slug).geometry
     area = service.update_area(session, slug, body)
-    out = AreaOut.build(area)
-    after = _summary(out)
-    audit.record_change(
-        session,
-        who.actor,
-        "area.update",
-        "area",
-        slug,
-        before=before,
-        after=after,
-        fields=sorted(body.model_fields_set),
-        geometry_changed=area.geometry != before_geometry,
+    return AREAS.updated(
+        session, who.actor, slug, area, before=before, body=body, geometry_changed=area.geometry != before_geometry
     )
-    return out
 
 
 @router.delete("/areas/{slug}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_area(slug: SlugPath, session: SessionDep, who: Writer) -> Response:
-    before = _summary(AreaOut.build(service.get_area(session, slug)))
-    service.delete_area(session, slug)
-    audit.record(session, who.actor, "area.delete", "area", slug, before=before)
-    return Response(status_code=204)
+    return AREAS.delete(session, who.actor, slug, service.delete_area)
 
 
 @router.get("/areas/{slug}/subscribers/count", response_model=CountOut)

@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session, object_session
 
 from broadcaster.areas.geometry import Circle, GeometryError, Matcher, parse_circle, parse_geometry
 from broadcaster.areas.schemas import AREA_KINDS, MAX_IMPORT_FEATURES, AreaPatch, checked_geometry
+from broadcaster.crud import get_by_slug
 from broadcaster.domain import validate_slug
-from broadcaster.errors import Conflict, NotFound, Unprocessable, field_name
+from broadcaster.errors import Conflict, Unprocessable, field_name
 from broadcaster.models import Update
 from broadcaster.models.areas import Area, AreaMatch, SubscriberArea
 from broadcaster.models.delivery import Subscriber
@@ -48,11 +49,7 @@ def list_areas(session: Session) -> list[Area]:
 
 def get_area(session: Session, slug: str, *, field: str = "slug") -> Area:
     """The area `slug`: 404 when it is the addressed resource (`field="slug"`), else 422 naming `field`."""
-    area = session.scalar(select(Area).where(Area.slug == slug))
-    if area is None:
-        error = NotFound if field == "slug" else Unprocessable
-        raise error(f"Unknown area {slug!r}.", field=field, code="unknown_area")
-    return area
+    return get_by_slug(session, Area, slug, noun="area", field=field)
 
 
 def resolve_slugs(session: Session, slugs: Sequence[str], *, field: str) -> list[Area]:

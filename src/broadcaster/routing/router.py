@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from broadcaster import audit
+from broadcaster.crud import SlugResource
 from broadcaster.deps import RawBody, SessionDep
+from broadcaster.models import Category
 from broadcaster.routing import service
 from broadcaster.routing.schemas import CategoryIn, CategoryOut, CategoryPatch, RoutingMap
 from broadcaster.security import Principal, Scope, require_scope
@@ -17,50 +19,37 @@ router = APIRouter(prefix="/v1", tags=["routing map"])
 Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
 Writer = Annotated[Principal, Depends(require_scope(Scope.write))]
 
+CATEGORIES: SlugResource[Category, CategoryOut] = SlugResource(
+    "category", service.get_category, CategoryOut.model_validate
+)
+
 
 @router.get("/categories", response_model=list[CategoryOut])
 def list_categories(session: SessionDep, _: Reader) -> list[CategoryOut]:
-    return [CategoryOut.model_validate(c) for c in service.list_categories(session)]
+    return CATEGORIES.present_all(service.list_categories(session))
 
 
 @router.post("/categories", response_model=CategoryOut, status_code=status.HTTP_201_CREATED)
 def create_category(body: CategoryIn, session: SessionDep, who: Writer) -> CategoryOut:
     cat = service.create_category(session, body)
-    out = CategoryOut.model_validate(cat)
-    audit.record(session, who.actor, "category.create", "category", cat.slug, after=out.model_dump(mode="json"))
-    return out
+    return CATEGORIES.created(session, who.actor, cat, cat.slug)
 
 
 @router.get("/categories/{slug}", response_model=CategoryOut)
 def get_category(slug: str, session: SessionDep, _: Reader) -> CategoryOut:
-    return CategoryOut.model_validate(service.get_category(session, slug))
+    return CATEGORIES.read(session, slug)
 
 
 @router.patch("/categories/{slug}", response_model=CategoryOut)
 def update_category(slug: str, body: CategoryPatch, session: SessionDep, who: Writer) -> CategoryOut:
-    before = CategoryOut.model_validate(service.get_category(session, slug)).model_dump(mode="json")
+    before = CATEGORIES.snapshot_of(session, slug)
     cat = service.update_category(session, slug, body)
-    out = CategoryOut.model_validate(cat)
-    after = out.model_dump(mode="json")
-    audit.record_change(
-        session,
-        who.actor,
-        "category.update",
-        "category",
-        slug,
-        before=before,
-        after=after,
-        fields=sorted(body.model_fields_set),
-    )
-    return out
+    return CATEGORIES.updated(session, who.actor, slug, cat, before=before, body=body)
 
 
 @router.delete("/categories/{slug}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_category(slug: str, session: SessionDep, who: Writer) -> Response:
-    before = CategoryOut.model_validate(service.get_category(session, slug)).model_dump(mode="json")
-    service.delete_category(session, slug)
-    audit.record(session, who.actor, "category.delete", "category", slug, before=before)
-    return Response(status_code=204)
+    return CATEGORIES.delete(session, who.actor, slug, service.delete_category)
 
 
 @router.get(

@@ -11,7 +11,8 @@ from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from broadcaster.errors import BadRequest, Conflict, NotFound, Unprocessable, field_name
+from broadcaster.crud import get_by_slug
+from broadcaster.errors import BadRequest, Conflict, Unprocessable, field_name
 from broadcaster.models import Category, Incident
 from broadcaster.routing.schemas import CategoryIn, CategoryPatch, RoutingMap
 
@@ -22,11 +23,7 @@ def list_categories(session: Session) -> list[Category]:
 
 def get_category(session: Session, slug: str, *, field: str = "slug") -> Category:
     """The category `slug`: 404 when it is the addressed resource (`field="slug"`), else 422 naming `field`."""
-    cat = session.scalar(select(Category).where(Category.slug == slug))
-    if cat is None:
-        error = NotFound if field == "slug" else Unprocessable
-        raise error(f"Unknown category {slug!r}.", field=field, code="unknown_category")
-    return cat
+    return get_by_slug(session, Category, slug, noun="category", field=field)
 
 
 def _apply(cat: Category, data: CategoryIn | CategoryPatch) -> None:

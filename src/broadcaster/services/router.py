@@ -7,7 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Response, status
 
 from broadcaster import audit
+from broadcaster.crud import SlugResource
 from broadcaster.deps import SessionDep
+from broadcaster.models.services import Service
 from broadcaster.security import Principal, Scope, require_scope
 from broadcaster.services import service
 from broadcaster.services.schemas import (
@@ -26,49 +28,35 @@ Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
 #: the scope that edits the routing map also edits the services list
 Writer = Annotated[Principal, Depends(require_scope(Scope.write))]
 
+SERVICES: SlugResource[Service, ServiceOut] = SlugResource("service", service.get_service, ServiceOut.model_validate)
+
 
 @router.get("/services", response_model=list[ServiceOut], summary="Services (components) with their state")
 def list_services(session: SessionDep, _: Reader) -> list[ServiceOut]:
-    return [ServiceOut.model_validate(s) for s in service.list_services(session)]
+    return SERVICES.present_all(service.list_services(session))
 
 
 @router.post("/services", response_model=ServiceOut, status_code=status.HTTP_201_CREATED)
 def create_service(body: ServiceIn, session: SessionDep, who: Writer) -> ServiceOut:
     svc = service.create_service(session, body, who.actor)
-    out = ServiceOut.model_validate(svc)
-    audit.record(session, who.actor, "service.create", "service", svc.slug, after=out.model_dump(mode="json"))
-    return out
+    return SERVICES.created(session, who.actor, svc, svc.slug)
 
 
 @router.get("/services/{slug}", response_model=ServiceOut)
 def get_service(slug: str, session: SessionDep, _: Reader) -> ServiceOut:
-    return ServiceOut.model_validate(service.get_service(session, slug))
+    return SERVICES.read(session, slug)
 
 
 @router.patch("/services/{slug}", response_model=ServiceOut)
 def update_service(slug: str, body: ServicePatch, session: SessionDep, who: Writer) -> ServiceOut:
-    before = ServiceOut.model_validate(service.get_service(session, slug)).model_dump(mode="json")
-    out = ServiceOut.model_validate(service.update_service(session, slug, body))
-    after = out.model_dump(mode="json")
-    audit.record_change(
-        session,
-        who.actor,
-        "service.update",
-        "service",
-        slug,
-        before=before,
-        after=after,
-        fields=sorted(body.model_fields_set),
-    )
-    return out
+    before = SERVICES.snapshot_of(session, slug)
+    svc = service.update_service(session, slug, body)
+    return SERVICES.updated(session, who.actor, slug, svc, before=before, body=body)
 
 
 @router.delete("/services/{slug}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_service(slug: str, session: SessionDep, who: Writer) -> Response:
-    before = ServiceOut.model_validate(service.get_service(session, slug)).model_dump(mode="json")
-    service.delete_service(session, slug)
-    audit.record(session, who.actor, "service.delete", "service", slug, before=before)
-    return Response(status_code=204)
+    return SERVICES.delete(session, who.actor, slug, service.delete_service)
 
 
 @router.post("/services/{slug}/state", response_model=ServiceOut, summary="Set a service's state by hand")

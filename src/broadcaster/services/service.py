@@ -13,8 +13,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from broadcaster import clock
+from broadcaster.crud import get_by_slug
 from broadcaster.domain import IncidentStatus, UpdateKind
-from broadcaster.errors import Conflict, NotFound, Unprocessable
+from broadcaster.errors import Conflict, Unprocessable
 from broadcaster.invalidation import content_changed
 from broadcaster.models import Incident, Update, utcnow
 from broadcaster.models.services import SERVICE_STATES, Service, ServiceStateChange
@@ -34,11 +35,7 @@ def list_services(session: Session, *, public_only: bool = False) -> list[Servic
 
 def get_service(session: Session, slug: str, *, field: str = "slug") -> Service:
     """The service `slug`: 404 when it is the addressed resource (`field="slug"`), else 422 naming `field`."""
-    svc = session.scalar(select(Service).where(Service.slug == slug))
-    if svc is None:
-        error = NotFound if field == "slug" else Unprocessable
-        raise error(f"Unknown service {slug!r}.", field=field, code="unknown_service")
-    return svc
+    return get_by_slug(session, Service, slug, noun="service", field=field)
 
 
 def check_slugs(session: Session, slugs: Iterable[str], *, field: str, always: bool = False) -> None:

@@ -15,8 +15,8 @@ can approve set by someone else (whoever set it can sign in as them). Each one i
 A grant made at the server (the CLI) while no other admin exists (a fresh install: the first admin, or the
 README tour's keys made before any admin) takes effect at once: there is nobody to tell, and whoever runs the
 CLI controls the server anyway. Through the API, the console or SSO a new approver always waits, even when one
-admin is alone: that admin must not be able to mint a second person in the moment. Accounts and keys older than the `role_grants` table have no
-row, so they count as granted long ago.
+admin is alone: that admin must not be able to mint a second person in the moment. Accounts and keys older
+than the `role_grants` table have no row, so they count as granted long ago.
 """
 
 from __future__ import annotations
