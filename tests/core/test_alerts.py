@@ -23,7 +23,8 @@ def test_alert_creates_published_incident(client, auth, emergency_category):
     assert [u["id"] for u in incident["updates"]] == [body["update"]["id"]]
 
 
-def test_alert_critical_skips_approval_and_uses_explicit_fields(client, auth, emergency_category):
+def test_a_critical_alert_waits_for_a_second_person_and_uses_explicit_fields(client, auth, emergency_category):
+    """An ops script's key cannot send a critical alert alone (issue 19): it waits for an approver (202)."""
     resp = client.post(
         "/v1/alerts",
         headers=auth("alerts"),
@@ -37,12 +38,21 @@ def test_alert_critical_skips_approval_and_uses_explicit_fields(client, auth, em
             "affected_services": ["building-b"],
         },
     )
-    assert resp.status_code == 201, resp.text
+    assert resp.status_code == 202, resp.text
     body = resp.json()
     assert body["incident"]["title"] == "Evacuate building B"
-    assert body["update"]["state"] == "published"
+    assert body["update"]["state"] == "pending_approval" and body["approval_required"] is True
+    assert body["broadcast_id"] is None and resp.headers["ETag"]
     assert body["channels"] == ["sms", "voice", "email", "social", "banner"]
     assert body["update"]["translations"]["fr"]["body"] == "Évacuez le bâtiment B."
+    decisions = client.get("/v1/audit", headers=auth("admin"), params={"action": "gate.decision"}).json()["items"]
+    assert [(d["detail"]["door"], d["detail"]["decision"]) for d in decisions] == [("alerts.api", "second_person")]
+    # an approver approves exactly that content, and it goes out
+    approved = client.post(
+        f"/v1/updates/{body['update']['id']}/approve", headers=auth("publish") | {"If-Match": resp.headers["ETag"]}
+    )
+    assert approved.status_code == 200, approved.text
+    assert approved.json()["update"]["state"] == "published" and approved.json()["broadcast_id"]
 
 
 def test_alert_channel_override_and_unrouted_severity(client, auth, emergency_category):

@@ -101,6 +101,7 @@ def fuzz_admin(fuzz_client) -> dict[str, Any]:
     from broadcaster.delivery.planner import plan_next
     from broadcaster.incidents.schemas import IncidentIn, UpdateIn
     from broadcaster.incidents.service import add_update, create_incident
+    from broadcaster.publishing import gate
     from broadcaster.publishing import service as publishing
     from broadcaster.routing.schemas import CategoryIn, RoutingMap
     from broadcaster.routing.service import replace_map
@@ -125,7 +126,7 @@ def fuzz_admin(fuzz_client) -> dict[str, Any]:
             incident = create_incident(session, IncidentIn.model_validate(data), "fuzz")
             update = add_update(session, incident, UpdateIn(body="Mail is down"), "fuzz")
             if severity == "major":  # published (a broadcast); the others stay drafts
-                publishing.publish(session, update.id, "fuzz", skip_approval=True)
+                publishing.publish(session, update.id, gate.Authority("fuzz"))
     with session_scope() as session:  # the broadcast's deliveries (no worker sends them)
         plan_next(session)
     headers = {"Authorization": f"Bearer {keys[-1]}"}

@@ -1,16 +1,18 @@
-"""`POST /v1/alerts`: create the incident and its first update and publish it, in one transaction."""
+"""`POST /v1/alerts`: create the incident and its first update and publish it (as the one gate decides), in one
+transaction."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Response, status
 
 from broadcaster import audit
 from broadcaster.deps import SessionDep
 from broadcaster.domain import Severity
 from broadcaster.incidents import service
 from broadcaster.incidents.schemas import AlertIn, AlertOut, IncidentIn, IncidentOut, UpdateIn, UpdateOut
+from broadcaster.publishing import gate
 from broadcaster.publishing import service as publishing
 from broadcaster.routing.service import get_category
 from broadcaster.security import Principal, Scope, require_scope
@@ -30,11 +32,24 @@ def _title(message: str) -> str:
     return first if len(first) <= 300 else first[:299] + "\u2026"
 
 
-@router.post("/alerts", response_model=AlertOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/alerts",
+    response_model=AlertOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={202: {"model": AlertOut, "description": "Created, and waiting for a second person's approval."}},
+    openapi_extra=gate.door("alerts.api"),
+)
 def create_alert(
-    body: AlertIn, session: SessionDep, who: Annotated[Principal, Depends(require_scope(Scope.alerts))]
+    body: AlertIn,
+    session: SessionDep,
+    who: Annotated[Principal, Depends(require_scope(Scope.alerts))],
+    response: Response,
 ) -> AlertOut:
-    """Ops scripts: category + message. The routing map picks the channels; send `Idempotency-Key`."""
+    """Ops scripts: category + message. The routing map picks the channels; send `Idempotency-Key`.
+
+    The one gate decides as for any update (docs/doors.md): below APPROVAL_SEVERITY and the audience threshold the
+    alert is published at once (201); otherwise it waits for a second person's approval (202, `approval_required`,
+    the content ETag in the `ETag` header), like an update published by a person."""
     routed = channels_for(session, body.category, body.severity)
     incident = service.create_incident(
         session,
@@ -60,12 +75,16 @@ def create_alert(
         ),
         who.actor,
     )
-    result = publishing.publish(session, update.id, who.actor, skip_approval=True)
+    result = publishing.publish(session, update.id, gate.Authority(who.actor), door="alerts.api")
     audit.record(session, who.actor, "alert.create", "incident", incident.id, update_id=update.id)
     session.refresh(incident)
+    if result.approval_required:
+        response.status_code = status.HTTP_202_ACCEPTED
+        response.headers["ETag"] = result.etag or ""
     return AlertOut(
         incident=IncidentOut.build(incident),
         update=UpdateOut.model_validate(result.update),
         broadcast_id=result.broadcast_id,
         channels=body.channels if body.channels is not None else routed,
+        approval_required=result.approval_required,
     )

@@ -30,7 +30,7 @@ from broadcaster.incidents.schemas import (
 )
 from broadcaster.models import Update
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
-from broadcaster.publishing import approval
+from broadcaster.publishing import approval, gate
 from broadcaster.publishing import service as publishing
 from broadcaster.publishing.preview import preview as build_preview
 from broadcaster.publishing.schemas import PreviewOut
@@ -190,7 +190,7 @@ def delete_update(update_id: IdPath, session: SessionDep, who: Writer) -> Respon
 def publish_update(update_id: IdPath, session: SessionDep, who: TestSender, response: Response) -> PublishOut:
     """Publish a draft now, or (high impact: see APPROVAL_SEVERITY) ask a second person to approve it (202).
     A test update (sent only to the test group) needs only the write scope; a live one needs publish."""
-    result = publishing.publish(session, update_id, who.actor, live_allowed=who.has(Scope.publish))
+    result = publishing.publish(session, update_id, gate.Authority(who.actor, can_publish=who.has(Scope.publish)))
     if result.approval_required:
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["ETag"] = result.etag or ""

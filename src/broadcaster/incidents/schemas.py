@@ -309,6 +309,8 @@ class AlertOut(BaseModel):
     update: UpdateOut
     broadcast_id: int | None = None
     channels: list[str]
+    #: the alert reaches APPROVAL_SEVERITY or the audience threshold: it waits for a second person (answer 202)
+    approval_required: bool = False
 
 
 class DraftPreviewIn(BaseModel):

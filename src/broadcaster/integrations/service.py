@@ -57,6 +57,7 @@ from broadcaster.integrations.templating import TemplateProblem, render
 from broadcaster.models import Incident, Update, utcnow
 from broadcaster.models.base import UTCDateTime
 from broadcaster.models.integrations import AlertGroup, Integration
+from broadcaster.publishing import gate
 from broadcaster.publishing import service as publishing
 from broadcaster.settings import get_settings
 
@@ -426,18 +427,27 @@ def _services(rule: AlertRule, ctx: dict[str, Any]) -> list[str]:
     return out[:100]
 
 
+def automation_allowance(session: Session, rule: AlertRule) -> str | None:
+    """The approved routing-map version whose `two_person_rule: automation_allowed` lets `rule` publish a
+    high-impact alert alone, or None. (Until routing-map versions carry a second person's approval, none does.)"""
+    if rule.two_person_rule is not TwoPersonRule.automation_allowed:
+        return None
+    return None
+
+
 def _publish(session: Session, update_row: Update, rule: AlertRule, actor: str) -> str:
     """Publish (auto) or leave as a draft; the two-person-rule decision is audited. The update's state."""
     if rule.publish is PublishMode.draft:
         audit.record(session, actor, "alert.draft", "update", update_row.id, rule=rule.name)
         return update_row.state
-    allowed = rule.two_person_rule is TwoPersonRule.automation_allowed
-    # whether the two-person rule applied: publish() tells when it did; when the rule skips it, ask (for the audit)
-    needed = allowed and publishing.needs_approval(session, update_row.incident, update_row)
-    result = publishing.publish(session, update_row.id, actor, skip_approval=allowed)
-    needed = needed or result.approval_required
-    if needed:
-        decision = "bypassed: the rule allows automation" if allowed else "applied: waiting for a person's approval"
+    # `automation_allowed` lets a high-impact alert out alone only from a routing-map version a second person
+    # approved (publishing/gate.py); the gate decides, and audits the decision
+    who = gate.Authority(actor, automation=automation_allowance(session, rule))
+    result = publishing.publish(session, update_row.id, who, door="alerts.rule")
+    if result.approval_required:
+        decision = "applied: waiting for a person's approval"
+    elif who.automation and gate.high_impact(session, update_row.incident, update_row):
+        decision = f"allowed by {who.automation}"
     else:
         decision = "not needed"
     audit.record(

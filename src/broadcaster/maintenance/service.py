@@ -26,6 +26,7 @@ from broadcaster.maintenance.schemas import MaintenanceIn, MaintenanceOut, Maint
 from broadcaster.models import Category, Incident, utcnow
 from broadcaster.models.maintenance import MaintenanceNotice, MaintenanceWindow
 from broadcaster.models.services import Service
+from broadcaster.publishing import gate
 from broadcaster.publishing import service as publishing
 from broadcaster.services.schemas import ServiceState
 from broadcaster.settings import get_settings
@@ -586,7 +587,7 @@ def _publish(
         service_states=held,
     )
     row = incidents.add_update(session, incident, data, ACTOR)
-    publishing.publish(session, row.id, ACTOR, skip_approval=True)
+    publishing.publish(session, row.id, gate.Authority(ACTOR), door="maintenance.notice")
     notice.state = "sent"
     notice.sent_at = now
     notice.update_id = row.id

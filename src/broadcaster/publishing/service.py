@@ -8,14 +8,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from broadcaster import audit, hooks
-from broadcaster.delivery.audience import audience_counts
 from broadcaster.delivery.entrypoints import start_broadcast
-from broadcaster.domain import Severity, UpdateState
+from broadcaster.domain import UpdateState
 from broadcaster.errors import Conflict, Forbidden
 from broadcaster.invalidation import content_changed
 from broadcaster.models import Incident, Update, utcnow
-from broadcaster.publishing import approval, approvers
-from broadcaster.settings import get_settings
+from broadcaster.publishing import approval, approvers, gate
 
 if TYPE_CHECKING:
     from broadcaster.security import Principal
@@ -30,56 +28,38 @@ class PublishResult:
     etag: str | None = None
 
 
-def needs_approval(session: Session, incident: Incident, update: Update) -> bool:
-    """A second person must approve a high-impact send (test sends excepted; `APPROVAL_SEVERITY=none` disables).
+def publish(session: Session, update_id: int, who: gate.Authority, door: str = "update.publish") -> PublishResult:
+    """Publish a draft through `door`, as the gate decides (publishing/gate.py, the send rule): now, or after a
+    second person's approval (the update waits in `pending_approval` with the content ETag it was asked for).
 
-    High impact: the incident severity reaches `APPROVAL_SEVERITY` or did so within the last
-    `APPROVAL_DOWNGRADE_WINDOW` (lowering it does not skip approval), or one channel would reach more than
-    `APPROVAL_AUDIENCE_THRESHOLD` recipients (0 turns the audience rule off).
-    """
-    settings = get_settings()
-    if update.test or settings.approval_severity == "none":
-        return False
-    level = Severity(settings.approval_severity)
-    if Severity(incident.severity).rank >= level.rank or approval.recently_at_level(incident, level):
-        return True
-    if settings.approval_audience_threshold > 0:
-        counts = audience_counts(session, update)
-        return max(counts.values(), default=0) > settings.approval_audience_threshold
-    return False
-
-
-def publish(
-    session: Session, update_id: int, actor: str, *, skip_approval: bool = False, live_allowed: bool = True
-) -> PublishResult:
-    """Publish a draft. High-impact updates first wait for a second person's approval.
-
-    `live_allowed=False` (a caller with the write scope but not publish: an editor) publishes test updates
-    itself; a live update from an editor always becomes a request for an approver's approval (decided under
-    the lock, so the update cannot turn live in between)."""
+    The decision is taken under the incident's lock, so the update cannot turn live in between, and audited."""
     update = approval.lock_update(session, update_id)
     if update.state == UpdateState.published.value:
         raise Conflict(f"Update {update_id} is already published.", field="update_id", code="already_published")
     incident = update.incident
-    editor_request = not live_allowed and not update.test
-    if editor_request or (not skip_approval and needs_approval(session, incident, update)):
+    verdict = gate.decide_send(session, door, update, who)
+    gate.record(session, verdict, who.actor, "update", update.id, incident_id=incident.id)
+    if verdict.decision is gate.Decision.refused:
+        raise Forbidden(verdict.reason, field="Authorization", code="refused_by_gate", door=verdict.door)
+    if verdict.decision is gate.Decision.second_person:
         before = approval.rejection_state(update)
         update.state = UpdateState.pending_approval.value
-        update.published_by = actor
+        update.published_by = who.actor
         update.approval_etag = approval.content_etag(session, update)
         audit.record(
             session,
-            actor,
+            who.actor,
             "update.request_approval",
             "update",
             update.id,
             before=before,
             after=approval.rejection_state(update),
             etag=update.approval_etag,
+            reason=verdict.reason,
         )
         session.flush()
         return PublishResult(update, None, approval_required=True, etag=update.approval_etag)
-    return _do_publish(session, update, incident, actor)
+    return _do_publish(session, update, incident, who.actor)
 
 
 def approve(session: Session, update_id: int, who: Principal, if_match: str | None) -> PublishResult:
@@ -113,6 +93,14 @@ def approve(session: Session, update_id: int, who: Principal, if_match: str | No
             current_etag=current,
         )
     update.approved_by = actor
+    gate.record(
+        session,
+        gate.Verdict("update.approve", gate.Decision.now, "a second person approved the content they previewed"),
+        actor,
+        "update",
+        update.id,
+        requester=requester,
+    )
     audit.record(
         session,
         actor,
