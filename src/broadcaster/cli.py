@@ -24,6 +24,24 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(routing_app, name="routing")
 app.add_typer(users_app, name="users")
 
+#: each command's door (broadcaster/doors.py), or why it is none; tests/core/test_doors.py checks every command
+COMMAND_DOORS: dict[str, str] = {
+    "serve": "none: runs the service",
+    "worker": "none: runs a delivery worker (it sends what a door decided)",
+    "fake-providers": "none: a local fake of the providers, for demos",
+    "db upgrade": "none: applies migrations",
+    "db check": "none: compares the models and the migrations",
+    "keys create": "none: a key with the publish scope is a role grant: it waits APPROVER_GRANT_DELAY",
+    "keys list": "none: only reads",
+    "keys revoke": "none: revokes a key",
+    "users create": "none: a new approver is a role grant: they wait APPROVER_GRANT_DELAY",
+    "users list": "none: only reads",
+    "users set-password": "none: an approver's password set by someone else is a role grant",
+    "routing import": "routing.map",
+    "routing export": "none: only reads",
+    "alert": "alerts.api",
+}
+
 
 @app.callback()
 def _check_configuration() -> None:

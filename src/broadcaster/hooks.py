@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Engine
@@ -91,7 +91,10 @@ class Hook(Generic[T]):
 
 
 class Runner(Protocol):
-    """A background loop started beside every delivery worker (in `serve` and in `broadcaster worker`)."""
+    """A background loop started beside every delivery worker (in `serve` and in `broadcaster worker`); `door`
+    names the door it goes through (broadcaster/doors.py), or says why it is none."""
+
+    door: ClassVar[str]
 
     async def run(self) -> None: ...
     def stop(self) -> None: ...

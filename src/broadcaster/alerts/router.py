@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Response, status
 
-from broadcaster import audit
+from broadcaster import audit, doors
 from broadcaster.deps import SessionDep
 from broadcaster.domain import Severity
 from broadcaster.incidents import service
@@ -37,7 +37,7 @@ def _title(message: str) -> str:
     response_model=AlertOut,
     status_code=status.HTTP_201_CREATED,
     responses={202: {"model": AlertOut, "description": "Created, and waiting for a second person's approval."}},
-    openapi_extra=gate.door("alerts.api"),
+    openapi_extra=doors.door("alerts.api"),
 )
 def create_alert(
     body: AlertIn,

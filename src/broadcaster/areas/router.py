@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
-from broadcaster import audit
+from broadcaster import audit, doors
 from broadcaster.areas import service
 from broadcaster.areas.schemas import AreaOut, AreaPatch, CountOut, ImportOut
 from broadcaster.crud import SlugResource
@@ -42,7 +42,8 @@ AREAS: SlugResource[Area, AreaOut] = SlugResource("area", service.get_area, Area
             "required": True,
             "content": {"application/geo+json": {"schema": {"type": "object"}}, "application/json": {}},
         }
-    },
+    }
+    | doors.door("area.edit"),
 )
 def import_areas(raw: RawBody, session: SessionDep, who: Writer) -> ImportOut:
     """Each Feature's `properties` give `slug` (required), `name`, `kind` (district, zone, postcode, site,
@@ -71,7 +72,7 @@ def get_area(slug: SlugPath, session: SessionDep, _: Reader) -> AreaOut:
     return AREAS.read(session, slug)
 
 
-@router.patch("/areas/{slug}", response_model=AreaOut)
+@router.patch("/areas/{slug}", response_model=AreaOut, openapi_extra=doors.door("area.edit"))
 def update_area(slug: SlugPath, body: AreaPatch, session: SessionDep, who: Writer) -> AreaOut:
     before = AREAS.snapshot_of(session, slug)
     before_geometry = service.get_area(session, slug).geometry
@@ -81,7 +82,7 @@ def update_area(slug: SlugPath, body: AreaPatch, session: SessionDep, who: Write
     )
 
 
-@router.delete("/areas/{slug}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/areas/{slug}", status_code=status.HTTP_204_NO_CONTENT, openapi_extra=doors.door("area.edit"))
 def delete_area(slug: SlugPath, session: SessionDep, who: Writer) -> Response:
     return AREAS.delete(session, who.actor, slug, service.delete_area)
 

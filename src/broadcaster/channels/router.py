@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends
 
-from broadcaster import audit
+from broadcaster import audit, doors
 from broadcaster.channels import service
 from broadcaster.channels.schemas import AdapterOut, CheckOut
 from broadcaster.deps import SessionDep
@@ -25,7 +25,11 @@ def list_channels(who: Reader) -> list[AdapterOut]:
     return service.list_adapters(get_settings())
 
 
-@router.post("/channels/{name}/check", response_model=CheckOut)
+@router.post(
+    "/channels/{name}/check",
+    response_model=CheckOut,
+    openapi_extra=doors.not_a_door("checks a provider's credentials; sends to nobody"),
+)
 async def check_channel(name: str, session: SessionDep, who: Admin) -> CheckOut:
     """Run the adapter's connection/credentials check against its provider."""
     adapter = service.get_adapter(name, get_settings())

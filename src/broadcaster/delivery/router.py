@@ -11,7 +11,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import select
 from sse_starlette import EventSourceResponse
 
-from broadcaster import audit
+from broadcaster import audit, doors
 from broadcaster.delivery import live, planner, receipts, reports
 from broadcaster.delivery.schemas import (
     BroadcastOut,
@@ -85,7 +85,12 @@ def get_broadcast(broadcast_id: IdPath, session: SessionDep, _: Reader) -> Broad
     return reports.report(session, broadcast_id)
 
 
-@router.post("/v1/broadcasts/{broadcast_id}/cancel", response_model=CancelOut, tags=["broadcasts"])
+@router.post(
+    "/v1/broadcasts/{broadcast_id}/cancel",
+    response_model=CancelOut,
+    tags=["broadcasts"],
+    openapi_extra=doors.not_a_door("stops a broadcast's pending deliveries; never sends"),
+)
 def cancel_broadcast(broadcast_id: IdPath, session: SessionDep, who: Publisher) -> CancelOut:
     """Stop a broadcast: pending deliveries are cancelled at once, claimed batches within a second."""
     row = reports.get_broadcast(session, broadcast_id)
@@ -218,7 +223,8 @@ def export_deliveries(
     "/v1/webhooks/twilio/status",
     status_code=204,
     tags=["webhooks"],
-    openapi_extra=TWILIO_FORM_DOC
+    openapi_extra=doors.not_a_door("a provider's signed delivery receipt")
+    | TWILIO_FORM_DOC
     | {
         "parameters": [
             *TWILIO_FORM_DOC["parameters"],
@@ -232,7 +238,12 @@ def twilio_status(request: Request, params: TwilioForm, session: SessionDep) -> 
     return Response(status_code=204)
 
 
-@router.post("/v1/webhooks/sendgrid/events", status_code=204, tags=["webhooks"], openapi_extra=_SENDGRID_EVENTS)
+@router.post(
+    "/v1/webhooks/sendgrid/events",
+    status_code=204,
+    tags=["webhooks"],
+    openapi_extra=_SENDGRID_EVENTS | doors.not_a_door("a provider's signed delivery receipts"),
+)
 def sendgrid_events(request: Request, raw: RawBody, session: SessionDep) -> Response:
     """SendGrid signed Event Webhook (ECDSA over timestamp + raw body)."""
     if not receipts.sendgrid_signature_ok(

@@ -10,6 +10,7 @@ import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request, Response
 from starlette.datastructures import UploadFile
 
+from broadcaster import doors
 from broadcaster.deps import SessionDep
 from broadcaster.errors import Unprocessable
 from broadcaster.imports import runner, service
@@ -75,7 +76,7 @@ def _load(job_id: int) -> ImportJobOut:
     status_code=202,
     response_model=ImportJobOut,
     responses=_JOB_ANSWERS,
-    openapi_extra=_CSV_BODY,
+    openapi_extra=_CSV_BODY | doors.not_a_door("the subscriber list: who may receive, not what is sent"),
 )
 async def import_subscribers(
     request: Request,

@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any, ClassVar, cast
 
 from sqlalchemy import CursorResult, Engine, Table, delete, func, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -251,6 +251,9 @@ class ImportRunner:
     that showed as the banner's p99 (72 ms while a 200k-row import ran, on a quiet box). The child runs under
     this runner's lease; stopping sends it SIGTERM, and it queues the job again after its current batch.
     """
+
+    #: its door (broadcaster/doors.py; tests/core/test_doors.py)
+    door: ClassVar[str] = "none: imports subscribers (who may receive, not what is sent)"
 
     def __init__(
         self, settings: Settings | None = None, *, engine: Engine | None = None, isolate: bool = False

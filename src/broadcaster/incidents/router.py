@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Header, Query, Response, status
 from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
-from broadcaster import audit
+from broadcaster import audit, doors
 from broadcaster.delivery import eta
 from broadcaster.delivery.eta import EtaOut
 from broadcaster.deps import SessionDep
@@ -51,7 +51,12 @@ TestSender = Annotated[Principal, Depends(require_any_scope(Scope.publish, Scope
 Admin = Annotated[Principal, Depends(require_scope(Scope.admin))]
 
 
-@router.post("/incidents", response_model=IncidentOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/incidents",
+    response_model=IncidentOut,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=doors.not_a_door("a new incident shows nowhere until an update of it is published"),
+)
 def create_incident(body: IncidentIn, session: SessionDep, who: Writer) -> IncidentOut:
     check_slugs(session, body.affected_services, field="affected_services")
     incident = service.create_incident(session, body, who.actor)
@@ -101,7 +106,7 @@ def get_incident(incident_id: IdPath, session: SessionDep, _: Reader) -> Inciden
     return IncidentOut.build(service.get_incident(session, incident_id), with_updates=True)
 
 
-@router.patch("/incidents/{incident_id}", response_model=IncidentOut)
+@router.patch("/incidents/{incident_id}", response_model=IncidentOut, openapi_extra=doors.door("incident.edit"))
 def update_incident(incident_id: IdPath, body: IncidentPatch, session: SessionDep, who: Writer) -> IncidentOut:
     check_slugs(session, body.affected_services or [], field="affected_services")
     incident, previous = service.update_incident(session, incident_id, body, who.actor)
@@ -113,7 +118,11 @@ def update_incident(incident_id: IdPath, body: IncidentPatch, session: SessionDe
     return IncidentOut.build(incident, with_updates=True)
 
 
-@router.delete("/incidents/{incident_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/incidents/{incident_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    openapi_extra=doors.not_a_door("only an incident without published updates can be deleted"),
+)
 def delete_incident(incident_id: IdPath, session: SessionDep, who: Admin) -> Response:
     before = approval.snapshot(service.get_incident(session, incident_id))
     service.delete_incident(session, incident_id)
@@ -121,7 +130,12 @@ def delete_incident(incident_id: IdPath, session: SessionDep, who: Admin) -> Res
     return Response(status_code=204)
 
 
-@router.post("/incidents/{incident_id}/updates", response_model=UpdateOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/incidents/{incident_id}/updates",
+    response_model=UpdateOut,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=doors.not_a_door("writes a draft"),
+)
 def add_update(incident_id: IdPath, body: UpdateIn, session: SessionDep, who: Writer) -> UpdateOut:
     incident = service.get_incident(session, incident_id)
     update = service.add_update(session, incident, body, who.actor)
@@ -149,7 +163,11 @@ def get_update(update_id: IdPath, session: SessionDep, _: Reader, response: Resp
     return UpdateOut.model_validate(update)
 
 
-@router.patch("/updates/{update_id}", response_model=UpdateOut)
+@router.patch(
+    "/updates/{update_id}",
+    response_model=UpdateOut,
+    openapi_extra=doors.not_a_door("a draft or pending update; an edit returns a pending one to draft"),
+)
 def edit_update(update_id: IdPath, body: UpdatePatch, session: SessionDep, who: Writer) -> UpdateOut:
     before = _state(approval.lock_update(session, update_id))  # the lock edit_update takes, held from here
     update = service.edit_update(session, update_id, body, who.actor)
@@ -168,7 +186,11 @@ def edit_update(update_id: IdPath, body: UpdatePatch, session: SessionDep, who: 
     return UpdateOut.model_validate(update)
 
 
-@router.delete("/updates/{update_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/updates/{update_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    openapi_extra=doors.not_a_door("a draft or pending update; an edit returns a pending one to draft"),
+)
 def delete_update(update_id: IdPath, session: SessionDep, who: Writer) -> Response:
     before = _state(service.get_update(session, update_id))
     service.delete_update(session, update_id)
@@ -186,6 +208,7 @@ def delete_update(update_id: IdPath, session: SessionDep, who: Writer) -> Respon
             "headers": {"ETag": {"description": PENDING_ETAG_DOC, "schema": {"type": "string"}, "required": True}},
         }
     },
+    openapi_extra=doors.door("update.publish"),
 )
 def publish_update(update_id: IdPath, session: SessionDep, who: TestSender, response: Response) -> PublishOut:
     """Publish a draft now, or (high impact: see APPROVAL_SEVERITY) ask a second person to approve it (202).
@@ -238,6 +261,7 @@ IfMatch = Annotated[
         412: {"model": ErrorOut, "description": "The content changed since the preview whose ETag you sent."},
         428: {"model": ErrorOut, "description": "If-Match is missing: send the preview's ETag."},
     },
+    openapi_extra=doors.door("update.approve"),
 )
 def approve_update(update_id: IdPath, session: SessionDep, who: Publisher, if_match: IfMatch = None) -> PublishOut:
     """Approve a pending update and publish it: a second key, and exactly the content you previewed."""
@@ -257,6 +281,7 @@ def approve_update(update_id: IdPath, session: SessionDep, who: Publisher, if_ma
         404: {"model": ErrorOut, "description": "No such update."},
         409: {"model": ErrorOut, "description": "The update is not waiting for approval (`not_pending`)."},
     },
+    openapi_extra=doors.not_a_door("returns a pending update to draft"),
 )
 def reject_update(update_id: IdPath, body: RejectIn, session: SessionDep, who: Publisher) -> UpdateOut:
     """Reject a pending update with a comment: it returns to draft and shows `rejection: {by, at, comment}`.
@@ -272,6 +297,7 @@ def reject_update(update_id: IdPath, body: RejectIn, session: SessionDep, who: P
     responses={
         200: {"headers": {"ETag": {"description": approval.ETAG_DOC, "schema": {"type": "string"}, "required": True}}}
     },
+    openapi_extra=doors.not_a_door("renders what would be sent; nothing is stored"),
 )
 def preview_update(update_id: IdPath, session: SessionDep, who: Reader, response: Response) -> PreviewOut:
     """Exactly what each channel would send for this update (per locale), with warnings and counts.
@@ -285,7 +311,12 @@ def preview_update(update_id: IdPath, session: SessionDep, who: Reader, response
     return out
 
 
-@router.post("/preview", response_model=PreviewOut, tags=["channels"])
+@router.post(
+    "/preview",
+    response_model=PreviewOut,
+    tags=["channels"],
+    openapi_extra=doors.not_a_door("renders a draft; nothing is stored"),
+)
 def preview_draft(body: DraftPreviewIn, session: SessionDep, who: Reader) -> PreviewOut:
     """Preview an unsaved update (nothing is stored)."""
     update = drafts.draft_update(session, body)

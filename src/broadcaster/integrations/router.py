@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
 
-from broadcaster import audit
+from broadcaster import audit, doors
 from broadcaster.deps import RawBody, SessionDep
 from broadcaster.integrations import service
 from broadcaster.integrations.schemas import (
@@ -32,7 +32,14 @@ def _out(row: Integration) -> IntegrationOut:
     return out
 
 
-@router.post("/v1/integrations", response_model=IntegrationCreated, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/v1/integrations",
+    response_model=IntegrationCreated,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=doors.not_a_door(
+        "an integration's credentials; what its alerts do is the routing map's alert rules (door alerts.rule)"
+    ),
+)
 def create_integration(body: IntegrationIn, session: SessionDep, who: Admin) -> IntegrationCreated:
     """Configure a sender. The token (or HMAC secret) is in the answer once: put it in the sender's config."""
     row, secret = service.create_integration(session, body)
@@ -45,7 +52,11 @@ def list_integrations(session: SessionDep, _: Reader) -> list[IntegrationOut]:
     return [_out(r) for r in service.list_integrations(session)]
 
 
-@router.delete("/v1/integrations/{name}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/v1/integrations/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    openapi_extra=doors.not_a_door("removes an integration's credentials"),
+)
 def delete_integration(name: str, session: SessionDep, who: Admin) -> Response:
     service.delete_integration(session, name)
     audit.record(session, who.actor, "integration.delete", "integration", name)
@@ -66,19 +77,34 @@ _DOC = (
 )
 
 
-@router.post("/v1/inbound/alertmanager/{name}", response_model=InboundResult, description=_DOC)
+@router.post(
+    "/v1/inbound/alertmanager/{name}",
+    response_model=InboundResult,
+    description=_DOC,
+    openapi_extra=doors.door("alerts.rule"),
+)
 def inbound_alertmanager(name: str, request: Request, raw: RawBody, session: SessionDep) -> InboundResult:
     """Prometheus Alertmanager `webhook_config` receiver (payload version 4)."""
     return _inbound(IntegrationKind.alertmanager, name, request, raw, session)
 
 
-@router.post("/v1/inbound/grafana/{name}", response_model=InboundResult, description=_DOC)
+@router.post(
+    "/v1/inbound/grafana/{name}",
+    response_model=InboundResult,
+    description=_DOC,
+    openapi_extra=doors.door("alerts.rule"),
+)
 def inbound_grafana(name: str, request: Request, raw: RawBody, session: SessionDep) -> InboundResult:
     """Grafana alerting webhook contact point."""
     return _inbound(IntegrationKind.grafana, name, request, raw, session)
 
 
-@router.post("/v1/inbound/webhook/{name}", response_model=InboundResult, description=_DOC)
+@router.post(
+    "/v1/inbound/webhook/{name}",
+    response_model=InboundResult,
+    description=_DOC,
+    openapi_extra=doors.door("alerts.rule"),
+)
 def inbound_webhook(name: str, request: Request, raw: RawBody, session: SessionDep) -> InboundResult:
     """Any JSON webhook, read through the routing map's `webhook_mappings` entry named like the integration."""
     return _inbound(IntegrationKind.webhook, name, request, raw, session)

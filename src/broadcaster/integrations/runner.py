@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+from typing import ClassVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -24,6 +25,9 @@ POLL_SECONDS = 5.0
 
 
 class AlertFlushRunner:
+    #: its door (broadcaster/doors.py; tests/core/test_doors.py)
+    door: ClassVar[str] = "alerts.rule"
+
     def __init__(self, *, engine: Engine | None = None, poll: float = POLL_SECONDS) -> None:
         self.engine = engine or get_engine()
         self.poll = poll

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from broadcaster import audit
+from broadcaster import audit, doors
 from broadcaster.deps import SessionDep
 from broadcaster.errors import NotFound
 from broadcaster.models import ApiKey, utcnow
@@ -51,7 +51,7 @@ def list_keys(session: SessionDep, _: Admin) -> list[KeyOut]:
     return [key_out(k) for k in session.scalars(select(ApiKey).order_by(ApiKey.id))]
 
 
-@router.delete("/keys/{key_id}", status_code=204)
+@router.delete("/keys/{key_id}", status_code=204, openapi_extra=doors.not_a_door("revokes an API key"))
 def revoke_key(key_id: KeyIdPath, session: SessionDep, who: Admin) -> Response:
     row = session.get(ApiKey, key_id)
     if row is None:

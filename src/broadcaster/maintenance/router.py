@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, status
 
-from broadcaster import audit
+from broadcaster import audit, doors
 from broadcaster.deps import SessionDep
 from broadcaster.maintenance import service
 from broadcaster.maintenance.schemas import MaintenanceIn, MaintenanceOut, MaintenancePatch, WindowState
@@ -20,7 +20,12 @@ Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
 Publisher = Annotated[Principal, Depends(require_scope(Scope.publish))]
 
 
-@router.post("/maintenance", response_model=MaintenanceOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/maintenance",
+    response_model=MaintenanceOut,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=doors.door("maintenance.notice"),
+)
 def create_window(body: MaintenanceIn, session: SessionDep, who: Publisher) -> MaintenanceOut:
     """Plan a window. Its notices (at creation, N hours before, at start, at end) are sent by the worker."""
     window = service.create(session, body, who.actor)
@@ -50,7 +55,9 @@ def get_window(maintenance_id: IdPath, session: SessionDep, _: Reader) -> Mainte
     return service.to_out(session, service.get_window(session, maintenance_id))
 
 
-@router.patch("/maintenance/{maintenance_id}", response_model=MaintenanceOut)
+@router.patch(
+    "/maintenance/{maintenance_id}", response_model=MaintenanceOut, openapi_extra=doors.door("maintenance.notice")
+)
 def move_window(maintenance_id: IdPath, body: MaintenancePatch, session: SessionDep, who: Publisher) -> MaintenanceOut:
     """Move a window (new `starts_at`/`ends_at`; only the end once it runs) or edit its title/message."""
     window, before = service.move(session, maintenance_id, body, who.actor)
@@ -67,7 +74,11 @@ def move_window(maintenance_id: IdPath, body: MaintenancePatch, session: Session
     return service.to_out(session, window)
 
 
-@router.post("/maintenance/{maintenance_id}/cancel", response_model=MaintenanceOut)
+@router.post(
+    "/maintenance/{maintenance_id}/cancel",
+    response_model=MaintenanceOut,
+    openapi_extra=doors.door("maintenance.notice"),
+)
 def cancel_window(maintenance_id: IdPath, session: SessionDep, who: Publisher) -> MaintenanceOut:
     """Cancel a scheduled or running window: those already told get a "cancelled" notice."""
     window, before = service.cancel(session, maintenance_id, who.actor)

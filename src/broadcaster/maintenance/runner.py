@@ -14,6 +14,7 @@ import asyncio
 import logging
 import threading
 import uuid
+from typing import ClassVar
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -28,6 +29,9 @@ POLL_SECONDS = 5.0
 
 
 class MaintenanceRunner:
+    #: its door (broadcaster/doors.py; tests/core/test_doors.py)
+    door: ClassVar[str] = "maintenance.notice"
+
     def __init__(self, *, engine: Engine | None = None, poll: float = POLL_SECONDS) -> None:
         self.engine = engine or get_engine()
         self.poll = poll

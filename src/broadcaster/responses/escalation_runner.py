@@ -33,7 +33,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Engine, exists, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -687,6 +687,9 @@ def send_to_group(session: Session, rule: EscalationThreshold, summary: Summary,
 
 class EscalationRunner:
     """Runs `Escalator.tick` every ESCALATION_POLL_SECONDS beside a delivery worker."""
+
+    #: its door (broadcaster/doors.py; tests/core/test_doors.py)
+    door: ClassVar[str] = "question.escalation"
 
     def __init__(self, *, engine: Engine | None = None, poll: float | None = None) -> None:
         self.engine = engine or get_engine()

@@ -13,6 +13,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
+from broadcaster import doors
 from broadcaster.delivery.twilio_form import TWILIO_FORM_DOC, TwilioForm
 from broadcaster.deps import SessionDep
 from broadcaster.errors import ErrorOut, Forbidden, Unprocessable
@@ -157,6 +158,7 @@ async def stream_responses(
     "/v1/updates/{update_id}/question/close",
     response_model=QuestionOut,
     responses={409: {"model": ErrorOut, "description": "The update is not published yet."}},
+    openapi_extra=doors.door("question.close"),
 )
 def close_question(update_id: IdPath, session: SessionDep, who: Publisher) -> QuestionOut:
     """Close the question (audited): later answers are stored but count nowhere and trigger nothing, and
@@ -215,7 +217,12 @@ def answer_page(session: SessionDep, token: Token) -> HTMLResponse:
     )
 
 
-@router.post("/v1/answer", response_class=HTMLResponse, responses=_LINK_PAGE)
+@router.post(
+    "/v1/answer",
+    response_class=HTMLResponse,
+    responses=_LINK_PAGE,
+    openapi_extra=doors.not_a_door("a person answers a question (signed link)"),
+)
 def answer_confirm(session: SessionDep, token: Token) -> HTMLResponse:
     """Record the answer of an e-mail button (the confirm form's POST)."""
     found = _link(session, token)
@@ -237,6 +244,7 @@ def answer_confirm(session: SessionDep, token: Token) -> HTMLResponse:
 @router.post(
     "/v1/answer/webhook",
     responses={403: {"model": ErrorOut, "description": "The response URL's token is not valid."}},
+    openapi_extra=doors.not_a_door("an answer through a signed response URL"),
 )
 def answer_webhook(session: SessionDep, token: Token, body: AnswerIn) -> dict[str, Any]:
     """An answer through a webhook payload's `response_url` (e.g. a chat bot). A webhook reaches a channel,
@@ -280,6 +288,7 @@ def _voice_twiml(text: str | None) -> Response:
         200: {"description": "TwiML.", "content": {"application/xml": {}}},
         403: {"model": ErrorOut, "description": "Invalid Twilio signature or token."},
     },
+    openapi_extra=doors.not_a_door("a provider's signed callback: a key pressed on a call"),
 )
 def voice_answer(params: TwilioForm, session: SessionDep, token: Token) -> Response:
     """The action of a call's <Gather>: Twilio posts the pressed key (`Digits`); the request must carry a
@@ -315,7 +324,7 @@ def _sms_twiml(message: str | None) -> Response:
 @router.post(
     "/v1/webhooks/twilio/inbound",
     tags=["webhooks"],
-    openapi_extra=TWILIO_FORM_DOC,
+    openapi_extra=TWILIO_FORM_DOC | doors.not_a_door("a provider's signed callback: an SMS received"),
     response_class=Response,
     responses={200: {"description": "TwiML reply.", "content": {"application/xml": {"schema": {"type": "string"}}}}},
 )

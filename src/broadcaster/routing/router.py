@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 
-from broadcaster import audit
+from broadcaster import audit, doors
 from broadcaster.crud import SlugResource
 from broadcaster.deps import RawBody, SessionDep
 from broadcaster.models import Category
@@ -29,7 +29,12 @@ def list_categories(session: SessionDep, _: Reader) -> list[CategoryOut]:
     return CATEGORIES.present_all(service.list_categories(session))
 
 
-@router.post("/categories", response_model=CategoryOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/categories",
+    response_model=CategoryOut,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=doors.door("routing.map"),
+)
 def create_category(body: CategoryIn, session: SessionDep, who: Writer) -> CategoryOut:
     cat = service.create_category(session, body)
     return CATEGORIES.created(session, who.actor, cat, cat.slug)
@@ -40,14 +45,14 @@ def get_category(slug: str, session: SessionDep, _: Reader) -> CategoryOut:
     return CATEGORIES.read(session, slug)
 
 
-@router.patch("/categories/{slug}", response_model=CategoryOut)
+@router.patch("/categories/{slug}", response_model=CategoryOut, openapi_extra=doors.door("routing.map"))
 def update_category(slug: str, body: CategoryPatch, session: SessionDep, who: Writer) -> CategoryOut:
     before = CATEGORIES.snapshot_of(session, slug)
     cat = service.update_category(session, slug, body)
     return CATEGORIES.updated(session, who.actor, slug, cat, before=before, body=body)
 
 
-@router.delete("/categories/{slug}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/categories/{slug}", status_code=status.HTTP_204_NO_CONTENT, openapi_extra=doors.door("routing.map"))
 def delete_category(slug: str, session: SessionDep, who: Writer) -> Response:
     return CATEGORIES.delete(session, who.actor, slug, service.delete_category)
 
@@ -83,7 +88,8 @@ def get_routing_map(
                 "application/yaml": {"schema": {"type": "string"}},
             },
         }
-    },
+    }
+    | doors.door("routing.map"),
 )
 def put_routing_map(request: Request, raw: RawBody, session: SessionDep, who: Writer) -> RoutingMap:
     json_only = "json" in request.headers.get("content-type", "")

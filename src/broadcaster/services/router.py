@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
 
-from broadcaster import audit
+from broadcaster import audit, doors
 from broadcaster.crud import SlugResource
 from broadcaster.deps import SessionDep
 from broadcaster.models.services import Service
@@ -36,7 +36,12 @@ def list_services(session: SessionDep, _: Reader) -> list[ServiceOut]:
     return SERVICES.present_all(service.list_services(session))
 
 
-@router.post("/services", response_model=ServiceOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/services",
+    response_model=ServiceOut,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=doors.door("service.state"),
+)
 def create_service(body: ServiceIn, session: SessionDep, who: Writer) -> ServiceOut:
     svc = service.create_service(session, body, who.actor)
     return SERVICES.created(session, who.actor, svc, svc.slug)
@@ -47,19 +52,24 @@ def get_service(slug: str, session: SessionDep, _: Reader) -> ServiceOut:
     return SERVICES.read(session, slug)
 
 
-@router.patch("/services/{slug}", response_model=ServiceOut)
+@router.patch("/services/{slug}", response_model=ServiceOut, openapi_extra=doors.door("service.state"))
 def update_service(slug: str, body: ServicePatch, session: SessionDep, who: Writer) -> ServiceOut:
     before = SERVICES.snapshot_of(session, slug)
     svc = service.update_service(session, slug, body)
     return SERVICES.updated(session, who.actor, slug, svc, before=before, body=body)
 
 
-@router.delete("/services/{slug}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete("/services/{slug}", status_code=status.HTTP_204_NO_CONTENT, openapi_extra=doors.door("service.state"))
 def delete_service(slug: str, session: SessionDep, who: Writer) -> Response:
     return SERVICES.delete(session, who.actor, slug, service.delete_service)
 
 
-@router.post("/services/{slug}/state", response_model=ServiceOut, summary="Set a service's state by hand")
+@router.post(
+    "/services/{slug}/state",
+    response_model=ServiceOut,
+    summary="Set a service's state by hand",
+    openapi_extra=doors.door("service.state"),
+)
 def set_state(slug: str, body: StateIn, session: SessionDep, who: Writer) -> ServiceOut:
     svc = service.get_service(session, slug)
     previous = svc.state

@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import Engine, or_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -52,6 +52,9 @@ def _backoff(attempts: int, cap: float) -> float:
 
 class StaticPublisher:
     """`run()` until `stop()`; `run_once()` publishes at most once (True when it tried)."""
+
+    #: its door (broadcaster/doors.py; tests/core/test_doors.py)
+    door: ClassVar[str] = "static.publish"
 
     def __init__(
         self, settings: Settings | None = None, *, engine: Engine | None = None, target: Target | None = None

@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
-from broadcaster import audit, throttle
+from broadcaster import audit, doors, throttle
 from broadcaster.deps import SessionDep
 from broadcaster.errors import BadRequest, Unprocessable, field_name
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
@@ -77,7 +77,13 @@ _LINK_PAGE: dict[int | str, dict[str, Any]] = {
 # --- the admin API -----------------------------------------------------------------------------------
 
 
-@router.post("/v1/subscribers", response_model=SubscriberOut, status_code=201, tags=["subscribers"])
+@router.post(
+    "/v1/subscribers",
+    response_model=SubscriberOut,
+    status_code=201,
+    tags=["subscribers"],
+    openapi_extra=doors.not_a_door("the subscriber list: who may receive, not what is sent"),
+)
 def create_subscriber(body: SubscriberIn, session: SessionDep, who: Writer) -> SubscriberOut:
     row = subscribers.create(session, body)
     out = subscribers.out(session, row)
@@ -118,7 +124,12 @@ def get_subscriber(subscriber_id: IdPath, session: SessionDep, _: Reader) -> Sub
     return subscribers.out(session, subscribers.get(session, subscriber_id))
 
 
-@router.patch("/v1/subscribers/{subscriber_id}", response_model=SubscriberOut, tags=["subscribers"])
+@router.patch(
+    "/v1/subscribers/{subscriber_id}",
+    response_model=SubscriberOut,
+    tags=["subscribers"],
+    openapi_extra=doors.not_a_door("the subscriber list: who may receive, not what is sent"),
+)
 def patch_subscriber(subscriber_id: IdPath, body: SubscriberPatch, session: SessionDep, who: Writer) -> SubscriberOut:
     before = subscribers.out(session, subscribers.get(session, subscriber_id)).model_dump(mode="json")
     row = subscribers.patch(session, subscriber_id, body)
@@ -128,7 +139,12 @@ def patch_subscriber(subscriber_id: IdPath, body: SubscriberPatch, session: Sess
     return out
 
 
-@router.delete("/v1/subscribers/{subscriber_id}", status_code=204, tags=["subscribers"])
+@router.delete(
+    "/v1/subscribers/{subscriber_id}",
+    status_code=204,
+    tags=["subscribers"],
+    openapi_extra=doors.not_a_door("the subscriber list: who may receive, not what is sent"),
+)
 def delete_subscriber(subscriber_id: IdPath, session: SessionDep, who: Writer) -> Response:
     before = subscribers.out(session, subscribers.get(session, subscriber_id)).model_dump(mode="json")
     subscribers.delete(session, subscriber_id)
@@ -159,7 +175,14 @@ def _parse_json_object(raw: bytes) -> dict[str, Any]:
     return data
 
 
-@router.post("/v1/subscribe", status_code=202, tags=["subscribe"], openapi_extra=_SUBSCRIBE_BODY, responses=_SUBSCRIBED)
+@router.post(
+    "/v1/subscribe",
+    status_code=202,
+    tags=["subscribe"],
+    openapi_extra=_SUBSCRIBE_BODY
+    | doors.not_a_door("a person subscribes (rate-limited; confirmed before anything is sent)"),
+    responses=_SUBSCRIBED,
+)
 async def subscribe(request: Request, session: SessionDep) -> Response:
     """Public self-service subscription (JSON or form). An email gets a confirmation link, a phone one
     confirmation text (reply YES); neither receives alerts before it is confirmed.
@@ -236,7 +259,13 @@ def confirm_subscription_page(session: SessionDep, token: Annotated[str, Query(m
     )
 
 
-@router.post("/v1/subscribe/confirm", tags=["subscribe"], response_class=HTMLResponse, responses=_LINK_PAGE)
+@router.post(
+    "/v1/subscribe/confirm",
+    tags=["subscribe"],
+    response_class=HTMLResponse,
+    responses=_LINK_PAGE,
+    openapi_extra=doors.not_a_door("a person confirms their own subscription"),
+)
 def confirm_subscription(session: SessionDep, token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
     """Confirm an email subscription (the landing page's button)."""
     row = subscribers.confirm(session, token)
@@ -257,7 +286,13 @@ def unsubscribe_page(token: Annotated[str, Query(max_length=1000)]) -> HTMLRespo
     )
 
 
-@router.post("/v1/unsubscribe", tags=["subscribe"], response_class=HTMLResponse, responses=_LINK_PAGE)
+@router.post(
+    "/v1/unsubscribe",
+    tags=["subscribe"],
+    response_class=HTMLResponse,
+    responses=_LINK_PAGE,
+    openapi_extra=doors.not_a_door("a person unsubscribes"),
+)
 def unsubscribe(session: SessionDep, token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
     """RFC 8058 one-click unsubscribe (`List-Unsubscribe=One-Click`); no cookies or login needed."""
     row = subscribers.unsubscribe_email(session, token)

@@ -18,7 +18,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from broadcaster import audit, throttle
+from broadcaster import audit, doors, throttle
 from broadcaster.deps import SessionDep
 from broadcaster.sessions import (
     COOKIE_NAME,
@@ -115,7 +115,7 @@ def login_page(request: Request, next: str | None = None, error: str | None = No
     return render_login(request, next_path=target, error=message)
 
 
-@router.post("/console/login", response_class=HTMLResponse)
+@router.post("/console/login", response_class=HTMLResponse, openapi_extra=doors.not_a_door("signs a person in"))
 def login_submit(
     request: Request,
     session: SessionDep,
@@ -182,7 +182,7 @@ def signed_in(request: Request, session: SessionDep, user: Any, target: str, *, 
     return response
 
 
-@router.post("/console/logout")
+@router.post("/console/logout", openapi_extra=doors.not_a_door("signs a person out"))
 def logout(request: Request, session: SessionDep) -> Response:
     """Sign out: the session's row is deleted and the cookie cleared. Needs the session's CSRF token."""
     cookie = request.cookies.get(COOKIE_NAME)

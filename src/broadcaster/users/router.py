@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Path, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from broadcaster import audit
+from broadcaster import audit, doors
 from broadcaster.deps import SessionDep
 from broadcaster.domain import Input
 from broadcaster.errors import Conflict, Forbidden
@@ -73,7 +73,14 @@ def list_users(session: SessionDep, _: Admin) -> list[UserOut]:
     return [user_out(u) for u in service.list_users(session)]
 
 
-@router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED)
+@router.post(
+    "/users",
+    response_model=UserOut,
+    status_code=status.HTTP_201_CREATED,
+    openapi_extra=doors.not_a_door(
+        "people and roles; a new approver waits APPROVER_GRANT_DELAY (publishing/approvers.py)"
+    ),
+)
 def create_user(body: UserIn, session: SessionDep, who: Admin) -> UserOut:
     user = service.create_user(session, str(body.email), body.name, list(body.roles), body.password)
     audit.record(session, who.actor, "user.create", "user", user.id, email=user.email, roles=user.roles)
@@ -86,7 +93,13 @@ def get_user(user_id: UserIdPath, session: SessionDep, _: Admin) -> UserOut:
     return user_out(service.get_user(session, user_id))
 
 
-@router.patch("/users/{user_id}", response_model=UserOut)
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserOut,
+    openapi_extra=doors.not_a_door(
+        "people and roles; a new approver waits APPROVER_GRANT_DELAY (publishing/approvers.py)"
+    ),
+)
 def patch_user(user_id: UserIdPath, body: UserPatch, session: SessionDep, who: Admin) -> UserOut:
     user = service.get_user(session, user_id)
     roles_before = list(user.roles or [])
@@ -121,7 +134,13 @@ def patch_user(user_id: UserIdPath, body: UserPatch, session: SessionDep, who: A
     return user_out(user)
 
 
-@router.delete("/users/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/users/{user_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    openapi_extra=doors.not_a_door(
+        "people and roles; a new approver waits APPROVER_GRANT_DELAY (publishing/approvers.py)"
+    ),
+)
 def deactivate_user(user_id: UserIdPath, session: SessionDep, who: Admin) -> Response:
     """Deactivate (people are never deleted: the audit log and approvals name them)."""
     user = service.get_user(session, user_id)
@@ -140,7 +159,11 @@ class GrantsSeenOut(BaseModel):
     acknowledged_up_to: int
 
 
-@router.post("/role-grants/acknowledge", response_model=GrantsSeenOut)
+@router.post(
+    "/role-grants/acknowledge",
+    response_model=GrantsSeenOut,
+    openapi_extra=doors.not_a_door("an admin has read the role-grant notices"),
+)
 def acknowledge_grants(body: GrantsSeenIn, session: SessionDep, who: Admin) -> GrantsSeenOut:
     """An admin has read the role grants up to `up_to`: the console stops showing them to that admin (and only
     to them: every other admin still sees them). A person's call (console session or a key they own)."""
