@@ -466,6 +466,14 @@ class _CodeGenerator(CodeGenerator):
             node.iter = nodes.Call(wrapper, [node.iter], [], None, None, lineno=node.iter.lineno)
         super().visit_For(node, frame)
 
+    def visit_Call(self, node: nodes.Call, frame: Frame, forward_caller: bool = False) -> None:
+        if _is_counted(node):  # our wrapper: called directly, not through the sandbox's `call`
+            self.write("environment.loop_items(")
+            self.visit(node.args[0], frame)
+            self.write(")")
+        else:
+            super().visit_Call(node, frame, forward_caller=forward_caller)
+
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         if frame.eval_ctx.volatile:
             markup = "context.eval_ctx.autoescape"
