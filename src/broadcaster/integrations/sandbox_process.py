@@ -7,10 +7,11 @@ before each template; the parent waits at most KILL_AFTER_SECONDS (wall clock) p
 starts another. So a template can never hold the API process or the worker for longer than that, nor make
 either allocate: they only read a line of JSON back.
 
-Protocol (one JSON document per line): the parent sends `{"context": {...}}`, then one job at a time,
-`{"source": str, "strict": bool, "check": bool}`, and reads one answer per job: `{"text": str}`,
-`{"over": reason}` (over the budget) or `{"error": message}` (the template's own error). Each API process and
-worker keeps up to PROCESSES children, started when first needed (about 0.1 s) and reused.
+Protocol (one JSON document per line): the parent sends a batch, `{"b": batch number, "context": {...}, "jobs":
+[{"source": str, "strict": bool, "check": bool}, ...], "stop_on_over": bool, "seconds": float | null, "late":
+reason}`, and reads one answer per job as it is rendered: `{"b": n, "text": str}`, `{"b": n, "over": reason}`
+(over the budget) or `{"b": n, "error": message}` (the template's own error). Each API process and worker
+keeps up to PROCESSES children, started when first needed (about 0.1 s) and reused.
 """
 
 from __future__ import annotations
@@ -52,6 +53,9 @@ class Deadline:
 
     def passed(self) -> bool:
         return time.monotonic() > self.at
+
+    def left(self) -> float:
+        return max(self.at - time.monotonic(), 0.0)
 
 
 STOPPED = f"took longer than {TIME_MS} ms (stopped after {KILL_AFTER_SECONDS:g} s)"
@@ -109,23 +113,27 @@ def _answer(job: Answer, context: dict[str, Any], compiled: dict[tuple[str, bool
 
 
 def child_main() -> None:
-    """The child's loop: read a context or a job per line, answer each job with one line."""
+    """The child's loop: read a batch per line, answer each of its jobs with one line as soon as it is rendered."""
     _limit_memory()
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but answers on the pipe
-    context: dict[str, Any] = {}
     compiled: dict[tuple[str, bool], Any] = {}
     for line in stdin:
-        message = json.loads(line)
-        if "context" in message:
-            context = message["context"]
-            continue
-        _limit_cpu()
-        answer = _answer(message, context, compiled)
-        stdout.write(json.dumps(answer).encode() + b"\n")
-        stdout.flush()
-        if answer.get("fatal"):
-            return  # after a MemoryError, start afresh
+        batch = json.loads(line)
+        context, seconds = batch["context"], batch["seconds"]
+        started = time.monotonic()
+        for job in batch["jobs"]:
+            if seconds is not None and time.monotonic() - started > seconds:
+                answer = _over(batch["late"])
+            else:
+                _limit_cpu()
+                answer = _answer(job, context, compiled)
+            stdout.write(json.dumps({**answer, "b": batch["b"]}).encode() + b"\n")
+            stdout.flush()
+            if answer.get("fatal"):
+                return  # after a MemoryError, start afresh
+            if batch["stop_on_over"] and "over" in answer:
+                break
 
 
 # --- the parent -----------------------------------------------------------------------------------------------
@@ -140,6 +148,7 @@ class _Child:
     """One rendering process and the bytes read from it that do not yet make a line."""
 
     def __init__(self) -> None:
+        self.batches = 0
         paths = [os.path.abspath(p) if p else os.getcwd() for p in sys.path]
         self.proc = subprocess.Popen(  # noqa: S603 (our interpreter, our module; no shell)
             [sys.executable, "-c", _BOOT, *paths],
@@ -244,37 +253,64 @@ class RenderPool:
         self, jobs: Sequence[Answer], context: dict[str, Any], stop_on_over: bool, deadline: Deadline | None
     ) -> list[Answer]:
         answers: list[Answer] = []
-        child: _Child | None = None
-        try:
-            for job in jobs:
-                if deadline is not None and deadline.passed():
-                    answers.append(_over(deadline.reason))
-                    if stop_on_over:
-                        break
-                    continue
-                if child is None:
-                    child = self._take()
-                    child.send({"context": context})
-                try:
-                    child.send(job)
-                    answer = child.receive(KILL_AFTER_SECONDS)
-                except OSError:  # the child is gone (BrokenPipeError)
-                    answer = None
-                if answer is None:
-                    answer = _over(STOPPED if child.alive() else DIED)
-                    child.kill()
-                    child = None
-                elif answer.pop("fatal", False):
-                    child.close()
-                    child = None
+        while len(answers) < len(jobs) and not (stop_on_over and answers and "over" in answers[-1]):
+            todo = jobs[len(answers) :]
+            if deadline is not None and deadline.passed():
+                answers += [_over(deadline.reason)] * (1 if stop_on_over else len(todo))
+                break
+            try:
+                child = self._send(todo, context, stop_on_over, deadline)
+            except OSError as exc:  # no child could be started
+                answers += [{"error": f"the template renderer could not start: {exc}"}] * len(todo)
+                break
+            answers += self._receive(child, len(todo), stop_on_over)
+        return answers
+
+    def _send(
+        self, jobs: Sequence[Answer], context: dict[str, Any], stop_on_over: bool, deadline: Deadline | None
+    ) -> _Child:
+        """A child that took the batch (an idle child that ended meanwhile is replaced once)."""
+        for attempt in (1, 2):
+            child = self._take()
+            child.batches += 1
+            batch = {
+                "b": child.batches,
+                "context": context,
+                "jobs": list(jobs),
+                "stop_on_over": stop_on_over,
+                "seconds": None if deadline is None else deadline.left(),
+                "late": "" if deadline is None else deadline.reason,
+            }
+            try:
+                child.send(batch)
+                return child
+            except OSError:
+                child.kill()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _receive(self, child: _Child, count: int, stop_on_over: bool) -> list[Answer]:
+        """The answers of the child's batch, each within KILL_AFTER_SECONDS: a child that takes longer, ends or
+        answers out of turn is killed (its answer is over budget), and the rest of the batch goes to another."""
+        answers: list[Answer] = []
+        for _ in range(count):
+            try:
+                answer = child.receive(KILL_AFTER_SECONDS)
+            except ValueError:  # not JSON: never trust that child again
+                answer = None
+            if answer is None or answer.pop("b", None) != child.batches:
+                answers.append(_over(STOPPED if child.alive() else DIED))
+                child.kill()
+                return answers
+            if answer.pop("fatal", False):
                 answers.append(answer)
-                if stop_on_over and "over" in answer:
-                    break
-        except OSError as exc:  # could not start a child
-            answers += [{"error": f"the template renderer could not start: {exc}"}] * (len(jobs) - len(answers))
-        finally:
-            if child is not None:
-                self._give_back(child)
+                child.close()
+                return answers
+            answers.append(answer)
+            if stop_on_over and "over" in answer:
+                break
+        self._give_back(child)
         return answers
 
     def close(self) -> None:
