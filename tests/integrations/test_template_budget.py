@@ -416,3 +416,21 @@ def test_ordinary_templates_render_exactly_as_before(template):
     for _, context in sample_contexts():
         expected = before.from_string(template).render(**context).strip()[:20_000]
         assert render_many([template], context) == [expected]
+
+
+def test_without_a_renderer_alerts_still_go_out_with_the_fallback_text(client, senders, admin, monkeypatch):
+    """Fail closed: a renderer that cannot start renders nothing (no template runs in the API process); the
+    alert goes out in its own words, and a map cannot be uploaded unchecked."""
+    import sys
+
+    from broadcaster.integrations import sandbox_process
+
+    monkeypatch.setattr(sandbox_process, "_POOL", sandbox_process.RenderPool())
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python")
+    resp = client.post(AM, json=payloads.alertmanager(), headers=bearer(senders["prometheus"]))
+    assert resp.status_code == 200, resp.text
+    assert "the template renderer could not start" in resp.json()["results"][0]["detail"]
+    assert _incidents() == [("DatabaseDown", [])]
+    assert _updates()[0][1:3] == ("DatabaseDown: billing-db is unreachable", "DatabaseDown: billing-db is unreachable")
+    body = assert_error(client.put("/v1/routing-map", headers=admin, json=_map_with()), 422, "template_over_budget")
+    assert "could not start" in body["detail"]

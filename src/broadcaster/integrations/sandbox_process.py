@@ -33,8 +33,10 @@ from broadcaster.integrations.template_budget import KILL_AFTER_SECONDS, MEMORY_
 
 #: children per process (concurrent renders; more wait for one)
 PROCESSES = 2
-#: how long a render waits for a free child before it is given up as a failure
+#: how long a render waits for a free child before it is given up (over budget: the fallback text is used)
 WAIT_SECONDS = 30.0
+#: longest answer line read from a child (the text is at most MAX_OUTPUT characters, JSON-escaped)
+MAX_ANSWER = 1 << 20
 
 Answer = dict[str, Any]
 
@@ -180,7 +182,7 @@ class _Child:
             if left <= 0 or not poller.poll(left * 1000):
                 return None
             chunk = os.read(fd, 1 << 16)
-            if not chunk:
+            if not chunk or len(self.pending) > MAX_ANSWER:
                 return None
             self.pending += chunk
         line, _, self.pending = self.pending.partition(b"\n")
@@ -243,7 +245,7 @@ class RenderPool:
         """One answer per job, in order (with `stop_on_over`, none after the first over-budget one; past the
         deadline, the rest are over budget without being rendered)."""
         if not self._slots.acquire(timeout=WAIT_SECONDS):
-            return [{"error": "the template renderer is busy; try again"} for _ in jobs]
+            return [_over(f"not rendered: the template renderer was busy for {WAIT_SECONDS:g} s") for _ in jobs]
         try:
             return self._render(jobs, context, stop_on_over, deadline)
         finally:
@@ -261,7 +263,7 @@ class RenderPool:
             try:
                 child = self._send(todo, context, stop_on_over, deadline)
             except OSError as exc:  # no child could be started
-                answers += [{"error": f"the template renderer could not start: {exc}"}] * len(todo)
+                answers += [_over(f"not rendered: the template renderer could not start ({exc})")] * len(todo)
                 break
             answers += self._receive(child, len(todo), stop_on_over)
         return answers
