@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import time
 import types
@@ -176,9 +177,10 @@ def _check_mul(left: Any, right: Any) -> None:
 
 
 def _check_pow(left: Any, right: Any) -> None:
-    if isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1:
-        # |left| ** right needs about right * log2|left| bits: refused before Python starts on it
-        _check_int(right * (left.bit_length() - 1) + 1)
+    # |left| ** right needs right * log2|left| bits: refused before Python starts on it
+    big = isinstance(left, int) and isinstance(right, int) and right > 0 and abs(left) > 1
+    if big and right * math.log2(abs(left)) > MAX_INT_BITS:
+        raise BudgetExceeded(f"computes a number larger than {MAX_INT_BITS} bits")
 
 
 def _check_add(left: Any, right: Any) -> None:
@@ -212,8 +214,11 @@ def _piece(value: Any) -> int:
 def _check_percent(fmt: str | bytes, args: Any) -> None:
     """`fmt % args` (and the `format` filter) before it runs: each conversion is at most as wide as its width and
     the widest argument, so their count times that bounds the result."""
-    values = list(args.values()) if isinstance(args, Mapping) else list(args) if isinstance(args, tuple) else [args]
     text = fmt.decode("latin-1") if isinstance(fmt, bytes) else fmt
+    if isinstance(args, Mapping) and "%(" in text:
+        values = list(args.values())
+    else:
+        values = list(args) if isinstance(args, tuple) else [args]
     count, width = 0, 0
     for match in _CONVERSION.finditer(text):
         if match[3] == "%":
@@ -398,8 +403,12 @@ def _sum(environment: Any, iterable: Iterable[Any], attribute: str | int | None 
     current()
     if attribute is not None:
         iterable = map(make_attrgetter(environment, attribute), iterable)
+    items = list(iterable)
+    numbers = (int, float)
+    if isinstance(start, numbers) and all(isinstance(i, numbers) for i in items):
+        return sum(items, start)  # as Jinja's own filter (numbers grow by a bit per addition at most)
     total = start
-    for item in iterable:  # one checked `+` per item: summing lists or text is counted like any other `+`
+    for item in items:  # one checked `+` per item: summing lists or text is counted like any other `+`
         total = environment.call_binop(None, "+", total, item)
     return total
 
