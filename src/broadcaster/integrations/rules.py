@@ -110,3 +110,21 @@ def severity_of(rule: AlertRule, labels: dict[str, str]) -> Severity:
         if value is not None and value in rule.severity_map:
             return rule.severity_map[value]
     return rule.severity
+
+
+def fallback_text(field: str, context: dict[str, Any]) -> str:
+    """What a rule's field says when its template could not be rendered within the budget: the alert's own
+    words (its summary, then its name), as the default templates would say them."""
+    labels = context.get("labels") or {}
+    annotations = context.get("annotations") or {}
+    name = str(labels.get("alertname") or "")
+    summary = str(annotations.get("summary") or "")
+    if field == "title":
+        return name or summary or "Alert"
+    if field == "template":
+        return summary or str(annotations.get("description") or "") or name or "Alert"
+    if field == "summary":
+        return summary or name
+    if field == "resolved_template":
+        return f"Resolved: {name}" if name else "Resolved"
+    return ""  # an affected service: none named

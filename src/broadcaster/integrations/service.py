@@ -22,8 +22,10 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import secrets
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -53,7 +55,7 @@ from broadcaster.integrations.schemas import (
     TwoPersonRule,
     WebhookMapping,
 )
-from broadcaster.integrations.templating import TemplateProblem, render
+from broadcaster.integrations.templating import Deadline, OverBudget, TemplateProblem, render_many
 from broadcaster.models import Incident, Update, utcnow
 from broadcaster.models.base import UTCDateTime
 from broadcaster.models.integrations import AlertGroup, Integration
@@ -67,6 +69,14 @@ SIGNATURE_HEADERS = ("x-broadcaster-signature", "x-grafana-alerting-signature", 
 TIMESTAMP_HEADERS = ("x-broadcaster-timestamp", "x-grafana-alerting-timestamp")
 TIMESTAMP_TOLERANCE_SECONDS = 300
 MAX_TITLE = 300
+#: the templates of one notification (all its groups) render within this; those not rendered by then are over
+#: budget and their rules' fallback text is used (each template also has its own budget: template_budget)
+RENDER_SECONDS = 10.0
+#: longest text kept per field of a rule (an affected service: per service)
+FIELD_LIMITS = {"title": MAX_TITLE, "template": 10_000, "summary": 320, "resolved_template": 10_000}
+SERVICE_LIMIT = 200
+
+log = logging.getLogger(__name__)
 
 
 # --- integrations ------------------------------------------------------------------------------------------
@@ -315,22 +325,30 @@ def webhook_signal(mapping: WebhookMapping, body: bytes) -> Signal:
     for path in mapping.required:
         if not _path_present(raw, path):
             raise Unprocessable(f"{path}: field required (by this integration's mapping)", field=path)
-    ctx = {"body": raw}
+    fields = [("key", mapping.key), ("status", mapping.status)]
+    fields += [(f"labels.{k}", v) for k, v in mapping.labels.items()]
+    fields += [(f"annotations.{k}", v) for k, v in mapping.annotations.items()]
+    deadline = Deadline(RENDER_SECONDS, "this notification's templates")
+    results = render_many([source for _, source in fields], {"body": raw}, strict=True, deadline=deadline)
+    rendered = {name: result for (name, _), result in zip(fields, results, strict=True)}
 
-    def one(name: str, source: str) -> str:
-        try:
-            return render(source, ctx, strict=True)
-        except TemplateProblem as exc:
-            raise Unprocessable(f"{name}: the mapping could not read the body ({exc})", field=name) from exc
+    def one(name: str) -> str:
+        result = rendered[name]
+        if isinstance(result, OverBudget):
+            log.warning("alerts: mapping %s: %s is over its template budget (%s)", mapping.name, name, result.reason)
+            raise Unprocessable(f"{name}: the mapping's template is over its budget ({result.reason})", field=name)
+        if isinstance(result, TemplateProblem):
+            raise Unprocessable(f"{name}: the mapping could not read the body ({result})", field=name)
+        return result
 
-    key = one("key", mapping.key)
+    key = one("key")
     if not key:
         raise Unprocessable("key: the mapping rendered an empty key", field="key")
-    status = one("status", mapping.status).lower()
+    status = one("status").lower()
     if status not in ("firing", "resolved"):
         raise Unprocessable(f"status: the mapping rendered {status!r}; expected firing or resolved", field="status")
-    labels = {k: one(f"labels.{k}", v) for k, v in mapping.labels.items()}
-    annotations = {k: one(f"annotations.{k}", v) for k, v in mapping.annotations.items()}
+    labels = {k: one(f"labels.{k}") for k in mapping.labels}
+    annotations = {k: one(f"annotations.{k}") for k in mapping.annotations}
     alert = {"status": status, "labels": labels, "annotations": annotations, "fingerprint": key}
     return Signal(key=key, status=status, labels=labels, annotations=annotations, alerts=[alert], match_sets=[labels])
 
@@ -409,22 +427,75 @@ def _min_update(rule: AlertRule) -> timedelta:
     return timedelta(minutes=minutes)
 
 
-def _text(rule: AlertRule, name: str, source: str, ctx: dict[str, Any], limit: int) -> str:
-    try:
-        text = render(source, ctx)
-    except TemplateProblem as exc:
-        # the template compiled when the map was saved; a render error (e.g. a sandbox refusal) names the rule
-        raise Unprocessable(f"alert_rules[{rule.name}].{name}: {exc}", field=f"alert_rules.{rule.name}.{name}") from exc
+def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "\u2026"
 
 
-def _services(rule: AlertRule, ctx: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    for source in rule.affected_services:
-        name = _text(rule, "affected_services", source, ctx, 200)
-        if name and name not in out:
-            out.append(name)
-    return out[:100]
+@dataclass
+class RuleTexts:
+    """A rule's templates rendered for one signal (a field over budget holds its fallback text)."""
+
+    texts: dict[str, str]
+    services: list[str]
+    #: (field, reason) of each template over its budget
+    over_budget: list[tuple[str, str]]
+
+    def detail(self) -> str:
+        if not self.over_budget:
+            return ""
+        failed = "; ".join(f"{name}: {reason}" for name, reason in self.over_budget)
+        return f"template over budget ({failed}); the fallback text was used"
+
+
+def _rule_texts(
+    session: Session, actor: str, rule: AlertRule, signal: Signal, names: Sequence[str], deadline: Deadline
+) -> RuleTexts:
+    """Render the rule's templates `names` (affected_services: each of them) in one round trip to the rendering
+    process. A template over its budget gets the fallback text and an audit entry (`alert.template_over_budget`);
+    any other render error (e.g. a sandbox refusal) is a 422 naming the rule, as the template compiled when the
+    map was saved."""
+    ctx = signal.context()
+    fields: list[tuple[str, str]] = []
+    for name in names:
+        if name == "affected_services":
+            fields += [(name, source) for source in rule.affected_services]
+        elif name != "summary" or rule.summary:
+            fields.append((name, getattr(rule, name)))
+    results = render_many([source for _, source in fields], ctx, deadline=deadline)
+    out = RuleTexts({name: "" for name in names}, [], [])
+    for (name, _), result in zip(fields, results, strict=True):
+        if isinstance(result, OverBudget):
+            out.over_budget.append((name, result.reason))
+            text = rulebook.fallback_text(name, ctx)
+        elif isinstance(result, TemplateProblem):
+            raise Unprocessable(
+                f"alert_rules[{rule.name}].{name}: {result}", field=f"alert_rules.{rule.name}.{name}"
+            ) from result
+        else:
+            text = result
+        if name == "affected_services":
+            text = _cut(text, SERVICE_LIMIT)
+            if text and text not in out.services:
+                out.services.append(text)
+        else:
+            out.texts[name] = _cut(text, FIELD_LIMITS[name])
+    out.services = out.services[:100]
+    for name, reason in out.over_budget:
+        log.warning(
+            "alerts: rule %s: %s is over its template budget (%s); used the fallback text", rule.name, name, reason
+        )
+        audit.record(
+            session,
+            actor,
+            "alert.template_over_budget",
+            "alert_rule",
+            rule.name,
+            field=name,
+            reason=reason,
+            group_key=signal.key[:200],
+            fallback=out.texts.get(name, "")[:200],
+        )
+    return out
 
 
 def automation_allowance(session: Session, rule: AlertRule) -> str | None:
@@ -478,18 +549,21 @@ def _add_update(
     return incidents.add_update(session, incident, data, actor)
 
 
-def _create(session: Session, integration: Sender, rule: AlertRule, signal: Signal, group: AlertGroup) -> GroupResult:
-    ctx = signal.context()
+def _create(
+    session: Session, integration: Sender, rule: AlertRule, signal: Signal, group: AlertGroup, deadline: Deadline
+) -> GroupResult:
     actor = _actor(integration.name)
     severity = rulebook.severity_of(rule, signal.labels)
-    title = _text(rule, "title", rule.title, ctx, MAX_TITLE) or "Alert"
+    rendered = _rule_texts(
+        session, actor, rule, signal, ("title", "affected_services", "template", "summary"), deadline
+    )
+    title = rendered.texts["title"] or "Alert"
     incident = incidents.create_incident(
         session,
-        IncidentIn(title=title, category=rule.category, severity=severity, affected_services=_services(rule, ctx)),
+        IncidentIn(title=title, category=rule.category, severity=severity, affected_services=rendered.services),
         actor,
     )
-    body = _text(rule, "template", rule.template, ctx, 10_000)
-    summary = _text(rule, "summary", rule.summary, ctx, 320) if rule.summary else ""
+    body, summary = rendered.texts["template"], rendered.texts["summary"]
     upd = _add_update(session, incident, rule, actor, body, summary, None)
     state = _publish(session, upd, rule, actor)
     audit.record(
@@ -497,13 +571,19 @@ def _create(session: Session, integration: Sender, rule: AlertRule, signal: Sign
     )
     group.incident_id = incident.id
     return GroupResult(
-        group_key=signal.key, action="created", incident_id=incident.id, update_id=upd.id, update_state=state
+        group_key=signal.key,
+        action="created",
+        incident_id=incident.id,
+        update_id=upd.id,
+        update_state=state,
+        detail=rendered.detail(),
     )
 
 
-def _change(session: Session, integration: Sender, rule: AlertRule, signal: Signal, incident: Incident) -> GroupResult:
+def _change(
+    session: Session, integration: Sender, rule: AlertRule, signal: Signal, incident: Incident, deadline: Deadline
+) -> GroupResult:
     """Apply the signal to its existing incident now (the flapping window has passed)."""
-    ctx = signal.context()
     actor = _actor(integration.name)
     if signal.status == "resolved":
         if incident.status == IncidentStatus.resolved.value:
@@ -514,20 +594,27 @@ def _change(session: Session, integration: Sender, rule: AlertRule, signal: Sign
             incidents.update_incident(session, incident.id, IncidentPatch(status=IncidentStatus.resolved), actor)
             audit.record(session, actor, "alert.resolved", "incident", incident.id, rule=rule.name, update=False)
             return GroupResult(group_key=signal.key, action="resolved", incident_id=incident.id)
-        body = _text(rule, "resolved_template", rule.resolved_template, ctx, 10_000)
-        upd = _add_update(session, incident, rule, actor, body, "", IncidentStatus.resolved)
+        rendered = _rule_texts(session, actor, rule, signal, ("resolved_template",), deadline)
+        upd = _add_update(
+            session, incident, rule, actor, rendered.texts["resolved_template"], "", IncidentStatus.resolved
+        )
         state = _publish(session, upd, rule, actor)
         audit.record(session, actor, "alert.resolved", "incident", incident.id, rule=rule.name, update_id=upd.id)
         return GroupResult(
-            group_key=signal.key, action="resolved", incident_id=incident.id, update_id=upd.id, update_state=state
+            group_key=signal.key,
+            action="resolved",
+            incident_id=incident.id,
+            update_id=upd.id,
+            update_state=state,
+            detail=rendered.detail(),
         )
     reopened = incident.status == IncidentStatus.resolved.value
-    services = _services(rule, ctx)
+    rendered = _rule_texts(session, actor, rule, signal, ("affected_services", "template", "summary"), deadline)
+    services = rendered.services
     if services and set(services) - set(incident.affected_services or []):
         merged = list(dict.fromkeys([*(incident.affected_services or []), *services]))[:100]
         incidents.update_incident(session, incident.id, IncidentPatch(affected_services=merged), actor)
-    body = _text(rule, "template", rule.template, ctx, 10_000)
-    summary = _text(rule, "summary", rule.summary, ctx, 320) if rule.summary else ""
+    body, summary = rendered.texts["template"], rendered.texts["summary"]
     upd = _add_update(session, incident, rule, actor, body, summary, IncidentStatus.investigating if reopened else None)
     state = _publish(session, upd, rule, actor)
     return GroupResult(
@@ -536,16 +623,24 @@ def _change(session: Session, integration: Sender, rule: AlertRule, signal: Sign
         incident_id=incident.id,
         update_id=upd.id,
         update_state=state,
+        detail=rendered.detail(),
     )
 
 
 def handle_signal(
-    session: Session, integration: Sender, rules: list[AlertRule], signal: Signal, now: datetime | None = None
+    session: Session,
+    integration: Sender,
+    rules: list[AlertRule],
+    signal: Signal,
+    now: datetime | None = None,
+    deadline: Deadline | None = None,
 ) -> GroupResult:
+    """Apply one signal; its templates render within `deadline` (shared by the notification's signals)."""
     rule = rulebook.first_match(rules, integration.name, *signal.match_sets)
     if rule is None:
         return GroupResult(group_key=signal.key, action="ignored", detail="no alert rule matches these labels")
     now = now or utcnow()
+    deadline = deadline or Deadline(RENDER_SECONDS, "this notification's templates")
     content = signal.content_hash()
     existing = find_group(session, integration.id, signal.key)
     if existing is not None and existing[1] is not None and existing[2] == content:
@@ -568,7 +663,7 @@ def handle_signal(
     if signal.status == "firing" and (
         incident is None or (incident.status == IncidentStatus.resolved.value and not recently_resolved)
     ):
-        result = _create(session, integration, rule, signal, group)
+        result = _create(session, integration, rule, signal, group, deadline)
     elif incident is None:
         return GroupResult(
             group_key=signal.key, action="ignored", rule=rule.name, detail="resolved, but no incident for this group"
@@ -583,7 +678,7 @@ def handle_signal(
             detail=f"flapping limit: the next update may go out at {group.due_at.isoformat()}",
         )
     else:
-        result = _change(session, integration, rule, signal, incident)
+        result = _change(session, integration, rule, signal, incident, deadline)
     result.rule = rule.name
     group.published_hash, group.last_public_at, group.pending, group.due_at = content, now, False, None
     return result
@@ -619,7 +714,8 @@ def receive(session: Session, integration: Sender, body: bytes, kind: Integratio
         signals = group_signals(payload, GroupBy.fingerprint if by_fingerprint else GroupBy.group_key)
     # lock groups in one order: two notifications touching the same groups never deadlock
     signals.sort(key=lambda s: _key_hash(s.key))
-    results = [handle_signal(session, integration, rules, s) for s in signals]
+    deadline = Deadline(RENDER_SECONDS, "this notification's templates")
+    results = [handle_signal(session, integration, rules, s, deadline=deadline) for s in signals]
     _touch(session, integration)  # last: its row lock (PostgreSQL) is held only until the commit that follows
     return results
 
@@ -658,6 +754,6 @@ def flush_group(session: Session, group_id: int, now: datetime | None = None) ->
     if integration is None or rule is None or incident is None or group.published_hash == group.content_hash:
         return None
     signal = Signal(**group.last_payload)
-    result = _change(session, integration, rule, signal, incident)
+    result = _change(session, integration, rule, signal, incident, Deadline(RENDER_SECONDS, "this update's templates"))
     group.published_hash, group.last_public_at = group.content_hash, now
     return result

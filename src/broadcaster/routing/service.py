@@ -90,7 +90,13 @@ def export_map(session: Session) -> RoutingMap:
 
 
 def replace_map(session: Session, routing_map: RoutingMap, *, prune: bool = True) -> list[Category]:
-    """Make the stored map equal `routing_map`: upsert every category, remove the others (if unused)."""
+    """Make the stored map equal `routing_map`: upsert every category, remove the others (if unused).
+
+    Every alert-rule and webhook-mapping template is first rendered on sample notifications under the render
+    budget: one over budget is a 422 naming its field, before anything is written."""
+    from broadcaster.integrations.template_check import check_templates
+
+    check_templates(routing_map)
     existing = {c.slug: c for c in list_categories(session)}
     for data in routing_map.categories:
         cat = existing.pop(data.slug, None)
