@@ -17,10 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from jinja2 import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from broadcaster.integrations import sandbox_process
-from broadcaster.integrations.template_budget import environment, render_text
-from broadcaster.integrations.template_check import sample_contexts
-from broadcaster.integrations.templating import render_many
+from broadcaster.alertrules import sandbox_process
+from broadcaster.alertrules.template_budget import environment, render_text
+from broadcaster.alertrules.template_check import sample_contexts
+from broadcaster.alertrules.templating import render_many
 
 TEMPLATES = {
     "title": "{{ labels.service }} is down",

@@ -267,7 +267,7 @@ def test_a_template_nested_too_deeply_to_compile_is_a_422(client, admin):
 
 
 def test_the_whole_map_has_a_time_limit(client, admin, monkeypatch):
-    from broadcaster.integrations import template_check
+    from broadcaster.alertrules import template_check
 
     monkeypatch.setattr(template_check, "CHECK_SECONDS", 0.0)
     body = assert_error(client.put("/v1/routing-map", headers=admin, json=_map_with()), 422, "template_over_budget")
@@ -409,8 +409,8 @@ def test_ordinary_templates_render_exactly_as_before(template):
     from jinja2 import Undefined
     from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-    from broadcaster.integrations.template_check import sample_contexts
-    from broadcaster.integrations.templating import render_many
+    from broadcaster.alertrules.template_check import sample_contexts
+    from broadcaster.alertrules.templating import render_many
 
     before = ImmutableSandboxedEnvironment(autoescape=False, undefined=Undefined, trim_blocks=True, lstrip_blocks=True)
     for _, context in sample_contexts():
@@ -423,7 +423,7 @@ def test_without_a_renderer_alerts_still_go_out_with_the_fallback_text(client, s
     alert goes out in its own words, and a map cannot be uploaded unchecked."""
     import sys
 
-    from broadcaster.integrations import sandbox_process
+    from broadcaster.alertrules import sandbox_process
 
     monkeypatch.setattr(sandbox_process, "_POOL", sandbox_process.RenderPool())
     monkeypatch.setattr(sys, "executable", "/nonexistent/python")

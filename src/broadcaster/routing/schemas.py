@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, EmailStr, Field, field_validator, model_validator
 
+from broadcaster.alertrules.schemas import AlertRule, WebhookMapping
 from broadcaster.domain import Input, Severity, normalize_phone, validate_slug
-from broadcaster.integrations.schemas import AlertRule, WebhookMapping
 from broadcaster.responses.escalation import EscalationRules
 
 
@@ -119,7 +119,7 @@ class RoutingMap(Input):
 
     @model_validator(mode="after")
     def _rules_consistent(self) -> RoutingMap:
-        from broadcaster.integrations.rules import check_map_sections
+        from broadcaster.alertrules.rules import check_map_sections
 
         check_map_sections(self)
         return self

@@ -84,7 +84,7 @@ def export_map(session: Session) -> RoutingMap:
         )
         for c in list_categories(session)
     ]
-    from broadcaster.integrations.rules import export_sections
+    from broadcaster.alertrules.rules import export_sections
 
     return RoutingMap(categories=cats, **export_sections(session))
 
@@ -94,7 +94,7 @@ def replace_map(session: Session, routing_map: RoutingMap, *, prune: bool = True
 
     Every alert-rule and webhook-mapping template is first rendered on sample notifications under the render
     budget: one over budget is a 422 naming its field, before anything is written."""
-    from broadcaster.integrations.template_check import check_templates
+    from broadcaster.alertrules.template_check import check_templates
 
     check_templates(routing_map)
     existing = {c.slug: c for c in list_categories(session)}
@@ -107,7 +107,7 @@ def replace_map(session: Session, routing_map: RoutingMap, *, prune: bool = True
             cat.description, cat.position, cat.reach = "", 0, "either"
             cat.escalation = None
             _apply(cat, data)
-    from broadcaster.integrations.rules import replace_sections
+    from broadcaster.alertrules.rules import replace_sections
 
     replace_sections(session, routing_map)
     if prune:

@@ -29,7 +29,7 @@ import time
 from collections.abc import Sequence
 from typing import IO, Any
 
-from broadcaster.integrations.template_budget import KILL_AFTER_SECONDS, MEMORY_MB, TIME_MS
+from broadcaster.alertrules.template_budget import KILL_AFTER_SECONDS, MEMORY_MB, TIME_MS
 
 #: children per process (concurrent renders; more wait for one)
 PROCESSES = 2
@@ -92,7 +92,7 @@ def _limit_cpu() -> None:
 def _answer(job: Answer, context: dict[str, Any], compiled: dict[tuple[str, bool], Any]) -> Answer:
     from jinja2 import TemplateError
 
-    from broadcaster.integrations.template_budget import BudgetExceeded, environment, render_text
+    from broadcaster.alertrules.template_budget import BudgetExceeded, environment, render_text
 
     source, strict = str(job["source"]), bool(job["strict"])
     try:
@@ -142,7 +142,7 @@ def child_main() -> None:
 
 _BOOT = (
     "import sys; sys.path[:0] = sys.argv[1:]; "
-    "from broadcaster.integrations.sandbox_process import child_main; child_main()"
+    "from broadcaster.alertrules.sandbox_process import child_main; child_main()"
 )
 
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
+from broadcaster.alertrules.schemas import AlertRule, WebhookMapping
 from broadcaster.domain import Severity
-from broadcaster.integrations.schemas import AlertRule, WebhookMapping
 from broadcaster.models.integrations import AlertRuleRow
 
 if TYPE_CHECKING:

@@ -14,9 +14,9 @@ from typing import Any
 
 from jinja2 import TemplateError
 
-from broadcaster.integrations import sandbox_process
-from broadcaster.integrations.sandbox_process import Deadline
-from broadcaster.integrations.template_budget import MAX_OUTPUT, environment
+from broadcaster.alertrules import sandbox_process
+from broadcaster.alertrules.sandbox_process import Deadline
+from broadcaster.alertrules.template_budget import MAX_OUTPUT, environment
 
 __all__ = ["MAX_RENDERED", "Deadline", "OverBudget", "TemplateProblem", "compile_template", "render", "render_many"]
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from broadcaster.alertrules import samples
+from broadcaster.alertrules.schemas import AlertmanagerPayload, AlertRule, GrafanaPayload, GroupBy
+from broadcaster.alertrules.signals import Signal, group_signals
+from broadcaster.alertrules.templating import Deadline, OverBudget, render_many
 from broadcaster.errors import Unprocessable
-from broadcaster.integrations import samples
-from broadcaster.integrations.schemas import AlertmanagerPayload, AlertRule, GrafanaPayload, GroupBy
-from broadcaster.integrations.service import Signal, group_signals
-from broadcaster.integrations.templating import Deadline, OverBudget, render_many
 
 if TYPE_CHECKING:
     from broadcaster.routing.schemas import RoutingMap
