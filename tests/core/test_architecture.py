@@ -60,6 +60,24 @@ def test_a_back_edge_breaks_the_contracts(tmp_path, module, back_edge, contract)
     assert f"{contract}" in result.stdout.split("Broken contracts")[-1]
 
 
+def test_every_module_has_a_layer():
+    """A top-level module or package missing from the layers contract would be free to import anything."""
+    import configparser
+
+    config = configparser.ConfigParser()
+    config.read(ROOT / ".importlinter")
+    layered = {
+        name.strip()
+        for line in config["importlinter:contract:layers"]["layers"].split("\n")
+        for name in line.replace("|", ":").split(":")
+        if name.strip()
+    }
+    present = {p.stem for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    present |= {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert present - layered == set()
+    assert layered - present == set()
+
+
 def _private_imports(path: Path) -> list[str]:
     """`from broadcaster.x import _name` where `_name` is private to another module."""
     module = ".".join(path.relative_to(SRC).with_suffix("").parts)

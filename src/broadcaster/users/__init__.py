@@ -1,1 +1,2 @@
-"""People: user accounts with roles, console sessions (cookie + CSRF), password and OpenID Connect sign-in."""
+"""People: user accounts with roles, role grants, password and OpenID Connect sign-in (the console session itself is
+broadcaster.sessions)."""
