@@ -163,6 +163,14 @@ update_published: Hook[Callable[[Session, Update, Incident, str], object]] = Hoo
     """(session, update, incident, actor) when an update is published (same transaction, before its broadcast).""",
 )
 
+# --- incidents -------------------------------------------------------------------------------------------
+
+incident_changed: Hook[Callable[[Session, Incident, list[str], str], object]] = Hook(
+    "incident_changed",
+    """(session, incident, fields, actor) after an edit changed the incident's content fields (same transaction,
+    the incident locked): an approval bound to that content (a maintenance window's schedule) is voided.""",
+)
+
 public_content_changed: Hook[Callable[[int], None]] = Hook(
     "public_content_changed",
     """(version) after a transaction that changed public content committed in this process (other processes learn

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
+from broadcaster import hooks
 from broadcaster.areas.service import validate_update_area
 from broadcaster.domain import IncidentStatus, Severity, UpdateKind, UpdateState
 from broadcaster.errors import AppError, Conflict, NotFound, Unprocessable
@@ -88,8 +89,9 @@ def update_incident(
 ) -> tuple[Incident, dict[str, Any]]:
     """Apply a patch; returns the incident and the previous value of each field that changed.
 
-    A change cancels the approval requests of the incident's pending updates (their content changed), and a
-    lowered severity is remembered so publishing soon after still needs approval.
+    A change cancels the approval requests of the incident's pending updates (their content changed), voids the
+    approvals bound to it through `hooks.incident_changed` (a maintenance window's schedule), and a lowered
+    severity is remembered so publishing soon after still needs approval.
     """
     lock_incident(session, incident_id)
     incident = get_incident(session, incident_id)
@@ -108,6 +110,9 @@ def update_incident(
             setattr(incident, key, values[key])
     changed = changed_fields(before, snapshot(incident))
     cancel_pending(session, incident.updates, actor, changed, cause="incident edited")
+    if changed:
+        for void in hooks.incident_changed.functions():  # e.g. a maintenance window's approved schedule
+            void(session, incident, changed, actor)
     if "status" in changed and incident.status == IncidentStatus.resolved.value:
         from broadcaster.services.service import restore_after_resolution
 

@@ -1,23 +1,42 @@
-"""`/v1/maintenance`: plan, list, read, move and cancel maintenance windows (scope `publish` to change)."""
+"""`/v1/maintenance`: plan, list, read, move and cancel maintenance windows (scope `publish` to change), and
+approve or reject a window's schedule of notices (a second person with `publish`; docs/maintenance.md)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, status
+from fastapi import APIRouter, Depends, Header, Query, Response, status
 
 from broadcaster import audit, doors
 from broadcaster.deps import SessionDep
-from broadcaster.maintenance import service
-from broadcaster.maintenance.schemas import MaintenanceIn, MaintenanceOut, MaintenancePatch, WindowState
+from broadcaster.errors import ErrorOut
+from broadcaster.maintenance import schedule, service
+from broadcaster.maintenance.schemas import (
+    MaintenanceIn,
+    MaintenanceOut,
+    MaintenancePatch,
+    SchedulePreviewOut,
+    ScheduleRejectIn,
+    WindowState,
+)
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
 from broadcaster.security import Principal, Scope, require_scope
 
 router = APIRouter(prefix="/v1", tags=["maintenance"])
 
 Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
-#: the window's notices are published without a second person (see docs/maintenance.md): planning takes publish
+#: planning takes publish: the gate approves the schedule at once when no notice is high impact
+#: (docs/maintenance.md, "Approval"); a second person approves with publish too
 Publisher = Annotated[Principal, Depends(require_scope(Scope.publish))]
+
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="Required: the schedule ETag of the preview you reviewed (`GET /v1/maintenance/{id}/preview`). "
+        "Without it the answer is 428; when the schedule changed since, 412.",
+    ),
+]
 
 
 @router.post(
@@ -27,9 +46,11 @@ Publisher = Annotated[Principal, Depends(require_scope(Scope.publish))]
     openapi_extra=doors.door("maintenance.notice"),
 )
 def create_window(body: MaintenanceIn, session: SessionDep, who: Publisher) -> MaintenanceOut:
-    """Plan a window. Its notices (at creation, N hours before, at start, at end) are sent by the worker."""
+    """Plan a window. Its notices (at creation, N hours before, at start, at end) are sent by the worker, once
+    the gate approved the schedule: at once when no notice is high impact, else by a second person (`approval`)."""
     window = service.create(session, body, who.actor)
     audit.record(session, who.actor, "maintenance.create", "maintenance", window.id, after=service.snapshot(window))
+    schedule.decide(session, window, who.actor, cause="window planned")
     return service.to_out(session, window)
 
 
@@ -71,6 +92,8 @@ def move_window(maintenance_id: IdPath, body: MaintenancePatch, session: Session
         after=service.snapshot(window),
         fields=sorted(body.model_fields_set),
     )
+    changed = ", ".join(sorted(body.model_fields_set)) or "nothing: asked again"
+    schedule.decide(session, window, who.actor, cause=f"window changed ({changed}) by {who.actor}")
     return service.to_out(session, window)
 
 
@@ -84,4 +107,66 @@ def cancel_window(maintenance_id: IdPath, session: SessionDep, who: Publisher) -
     window, before = service.cancel(session, maintenance_id, who.actor)
     after = service.snapshot(window)
     audit.record(session, who.actor, "maintenance.cancel", "maintenance", window.id, before=before, after=after)
+    schedule.decide(session, window, who.actor, cause=f"window cancelled by {who.actor}")
+    return service.to_out(session, window)
+
+
+@router.get(
+    "/maintenance/{maintenance_id}/preview",
+    response_model=SchedulePreviewOut,
+    responses={
+        200: {
+            "headers": {
+                "ETag": {"description": "The schedule ETag (approve with If-Match).", "schema": {"type": "string"}}
+            }
+        }
+    },
+)
+def preview_schedule(maintenance_id: IdPath, session: SessionDep, _: Reader, response: Response) -> SchedulePreviewOut:
+    """Every notice not yet sent, exactly as it would go out at its due time (each channel's text, recipients,
+    warnings, whether it alone is high impact), and the schedule ETag an approver sends back in If-Match."""
+    out = schedule.preview(session, maintenance_id)
+    response.headers["ETag"] = out.etag
+    return out
+
+
+@router.post(
+    "/maintenance/{maintenance_id}/approve",
+    response_model=MaintenanceOut,
+    responses={
+        403: {
+            "model": ErrorOut,
+            "description": "The requester cannot approve their own request; or a new approver (a role or key granted "
+            "less than APPROVER_GRANT_DELAY ago, `approver_grant_delay`).",
+        },
+        409: {"model": ErrorOut, "description": "The schedule is not waiting for approval (`not_pending`)."},
+        412: {"model": ErrorOut, "description": "The schedule changed since the preview whose ETag you sent."},
+        428: {"model": ErrorOut, "description": "If-Match is missing: send the preview's ETag."},
+    },
+    openapi_extra=doors.door("maintenance.notice"),
+)
+def approve_schedule(
+    maintenance_id: IdPath, session: SessionDep, who: Publisher, if_match: IfMatch = None
+) -> MaintenanceOut:
+    """Approve the window's schedule exactly as previewed: a second person; its notices go out at their times
+    while their content stays as approved."""
+    window = schedule.approve(session, maintenance_id, who, if_match)
+    return service.to_out(session, window)
+
+
+@router.post(
+    "/maintenance/{maintenance_id}/reject",
+    response_model=MaintenanceOut,
+    responses={
+        403: {"model": ErrorOut, "description": "The requester cannot reject their own request, or no publish scope."},
+        409: {"model": ErrorOut, "description": "The schedule is not waiting for approval (`not_pending`)."},
+    },
+    openapi_extra=doors.door("maintenance.notice"),
+)
+def reject_schedule(
+    maintenance_id: IdPath, body: ScheduleRejectIn, session: SessionDep, who: Publisher
+) -> MaintenanceOut:
+    """Reject the window's schedule with a comment: its notices keep waiting until the window is changed (which
+    asks again) or cancelled."""
+    window = schedule.reject(session, maintenance_id, who, body.comment)
     return service.to_out(session, window)

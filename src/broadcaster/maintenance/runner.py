@@ -1,11 +1,12 @@
 """Sends due maintenance notices; runs beside every delivery worker (like the alert flush runner).
 
 Each notice is sent in its own transaction: lock the window (`FOR UPDATE SKIP LOCKED` on PostgreSQL: a window
-another runner is serving is skipped this round), claim the notice (a conditional UPDATE from `pending`),
-publish its update (the whole delivery pipeline) and mark it sent, commit. A crash before the commit leaves the
-notice pending (nothing was published); after it, the notice is sent and never looked at again: exactly once,
-with any number of runners, across restarts. A notice that fell due while no worker ran goes out when one
-comes back (stale ones are skipped: see `service.send_notice`).
+another runner is serving is skipped this round), claim the notice (a conditional UPDATE from `pending`), check
+that the window's schedule approval covers it (`schedule.authorize`: else it waits, recorded), publish its
+update through the gate with that approval (the whole delivery pipeline) and mark it sent, commit. A crash
+before the commit leaves the notice pending (nothing was published); after it, the notice is sent and never
+looked at again: exactly once, with any number of runners, across restarts. A notice that fell due while no
+worker ran goes out when one comes back (stale ones are skipped: see `service.send_notice`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster import clock
 from broadcaster.db import get_engine
-from broadcaster.maintenance import service
+from broadcaster.maintenance import schedule, service
 
 log = logging.getLogger(__name__)
 
@@ -39,14 +40,15 @@ class MaintenanceRunner:
         self._stop = threading.Event()
 
     def run_once(self) -> dict[str, int]:
-        """Send every due notice; counts of `sent`, `skipped` (stale) and `failed`."""
+        """Send every due notice; counts of `sent`, `skipped` (stale) and `failed`, and of `waiting` (the window's
+        schedule approval no longer covers it) when there are any."""
         counts = {"sent": 0, "skipped": 0, "failed": 0}
         with Session(self.engine) as session:
             due = service.due_notices(session, clock.now())
         for notice_id, window_id in due:
             try:
                 with Session(self.engine) as session, session.begin():
-                    outcome = service.send_notice(session, notice_id, window_id, self.id)
+                    outcome = service.send_notice(session, notice_id, window_id, self.id, schedule.authorize)
             except Exception as exc:
                 counts["failed"] += 1
                 log.exception("maintenance: notice %s of window %s failed; retrying later", notice_id, window_id)
@@ -57,7 +59,7 @@ class MaintenanceRunner:
                     log.exception("maintenance: recording the failure of notice %s failed", notice_id)
                 continue
             if outcome is not None:
-                counts[outcome] += 1
+                counts[outcome] = counts.get(outcome, 0) + 1
         return counts
 
     async def run(self) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from broadcaster.domain import Input, validate_slug
+from broadcaster.publishing.schemas import PreviewOut
 
 #: a reminder can be asked for at most this many hours (30 days) before the start
 MAX_HOURS_BEFORE = 720
@@ -109,10 +110,31 @@ class NoticeOut(BaseModel):
     due_at: datetime
     state: str = Field(description="pending, sent, skipped (stale) or superseded (the window moved or ended).")
     reason: str
+    waiting_reason: str = Field(
+        "", description='Why a pending notice waits: the window\'s schedule approval does not cover it ("" if not).'
+    )
     sent_at: datetime | None
     update_id: int | None
     attempts: int
     last_error: str
+
+
+class ScheduleApprovalOut(BaseModel):
+    """The approval of a window's schedule of notices (docs/maintenance.md, "Approval")."""
+
+    state: Literal["pending", "approved", "rejected", "undecided"] = Field(
+        description="pending: its notices wait for a second person; approved: by `decided_by`, or at once by the "
+        "gate when `decided_by` is null; rejected; undecided: planned before schedule approvals (the runner has "
+        "the gate decide before it sends anything)."
+    )
+    reason: str = Field(description="The gate's reason: why a second person is needed, or why it was approved at once.")
+    etag: str | None = Field(description="The schedule ETag the request or approval is for.")
+    requested_by: str | None = Field(description="Whose change this decision is about (they cannot approve it).")
+    requested_at: datetime | None
+    decided_by: str | None = Field(description="Who approved or rejected (null: the gate approved at once).")
+    decided_at: datetime | None
+    comment: str = Field(description="A rejection's comment.")
+    voided: str = Field(description='Why the last approval stopped covering the unsent notices ("" if never).')
 
 
 class MaintenanceOut(BaseModel):
@@ -132,4 +154,46 @@ class MaintenanceOut(BaseModel):
     cancelled_at: datetime | None
     created_by: str
     created_at: datetime
+    approval: ScheduleApprovalOut
     notices: list[NoticeOut] = Field(default_factory=list)
+
+
+class NoticePreviewOut(BaseModel):
+    """One notice not yet sent, exactly as it would go out at its due time."""
+
+    notice_id: int
+    kind: str
+    due_at: datetime
+    notify: bool = Field(description="False: shown on the public surfaces only, sent on no channel.")
+    high_impact: str | None = Field(
+        description="Why this notice alone would need a second person (APPROVAL_SEVERITY, the audience "
+        "threshold), or null."
+    )
+    preview: PreviewOut = Field(description="Every channel's rendered text per locale, recipients and warnings.")
+
+
+class SchedulePreviewOut(BaseModel):
+    """What approving a window's schedule approves: every notice not yet sent, with its text and channels."""
+
+    maintenance_id: int
+    etag: str = Field(
+        description="The schedule ETag (also the ETag header): a hash over every unsent notice's rendered text, "
+        "channels, audience and time, the window and its incident's public fields. Approve with "
+        "`If-Match: <etag>`."
+    )
+    incident: dict[str, Any] | None = Field(description="The public fields of the window's incident.")
+    approval: ScheduleApprovalOut
+    notices: list[NoticePreviewOut]
+
+
+class ScheduleRejectIn(Input):
+    """Turn a window's schedule down, saying why (the requester sees it on the window)."""
+
+    comment: str = Field(..., min_length=1, max_length=2000, description="Why it is rejected (1-2000 characters).")
+
+    @field_validator("comment")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("comment must not be blank")
+        return value.strip()

@@ -2,12 +2,16 @@
 
 Services take a session and never commit. Every decision of *when* reads `broadcaster.clock.now()` (tests move
 it). A notice is sent by `send_notice` in the caller's transaction: it claims the notice row (a conditional
-UPDATE from `pending`), publishes the notice's update through `publishing.publish` (fan-out, feeds, banner)
-and marks it sent; the caller commits, so the update and the mark are one transaction: exactly once.
+UPDATE from `pending`), asks whether the window's schedule approval covers it (`authorize`, from
+maintenance/schedule.py), publishes the notice's update through `publishing.publish` with that approval
+(fan-out, feeds, banner) and marks it sent; the caller commits, so the update and the mark are one transaction:
+exactly once. Whoever writes a window locks its incident first, then the window (`lock_window`), the order
+incident edits and publishing follow too.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,11 +26,18 @@ from broadcaster.errors import Conflict, NotFound, Unprocessable
 from broadcaster.incidents import service as incidents
 from broadcaster.incidents.schemas import IncidentIn, IncidentPatch, UpdateIn
 from broadcaster.invalidation import content_changed
-from broadcaster.maintenance.schemas import MaintenanceIn, MaintenanceOut, MaintenancePatch, NoticeOut, WindowState
+from broadcaster.maintenance.schemas import (
+    MaintenanceIn,
+    MaintenanceOut,
+    MaintenancePatch,
+    NoticeOut,
+    ScheduleApprovalOut,
+    WindowState,
+)
 from broadcaster.models import Category, Incident, utcnow
 from broadcaster.models.maintenance import MaintenanceNotice, MaintenanceWindow
 from broadcaster.models.services import Service
-from broadcaster.publishing import gate
+from broadcaster.publishing import approval, gate
 from broadcaster.publishing import service as publishing
 from broadcaster.services.schemas import ServiceState
 from broadcaster.settings import get_settings
@@ -35,6 +46,15 @@ from broadcaster.settings import get_settings
 ACTOR = "system:maintenance"
 #: the summary of an update is at most this long (incidents.schemas.MAX_SUMMARY)
 SUMMARY_CHARS = 320
+#: `session.info` key: ids of windows whose change the caller decides on as a whole afterwards (an edit of
+#: their incident made by the change itself does not void their schedule on its own)
+CHANGING = "maintenance.changing"
+#: the incident status a notice's update moves to
+NOTICE_STATUS = {"completed": IncidentStatus.resolved, "cancelled": IncidentStatus.resolved}
+
+#: right before a notice is sent: the Authority to publish it with when the window's schedule approval covers it,
+#: or None when it waits (maintenance/schedule.py `authorize`, which the runner passes in)
+Authorize = Callable[[Session, MaintenanceWindow, MaintenanceNotice], "gate.Authority | None"]
 
 
 # --- reading -----------------------------------------------------------------------------------------------
@@ -83,7 +103,23 @@ def to_out(session: Session, window: MaintenanceWindow, *, with_notices: bool = 
         cancelled_at=window.cancelled_at,
         created_by=window.created_by,
         created_at=window.created_at,
+        approval=approval_out(window),
         notices=[NoticeOut.model_validate(n) for n in notices(session, window.id)] if with_notices else [],
+    )
+
+
+def approval_out(window: MaintenanceWindow) -> ScheduleApprovalOut:
+    """The approval of the window's schedule, as the API shows it."""
+    return ScheduleApprovalOut(
+        state=window.approval_state or "undecided",
+        reason=window.approval_reason,
+        etag=window.approval_etag,
+        requested_by=window.approval_requested_by,
+        requested_at=window.approval_requested_at,
+        decided_by=window.approval_decided_by,
+        decided_at=window.approval_decided_at,
+        comment=window.approval_comment,
+        voided=window.approval_voided,
     )
 
 
@@ -197,8 +233,10 @@ def create(session: Session, data: MaintenanceIn, actor: str) -> MaintenanceWind
 
 
 def lock_window(session: Session, window_id: int) -> MaintenanceWindow:
-    """Hold the window's row until commit (a no-op UPDATE: the row lock on PostgreSQL, the write lock on
-    SQLite), then load it fresh: an API change and the runner never interleave on one window."""
+    """Hold the window's incident's row, then the window's, until commit (no-op UPDATEs: the row locks on
+    PostgreSQL, the write lock on SQLite), then load it fresh: an API change, an edit of the incident and the
+    runner never interleave on one window, and all take the locks in the same order."""
+    _lock_incident_of(session, window_id)
     session.execute(
         update(MaintenanceWindow)
         .where(MaintenanceWindow.id == window_id)
@@ -223,6 +261,12 @@ def _supersede_pending(session: Session, window: MaintenanceWindow, reason: str,
     return int(getattr(session.execute(stmt), "rowcount", 0) or 0)
 
 
+def _lock_incident_of(session: Session, window_id: int) -> None:
+    incident_id = session.scalar(select(MaintenanceWindow.incident_id).where(MaintenanceWindow.id == window_id))
+    if incident_id is not None:
+        approval.lock_incident(session, incident_id)
+
+
 def _published_any(session: Session, window: MaintenanceWindow) -> bool:
     stmt = select(MaintenanceNotice.id).where(
         MaintenanceNotice.maintenance_id == window.id, MaintenanceNotice.state == "sent"
@@ -232,10 +276,11 @@ def _published_any(session: Session, window: MaintenanceWindow) -> bool:
 
 def _told(session: Session, window: MaintenanceWindow) -> bool:
     """Someone was told: a notice went out on the channels (not only to the public surfaces)."""
-    return _last_told_update(session, window) is not None
+    return last_told_update(session, window) is not None
 
 
-def _last_told_update(session: Session, window: MaintenanceWindow) -> int | None:
+def last_told_update(session: Session, window: MaintenanceWindow) -> int | None:
+    """The update of the last notice that went out on the channels (what a moved/cancelled notice corrects)."""
     stmt = (
         select(MaintenanceNotice.update_id)
         .where(
@@ -288,7 +333,13 @@ def move(session: Session, window_id: int, patch: MaintenancePatch, actor: str) 
         window.title = values["title"]
         incident = session.get(Incident, window.incident_id) if window.incident_id else None
         if incident is not None:
-            incidents.update_incident(session, incident.id, IncidentPatch(title=f"Maintenance: {window.title}"), actor)
+            changing: set[int] = session.info.setdefault(CHANGING, set())
+            changing.add(window.id)  # the caller decides on the whole change (maintenance/schedule.py)
+            try:
+                retitle = IncidentPatch(title=f"Maintenance: {window.title}")
+                incidents.update_incident(session, incident.id, retitle, actor)
+            finally:
+                changing.discard(window.id)
     if "message" in values and values["message"] is not None:
         window.message = values["message"]
     if moved:
@@ -465,11 +516,15 @@ def render(session: Session, window: MaintenanceWindow, notice: MaintenanceNotic
 
 
 def due_notices(session: Session, now: datetime, limit: int = 100) -> list[tuple[int, int]]:
-    """(notice id, window id) of pending notices due at `now`, oldest first."""
+    """(notice id, window id) of pending notices due at `now`, oldest first; a window whose schedule waits for
+    approval (or was rejected) has none (its notices wait: nothing of it happens until a second person approves;
+    a window not decided yet is the runner's to decide)."""
     stmt = (
         select(MaintenanceNotice.id, MaintenanceNotice.maintenance_id)
+        .join(MaintenanceWindow, MaintenanceWindow.id == MaintenanceNotice.maintenance_id)
         .where(MaintenanceNotice.state == "pending", MaintenanceNotice.due_at <= now)
         .where((MaintenanceNotice.retry_at.is_(None)) | (MaintenanceNotice.retry_at <= now))
+        .where(MaintenanceWindow.approval_state.is_(None) | (MaintenanceWindow.approval_state == "approved"))
         .order_by(MaintenanceNotice.due_at, MaintenanceNotice.id)
         .limit(limit)
     )
@@ -478,8 +533,10 @@ def due_notices(session: Session, now: datetime, limit: int = 100) -> list[tuple
 
 def _take_window(session: Session, window_id: int) -> bool:
     """Lock the window for this transaction: `FOR UPDATE SKIP LOCKED` on PostgreSQL (another runner holding
-    it: skip, it is being served), the write lock on SQLite (writers queue). False when skipped."""
+    it: skip, it is being served), the write lock on SQLite (writers queue). False when skipped. Its incident
+    is locked first (blocking), the order every writer of a window follows (`lock_window`)."""
     if session.get_bind().dialect.name == "postgresql":
+        _lock_incident_of(session, window_id)
         stmt = select(MaintenanceWindow.id).where(MaintenanceWindow.id == window_id).with_for_update(skip_locked=True)
         return session.scalar(stmt) is not None
     lock_window(session, window_id)
@@ -507,8 +564,10 @@ def _skip(notice: MaintenanceNotice, reason: str) -> str:
     return "skipped"
 
 
-def send_notice(session: Session, notice_id: int, window_id: int, runner: str) -> str | None:
-    """Send one due notice in the caller's transaction: "sent", "skipped", or None when another runner has it.
+def send_notice(session: Session, notice_id: int, window_id: int, runner: str, authorize: Authorize) -> str | None:
+    """Send one due notice in the caller's transaction: "sent", "skipped", "waiting" (the window's schedule
+    approval does not cover it: `authorize` recorded why, and nothing of the window changes), or None when
+    another runner has it.
 
     Stale notices: a "created" or "reminder" notice not sent before the start is skipped (the start notice
     tells the news); a "started" one after the end is skipped (the services still go to maintenance and back,
@@ -521,8 +580,10 @@ def send_notice(session: Session, notice_id: int, window_id: int, runner: str) -
     notice = session.get(MaintenanceNotice, notice_id, populate_existing=True)
     if window is None or notice is None:
         return None
+    who = authorize(session, window, notice)
+    if who is None:
+        return "waiting"
     kind = notice.kind
-    status: IncidentStatus | None = None
     if kind in ("created", "reminder"):
         if window.state != WindowState.scheduled.value:
             return _skip(notice, f"the window is {window.state}")
@@ -542,10 +603,7 @@ def send_notice(session: Session, notice_id: int, window_id: int, runner: str) -
         window.state = WindowState.completed.value
         window.ended_at = now
         _restore_services(session, window, ACTOR)
-        status = IncidentStatus.resolved
-    elif kind == "cancelled":
-        status = IncidentStatus.resolved
-    _publish(session, window, notice, now, status)
+    _publish(session, window, notice, now, who)
     return "sent"
 
 
@@ -556,38 +614,52 @@ def _begin(session: Session, window: MaintenanceWindow, now: datetime) -> None:
     content_changed(session)
 
 
+def notice_update(
+    session: Session,
+    window: MaintenanceWindow,
+    notice: MaintenanceNotice,
+    now: datetime,
+    service_states: dict[str, ServiceState] | None = None,
+) -> UpdateIn:
+    """The update a notice publishes, its text rendered at `now` (the runner: the moment it sends; the
+    schedule's approval: the notice's due time)."""
+    text = render(session, window, notice, now)
+    kind, corrects = UpdateKind.normal, None
+    channels: list[str] | None = None
+    if notice.kind in ("moved", "cancelled"):
+        corrects = last_told_update(session, window) if notice.notify else None
+        if corrects is not None:
+            kind = UpdateKind.correction  # to exactly those the last notice reached, on its channels
+    if not notice.notify or (notice.kind in ("moved", "cancelled") and corrects is None):
+        channels = []  # public surfaces only
+    return UpdateIn(
+        body=text.body,
+        summary=text.summary,
+        kind=kind,
+        corrects=corrects,
+        status=NOTICE_STATUS.get(notice.kind),
+        channels=channels,
+        service_states=service_states,
+    )
+
+
 def _publish(
-    session: Session, window: MaintenanceWindow, notice: MaintenanceNotice, now: datetime, status: IncidentStatus | None
+    session: Session, window: MaintenanceWindow, notice: MaintenanceNotice, now: datetime, who: gate.Authority
 ) -> None:
     incident = session.get(Incident, window.incident_id) if window.incident_id else None
     if incident is None:  # deleted by an admin: the window carries on, its notices are only recorded
         _skip(notice, "the window's incident no longer exists")
         return
-    text = render(session, window, notice, now)
-    kind, corrects = UpdateKind.normal, None
-    channels: list[str] | None = None
-    if notice.kind in ("moved", "cancelled"):
-        corrects = _last_told_update(session, window) if notice.notify else None
-        if corrects is not None:
-            kind = UpdateKind.correction  # to exactly those the last notice reached, on its channels
-    if not notice.notify or (notice.kind in ("moved", "cancelled") and corrects is None):
-        channels = []  # public surfaces only
     held = None
-    if status is IncidentStatus.resolved:
+    if NOTICE_STATUS.get(notice.kind) is IncidentStatus.resolved:
         # the window decides its services' states (already restored): resolving its incident must not reset
         # them (publishing returns an incident's affected services to operational except those it names)
         held = {svc.slug: ServiceState(svc.state) for svc in _services(session, window)} or None
-    data = UpdateIn(
-        body=text.body,
-        summary=text.summary,
-        kind=kind,
-        corrects=corrects,
-        status=status,
-        channels=channels,
-        service_states=held,
-    )
+    data = notice_update(session, window, notice, now, held)
     row = incidents.add_update(session, incident, data, ACTOR)
-    publishing.publish(session, row.id, gate.Authority(ACTOR), door="maintenance.notice")
+    result = publishing.publish(session, row.id, who, door="maintenance.notice")
+    if result.approval_required:  # authorize applied the send rule already: a notice's update never waits
+        raise RuntimeError(f"the gate held notice {notice.id} back at send time (it should have waited)")
     notice.state = "sent"
     notice.sent_at = now
     notice.update_id = row.id

@@ -16,6 +16,10 @@ WINDOW_STATES = ("scheduled", "in_progress", "completed", "cancelled")
 NOTICE_KINDS = ("created", "reminder", "started", "completed", "moved", "cancelled")
 #: notice states: pending -> sent | skipped (stale: a reminder due after the start) | superseded (re-planned)
 NOTICE_STATES = ("pending", "sent", "skipped", "superseded")
+#: the approval of a window's schedule (maintenance/schedule.py): pending (waiting for a second person),
+#: approved (by a second person, or at once by the gate), rejected; NULL: planned before schedule approvals
+#: existed (the runner has the gate decide the first time it sees the window)
+APPROVAL_STATES = ("pending", "approved", "rejected")
 
 
 class MaintenanceWindow(Base):
@@ -53,6 +57,22 @@ class MaintenanceWindow(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the approval of the schedule of notices (APPROVAL_STATES; NULL: not decided yet)
+    approval_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    #: the gate's reason: why a second person is needed, or why the schedule was approved at once
+    approval_reason: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    #: the schedule ETag the request (or the approval) is for
+    approval_etag: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: whose change the decision is about (the second person must be someone else), and when
+    approval_requested_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    approval_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: who approved or rejected, and when (NULL with `approved`: the gate approved at once)
+    approval_decided_by: Mapped[str | None] = mapped_column(String(120), nullable=True)
+    approval_decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: a rejection's comment
+    approval_comment: Mapped[str] = mapped_column(Text, default="", server_default="")
+    #: why the last approval stopped covering the unsent notices (e.g. an edit of the incident)
+    approval_voided: Mapped[str] = mapped_column(String(500), default="", server_default="")
 
     __table_args__ = (Index("ix_maintenance_windows_state_starts_at", "state", "starts_at"),)
 
@@ -84,6 +104,11 @@ class MaintenanceNotice(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str] = mapped_column(Text, default="")
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the digest of this notice's content that the window's schedule approval covers (NULL: none does); the
+    #: runner sends the notice only while its content still has this digest
+    approved_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: why it waits (the schedule's approval does not cover it), "" when it does not
+    waiting_reason: Mapped[str] = mapped_column(String(300), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     __table_args__ = (

@@ -14,6 +14,11 @@ The send rule (publish, corrections and retractions, the alerts API, alert rules
   person, unless an approved routing-map version allows this automation;
 - anything else: now.
 
+The schedule rule (maintenance notices, `decide_schedule`): a schedule of sends planned ahead is decided once,
+as a whole, when it is planned or changed: a second person when any of its sends is high impact (as above), when
+its author lacks the publish scope or when a change from outside voided its approval; now otherwise. Its sends
+then go through the send rule with an Authority naming that approval.
+
 The doors themselves are listed in broadcaster/doors.py; routes declare theirs with `doors.door(...)` /
 `doors.not_a_door(...)` (an OpenAPI extension, `x-door`), runners with a `door` attribute, CLI commands in
 cli.COMMAND_DOORS; tests/core/test_doors.py enumerates them all, so a new one cannot appear unseen.
@@ -21,6 +26,7 @@ cli.COMMAND_DOORS; tests/core/test_doors.py enumerates them all, so a new one ca
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -98,6 +104,41 @@ def decide_send(session: Session, door_name: str, update: Update, who: Authority
     if who.automation:
         return Verdict(door_name, Decision.now, f"{why}; allowed by {who.automation}")
     return Verdict(door_name, Decision.second_person, why)
+
+
+def decide_schedule(
+    session: Session,
+    door_name: str,
+    incident: Incident,
+    sends: Sequence[tuple[str, Update]],
+    who: Authority,
+    *,
+    voided: str | None = None,
+) -> Verdict:
+    """The schedule rule (maintenance notices): a schedule of sends planned ahead is decided once, as a whole,
+    when it is planned or changed, so that no send waits for a second person at its own moment.
+
+    `sends` are the schedule's unsaved updates, each with a label naming it. A second person when `who` lacks
+    the publish scope, when a change from outside the schedule voided its approval (`voided`: e.g. an edit of
+    its incident, whose author's scopes are not known there), or when any send would be high impact
+    (`high_impact`); now otherwise. An automation allowance counts for nothing here."""
+    DOORS[door_name]
+    if not who.can_publish:
+        return Verdict(door_name, Decision.second_person, "planned by someone without the publish scope")
+    if voided:
+        return Verdict(door_name, Decision.second_person, f"the approval was voided: {voided}")
+    reasons: dict[str, list[str]] = {}
+    for label, update in sends:
+        why = high_impact(session, incident, update)
+        if why is not None:
+            reasons.setdefault(why, []).append(label)
+    if reasons:
+        return Verdict(
+            door_name,
+            Decision.second_person,
+            "; ".join(f"{why} ({', '.join(labels)})" for why, labels in reasons.items()),
+        )
+    return Verdict(door_name, Decision.now, "no send reaches APPROVAL_SEVERITY or the audience threshold")
 
 
 def record(session: Session, verdict: Verdict, actor: str, target_type: str, target_id: Any, **detail: Any) -> None:
