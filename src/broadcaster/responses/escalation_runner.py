@@ -116,7 +116,7 @@ def _context(session: Session, question: Question) -> _Context:
         priority = int(Priority.for_send(severity))
         channels = []
     kinds = {k for k in (kind_of(c) for c in channels) if k is not None}
-    return _Context(question, rules_for(session, question), priority == int(Priority.critical), priority, kinds)
+    return _Context(question, rules_for(question), priority == int(Priority.critical), priority, kinds)
 
 
 class Escalator:
@@ -458,7 +458,7 @@ class Escalator:
 def arm(session: Session, question: Question) -> int:
     """Schedule the first escalation step for everyone asked who has not answered (caller commits); how many.
     Marks the question armed even when it has no steps (nothing to schedule)."""
-    rules = rules_for(session, question)
+    rules = rules_for(question)
     question.escalation_armed_at = utcnow()
     if rules is None or not rules.steps:
         return 0
