@@ -1,7 +1,9 @@
 """The escalation runner: re-send a question to whoever has not answered, and warn the escalation group.
 
 Runs beside every delivery worker (delivery/lifecycle.py); any number of them may run at once. Durable and
-exactly once per person per step:
+exactly once per person per step. The rules it runs are the snapshot taken when the update was published
+(`Question.escalation_applied`, what the approval covered: `escalation.rules_for`); it never reads the routing
+map, so a later edit of a category's rules changes nothing for questions already published.
 
 - **Arming.** Once a question's broadcast is planned (its `question_recipients` are filled), every person
   who has not answered gets `next_escalation_at` = opened + the first step's delay (`arm`).
