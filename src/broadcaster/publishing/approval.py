@@ -207,17 +207,22 @@ class Watch:
 
 def watch(session: Session, keep: Callable[[Update], bool] | None = None, *, category_id: int | None = None) -> Watch:
     """Before a change made elsewhere: the pending updates (of incidents in `category_id`, and for which `keep`
-    says yes) with their binding's parts. Few updates wait for approval at any time."""
-    stmt = select(Update).where(Update.state == UpdateState.pending_approval.value).order_by(Update.id)
+    says yes) with their binding's parts. Their incidents are locked first (in id order), so an approval cannot
+    publish one of them between this look and `Watch.void`. Few updates wait for approval at any time."""
+    stmt = select(Update.id, Update.incident_id).where(Update.state == UpdateState.pending_approval.value)
     if category_id is not None:
         stmt = stmt.join(Incident, Incident.id == Update.incident_id).where(Incident.category_id == category_id)
-    return Watch(
-        {
-            u.id: (u, content_binding.parts(content_binding.binding(session, u)))
-            for u in session.scalars(stmt)
-            if keep is None or keep(u)
-        }
-    )
+    rows = session.execute(stmt.order_by(Update.id)).all()
+    for incident_id in sorted({incident_id for _, incident_id in rows}):
+        lock_incident(session, incident_id)
+        session.get(Incident, incident_id, populate_existing=True)
+    watched = Watch()
+    for update_id, _ in rows:
+        update = session.get(Update, update_id, populate_existing=True)
+        if update is None or update.state != UpdateState.pending_approval.value or (keep and not keep(update)):
+            continue
+        watched.before[update.id] = (update, content_binding.parts(content_binding.binding(session, update)))
+    return watched
 
 
 def cancel_pending(

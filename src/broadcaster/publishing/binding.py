@@ -22,9 +22,6 @@ from broadcaster.models import Update
 from broadcaster.models.services import Service
 from broadcaster.publishing.schemas import Binding
 
-#: the parts of a binding that change outside the update and its incident, as `parts` names them
-PARTS = ("question", "escalation", "areas", "services", "reach")
-
 
 def binding(session: Session, update: Update) -> Binding:
     """What approving `update` binds besides its rendered text (module docstring)."""
@@ -47,7 +44,7 @@ def binding(session: Session, update: Update) -> Binding:
 
 def parts(bound: Binding) -> dict[str, Any]:
     """The binding's parts that can change outside the update's and incident's own fields, by the name a void
-    is audited under (`PARTS`): the question (text, options), its escalation, the areas, services and reach."""
+    is audited under: the question (text, options), its escalation, the areas, services and reach."""
     data = bound.bound()
     question = data.get("question") or None
     return {
