@@ -392,7 +392,7 @@ def _import_map(path: Path, *, actor: str) -> int:
         routing_map = service.parse_map(path.read_bytes(), source=str(path))
         with session_scope() as session:
             before = service.export_map(session).model_dump(mode="json")
-            service.replace_map(session, routing_map)
+            service.replace_map(session, routing_map, actor=actor)
             after = service.export_map(session).model_dump(mode="json")
             audit.record(
                 session, actor, "routing_map.replace", "routing_map", "-", before=before, after=after, source=str(path)

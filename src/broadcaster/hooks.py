@@ -163,6 +163,14 @@ update_published: Hook[Callable[[Session, Update, Incident, str], object]] = Hoo
     """(session, update, incident, actor) when an update is published (same transaction, before its broadcast).""",
 )
 
+content_binding: Hook[Callable[[Session, Update], dict[str, Any] | None]] = Hook(
+    "content_binding",
+    """(session, update) -> what a feature adds to what an approval of `update` binds besides its rendered text,
+    by field of `publishing.schemas.Binding` (`question`: the question with its effective escalation and every
+    summary recipient; `areas`: the named areas with their geometry versions), or None. The preview shows it and
+    the content ETag hashes it, so a change to any of it voids a pending approval.""",
+)
+
 # --- incidents -------------------------------------------------------------------------------------------
 
 incident_changed: Hook[Callable[[Session, Incident, list[str], str], object]] = Hook(

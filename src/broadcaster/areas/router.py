@@ -53,7 +53,7 @@ def import_areas(raw: RawBody, session: SessionDep, who: Writer) -> ImportOut:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadRequest(f"Request body is not valid JSON: {exc}", code="malformed_json") from None
-    created, updated = service.import_collection(session, body)
+    created, updated = service.import_collection(session, body, who.actor)
     audit.record(session, who.actor, "area.import", "area", "-", created=created, updated=updated)
     return ImportOut(created=created, updated=updated)
 
@@ -76,7 +76,7 @@ def get_area(slug: SlugPath, session: SessionDep, _: Reader) -> AreaOut:
 def update_area(slug: SlugPath, body: AreaPatch, session: SessionDep, who: Writer) -> AreaOut:
     before = AREAS.snapshot_of(session, slug)
     before_geometry = service.get_area(session, slug).geometry
-    area = service.update_area(session, slug, body)
+    area = service.update_area(session, slug, body, who.actor)
     return AREAS.updated(
         session, who.actor, slug, area, before=before, body=body, geometry_changed=area.geometry != before_geometry
     )

@@ -10,11 +10,12 @@ the current area, named-area shapes and subscriber locations.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import logging
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,8 @@ from broadcaster.errors import Conflict, Unprocessable, field_name
 from broadcaster.models import Update
 from broadcaster.models.areas import Area, AreaMatch, SubscriberArea
 from broadcaster.models.delivery import Subscriber
+from broadcaster.publishing import approval
+from broadcaster.publishing.schemas import AreaBinding
 
 log = logging.getLogger(__name__)
 
@@ -109,8 +112,26 @@ def _feature(index: int, feature: Any) -> tuple[dict[str, Any], BaseGeometry]:
     return values, shape
 
 
-def import_collection(session: Session, body: Any) -> tuple[list[str], list[str]]:
-    """Upsert every feature of a GeoJSON FeatureCollection (by `properties.slug`); all or nothing.
+def geometry_version(geometry: Any) -> str:
+    """A version of a geometry: a hash of its canonical JSON (any change to a coordinate changes it)."""
+    raw = json.dumps(geometry, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def _naming(*slugs: str) -> Callable[[Update], bool]:
+    """A test: whether an update's area names one of `slugs`."""
+    wanted = set(slugs)
+
+    def names(update: Update) -> bool:
+        area = _area_of(update)
+        return area is not None and bool(wanted & set(area.get("areas") or []))
+
+    return names
+
+
+def import_collection(session: Session, body: Any, actor: str) -> tuple[list[str], list[str]]:
+    """Upsert every feature of a GeoJSON FeatureCollection (by `properties.slug`); all or nothing. An area
+    replaced with another geometry (or name) voids the pending approvals of the updates naming it.
 
     Returns (created slugs, updated slugs). Any bad feature raises Unprocessable naming it before anything
     is written."""
@@ -131,6 +152,7 @@ def import_collection(session: Session, body: Any) -> tuple[list[str], list[str]
             )
         seen[values["slug"]] = i
     existing = {a.slug: a for a in session.scalars(select(Area).where(Area.slug.in_(list(seen))))}
+    watched = approval.watch(session, _naming(*existing))
     created: list[str] = []
     updated: list[str] = []
     for values, shape in parsed:
@@ -144,11 +166,14 @@ def import_collection(session: Session, body: Any) -> tuple[list[str], list[str]
         area.name, area.kind, area.description = values["name"], values["kind"], values["description"]
         _set_geometry(area, values["geometry"], shape)
     session.flush()
+    watched.void(session, actor, cause="areas imported")
     return created, updated
 
 
-def update_area(session: Session, slug: str, patch: AreaPatch) -> Area:
+def update_area(session: Session, slug: str, patch: AreaPatch, actor: str) -> Area:
+    """Edit a named area; a new geometry (or name) voids the pending approvals of the updates naming it."""
     area = get_area(session, slug)
+    watched = approval.watch(session, _naming(slug))
     values = patch.model_dump(exclude_unset=True)
     for key in ("name", "kind", "description"):
         if values.get(key) is not None:
@@ -156,6 +181,7 @@ def update_area(session: Session, slug: str, patch: AreaPatch) -> Area:
     if patch.geometry is not None:
         _set_geometry(area, patch.geometry, parse_geometry(patch.geometry))
     session.flush()
+    watched.void(session, actor, cause=f"area {slug} edited")
     return area
 
 
@@ -256,6 +282,31 @@ def area_geometries(session: Session, update: Update) -> list[BaseGeometry]:
         return []
     _named, polygons, circles = _shapes(session, area)
     return polygons + [c.polygon() for c in circles]
+
+
+def area_binding(session: Session, update: Update) -> dict[str, Any] | None:
+    """`{"areas": [...]}`: what an approval of `update` binds of its area (hooks.content_binding): each named
+    area with its name and geometry version (None when it no longer exists), then its own polygon and circle."""
+    area = _area_of(update)
+    if area is None:
+        return None
+    slugs = list(area.get("areas") or [])
+    found = {a.slug: a for a in session.scalars(select(Area).where(Area.slug.in_(slugs)))} if slugs else {}
+    out = [
+        AreaBinding(slug=s, name=found[s].name, geometry_version=geometry_version(found[s].geometry))
+        if s in found
+        else AreaBinding(slug=s, name=s, geometry_version=None)
+        for s in slugs
+    ]
+    if area.get("polygon"):
+        out.append(AreaBinding(slug=None, name="the marked area", geometry_version=geometry_version(area["polygon"])))
+    if area.get("circle"):
+        c = area["circle"]
+        radius = float(c["radius_m"])
+        size = f"{radius / 1000:g} km" if radius >= 1000 else f"{radius:g} m"
+        name = f"within {size} of {float(c['lat']):.5f}, {float(c['lon']):.5f}"
+        out.append(AreaBinding(slug=None, name=name, geometry_version=geometry_version(c)))
+    return {"areas": out}
 
 
 def area_description(session: Session, update: Update) -> str:

@@ -17,6 +17,7 @@ from broadcaster.models import Incident, Update, utcnow
 from broadcaster.publishing.approval import (
     cancel_pending,
     changed_fields,
+    content_fields,
     lock_incident,
     lock_update,
     note_severity_change,
@@ -218,10 +219,12 @@ def _require_draft(update: Update) -> None:
 
 
 def edit_update(session: Session, update_id: int, patch: UpdatePatch, actor: str) -> Update:
-    """Edit a draft or pending update; a change returns a pending update to draft (its approval is void)."""
+    """Edit a draft or pending update; a change returns a pending update to draft (its approval is void): to its
+    fields, or to what it binds (its question and the question's escalation, the named areas it targets)."""
     update = lock_update(session, update_id)
     _require_draft(update)
-    before = snapshot(update)
+    pending = update.state == UpdateState.pending_approval.value
+    before = content_fields(session, update) if pending else {}
     values = _update_values(patch)
     _check_service_states(session, values.get("service_states"))
     validate_update_area(session, values.get("area"))
@@ -233,7 +236,9 @@ def edit_update(session: Session, update_id: int, patch: UpdatePatch, actor: str
 
         set_question(session, update, patch.question)
         session.expire(update, ["question"])
-    cancel_pending(session, [update], actor, changed_fields(before, snapshot(update)), cause="update edited")
+    if pending:
+        after = content_fields(session, update)
+        cancel_pending(session, [update], actor, changed_fields(before, after), cause="update edited")
     session.flush()
     return update
 

@@ -24,6 +24,9 @@ class Question(Base):
     #: escalation rules (None: the category's, else none): {"steps": [{"after_minutes": 10, "channel": "voice"},
     #: ...], "threshold": {"percent": 60, "after_minutes": 30, "group": {...}}, "respect_quiet_hours": bool}
     escalation: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    #: the escalation that runs: the effective rules (its own, else its category's) taken when the update was
+    #: published, i.e. what the approval covered ({}: none); None while a draft. The runner reads only this.
+    escalation_applied: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     #: draft (update not published yet) | open | closed
     state: Mapped[str] = mapped_column(String(16), default="draft")
     opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

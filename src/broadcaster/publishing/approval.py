@@ -1,11 +1,14 @@
 """The two-person rule's bookkeeping: content ETags, recent severity downgrades, cancelled approval requests.
 
-- An approval is for exact content. `content_etag` hashes everything that decides what is sent: the
-  incident's and the update's fields, the resolved channels and audience, and every channel's rendered
-  text per locale (templates and routing-map contacts included). The preview returns it; approve needs it
-  back in `If-Match`.
+- An approval is for exact content. `content_etag` hashes everything that decides what is sent and to whom:
+  the incident's and the update's fields, the resolved channels and audience, every channel's rendered text
+  per locale (templates and routing-map contacts included), and the binding the preview shows
+  (publishing/binding.py: the category's reach and the services reached, each named area's geometry version,
+  the question with its effective escalation and every summary recipient). The preview returns it; approve
+  needs it back in `If-Match`.
 - Any change to a pending update or its incident returns the update to draft (`cancel_pending`), audited
-  with the fields that changed.
+  with the fields that changed; so does a change made elsewhere to what it binds (`watch` before the change,
+  `Watch.void` after it: the routing map's escalation rules or reach, an area's geometry, a service removed).
 - Lowering an incident's severity does not skip approval: `Incident.severity_lowered_at` keeps, for each
   severity above the current one, the instant the incident last dropped below it, and `recently_at_level`
   reads it against `APPROVAL_DOWNGRADE_WINDOW`.
@@ -15,7 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +32,7 @@ from broadcaster.delivery.audience import resolved_channels
 from broadcaster.domain import Severity, UpdateState
 from broadcaster.errors import AppError, Conflict, Forbidden, NotFound
 from broadcaster.models import Incident, Update, utcnow
+from broadcaster.publishing import binding as content_binding
 from broadcaster.publishing.preview import preview as build_preview
 from broadcaster.publishing.schemas import PreviewOut
 from broadcaster.settings import get_settings
@@ -44,8 +49,10 @@ UPDATE_FIELDS += ("area",)
 
 #: how the OpenAPI document describes the content ETag
 ETAG_DOC = (
-    "Content ETag: a hash over exactly what publishing this update would send (incident and update fields, "
-    "resolved channels and audience, rendered text). Approve with `If-Match` set to it."
+    "Content ETag: a hash over exactly what publishing this update would send and to whom (incident and update "
+    "fields, resolved channels and audience, rendered text, and the preview's `binding`: services, areas with their "
+    "geometry versions, the question with its effective escalation and summary recipients). Approve with "
+    "`If-Match` set to it."
 )
 
 
@@ -103,6 +110,7 @@ def content_etag(session: Session, update: Update, preview: PreviewOut | None = 
             "test_group_only": bool(update.test),
         },
         "rendered": rendered,
+        "binding": (preview.binding or content_binding.binding(session, update)).bound(),
     }
     raw = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return '"' + hashlib.sha256(raw.encode()).hexdigest()[:40] + '"'
@@ -170,8 +178,51 @@ def snapshot(obj: Incident | Update) -> dict[str, Any]:
     return {name: getattr(obj, name) for name in UPDATE_FIELDS}
 
 
+def content_fields(session: Session, update: Update) -> dict[str, Any]:
+    """`snapshot(update)` and the parts of its binding that change outside its own fields (its question and
+    effective escalation, the areas' geometry, services, reach): compared before and after an edit."""
+    return {**snapshot(update), **content_binding.parts(content_binding.binding(session, update))}
+
+
 def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
     return sorted(k for k in after if before.get(k) != after[k])
+
+
+@dataclass
+class Watch:
+    """Pending updates and what they bind, taken before a change made elsewhere (the routing map, an area, a
+    service); `void` after the change returns those whose binding changed to draft."""
+
+    before: dict[int, tuple[Update, dict[str, Any]]] = field(default_factory=dict)
+
+    def void(self, session: Session, actor: str, *, cause: str) -> list[int]:
+        """Cancel the pending approvals whose binding changed (audited with the parts that did); their ids."""
+        session.flush()
+        cancelled: list[int] = []
+        for update, before in self.before.values():
+            after = content_binding.parts(content_binding.binding(session, update))
+            cancelled += cancel_pending(session, [update], actor, changed_fields(before, after), cause=cause)
+        return cancelled
+
+
+def watch(session: Session, keep: Callable[[Update], bool] | None = None, *, category_id: int | None = None) -> Watch:
+    """Before a change made elsewhere: the pending updates (of incidents in `category_id`, and for which `keep`
+    says yes) with their binding's parts. Their incidents are locked first (in id order), so an approval cannot
+    publish one of them between this look and `Watch.void`. Few updates wait for approval at any time."""
+    stmt = select(Update.id, Update.incident_id).where(Update.state == UpdateState.pending_approval.value)
+    if category_id is not None:
+        stmt = stmt.join(Incident, Incident.id == Update.incident_id).where(Incident.category_id == category_id)
+    rows = session.execute(stmt.order_by(Update.id)).all()
+    for incident_id in sorted({incident_id for _, incident_id in rows}):
+        lock_incident(session, incident_id)
+        session.get(Incident, incident_id, populate_existing=True)
+    watched = Watch()
+    for update_id, _ in rows:
+        update = session.get(Update, update_id, populate_existing=True)
+        if update is None or update.state != UpdateState.pending_approval.value or (keep and not keep(update)):
+            continue
+        watched.before[update.id] = (update, content_binding.parts(content_binding.binding(session, update)))
+    return watched
 
 
 def cancel_pending(

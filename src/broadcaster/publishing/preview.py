@@ -1,5 +1,6 @@
 """Exactly what publishing an update would send: every channel's rendered text per locale, the recipients it would
-reach, how long that takes behind the queue, and the warnings a comms officer must see first."""
+reach, how long that takes behind the queue, the warnings a comms officer must see first, and what else an approval
+binds (publishing/binding.py: audience, services, areas, the question's escalation and its summary recipients)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from broadcaster.delivery.audience import TEST_SKIP_REASON, audience_counts
 from broadcaster.delivery.eta import SLOW_SECONDS, EtaOut
 from broadcaster.domain import SUBSCRIBER_KINDS, Priority
 from broadcaster.models import Update
+from broadcaster.publishing.binding import binding
 from broadcaster.publishing.schemas import ChannelPreview, PreviewOut, RenderOut
 from broadcaster.rendering import Rendered, render_update
 from broadcaster.settings import Settings
@@ -120,6 +122,7 @@ def preview(session: Session, update: Update, settings: Settings, *, with_counts
         test=bool(update.test),
         channels=out,
         warnings=warnings,
+        binding=binding(session, update),
     )
 
 

@@ -1,7 +1,9 @@
 """Escalation rules of a question: their schema (422 naming the field), quiet hours, and who a step reaches.
 
 Rules are set on the question (`Question.escalation`) or taken from its category (`Category.escalation`, set
-in the routing map) and look like::
+in the routing map): `effective_rules`. Publishing the update takes a snapshot of them
+(`Question.escalation_applied`, what its approval covered) and the runner reads only that (`rules_for`), so a
+later edit of the routing map changes nothing for a question already published. Rules look like::
 
     {"steps": [{"after_minutes": 10, "channel": "voice"}, {"after_minutes": 20, "channel": "secondary"}],
      "threshold": {"percent": 60, "after_minutes": 30, "group": {"emails": ["ops@example.org"], "tag": "managers"}},
@@ -38,7 +40,6 @@ from pydantic import (
     model_serializer,
     model_validator,
 )
-from sqlalchemy.orm import Session
 
 from broadcaster.domain import SUBSCRIBER_KINDS, ChannelKind, normalize_phone, validate_slug
 from broadcaster.errors import Unprocessable, field_name
@@ -155,15 +156,33 @@ def parse_rules(data: Any, field: str = "escalation") -> EscalationRules:
         raise Unprocessable(f"{name}: {err['msg']}", field=name) from None
 
 
-def rules_for(session: Session, question: Any) -> EscalationRules | None:
-    """The rules that apply to `question`: its own, else its category's, else None."""
-    raw = question.escalation
-    if raw is None:
-        from broadcaster.models import Update
+def effective_rules(question: Any, category: Any) -> tuple[str, dict[str, Any]] | None:
+    """(source, stored rules) of the escalation that would run for `question` in `category`: the snapshot taken
+    at publication ("published"), else its own rules ("question"), else the category's ("category"); None when
+    nothing escalates."""
+    applied = getattr(question, "escalation_applied", None)
+    if applied is not None:
+        return ("published", applied) if applied else None
+    if question.escalation is not None:
+        return "question", question.escalation
+    raw = getattr(category, "escalation", None)
+    return ("category", raw) if raw else None
 
-        update = session.get(Update, question.update_id)
-        category = update.incident.category if update is not None and update.incident is not None else None
-        raw = getattr(category, "escalation", None)
+
+def applied_rules(question: Any, category: Any) -> dict[str, Any]:
+    """The snapshot publishing takes (`Question.escalation_applied`): the question's rules, else its
+    category's, as they are now; {} when nothing escalates."""
+    effective = effective_rules(question, category)
+    return dict(effective[1]) if effective is not None else {}
+
+
+def rules_for(question: Any) -> EscalationRules | None:
+    """The rules that run for a published question: the snapshot its publication took (`escalation_applied`,
+    what the approval covered). A question opened without one (written outside publishing) runs only its own
+    rules: the routing map is never read at run time."""
+    raw = question.escalation_applied
+    if raw is None:
+        raw = question.escalation
     if not raw:
         return None
     try:

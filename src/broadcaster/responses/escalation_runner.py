@@ -1,7 +1,9 @@
 """The escalation runner: re-send a question to whoever has not answered, and warn the escalation group.
 
 Runs beside every delivery worker (delivery/lifecycle.py); any number of them may run at once. Durable and
-exactly once per person per step:
+exactly once per person per step. The rules it runs are the snapshot taken when the update was published
+(`Question.escalation_applied`, what the approval covered: `escalation.rules_for`); it never reads the routing
+map, so a later edit of a category's rules changes nothing for questions already published.
 
 - **Arming.** Once a question's broadcast is planned (its `question_recipients` are filled), every person
   who has not answered gets `next_escalation_at` = opened + the first step's delay (`arm`).
@@ -116,7 +118,7 @@ def _context(session: Session, question: Question) -> _Context:
         priority = int(Priority.for_send(severity))
         channels = []
     kinds = {k for k in (kind_of(c) for c in channels) if k is not None}
-    return _Context(question, rules_for(session, question), priority == int(Priority.critical), priority, kinds)
+    return _Context(question, rules_for(question), priority == int(Priority.critical), priority, kinds)
 
 
 class Escalator:
@@ -458,7 +460,7 @@ class Escalator:
 def arm(session: Session, question: Question) -> int:
     """Schedule the first escalation step for everyone asked who has not answered (caller commits); how many.
     Marks the question armed even when it has no steps (nothing to schedule)."""
-    rules = rules_for(session, question)
+    rules = rules_for(question)
     question.escalation_armed_at = utcnow()
     if rules is None or not rules.steps:
         return 0

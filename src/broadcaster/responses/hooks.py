@@ -1,5 +1,6 @@
 """How two-way updates plug into the lower layers (broadcaster.hooks): the question in every message, its answer
-links, who was asked, the question opening on publish, re-sends held for people who answered, the escalation runner."""
+links, who was asked, the question opening on publish, re-sends held for people who answered, the escalation runner,
+and what an approval binds of the question (its effective escalation and summary recipients)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from broadcaster.channels.base import Adapter, Message
 from broadcaster.models import Incident, Update
 from broadcaster.models.delivery import ESCALATION_KIND
 from broadcaster.responses import links, service
+from broadcaster.responses.binding import question_binding
 from broadcaster.responses.escalation_runner import EscalationRunner, answered_or_closed
 from broadcaster.settings import Settings
 
@@ -59,3 +61,4 @@ hooks.broadcast_planned.register(service.add_recipients)  # everyone reached is 
 hooks.update_published.register(opened)
 hooks.send_guards.register(hooks.SendGuard(ESCALATION_KIND, held_for_answers))
 hooks.runners.register(escalation_runner)
+hooks.content_binding.register(question_binding)

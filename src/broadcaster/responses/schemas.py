@@ -126,7 +126,12 @@ class QuestionOut(BaseModel):
     update_id: int
     text: str
     options: list[OptionOut]
-    escalation: dict[str, Any] | None
+    escalation: dict[str, Any] | None = Field(description="The question's own rules (None: its category's).")
+    escalation_applied: dict[str, Any] | None = Field(
+        None,
+        description="The escalation that runs: the effective rules taken when the update was published (what its "
+        "approval covered; {} none). None while a draft. Later routing-map edits do not change it.",
+    )
     state: str = Field(description="draft (update not published) | open | closed")
     opened_at: datetime | None
     closed_at: datetime | None

@@ -26,6 +26,7 @@ from broadcaster.models.audience import SubscriberCategory, SubscriberTag
 from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
 from broadcaster.models.responses import Question, QuestionRecipient, Response, ResponseTally
 from broadcaster.responses import matching
+from broadcaster.responses.escalation import applied_rules
 from broadcaster.responses.schemas import (
     OptionCount,
     OptionOut,
@@ -85,11 +86,13 @@ def set_question(session: Session, update: Update, data: QuestionIn | None) -> Q
 
 
 def open_for_update(session: Session, update: Update) -> None:
-    """Publishing the update opens its question (called by publishing)."""
+    """Publishing the update opens its question (called by publishing) and fixes the escalation that runs for it:
+    its effective rules now, i.e. what the approval covered (`Question.escalation_applied`)."""
     question = question_for(session, update.id)
     if question is not None and question.state == DRAFT:
         question.state = OPEN
         question.opened_at = utcnow()
+        question.escalation_applied = applied_rules(question, update.incident.category)
 
 
 def add_recipients(session: Session, broadcast: Broadcast) -> int:
@@ -135,6 +138,7 @@ def question_out(question: Question) -> QuestionOut:
         text=question.text,
         options=[OptionOut(**o) for o in question.options],
         escalation=question.escalation,
+        escalation_applied=question.escalation_applied,
         state=question.state,
         opened_at=question.opened_at,
         closed_at=question.closed_at,
@@ -149,22 +153,32 @@ _DRAFT_QUESTIONS: weakref.WeakKeyDictionary[Update, Question] = weakref.WeakKeyD
 
 def attach_draft_question(update: Update, data: QuestionIn) -> None:
     """Preview an unsaved update with its question: every channel renders it as it would once saved."""
-    _DRAFT_QUESTIONS[update] = Question(id=0, text=data.text, options=data.stored_options(), state=DRAFT, recipients=0)
+    _DRAFT_QUESTIONS[update] = Question(
+        id=0,
+        text=data.text,
+        options=data.stored_options(),
+        escalation=data.escalation.stored() if data.escalation is not None else None,
+        state=DRAFT,
+        recipients=0,
+    )
+
+
+def question_of(session: Session | None, update: Update) -> Question | None:
+    """The question `update` asks: the one attached to an unsaved draft being previewed, else the stored one."""
+    from sqlalchemy import inspect as sa_inspect
+
+    draft = _DRAFT_QUESTIONS.get(update)
+    if draft is not None:
+        return draft
+    if session is None or update.id is None or sa_inspect(update).session is None:
+        return None  # an unsaved update without a question, or a detached one: no question to look up
+    return update.question
 
 
 def render_context(session: Session | None, update: Update) -> dict[str, Any] | None:
     """What the templates get as `question` (None when the update asks nothing): text, options with the
     digit to press and the e-mail placeholder of their signed link, and the webhook response URL."""
-    from sqlalchemy import inspect as sa_inspect
-
-    question: Question | None
-    draft = _DRAFT_QUESTIONS.get(update)
-    if draft is not None:
-        question = draft  # an unsaved update (a draft preview) with its question
-    elif session is None or update.id is None or sa_inspect(update).session is None:
-        return None  # an unsaved update without a question, or a detached one: no question to look up
-    else:
-        question = update.question
+    question = question_of(session, update)
     if question is None:
         return None
     from broadcaster.responses.links import PLACEHOLDER, webhook_response_url

@@ -48,7 +48,7 @@ def get_category(slug: str, session: SessionDep, _: Reader) -> CategoryOut:
 @router.patch("/categories/{slug}", response_model=CategoryOut, openapi_extra=doors.door("routing.map"))
 def update_category(slug: str, body: CategoryPatch, session: SessionDep, who: Writer) -> CategoryOut:
     before = CATEGORIES.snapshot_of(session, slug)
-    cat = service.update_category(session, slug, body)
+    cat = service.update_category(session, slug, body, who.actor)
     return CATEGORIES.updated(session, who.actor, slug, cat, before=before, body=body)
 
 
@@ -95,7 +95,7 @@ def put_routing_map(request: Request, raw: RawBody, session: SessionDep, who: Wr
     json_only = "json" in request.headers.get("content-type", "")
     routing_map = service.parse_map(raw, source="body", json_only=json_only)
     before = service.export_map(session).model_dump(mode="json")
-    service.replace_map(session, routing_map)
+    service.replace_map(session, routing_map, actor=who.actor)
     after = service.export_map(session)
     audit.record(
         session,

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from broadcaster.crud import get_by_slug
 from broadcaster.errors import BadRequest, Conflict, Unprocessable, field_name
 from broadcaster.models import Category, Incident
+from broadcaster.publishing import approval
 from broadcaster.routing.schemas import CategoryIn, CategoryPatch, RoutingMap
 
 
@@ -49,10 +50,14 @@ def create_category(session: Session, data: CategoryIn) -> Category:
     return cat
 
 
-def update_category(session: Session, slug: str, patch: CategoryPatch) -> Category:
+def update_category(session: Session, slug: str, patch: CategoryPatch, actor: str) -> Category:
+    """Edit a category; a change to what its pending updates bind (its escalation rules, which their questions
+    inherit, or its reach) returns them to draft."""
     cat = get_category(session, slug)
+    watched = approval.watch(session, category_id=cat.id)
     _apply(cat, patch)
     session.flush()
+    watched.void(session, actor, cause=f"category {slug} changed in the routing map")
     return cat
 
 
@@ -89,14 +94,18 @@ def export_map(session: Session) -> RoutingMap:
     return RoutingMap(categories=cats, **export_sections(session))
 
 
-def replace_map(session: Session, routing_map: RoutingMap, *, prune: bool = True) -> list[Category]:
-    """Make the stored map equal `routing_map`: upsert every category, remove the others (if unused).
+def replace_map(
+    session: Session, routing_map: RoutingMap, *, prune: bool = True, actor: str = "system"
+) -> list[Category]:
+    """Make the stored map equal `routing_map`: upsert every category, remove the others (if unused). Pending
+    updates whose binding changed (a category's escalation rules or reach) return to draft, audited as `actor`.
 
     Every alert-rule and webhook-mapping template is first rendered on sample notifications under the render
     budget: one over budget is a 422 naming its field, before anything is written."""
     from broadcaster.alertrules.template_check import check_templates
 
     check_templates(routing_map)
+    watched = approval.watch(session)
     existing = {c.slug: c for c in list_categories(session)}
     for data in routing_map.categories:
         cat = existing.pop(data.slug, None)
@@ -119,6 +128,7 @@ def replace_map(session: Session, routing_map: RoutingMap, *, prune: bool = True
                 )
             session.delete(cat)
     session.flush()
+    watched.void(session, actor, cause="routing map replaced")
     return list_categories(session)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Response, status
@@ -61,7 +62,7 @@ def update_service(slug: str, body: ServicePatch, session: SessionDep, who: Writ
 
 @router.delete("/services/{slug}", status_code=status.HTTP_204_NO_CONTENT, openapi_extra=doors.door("service.state"))
 def delete_service(slug: str, session: SessionDep, who: Writer) -> Response:
-    return SERVICES.delete(session, who.actor, slug, service.delete_service)
+    return SERVICES.delete(session, who.actor, slug, partial(service.delete_service, actor=who.actor))
 
 
 @router.post(

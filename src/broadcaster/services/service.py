@@ -6,7 +6,7 @@ maintenance window that caused it) and bumps the public version so the status pa
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta
 
 from sqlalchemy import select
@@ -19,6 +19,7 @@ from broadcaster.errors import Conflict, Unprocessable
 from broadcaster.invalidation import content_changed
 from broadcaster.models import Incident, Update, utcnow
 from broadcaster.models.services import SERVICE_STATES, Service, ServiceStateChange
+from broadcaster.publishing import approval
 from broadcaster.services.schemas import ServiceIn, ServicePatch, severity_rank
 
 #: the longest history window `history` serves
@@ -60,9 +61,17 @@ def check_slugs(session: Session, slugs: Iterable[str], *, field: str, always: b
     )
 
 
+def _affecting(slug: str) -> Callable[[Update], bool]:
+    """A test: whether an update's incident names the service `slug` among its affected services."""
+    return lambda update: slug in (update.incident.affected_services or [])
+
+
 def create_service(session: Session, data: ServiceIn, actor: str) -> Service:
+    """Create a service; pending updates of incidents that already named it (their audience grows by its
+    followers) return to draft."""
     if session.scalar(select(Service.id).where(Service.slug == data.slug)) is not None:
         raise Conflict(f"Service {data.slug!r} already exists.", field="slug", code="duplicate")
+    watched = approval.watch(session, _affecting(data.slug))
     now = utcnow()
     svc = Service(
         slug=data.slug,
@@ -80,6 +89,7 @@ def create_service(session: Session, data: ServiceIn, actor: str) -> Service:
     session.add(ServiceStateChange(service_id=svc.id, state=svc.state, previous=None, at=now, actor=actor))
     content_changed(session)
     session.flush()
+    watched.void(session, actor, cause=f"service {data.slug} created")
     return svc
 
 
@@ -101,8 +111,9 @@ def _open_incidents(session: Session, *, excluding: int | None = None) -> list[I
     return list(session.scalars(stmt))
 
 
-def delete_service(session: Session, slug: str) -> None:
-    """Delete a service and its history; refused while an open incident affects it."""
+def delete_service(session: Session, slug: str, actor: str) -> None:
+    """Delete a service and its history; refused while an open incident affects it. Pending updates of incidents
+    naming it (their audience loses its followers) return to draft."""
     svc = get_service(session, slug)
     using = [i.id for i in _open_incidents(session) if slug in (i.affected_services or [])]
     if using:
@@ -110,9 +121,11 @@ def delete_service(session: Session, slug: str) -> None:
             f"Service {slug!r} is affected by open incident(s) {', '.join(map(str, using))}; resolve them first.",
             field="slug",
         )
+    watched = approval.watch(session, _affecting(slug))
     session.delete(svc)
     content_changed(session)
     session.flush()
+    watched.void(session, actor, cause=f"service {slug} deleted")
 
 
 def set_state(

@@ -1,5 +1,6 @@
-/* Renders a /v1 preview (POST /v1/preview or /v1/updates/{id}/preview) side by side per channel.
-   Used by the compose form and by the approvals queue (the approver sees exactly what the author saw). */
+/* Renders a /v1 preview (POST /v1/preview or /v1/updates/{id}/preview) side by side per channel, then what the
+   approval also binds (audience, areas, escalation). Used by the compose form and by the approvals queue (the
+   approver sees exactly what the author saw). */
 (function () {
   "use strict";
   var el = BC.el;
@@ -101,6 +102,55 @@
     ]);
   }
 
+  /* What approving also binds (PreviewOut.binding, part of the content ETag): who is reached, the areas with
+     their geometry versions, the question and the escalation that runs, with every summary recipient. */
+  var SOURCES = { question: "the question's own rules", published: "fixed when it was published",
+                  category: "the category's rules in the routing map (fixed when it is published)" };
+
+  function escalationLines(e) {
+    if (!e) { return [el("li", { text: "No escalation: nobody is asked again and no summary is sent." })]; }
+    var out = [el("li", { text: "Rules: " + (SOURCES[e.source] || e.source) +
+      (e.respect_quiet_hours ? "; held during quiet hours (except critical)" : "; also during quiet hours") })];
+    (e.steps || []).forEach(function (s, i) {
+      out.push(el("li", { text: "Step " + (i + 1) + ": after " + s.after + " without an answer, ask again by " + s.channel }));
+    });
+    var t = e.threshold;
+    if (t) {
+      var g = t.group, to = (g.emails || []).concat(g.phones || []);
+      if (g.tag) { to.push("everyone tagged " + g.tag + (g.tag_members !== null && g.tag_members !== undefined ? " (" + BC.number(g.tag_members) + " now)" : "")); }
+      out.push(el("li", { "class": "warn-text", text: "If fewer than " + t.percent + "% answered after " + t.after +
+        ": the names, phone numbers and e-mail addresses of those who did not answer go to " + to.join(", ") }));
+    }
+    return out;
+  }
+
+  function bindingCard(b) {
+    if (!b) { return null; }
+    var rows = [];
+    function row(label, value) { rows.push(el("dt", { text: label })); rows.push(el("dd", {}, [value])); }
+    row("Categories", b.categories.join(", ") + " (reach: " + b.reach + ")");
+    row("Services", (b.services || []).length ? b.services.join(", ") : "none");
+    if ((b.tags || []).length) { row("Only tags", b.tags.join(", ")); }
+    if ((b.locales || []).length) { row("Only languages", b.locales.join(", ")); }
+    if (b.test_group_only) { row("Only", "the test group"); }
+    if ((b.areas || []).length) {
+      row("Areas", el("ul", {}, b.areas.map(function (a) {
+        return el("li", { text: a.name + (a.slug ? " (" + a.slug + ")" : "") + " · " +
+          (a.geometry_version ? "shape " + a.geometry_version : "no longer exists") });
+      })));
+    }
+    if (b.question) {
+      row("Question", b.question.text + " — " + b.question.options.join("; "));
+      row("Escalation", el("ul", { "class": "escalation" }, escalationLines(b.question.escalation)));
+    }
+    return el("article", { "class": "preview-card kind-binding", "data-channel": "binding",
+                           "aria-label": "What approving also binds" }, [
+      el("div", { "class": "card-head" }, [el("h3", { text: "Audience, areas and escalation" })]),
+      el("p", { "class": "help", text: "Part of what you approve: any change to it needs a new approval." }),
+      el("dl", { "class": "binding" }, rows)
+    ]);
+  }
+
   /* container: the grid; warningsList: <ul> for the preview's own warnings; preview: PreviewOut */
   function renderPreview(container, warningsList, preview, opts) {
     opts = opts || {};
@@ -117,6 +167,8 @@
     (preview.channels || []).forEach(function (ch) { container.appendChild(card(ch, opts)); });
     var entry = statusEntry(opts);
     if (entry) { container.appendChild(entry); }
+    var bound = bindingCard(preview.binding);
+    if (bound) { container.appendChild(bound); }
   }
 
   BC.renderPreview = renderPreview;
