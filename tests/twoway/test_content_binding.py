@@ -250,3 +250,23 @@ def test_subscribers_joining_the_summary_tag_do_not_void_the_approval(
     assert again["etag"] == reviewed["etag"]
     assert _state(client, update_id, alice) == "pending_approval"
     assert _approve(client, update_id, bob, reviewed["etag"]).status_code == 200
+
+
+def test_a_summary_of_non_responders_needs_a_second_person_even_for_a_minor_update(
+    client, admin, gated, alice, add_subscribers, emergency_category
+):
+    """Mailing the non-responders' names and addresses to a summary group is high impact whatever the severity:
+    one person with the publish scope cannot set it off alone (the gate's send rule)."""
+    add_subscribers(2, name="Ann")
+    update_id = _update(client, alice, severity="minor", question=QUESTION | {"escalation": HOSTILE})
+    asked = client.post(f"/v1/updates/{update_id}/publish", headers=alice)
+    assert asked.status_code == 202, asked.text
+    assert asked.json()["update"]["state"] == "pending_approval"
+    decisions = client.get("/v1/audit", headers=admin, params={"action": "gate.decision"}).json()["items"]
+    assert decisions[0]["detail"]["decision"] == "second_person" and "summary group" in decisions[0]["detail"]["reason"]
+    assert _approve(client, update_id, alice, asked.headers["ETag"]).status_code == 403
+    assert gated.requests() == []
+    # re-sends alone (no summary) stay a minor update's business: published at once
+    steps_only = {"steps": HOSTILE["steps"]}
+    other = _update(client, alice, severity="minor", question=QUESTION | {"escalation": steps_only})
+    assert client.post(f"/v1/updates/{other}/publish", headers=alice).status_code == 200

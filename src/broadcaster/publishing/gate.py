@@ -39,6 +39,7 @@ from broadcaster.domain import Severity
 from broadcaster.doors import DOORS
 from broadcaster.models import Incident, Update
 from broadcaster.publishing import approval
+from broadcaster.publishing.binding import binding
 from broadcaster.settings import get_settings
 
 
@@ -73,8 +74,9 @@ class Verdict:
 
 def high_impact(session: Session, incident: Incident, update: Update) -> str | None:
     """Why a send is high impact (None when it is not): the incident's severity reaches APPROVAL_SEVERITY or did
-    within APPROVAL_DOWNGRADE_WINDOW, or one channel would reach more than APPROVAL_AUDIENCE_THRESHOLD people.
-    `APPROVAL_SEVERITY=none` turns both rules off."""
+    within APPROVAL_DOWNGRADE_WINDOW; its question's escalation mails the non-responders' details to a summary
+    group (personal data leaving the audience); or one channel would reach more than APPROVAL_AUDIENCE_THRESHOLD
+    people. `APPROVAL_SEVERITY=none` turns these rules off."""
     settings = get_settings()
     if settings.approval_severity == "none":
         return None
@@ -83,6 +85,10 @@ def high_impact(session: Session, incident: Incident, update: Update) -> str | N
         return f"severity {incident.severity} reaches APPROVAL_SEVERITY ({level.value})"
     if approval.recently_at_level(incident, level):
         return f"the incident was at {level.value} or above within APPROVAL_DOWNGRADE_WINDOW"
+    question = binding(session, update).question
+    escalation = question.escalation if question is not None else None
+    if escalation is not None and escalation.threshold is not None:
+        return "the question's escalation sends the non-responders' names and addresses to a summary group"
     if settings.approval_audience_threshold > 0:
         counts = audience_counts(session, update)
         widest = max(counts.values(), default=0)
