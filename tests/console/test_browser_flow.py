@@ -211,7 +211,9 @@ def test_whole_flow_editor_composes_approver_approves_editor_corrects(service, b
     # 3. an approver signs in, sees the same preview, approves and watches the counters move
     from broadcaster.fakes.oidc import TestUser
 
-    oidc.user = TestUser(sub="alma-sso", email="alma@example.org", name="Alma Approver", groups=["comms-approvers"])
+    oidc.user = TestUser(
+        sub="alma-sso", email="approver@example.org", name="Alma Approver", groups=["comms-approvers"]
+    )  # her account exists (an approver for long): SSO links to it, no new grant
     approver = new_page(browser, base)
     approver.goto("/console/")
     approver.get_by_text("Sign in with Test IdP").click()  # single sign-on: roles from the provider's groups
