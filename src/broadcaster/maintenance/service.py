@@ -288,7 +288,9 @@ def move(session: Session, window_id: int, patch: MaintenancePatch, actor: str) 
         window.title = values["title"]
         incident = session.get(Incident, window.incident_id) if window.incident_id else None
         if incident is not None:
-            incidents.update_incident(session, incident.id, IncidentPatch(title=f"Maintenance: {window.title}"), actor)
+            # the gate decides (door incident.edit): a live incident at APPROVAL_SEVERITY gets a change request
+            title = IncidentPatch(title=f"Maintenance: {window.title}")
+            incidents.update_incident(session, incident.id, title, gate.Authority(actor))
     if "message" in values and values["message"] is not None:
         window.message = values["message"]
     if moved:
