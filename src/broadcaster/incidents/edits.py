@@ -68,8 +68,8 @@ def apply(
         from broadcaster.services.service import restore_after_resolution
 
         restore_after_resolution(session, incident, actor)
-    incident.updated_at = utcnow()
-    if changed:
+    if changed:  # a PATCH that changes nothing leaves the incident (and its public pages) alone
+        incident.updated_at = utcnow()
         content_changed(session)
     session.flush()
     return {name: before[name] for name in changed}
