@@ -114,3 +114,53 @@ def test_channels_page_shows_last_check(signed_in) -> None:
     assert "Send a check" in page.text
     editor = signed_in("editor")
     assert "Send a check" not in editor.get("/console/channels").text
+
+
+def test_incident_page_shows_a_pending_change_with_its_diff(signed_in, client, admin, auth, emergency_category) -> None:
+    """A change to a live critical incident waits for a second person (issue 19): the incident page shows the diff,
+    Approve and Reject to an approver who did not ask, and who asked to everyone else; the approvals page links it."""
+    from tests.users.conftest import session_csrf
+
+    inc = client.post(
+        "/v1/incidents",
+        headers=admin,
+        json={"title": "Gas leak", "category": "emergency", "severity": "critical", "update": {"body": "Leave."}},
+    ).json()
+    asked = client.post(f"/v1/updates/{inc['updates'][0]['id']}/publish", headers=admin)
+    approved = client.post(
+        f"/v1/updates/{inc['updates'][0]['id']}/approve", headers={**auth("publish"), "If-Match": asked.headers["ETag"]}
+    )
+    assert approved.status_code == 200, approved.text
+    requester = signed_in("editor")
+    change = requester.patch(
+        f"/v1/incidents/{inc['id']}",
+        headers={"X-CSRF-Token": session_csrf(requester)},
+        json={"title": "Gas leak <b>over</b>", "sites": ["www"]},
+    )
+    assert change.status_code == 202, change.text
+    cid, etag = change.json()["id"], change.json()["etag"]
+
+    approver = signed_in("approver")
+    page = approver.get(f"/console/incidents/{inc['id']}").text
+    assert f'id="change-{cid}"' in page and f'data-etag="{etag.replace(chr(34), "&#34;")}"' in page
+    assert '<script src="/console/static/changes.js" defer></script>' in page
+    assert "<del>Gas leak</del>" in page and "<ins>Gas leak &lt;b&gt;over&lt;/b&gt;</ins>" in page
+    assert "<del>(every site)</del>" in page and "<ins>www</ins>" in page
+    assert "Approve change" in page and "Reject change" in page
+    own = requester.get(f"/console/incidents/{inc['id']}").text
+    assert "another approver must approve it" in own and "Approve change" not in own
+    other_editor = signed_in("editor").get(f"/console/incidents/{inc['id']}").text
+    assert "Waiting for an approver" in other_editor and "Approve change" not in other_editor
+    queue = approver.get("/console/approvals").text
+    assert f'href="/console/incidents/{inc["id"]}#change-{cid}"' in queue and "Nothing is waiting" not in queue
+    assert approver.get("/console/static/changes.js").status_code == 200
+
+    rejected = approver.post(
+        f"/v1/incidents/{inc['id']}/change-requests/{cid}/reject",
+        headers={"X-CSRF-Token": session_csrf(approver)},
+        json={"comment": "Not confirmed by the fire service."},
+    )
+    assert rejected.status_code == 200, rejected.text
+    after = requester.get(f"/console/incidents/{inc['id']}").text
+    assert "was rejected by" in after and "“Not confirmed by the fire service.”" in after
+    assert "changes.js" not in after and "<h1>Gas leak</h1>" in after

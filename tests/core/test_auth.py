@@ -25,6 +25,10 @@ ENDPOINTS = [
     ("DELETE", "/v1/incidents/1", "admin", None),
     ("POST", "/v1/incidents/1/updates", "write", UPDATE),
     ("GET", "/v1/incidents/1/updates", "read", None),
+    ("GET", "/v1/incidents/1/change-requests", "read", None),
+    ("GET", "/v1/incidents/1/change-requests/1", "read", None),
+    ("POST", "/v1/incidents/1/change-requests/1/approve", "publish", None),
+    ("POST", "/v1/incidents/1/change-requests/1/reject", "publish", {"comment": "no"}),
     ("GET", "/v1/updates/1", "read", None),
     ("PATCH", "/v1/updates/1", "write", {"body": "y"}),
     ("DELETE", "/v1/updates/1", "write", None),
@@ -76,7 +80,13 @@ def test_every_core_route_is_in_the_table(app):
     }
     table = {(m, p.replace("/1", "/{id}").replace("emergency", "{slug}")) for m, p, _, _ in ENDPOINTS}
     normalised = {
-        (m, p.replace("{incident_id}", "{id}").replace("{update_id}", "{id}").replace("{key_id}", "{id}"))
+        (
+            m,
+            p.replace("{incident_id}", "{id}")
+            .replace("{update_id}", "{id}")
+            .replace("{key_id}", "{id}")
+            .replace("{change_id}", "{id}"),
+        )
         for m, p in routes
     }
     assert normalised - table == set(), "add new endpoints to ENDPOINTS"

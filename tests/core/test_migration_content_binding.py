@@ -1,4 +1,4 @@
-"""Migration 0006_content_binding: questions published before it get the escalation snapshot the runner now reads
+"""Migration 0004_content_binding: questions published before it get the escalation snapshot the runner now reads
 (their own rules, else their category's at upgrade time; {} for none); drafts get theirs when published."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 
-REVISION = "0006_content_binding"
+REVISION = "0004_content_binding"
 CATEGORY_RULES = {"steps": [{"after_minutes": 10, "channel": "voice"}], "respect_quiet_hours": True}
 OWN_RULES = {"steps": [{"after_minutes": 5, "channel": "sms"}], "respect_quiet_hours": True}
 

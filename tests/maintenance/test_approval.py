@@ -110,7 +110,17 @@ def test_raising_the_incident_of_an_info_window_holds_back_its_next_notice(
         headers=writer,
         json={"severity": "critical", "title": "EVACUATE the area immediately"},
     )
-    assert raised.status_code == 200, raised.text
+    # the window's incident is live: raising it is a change request (issue 19, incident.edit), nothing changes yet
+    assert raised.status_code == 202, raised.text
+    change = raised.json()
+    # even once a second person approves the raise, the schedule's approval is void: the next notice waits
+    approver = auth("read", "publish")
+    applied = client.post(
+        f"/v1/incidents/{window['incident_id']}/change-requests/{change['id']}/approve",
+        headers=approver | {"If-Match": change["etag"]},
+    )
+    assert applied.status_code == 200, applied.text
+    writer = approver  # the approved change voided the schedule's approval: its approver is the one who changed it
 
     clock_at(T0 + timedelta(hours=3))  # the reminder's moment
     runner.run_once()

@@ -175,11 +175,19 @@ def test_invalidated_after_publish_cancel_resolve_and_patch(fast_client, client,
     assert (b["id"], b["status"]) == (second["id"], "identified")
     assert fast_client.get("/v1/banner", headers={"If-None-Match": etag}).status_code == 200
 
-    # PATCH of the incident (severity/title) reaches the banner without a new update
+    # PATCH of the incident (severity/title) reaches the banner without a new update; raising a live incident to
+    # critical waits for a second person (issue 19: 202, a change request), whose approval applies it
     resp = client.patch(
         f"/v1/incidents/{first['incident_id']}", headers=headers, json={"severity": "critical", "title": "Big outage"}
     )
-    assert resp.status_code == 200, resp.text
+    assert resp.status_code == 202, resp.text
+    [b] = banners(fast_client)
+    assert (b["severity"], b["title"]) == ("major", "Power outage")
+    approved = client.post(
+        f"/v1/incidents/{first['incident_id']}/change-requests/{resp.json()['id']}/approve",
+        headers={**auth("publish"), "If-Match": resp.headers["ETag"]},
+    )
+    assert approved.status_code == 200, approved.text
     [b] = banners(fast_client)
     assert (b["severity"], b["title"]) == ("critical", "Big outage")
 

@@ -169,9 +169,19 @@ def approvals_page(request: Request, session: SessionDep, user: User) -> Respons
     from broadcaster.public.palette import PALETTE
 
     rows, names = service.pending_updates(session)
+    changes = service.pending_changes(session)
+    names |= service.actor_names(session, {row.requested_by for _, row in changes})
     wait = approvers.approval_wait(session, console_principal(user))
     return render(
-        "approvals.html", request, user, "approvals", rows=rows, names=names, palette=PALETTE, grant_wait=wait
+        "approvals.html",
+        request,
+        user,
+        "approvals",
+        rows=rows,
+        changes=changes,
+        names=names,
+        palette=PALETTE,
+        grant_wait=wait,
     )
 
 

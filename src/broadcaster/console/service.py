@@ -10,7 +10,9 @@ from sqlalchemy.orm import Session
 
 from broadcaster.domain import ChannelKind, IncidentStatus, Severity, UpdateKind, UpdateState
 from broadcaster.errors import NotFound
+from broadcaster.incidents.schemas import ChangeRequestOut
 from broadcaster.models import AuditEntry, Category, Incident, Update, User
+from broadcaster.models.changes import ChangeRequest
 from broadcaster.models.delivery import Broadcast, update_broadcasts
 from broadcaster.sessions import ConsoleUser
 from broadcaster.settings import Settings
@@ -91,7 +93,8 @@ def get_incident(session: Session, incident_id: int) -> Incident:
 
 
 def incident_view(session: Session, incident_id: int) -> dict[str, Any]:
-    """An incident's timeline: every update with its broadcasts, and why a pending approval was cancelled."""
+    """An incident's timeline: every update with its broadcasts, why a pending approval was cancelled, and the
+    change requests waiting for a second person (each with its diff and content ETag)."""
     incident = get_incident(session, incident_id)
     ids = [u.id for u in incident.updates]
     broadcasts: dict[int, list[Broadcast]] = {}
@@ -115,6 +118,11 @@ def incident_view(session: Session, incident_id: int) -> dict[str, Any]:
         for a in (u.created_by, u.published_by, u.approved_by, getattr(u, "rejected_by", None))
     }
     actors |= {n.actor for n in notes.values()}
+    changes = [ChangeRequestOut.build(r, incident) for r in incident.change_requests if r.state == "pending"]
+    # the latest change request turned down (rejected, or voided by another change) while none waits
+    closed = [r for r in incident.change_requests if r.state in ("rejected", "voided")]
+    turned_down = ChangeRequestOut.build(closed[-1], incident) if closed and not changes else None
+    actors |= {c.requested_by for c in changes} | ({turned_down.decided_by} if turned_down else set())
     entries = [
         {
             "u": u,
@@ -124,7 +132,24 @@ def incident_view(session: Session, incident_id: int) -> dict[str, Any]:
         }
         for u in reversed(incident.updates)
     ]
-    return {"incident": incident, "entries": entries, "names": actor_names(session, actors)}
+    return {
+        "incident": incident,
+        "entries": entries,
+        "changes": changes,
+        "turned_down": turned_down,
+        "names": actor_names(session, actors),
+    }
+
+
+def pending_changes(session: Session) -> list[tuple[Incident, ChangeRequest]]:
+    """Change requests waiting for a second person, oldest first, with their incidents (the approvals page)."""
+    stmt = (
+        select(Incident, ChangeRequest)
+        .join(ChangeRequest, ChangeRequest.incident_id == Incident.id)
+        .where(ChangeRequest.state == "pending")
+        .order_by(ChangeRequest.id)
+    )
+    return [(incident, row) for incident, row in session.execute(stmt).unique()]
 
 
 # --- compose -------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 from sqlalchemy.orm import Session
 
@@ -16,8 +17,9 @@ from broadcaster.delivery.eta import EtaOut
 from broadcaster.deps import SessionDep
 from broadcaster.domain import IncidentStatus, Severity, UpdateState
 from broadcaster.errors import ErrorOut
-from broadcaster.incidents import drafts, service
+from broadcaster.incidents import changes, drafts, edits, service
 from broadcaster.incidents.schemas import (
+    ChangeRequestOut,
     DraftPreviewIn,
     IncidentIn,
     IncidentOut,
@@ -106,16 +108,115 @@ def get_incident(incident_id: IdPath, session: SessionDep, _: Reader) -> Inciden
     return IncidentOut.build(service.get_incident(session, incident_id), with_updates=True)
 
 
-@router.patch("/incidents/{incident_id}", response_model=IncidentOut, openapi_extra=doors.door("incident.edit"))
-def update_incident(incident_id: IdPath, body: IncidentPatch, session: SessionDep, who: Writer) -> IncidentOut:
+CHANGE_ETAG_DOC = (
+    "The change request's content ETag: its diff against the incident's public fields now. Approve with it in "
+    "`If-Match`."
+)
+
+
+@router.patch(
+    "/incidents/{incident_id}",
+    response_model=IncidentOut,
+    responses={
+        202: {
+            "model": ChangeRequestOut,
+            "description": "The incident is live at or above APPROVAL_SEVERITY (or the edit makes it so): nothing "
+            "changed; a change request waits for a second person (`POST .../change-requests/{id}/approve`).",
+            "headers": {"ETag": {"description": CHANGE_ETAG_DOC, "schema": {"type": "string"}, "required": True}},
+        }
+    },
+    openapi_extra=doors.door("incident.edit"),
+)
+def update_incident(incident_id: IdPath, body: IncidentPatch, session: SessionDep, who: Writer) -> Any:
+    """Change an incident's public fields. Below APPROVAL_SEVERITY (before and after the edit), or while nothing
+    of it is public, the change applies at once (200, audited). A live incident at or above it changes only
+    through an approved update or an approved change request: the answer is 202 with the change request."""
     check_slugs(session, body.affected_services or [], field="affected_services")
-    incident, previous = service.update_incident(session, incident_id, body, who.actor)
-    detail: dict[str, Any] = {"fields": sorted(body.model_fields_set), "changed": sorted(previous)}
-    if "severity" in previous:  # kept for the record of downgrades (see APPROVAL_DOWNGRADE_WINDOW)
-        detail["severity"] = {"from": previous["severity"], "to": incident.severity}
-    after = {name: value for name, value in approval.snapshot(incident).items() if name in previous}
-    audit.record(session, who.actor, "incident.update", "incident", incident_id, before=previous, after=after, **detail)
-    return IncidentOut.build(incident, with_updates=True)
+    edit = service.update_incident(
+        session, incident_id, body, gate.Authority(who.actor, can_publish=who.has(Scope.publish))
+    )
+    if edit.change_request is not None:
+        out = ChangeRequestOut.build(edit.change_request, edit.incident)
+        return JSONResponse(out.model_dump(mode="json"), status_code=202, headers={"ETag": out.etag or ""})
+    edits.audit_applied(session, who.actor, edit.incident, edit.previous, fields=sorted(body.model_fields_set))
+    return IncidentOut.build(edit.incident, with_updates=True)
+
+
+@router.get("/incidents/{incident_id}/change-requests", response_model=list[ChangeRequestOut])
+def list_change_requests(incident_id: IdPath, session: SessionDep, _: Reader) -> list[ChangeRequestOut]:
+    """Every change request of the incident, newest first; a pending one carries its `etag`."""
+    rows = changes.list_for(session, incident_id)
+    incident = service.get_incident(session, incident_id)
+    return [ChangeRequestOut.build(r, incident) for r in rows]
+
+
+@router.get(
+    "/incidents/{incident_id}/change-requests/{change_id}",
+    response_model=ChangeRequestOut,
+    responses={200: {"headers": {"ETag": {"description": CHANGE_ETAG_DOC, "schema": {"type": "string"}}}}},
+)
+def get_change_request(
+    incident_id: IdPath, change_id: IdPath, session: SessionDep, _: Reader, response: Response
+) -> ChangeRequestOut:
+    """One change request; while pending, `ETag` carries the content ETag to approve it with."""
+    incident = service.get_incident(session, incident_id)
+    out = ChangeRequestOut.build(changes.get(session, incident_id, change_id), incident)
+    if out.etag:
+        response.headers["ETag"] = out.etag
+    return out
+
+
+ChangeIfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="Required: the change request's ETag (`GET .../change-requests/{change_id}`). Without it the "
+        "answer is 428; when the change or the incident changed since, 412.",
+    ),
+]
+
+
+@router.post(
+    "/incidents/{incident_id}/change-requests/{change_id}/approve",
+    response_model=ChangeRequestOut,
+    responses={
+        403: {
+            "model": ErrorOut,
+            "description": "The requester cannot approve their own change; or a new approver (a role or key granted "
+            "less than APPROVER_GRANT_DELAY ago, `approver_grant_delay`).",
+        },
+        404: {"model": ErrorOut, "description": "No such incident or change request."},
+        409: {"model": ErrorOut, "description": "The change request is not pending (`not_pending`)."},
+        412: {"model": ErrorOut, "description": "The change or the incident changed since the ETag you sent."},
+        428: {"model": ErrorOut, "description": "If-Match is missing: send the change request's ETag."},
+    },
+    openapi_extra=doors.door("incident.edit"),
+)
+def approve_change_request(
+    incident_id: IdPath, change_id: IdPath, session: SessionDep, who: Publisher, if_match: ChangeIfMatch = None
+) -> ChangeRequestOut:
+    """Apply a pending change request (someone other than the requester, exactly the diff they reviewed): the
+    incident changes as a PATCH would, and the public pages follow."""
+    incident, row = changes.approve(session, incident_id, change_id, who, if_match)
+    return ChangeRequestOut.build(row, incident)
+
+
+@router.post(
+    "/incidents/{incident_id}/change-requests/{change_id}/reject",
+    response_model=ChangeRequestOut,
+    responses={
+        403: {"model": ErrorOut, "description": "The requester cannot reject their own change, or no publish scope."},
+        404: {"model": ErrorOut, "description": "No such incident or change request."},
+        409: {"model": ErrorOut, "description": "The change request is not pending (`not_pending`)."},
+    },
+    openapi_extra=doors.not_a_door("turns a change request down; the incident stays as it is"),
+)
+def reject_change_request(
+    incident_id: IdPath, change_id: IdPath, body: RejectIn, session: SessionDep, who: Publisher
+) -> ChangeRequestOut:
+    """Reject a pending change request with a comment (someone other than the requester); nothing changes."""
+    incident, row = changes.reject(session, incident_id, change_id, who.actor, body.comment)
+    return ChangeRequestOut.build(row, incident)
 
 
 @router.delete(

@@ -230,6 +230,59 @@ class IncidentPatch(Input):
         return [validate_slug(v) for v in value] if value is not None else None
 
 
+class FieldChange(BaseModel):
+    """One line of a change request's diff."""
+
+    field: str
+    #: the value when the change was requested (what the approver sees now, while it is pending)
+    before: Any
+    #: the requested value
+    after: Any
+
+
+class ChangeRequestOut(BaseModel):
+    """A requested change to a live incident's public fields (door `incident.edit`)."""
+
+    id: int
+    incident_id: int
+    state: str = Field(..., description="pending, applied, rejected, superseded (a newer request) or voided.")
+    changes: dict[str, Any] = Field(..., description="The requested value of each field that changes.")
+    diff: list[FieldChange]
+    base: dict[str, Any] = Field(..., description="The incident's public fields when the change was requested.")
+    reason: str = Field(..., description="Why a second person must approve it.")
+    requested_by: str
+    requested_at: datetime
+    decided_by: str | None
+    decided_at: datetime | None
+    comment: str | None = Field(..., description="The rejection comment, or why it was superseded or voided.")
+    etag: str | None = Field(
+        None,
+        description="While pending: the content ETag of this diff against the incident now (approve with it "
+        "in If-Match).",
+    )
+
+    @classmethod
+    def build(cls, row: Any, incident: Any) -> ChangeRequestOut:
+        from broadcaster.publishing.changes import FIELDS, content_etag
+
+        changes = dict(row.changes)
+        return cls(
+            id=row.id,
+            incident_id=row.incident_id,
+            state=row.state,
+            changes=changes,
+            diff=[FieldChange(field=n, before=row.base.get(n), after=changes[n]) for n in FIELDS if n in changes],
+            base=dict(row.base),
+            reason=row.reason,
+            requested_by=row.requested_by,
+            requested_at=row.requested_at,
+            decided_by=row.decided_by,
+            decided_at=row.decided_at,
+            comment=row.comment,
+            etag=content_etag(row, incident) if row.state == "pending" else None,
+        )
+
+
 class IncidentOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
@@ -246,6 +299,9 @@ class IncidentOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     updates: list[UpdateOut] | None = None
+    change_requests: list[ChangeRequestOut] | None = Field(
+        None, description="With the incident's updates: its pending change requests (waiting for a second person)."
+    )
 
     @classmethod
     def build(cls, incident: Any, *, with_updates: bool = False) -> IncidentOut:
@@ -263,6 +319,11 @@ class IncidentOut(BaseModel):
             created_at=incident.created_at,
             updated_at=incident.updated_at,
             updates=[UpdateOut.model_validate(u) for u in incident.updates] if with_updates else None,
+            change_requests=(
+                [ChangeRequestOut.build(r, incident) for r in incident.change_requests if r.state == "pending"]
+                if with_updates
+                else None
+            ),
         )
 
 

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, selectinload
 
-from broadcaster import hooks
 from broadcaster.areas.service import validate_update_area
 from broadcaster.domain import IncidentStatus, Severity, UpdateKind, UpdateState
-from broadcaster.errors import AppError, Conflict, NotFound, Unprocessable
+from broadcaster.errors import AppError, Conflict, Forbidden, NotFound, Unprocessable
+from broadcaster.incidents import changes, edits
 from broadcaster.incidents.schemas import IncidentIn, IncidentPatch, UpdateIn, UpdatePatch
-from broadcaster.models import Incident, Update, utcnow
+from broadcaster.models import Incident, Update
+from broadcaster.models.changes import ChangeRequest
+from broadcaster.publishing import gate
 from broadcaster.publishing.approval import (
     cancel_pending,
     changed_fields,
     content_fields,
     lock_incident,
     lock_update,
-    note_severity_change,
-    snapshot,
 )
 from broadcaster.routing.service import get_category
 
@@ -85,42 +86,34 @@ def list_incidents(
     return list(session.scalars(stmt))
 
 
-def update_incident(
-    session: Session, incident_id: int, patch: IncidentPatch, actor: str
-) -> tuple[Incident, dict[str, Any]]:
-    """Apply a patch; returns the incident and the previous value of each field that changed.
+@dataclass
+class IncidentEdit:
+    """What a PATCH did: applied at once (`previous`: the old value of each field that changed), or asked a
+    second person (`change_request`)."""
 
-    A change cancels the approval requests of the incident's pending updates (their content changed), voids the
-    approvals bound to it through `hooks.incident_changed` (a maintenance window's schedule), and a lowered
-    severity is remembered so publishing soon after still needs approval.
-    """
+    incident: Incident
+    verdict: gate.Verdict
+    previous: dict[str, Any] = field(default_factory=dict)
+    change_request: ChangeRequest | None = None
+
+
+def update_incident(session: Session, incident_id: int, patch: IncidentPatch, who: gate.Authority) -> IncidentEdit:
+    """Change an incident's public fields as the gate decides (`gate.decide_incident_edit`, door
+    `incident.edit`): at once (incidents/edits.py: pending approvals cancelled, a lowered severity remembered,
+    caches invalidated), or as a change request a second person approves. The decision is taken under the
+    incident's lock and audited (`gate.decision`) whenever something would change."""
     lock_incident(session, incident_id)
     incident = get_incident(session, incident_id)
-    before = snapshot(incident)
-    values = patch.model_dump(exclude_unset=True)
-    if values.get("category") is not None:
-        incident.category = get_category(session, values["category"], field="category")
-        incident.category_id = incident.category.id
-    if values.get("severity") is not None:
-        note_severity_change(incident, incident.severity, values["severity"].value)
-        incident.severity = values["severity"].value
-    if values.get("status") is not None:
-        incident.set_status(values["status"])
-    for key in ("title", "affected_services", "sites", "public"):
-        if values.get(key) is not None:
-            setattr(incident, key, values[key])
-    changed = changed_fields(before, snapshot(incident))
-    cancel_pending(session, incident.updates, actor, changed, cause="incident edited")
-    if changed:
-        for void in hooks.incident_changed.functions():  # e.g. a maintenance window's approved schedule
-            void(session, incident, changed, actor)
-    if "status" in changed and incident.status == IncidentStatus.resolved.value:
-        from broadcaster.services.service import restore_after_resolution
-
-        restore_after_resolution(session, incident, actor)
-    incident.updated_at = utcnow()
-    session.flush()
-    return incident, {name: before[name] for name in changed}
+    wanted = edits.requested(session, incident, patch)
+    verdict = gate.decide_incident_edit(session, incident, wanted, who)
+    if wanted:
+        gate.record(session, verdict, who.actor, "incident", incident.id, fields=sorted(wanted))
+    if verdict.decision is gate.Decision.refused:
+        raise Forbidden(verdict.reason, field="Authorization", code="refused_by_gate", door=verdict.door)
+    if verdict.decision is gate.Decision.second_person:
+        row = changes.request(session, incident, wanted, who.actor, verdict.reason)
+        return IncidentEdit(incident, verdict, change_request=row)
+    return IncidentEdit(incident, verdict, previous=edits.apply(session, incident, wanted, who.actor))
 
 
 def delete_incident(session: Session, incident_id: int) -> None:

@@ -447,9 +447,15 @@ def _change(
                 group_key=signal.key, action="repeat", incident_id=incident.id, detail="already resolved"
             )
         if rule.on_resolve == "silent":
-            incidents.update_incident(session, incident.id, IncidentPatch(status=IncidentStatus.resolved), actor)
-            audit.record(session, actor, "alert.resolved", "incident", incident.id, rule=rule.name, update=False)
-            return GroupResult(group_key=signal.key, action="resolved", incident_id=incident.id)
+            # the gate decides (door incident.edit): a live incident at APPROVAL_SEVERITY waits for a second person
+            who = gate.Authority(actor, automation=automation_allowance(session, rule))
+            edit = incidents.update_incident(session, incident.id, IncidentPatch(status=IncidentStatus.resolved), who)
+            waiting: dict[str, Any] = {"change_request": edit.change_request.id} if edit.change_request else {}
+            audit.record(
+                session, actor, "alert.resolved", "incident", incident.id, rule=rule.name, update=False, **waiting
+            )
+            detail = f"waiting for approval: change request {waiting['change_request']}" if waiting else ""
+            return GroupResult(group_key=signal.key, action="resolved", incident_id=incident.id, detail=detail)
         rendered = _rule_texts(session, actor, rule, signal, ("resolved_template",), deadline)
         upd = _add_update(
             session, incident, rule, actor, rendered.texts["resolved_template"], "", IncidentStatus.resolved
@@ -469,7 +475,8 @@ def _change(
     services = rendered.services
     if services and set(services) - set(incident.affected_services or []):
         merged = list(dict.fromkeys([*(incident.affected_services or []), *services]))[:100]
-        incidents.update_incident(session, incident.id, IncidentPatch(affected_services=merged), actor)
+        who = gate.Authority(actor, automation=automation_allowance(session, rule))
+        incidents.update_incident(session, incident.id, IncidentPatch(affected_services=merged), who)
     body, summary = rendered.texts["template"], rendered.texts["summary"]
     upd = _add_update(session, incident, rule, actor, body, summary, IncidentStatus.investigating if reopened else None)
     state = _publish(session, upd, rule, actor)

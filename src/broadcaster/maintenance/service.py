@@ -336,8 +336,9 @@ def move(session: Session, window_id: int, patch: MaintenancePatch, actor: str) 
             changing: set[int] = session.info.setdefault(CHANGING, set())
             changing.add(window.id)  # the caller decides on the whole change (maintenance/schedule.py)
             try:
+                # the gate decides (door incident.edit): a live incident at APPROVAL_SEVERITY gets a change request
                 retitle = IncidentPatch(title=f"Maintenance: {window.title}")
-                incidents.update_incident(session, incident.id, retitle, actor)
+                incidents.update_incident(session, incident.id, retitle, gate.Authority(actor))
             finally:
                 changing.discard(window.id)
     if "message" in values and values["message"] is not None:

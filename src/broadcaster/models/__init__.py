@@ -3,6 +3,7 @@
 from broadcaster.models import (
     areas,
     audience,
+    changes,
     delivery,
     imports,
     integrations,
@@ -29,6 +30,7 @@ __all__ = [
     "User",
     "areas",
     "audience",
+    "changes",
     "delivery",
     "imports",
     "integrations",

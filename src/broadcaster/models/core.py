@@ -12,6 +12,7 @@ from broadcaster.domain import IncidentStatus
 from broadcaster.models.base import Base, BigId, UTCDateTime, utcnow
 
 if TYPE_CHECKING:
+    from broadcaster.models.changes import ChangeRequest
     from broadcaster.models.responses import Question
 
 
@@ -63,6 +64,10 @@ class Incident(Base):
     category: Mapped[Category] = relationship(lazy="joined")
     updates: Mapped[list[Update]] = relationship(
         back_populates="incident", order_by="Update.id", cascade="all, delete-orphan"
+    )
+    #: requested changes to its public fields, oldest first (broadcaster.models.changes)
+    change_requests: Mapped[list[ChangeRequest]] = relationship(
+        "ChangeRequest", order_by="ChangeRequest.id", cascade="all, delete-orphan", passive_deletes=True
     )
 
     __table_args__ = (Index("ix_incidents_status_id", "status", "id"),)

@@ -19,6 +19,14 @@ as a whole, when it is planned or changed: a second person when any of its sends
 its author lacks the publish scope or when a change from outside voided its approval; now otherwise. Its sends
 then go through the send rule with an Authority naming that approval.
 
+The incident edit rule (`incident.edit`: title, severity, status, category, public flag, sites, affected
+services), `decide_incident_edit`:
+- while the incident is live (public, not resolved, with a published non-test update) before or after the
+  edit, and its severity reaches APPROVAL_SEVERITY before or after it, or did within APPROVAL_DOWNGRADE_WINDOW:
+  a second person (a change request), whoever asks, unless an approved routing-map version allows the
+  automation that asks;
+- anything else (below the level before and after, or nothing public): now, audited.
+
 The doors themselves are listed in broadcaster/doors.py; routes declare theirs with `doors.door(...)` /
 `doors.not_a_door(...)` (an OpenAPI extension, `x-door`), runners with a `door` attribute, CLI commands in
 cli.COMMAND_DOORS; tests/core/test_doors.py enumerates them all, so a new one cannot appear unseen.
@@ -26,16 +34,17 @@ cli.COMMAND_DOORS; tests/core/test_doors.py enumerates them all, so a new one ca
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from broadcaster import audit
 from broadcaster.delivery.audience import audience_counts
-from broadcaster.domain import Severity
+from broadcaster.domain import IncidentStatus, Severity, UpdateState
 from broadcaster.doors import DOORS
 from broadcaster.models import Incident, Update
 from broadcaster.publishing import approval
@@ -145,6 +154,60 @@ def decide_schedule(
             "; ".join(f"{why} ({', '.join(labels)})" for why, labels in reasons.items()),
         )
     return Verdict(door_name, Decision.now, "no send reaches APPROVAL_SEVERITY or the audience threshold")
+
+
+def _has_public_update(session: Session, incident: Incident) -> bool:
+    """A published non-test update of the incident exists (what puts it on the public surfaces)."""
+    stmt = select(
+        exists().where(
+            Update.incident_id == incident.id,
+            Update.state == UpdateState.published.value,
+            Update.test.is_(False),
+        )
+    )
+    return bool(session.scalar(stmt))
+
+
+def is_live(session: Session, incident: Incident, changes: Mapping[str, Any] | None = None) -> bool:
+    """Whether the incident (after `changes`, when given) shows on the banner, status page and feeds: public,
+    not resolved, with a published non-test update (public/queries.active_incidents; stricter: a retracted
+    incident or a planned maintenance window's still counts)."""
+    changes = changes or {}
+    public = bool(changes.get("public", incident.public))
+    status = changes.get("status", incident.status)
+    if not public or status == IncidentStatus.resolved.value:
+        return False
+    return _has_public_update(session, incident)
+
+
+def _edit_reaches_level(incident: Incident, changes: Mapping[str, Any], level: Severity) -> str | None:
+    """Why an edit of `incident` is at the approval level (None when below it before and after)."""
+    if Severity(incident.severity).rank >= level.rank:
+        return f"severity {incident.severity} reaches APPROVAL_SEVERITY ({level.value})"
+    if "severity" in changes and Severity(changes["severity"]).rank >= level.rank:
+        return f"raising the severity to {changes['severity']} reaches APPROVAL_SEVERITY ({level.value})"
+    if approval.recently_at_level(incident, level):
+        return f"the incident was at {level.value} or above within APPROVAL_DOWNGRADE_WINDOW"
+    return None
+
+
+def decide_incident_edit(session: Session, incident: Incident, changes: Mapping[str, Any], who: Authority) -> Verdict:
+    """The incident edit rule (module docstring) for `changes` ({public field: new value}, only the fields that
+    change) to `incident`, asked by `who`."""
+    door_name = "incident.edit"
+    if not changes:
+        return Verdict(door_name, Decision.now, "nothing changes")
+    settings = get_settings()
+    if settings.approval_severity == "none":
+        return Verdict(door_name, Decision.now, "APPROVAL_SEVERITY=none")
+    why = _edit_reaches_level(incident, changes, Severity(settings.approval_severity))
+    if why is None:
+        return Verdict(door_name, Decision.now, "below APPROVAL_SEVERITY before and after the edit")
+    if not (is_live(session, incident) or is_live(session, incident, changes)):
+        return Verdict(door_name, Decision.now, "not public content: not public, resolved, or nothing published")
+    if who.automation:
+        return Verdict(door_name, Decision.now, f"{why}; allowed by {who.automation}")
+    return Verdict(door_name, Decision.second_person, f"{why}, and the incident's content is live")
 
 
 def record(session: Session, verdict: Verdict, actor: str, target_type: str, target_id: Any, **detail: Any) -> None:

@@ -13,7 +13,7 @@ from broadcaster.domain import UpdateState
 from broadcaster.errors import Conflict, Forbidden
 from broadcaster.invalidation import content_changed
 from broadcaster.models import Incident, Update, utcnow
-from broadcaster.publishing import approval, approvers, gate
+from broadcaster.publishing import approval, approvers, changes, gate
 
 if TYPE_CHECKING:
     from broadcaster.security import Principal
@@ -128,6 +128,9 @@ def _do_publish(session: Session, update: Update, incident: Incident, actor: str
         others = [u for u in incident.updates if u.id != update.id]
         approval.cancel_pending(
             session, others, actor, ["status"], cause=f"update {update.id} moved the incident's status"
+        )
+        changes.void_pending(
+            session, incident.id, actor, ["status"], cause=f"update {update.id} moved the incident's status"
         )
     incident.updated_at = utcnow()
     session.flush()

@@ -1,7 +1,7 @@
 """content binding: the escalation a published question runs is the snapshot taken when it was published
 
-Revision ID: 0006_content_binding
-Revises: 0002_role_grants
+Revision ID: 0004_content_binding
+Revises: 0003_maintenance_approval
 Create Date: 2026-12-12 10:00:00.000000
 
 `questions.escalation_applied` holds the effective escalation rules (the question's own, else its category's
@@ -21,8 +21,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_content_binding"
-down_revision = "0004_maintenance_approval"
+revision = "0004_content_binding"
+down_revision = "0003_maintenance_approval"
 branch_labels = None
 depends_on = None
 

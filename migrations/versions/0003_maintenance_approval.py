@@ -1,6 +1,6 @@
 """maintenance approval: a window's schedule of notices is approved once (issue 19)
 
-Revision ID: 0004_maintenance_approval
+Revision ID: 0003_maintenance_approval
 Revises: 0002_role_grants
 Create Date: 2026-12-10 12:00:00.000000
 
@@ -15,7 +15,7 @@ from alembic import op
 
 import broadcaster.models.base
 
-revision = "0004_maintenance_approval"
+revision = "0003_maintenance_approval"
 down_revision = "0002_role_grants"
 branch_labels = None
 depends_on = None
