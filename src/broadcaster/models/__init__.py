@@ -9,6 +9,7 @@ from broadcaster.models import (
     maintenance,
     public,
     responses,
+    routing,
     services,
     users,
 )
@@ -35,6 +36,7 @@ __all__ = [
     "maintenance",
     "public",
     "responses",
+    "routing",
     "services",
     "users",
     "utcnow",
