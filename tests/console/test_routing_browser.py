@@ -69,7 +69,11 @@ def test_a_proposal_is_approved_by_a_second_person_in_the_console(service, brows
 
     approver = new_page(browser, base)
     sign_in(approver, "approver@example.org")
-    approver.get_by_role("link", name="Routing map").click()
+    approver.get_by_role("link", name="Approvals").click()
+    notice = approver.locator("#map-proposals")
+    assert "1 routing-map change waits for a second person" in notice.inner_text()
+    notice.get_by_role("link", name="Routing map").click()
+    approver.wait_for_url("**/console/routing*")
     assert approver.get_by_label("Routing map (YAML)").count() == 0  # approvers do not edit the map
     item = approver.locator(".map-proposal")
     assert 'escalation.threshold.group.emails: (unset) -> ["ops@example.org"]' in item.locator("pre.diff").inner_text()

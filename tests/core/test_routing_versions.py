@@ -330,6 +330,9 @@ def test_adding_a_channel_or_widening_reach_loosens(client, planned, editor, adm
     assert body["reasons"] == ["categories[outage].channels.major: adds twilio-sms (more people reached)"]
     assert_error(client.patch("/v1/categories/outage", headers=editor, json={"channels": {"info": ["sendgrid"]}}), 403)
     assert client.patch("/v1/categories/outage", headers=editor, json={"reach": "services"}).status_code == 200
+    # a category an alert rule publishes to cannot be removed from under it
+    body = assert_error(client.delete("/v1/categories/outage", headers=editor), 409, field="slug")
+    assert "alert rule(s) database-down" in body["detail"]
     assert_error(client.patch("/v1/categories/outage", headers=editor, json={"reach": "either"}), 403)
     assert _map(client, admin)["categories"][0]["channels"] == PLAN["categories"][0]["channels"]
 

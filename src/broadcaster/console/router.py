@@ -171,7 +171,15 @@ def approvals_page(request: Request, session: SessionDep, user: User) -> Respons
     rows, names = service.pending_updates(session)
     wait = approvers.approval_wait(session, console_principal(user))
     return render(
-        "approvals.html", request, user, "approvals", rows=rows, names=names, palette=PALETTE, grant_wait=wait
+        "approvals.html",
+        request,
+        user,
+        "approvals",
+        rows=rows,
+        names=names,
+        palette=PALETTE,
+        grant_wait=wait,
+        map_proposals=service.map_proposals(session),
     )
 
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
 
 from broadcaster import audit, doors
 from broadcaster.crud import SlugResource
@@ -82,7 +83,7 @@ def _fields(row: RoutingMapVersion) -> dict[str, Any]:
     }
 
 
-def detail_out(session: Any, row: RoutingMapVersion, against: int | None = None) -> VersionDetailOut:
+def detail_out(session: Session, row: RoutingMapVersion, against: int | None = None) -> VersionDetailOut:
     """The version with its diff against `against` (default: the applied version for a proposal, else the
     version it was compared with when recorded)."""
     if against is None:
@@ -117,14 +118,14 @@ def _refused(outcome: versions.Outcome, who: Principal) -> JSONResponse:
     )
 
 
-def _proposed(session: Any, outcome: versions.Outcome) -> JSONResponse:
+def _proposed(session: Session, outcome: versions.Outcome) -> JSONResponse:
     assert outcome.version is not None
     out = detail_out(session, outcome.version)
     return JSONResponse(out.model_dump(mode="json"), status_code=202, headers={"ETag": out.etag or ""})
 
 
 def _change(
-    session: Any, who: Principal, proposed: dict[str, Any], stored: dict[str, Any], apply: Callable[[], Any]
+    session: Session, who: Principal, proposed: dict[str, Any], stored: dict[str, Any], apply: Callable[[], Any]
 ) -> versions.Outcome:
     return versions.submit(
         session, stored, proposed, actor=who.actor, admin=who.has(Scope.admin), source="api", apply=apply
