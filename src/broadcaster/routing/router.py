@@ -191,11 +191,11 @@ def update_category(slug: str, body: CategoryPatch, session: SessionDep, who: Wr
 @router.delete(
     "/categories/{slug}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=PROPOSED_RESPONSES,
     openapi_extra=doors.door("routing.map"),
 )
 def delete_category(slug: str, session: SessionDep, who: Writer) -> Response:
-    """Remove a category (refused while incidents or alert rules use it)."""
+    """Remove a category (refused while incidents or alert rules use it); a removal never loosens safety, but it
+    is decided and recorded as a version like every change."""
     service.get_category(session, slug)
     stored = versions.stored_map(session)
     service.check_rules_allow_removal(stored, slug)
