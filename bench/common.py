@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -159,6 +160,24 @@ def prepare_database(db_url: str) -> str:
     with session_scope() as session:
         _, key = create_key(session, f"bench-{os.getpid()}", ["admin"])
     return key
+
+
+def put_loosening_map(base: str, admin: dict[str, str], routing_map: dict[str, Any]) -> None:
+    """PUT a routing map whose alert rules publish automatically: the admin's PUT is a proposal (202) that a
+    second key (the publish scope) approves with its ETag (docs/core.md, "Routing-map versions")."""
+    resp = httpx.put(base + "/v1/routing-map", headers=admin, json=routing_map)
+    resp.raise_for_status()
+    if resp.status_code == 202:
+        from broadcaster.db import session_scope
+        from broadcaster.security import create_key
+
+        with session_scope() as session:
+            _, second = create_key(session, f"bench-approver-{os.getpid()}", ["read", "publish"])
+        approved = httpx.post(
+            f"{base}/v1/routing-map/versions/{resp.json()['number']}/approve",
+            headers={"Authorization": f"Bearer {second}", "If-Match": resp.headers["ETag"]},
+        )
+        approved.raise_for_status()
 
 
 @contextlib.contextmanager

@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from common import (
     free_port,
     prepare_database,
+    put_loosening_map,
     service_env,
     start_uvicorn,
     stop,
@@ -118,7 +119,7 @@ def measure(args: argparse.Namespace, tmp: Path, db_url: str) -> int:
         service = start_uvicorn("broadcaster.asgi:app", port, env=env, cwd=tmp, workers=args.workers)
         wait_http(base + "/healthz", service)
         admin = {"Authorization": f"Bearer {key}"}
-        httpx.put(base + "/v1/routing-map", headers=admin, json=MAP).raise_for_status()
+        put_loosening_map(base, admin, MAP)
         created = httpx.post(
             base + "/v1/integrations", headers=admin, json={"name": "prometheus", "kind": "alertmanager"}
         )

@@ -81,9 +81,9 @@ def serve(
         raise typer.BadParameter("several API processes need PostgreSQL (set DATABASE_URL)", param_hint="--workers")
     if migrate:
         migrations.upgrade()
-    if settings.routing_map_file is not None:
-        _import_map(settings.routing_map_file, actor="serve:ROUTING_MAP_FILE")
-        typer.echo(f"  Routing map loaded from {settings.routing_map_file}")
+    plan = settings.routing_map_file
+    if plan is not None and _import_map(plan, actor="serve:ROUTING_MAP_FILE", source="startup") is not None:
+        typer.echo(f"  Routing map loaded from {plan}")
     host = host or settings.api_host
     port = port or settings.api_port
     base = f"http://{host}:{port}"
@@ -373,36 +373,70 @@ def keys_revoke(key_id: int) -> None:
 
 @routing_app.command("import")
 def routing_import(path: Path) -> None:
-    """Replace the routing map with the YAML file PATH (the crisis plan in version control)."""
+    """Replace the routing map with the YAML file PATH (the crisis plan in version control). A map that loosens
+    safety is stored as a proposal that a second person must approve (nothing changes until then)."""
     from broadcaster import migrate as migrations
 
     migrations.upgrade()
-    count = _import_map(path, actor="cli")
-    typer.echo(f"imported {count} categories from {path}")
+    count = _import_map(path, actor=_cli_actor(), source="cli")
+    if count is not None:
+        typer.echo(f"imported {count} categories from {path}")
 
 
-def _import_map(path: Path, *, actor: str) -> int:
-    """Replace the routing map with a YAML file; prints the problem and exits 1 on bad input."""
+def _import_map(path: Path, *, actor: str, source: str) -> int | None:
+    """Replace the routing map with a YAML file: the number of categories, or None when the map loosens safety
+    and was stored as a proposal (printed, with what the second person does). Prints the problem and exits 1 on
+    bad input. Whoever runs the CLI on the server counts as an admin (they could create an admin key)."""
     from broadcaster import audit
     from broadcaster.db import session_scope
     from broadcaster.errors import AppError
-    from broadcaster.routing import service
+    from broadcaster.routing import service, versions
 
     try:
         routing_map = service.parse_map(path.read_bytes(), source=str(path))
+        service.check_map(routing_map)
         with session_scope() as session:
-            before = service.export_map(session).model_dump(mode="json")
-            service.replace_map(session, routing_map, actor=actor)
-            after = service.export_map(session).model_dump(mode="json")
-            audit.record(
-                session, actor, "routing_map.replace", "routing_map", "-", before=before, after=after, source=str(path)
+            before = versions.stored_map(session)
+            outcome = versions.submit(
+                session,
+                before,
+                routing_map.model_dump(mode="json"),
+                actor=actor,
+                admin=True,
+                source=source,
+                apply=lambda: service.replace_map(session, routing_map, actor=actor, check=False),
             )
+            if not outcome.proposed:
+                after = service.export_map(session).model_dump(mode="json")
+                audit.record(
+                    session,
+                    actor,
+                    "routing_map.replace",
+                    "routing_map",
+                    "-",
+                    before=before,
+                    after=after,
+                    source=str(path),
+                )
+            version = outcome.version if outcome.proposed else None
+            proposal = (version.number, versions.etag(version)) if version is not None else None
     except OSError as exc:
         typer.echo(f"error: cannot read {path}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from exc
     except AppError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
+    if proposal is not None:
+        number, tag = proposal
+        typer.echo(f"{path} loosens safety, so it was stored as routing-map version {number}, a proposal: nothing")
+        typer.echo("changed yet. A second person (an approver or admin, not you) must approve its diff first:")
+        for reason in outcome.reasons:
+            typer.echo(f"  - {reason}")
+        typer.echo(
+            f"Review: GET /v1/routing-map/versions/{number} (or the console's Routing map page); approve: "
+            f"POST /v1/routing-map/versions/{number}/approve with If-Match: {tag}"
+        )
+        return None
     return len(routing_map.categories)
 
 

@@ -67,7 +67,8 @@ class Settings(BaseSettings):
     supported_locales: CsvList = Field(default_factory=lambda: ["en", "fr", "es", "de"])
     # Folder of message templates (Jinja2); relative to the project by default
     templates_dir: Path = PROJECT_ROOT / "templates"
-    # Optional crisis-plan YAML loaded into the routing map when the service starts
+    # Optional crisis-plan YAML loaded into the routing map when the service starts (a change that loosens safety
+    # is stored as a proposal that a second person approves)
     routing_map_file: Path | None = None
 
     # --- worker / delivery --------------------------------------------------------------------------

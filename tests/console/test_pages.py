@@ -37,7 +37,8 @@ def test_pages_need_a_session(client) -> None:
             ("editor",),
             {"/console/", "/console/compose", "/console/subscribers", "/console/services", "/console/channels"},
         ),
-        (("approver",), {"/console/", "/console/approvals", "/console/channels"}),
+        # approvers open the routing map to review proposed versions (only admins edit it)
+        (("approver",), {"/console/", "/console/approvals", "/console/channels", "/console/routing"}),
         (("admin",), set(PAGES)),
         (
             ("editor", "approver"),
@@ -48,6 +49,7 @@ def test_pages_need_a_session(client) -> None:
                 "/console/subscribers",
                 "/console/services",
                 "/console/channels",
+                "/console/routing",
             },
         ),
     ],

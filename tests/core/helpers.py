@@ -27,3 +27,14 @@ def assert_error(resp: Any, status: int, code: str | None = None, field: str | N
     if field is not None:
         assert body["field"] == field, body
     return body
+
+
+def approve_map_change(client: Any, proposal: Any, approver: dict[str, str]) -> dict:
+    """A routing-map change that loosens safety answered 202 (a proposal): a second person approves it with its
+    ETag; returns the applied version."""
+    assert proposal.status_code == 202, proposal.text
+    number, etag = proposal.json()["number"], proposal.headers["ETag"]
+    resp = client.post(f"/v1/routing-map/versions/{number}/approve", headers=approver | {"If-Match": etag})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["state"] == "applied"
+    return dict(resp.json())

@@ -46,7 +46,8 @@ def test_a_critical_alert_waits_for_a_second_person_and_uses_explicit_fields(cli
     assert body["channels"] == ["sms", "voice", "email", "social", "banner"]
     assert body["update"]["translations"]["fr"]["body"] == "Évacuez le bâtiment B."
     decisions = client.get("/v1/audit", headers=auth("admin"), params={"action": "gate.decision"}).json()["items"]
-    assert [(d["detail"]["door"], d["detail"]["decision"]) for d in decisions] == [("alerts.api", "second_person")]
+    alerts = [d["detail"]["decision"] for d in decisions if d["detail"]["door"] == "alerts.api"]
+    assert alerts == ["second_person"]
     # an approver approves exactly that content, and it goes out
     approved = client.post(
         f"/v1/updates/{body['update']['id']}/approve", headers=auth("publish") | {"If-Match": resp.headers["ETag"]}

@@ -120,6 +120,42 @@ def test_routing_import_bad_yaml_is_exit_1(runner, db_url, tmp_path, text, messa
         assert len(list_categories(session)) == 4  # the stored map is untouched
 
 
+def test_routing_import_of_a_loosening_map_is_a_proposal(runner, db_url, tmp_path):
+    """A map that switches on alert-rule automation is stored as a proposal: exit 0, nothing changes, and the text
+    says a second person must approve it. The same file again (ROUTING_MAP_FILE at every start) is the same
+    proposal."""
+    from broadcaster.cli import _import_map
+    from broadcaster.db import session_scope
+    from broadcaster.routing import service, versions
+
+    assert runner.invoke(cli, ["routing", "import", str(PLAN)]).exit_code == 0
+    plan = yaml.safe_load(PLAN.read_text())
+    plan["alert_rules"] = [
+        {
+            "name": "disk-full",
+            "match": {"alertname": "DiskFull"},
+            "category": "technical-issue",
+            "publish": "auto",
+            "two_person_rule": "automation_allowed",
+        }
+    ]
+    path = tmp_path / "automation.yaml"
+    path.write_text(yaml.safe_dump(plan))
+    result = runner.invoke(cli, ["routing", "import", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "stored as routing-map version 2, a proposal: nothing" in result.stdout
+    assert "A second person (an approver or admin, not you) must approve its diff first" in result.stdout
+    assert "alert_rules[disk-full]: two_person_rule: automation_allowed" in result.stdout
+    assert 'POST /v1/routing-map/versions/2/approve with If-Match: "' in result.stdout
+    assert "imported" not in result.stdout
+    assert _import_map(path, actor="serve:ROUTING_MAP_FILE", source="startup") is None
+    with session_scope() as session:
+        assert service.export_map(session).alert_rules == []
+        states = [(v.number, v.state, v.proposed_by) for v in versions.list_versions(session, limit=10)]
+    assert states[0][:2] == (2, "proposed") and states[0][2].startswith("cli:") and states[1][:2] == (1, "applied")
+    assert len(states) == 2
+
+
 def test_routing_import_missing_file_is_exit_1(runner, db_url, tmp_path):
     result = runner.invoke(cli, ["routing", "import", str(tmp_path / "nope.yaml")])
     assert result.exit_code == 1 and "cannot read" in result.stderr

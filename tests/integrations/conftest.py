@@ -70,14 +70,24 @@ BASE_MAP: dict[str, Any] = {
 
 
 @pytest.fixture
-def set_map(client, admin) -> Callable[..., dict]:
-    """PUT the routing map (BASE_MAP with `rules` patched by name: {rule name: {field: value}})."""
+def set_map(client, admin, auth) -> Callable[..., dict]:
+    """PUT the routing map (BASE_MAP with `rules` patched by name: {rule name: {field: value}}). Automatic alert
+    rules loosen safety: the admin's PUT is a proposal (202), which a second person (an approver) approves."""
+    approver = auth("read", "publish")
 
     def put(**patches: dict[str, Any]) -> dict:
         data = copy.deepcopy(BASE_MAP)
         for rule in data["alert_rules"]:
             rule.update(patches.get(rule["name"], {}))
         resp = client.put("/v1/routing-map", headers=admin, json=data)
+        if resp.status_code == 202:
+            number = resp.json()["number"]
+            approved = client.post(
+                f"/v1/routing-map/versions/{number}/approve", headers=approver | {"If-Match": resp.headers["ETag"]}
+            )
+            assert approved.status_code == 200, approved.text
+            assert approved.json()["state"] == "applied"
+            resp = client.get("/v1/routing-map", headers=admin)
         assert resp.status_code == 200, resp.text
         return resp.json()
 

@@ -258,13 +258,19 @@ def test_critical_auto_publish_waits_for_approval(client, prometheus, admin):
     assert ok.json()["update"]["state"] == "published"
 
 
-def test_critical_auto_publish_when_the_rule_allows_automation(client, set_map, integration):
+def test_critical_auto_publish_when_the_rule_allows_automation(client, set_map, integration, admin):
+    # the map loosens safety: set_map's admin proposes it and a second person approves (routing-map versions)
     set_map(**{"database-down": {"two_person_rule": "automation_allowed"}})
+    [version] = client.get("/v1/routing-map/versions", headers=admin).json()["items"]
+    assert version["state"] == "applied" and version["approved_by"].startswith("key:test-read-publish")
     token = integration("prometheus", "alertmanager")["secret"]
     resp = client.post(AM, json=payloads.alertmanager(severity="critical"), headers=bearer(token))
     assert resp.json()["results"][0]["update_state"] == "published"
     [audit] = _audit("alert.auto_publish")
     assert audit["two_person_rule"] == "bypassed: the rule allows automation" and audit["rule"] == "database-down"
+    assert audit["allowed_by"] == (
+        f"alert_rules[database-down] of routing-map version {version['number']}, approved by {version['approved_by']}"
+    )
 
 
 def test_draft_mode_leaves_it_to_a_person(client, set_map, integration):

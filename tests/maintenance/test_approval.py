@@ -69,11 +69,18 @@ def _schedule_log(client: Any, admin: dict[str, str], wid: int) -> list[dict[str
 
 
 @pytest.fixture
-def critical_by_sms(client: Any, admin: dict[str, str], world: dict[str, Any]) -> None:
+def critical_by_sms(client: Any, admin: dict[str, str], world: dict[str, Any], make_key: Any) -> None:
     """The category's routing map sends critical updates by SMS too (as a real one would: SMS, voice, e-mail)."""
     channels = {"info": ["twilio-sms"], "major": ["twilio-sms"], "critical": ["twilio-sms"]}
     resp = client.patch("/v1/categories/platform", headers=admin, json={"channels": channels})
-    assert resp.status_code == 200, resp.text
+    # more channels loosen the routing map: an admin proposes, a second person approves (routing/versions.py)
+    assert resp.status_code == 202, resp.text
+    second = {"Authorization": f"Bearer {make_key('read', 'publish', name='map-approver')}"}
+    approved = client.post(
+        f"/v1/routing-map/versions/{resp.json()['number']}/approve",
+        headers=second | {"If-Match": resp.json()["etag"]},
+    )
+    assert approved.status_code == 200, approved.text
 
 
 @pytest.fixture

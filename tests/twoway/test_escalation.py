@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from tests.core.helpers import approve_map_change
 from tests.twoway.escalation_helpers import (
     actions,
     add_people,
@@ -105,12 +106,15 @@ def test_bad_rules_are_a_422_naming_the_field(db_url, rules, field):
     assert err.value.field == field, err.value
 
 
-def test_category_escalation_in_the_routing_map(client, admin, emergency_category):
+def test_category_escalation_in_the_routing_map(client, admin, auth, emergency_category):
     good = {
         "steps": [{"after_minutes": 10, "channel": "voice"}, {"after_seconds": 30, "channel": "secondary"}],
         "threshold": {"percent": 60, "after_minutes": 30, "group": {"emails": ["Ops@Example.org"], "tag": "managers"}},
     }
-    resp = client.patch("/v1/categories/emergency", headers=admin, json={"escalation": good})
+    # escalation rules loosen safety: the admin proposes them, a second person approves (docs/core.md)
+    proposal = client.patch("/v1/categories/emergency", headers=admin, json={"escalation": good})
+    approve_map_change(client, proposal, auth("read", "publish"))
+    resp = client.get("/v1/categories/emergency", headers=admin)
     assert resp.status_code == 200, resp.text
     stored = resp.json()["escalation"]
     assert stored["steps"][1] == {"after_seconds": 30.0, "channel": "secondary"}

@@ -182,6 +182,7 @@ def approvals_page(request: Request, session: SessionDep, user: User) -> Respons
         names=names,
         palette=PALETTE,
         grant_wait=wait,
+        map_proposals=service.map_proposals(session),
     )
 
 
@@ -207,10 +208,14 @@ def responses_page(update_id: int, request: Request, session: SessionDep, user: 
 
 
 @router.get("/console/routing", response_class=HTMLResponse)
-def routing_page(request: Request, user: User) -> Response:
+def routing_page(request: Request, session: SessionDep, user: User) -> Response:
+    """The routing map: proposed versions with their diff (Approve/Reject for approvers), and the YAML editor
+    (admins)."""
     if (denied := _guard(request, user, "routing")) is not None:
         return denied
-    return render("routing.html", request, user, "routing")
+    proposals = service.map_proposals(session)
+    wait = approvers.approval_wait(session, console_principal(user))
+    return render("routing.html", request, user, "routing", proposals=proposals, grant_wait=wait)
 
 
 @router.get("/console/subscribers", response_class=HTMLResponse)

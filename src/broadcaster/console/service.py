@@ -35,7 +35,8 @@ NAV: tuple[NavItem, ...] = (
     NavItem("subscribers", "/console/subscribers", "Subscribers", "editor"),
     NavItem("services", "/console/services", "Services", "editor"),
     NavItem("channels", "/console/channels", "Channels", None),
-    NavItem("routing", "/console/routing", "Routing map", "admin"),
+    #: approvers open it to review and approve proposed versions; only admins edit the map there
+    NavItem("routing", "/console/routing", "Routing map", "approver"),
     NavItem("audit", "/console/audit", "Audit log", "admin"),
 )
 _BY_KEY = {item.key: item for item in NAV}
@@ -335,3 +336,41 @@ def subscriber_list(session: Session, q: str | None, limit: int = 50) -> list[An
         session, q=q or None, category=None, tag=None, locale=None, test_group=None, limit=limit, cursor=None
     )
     return subscribers.outs(session, rows[:limit])
+
+
+@dataclass(frozen=True)
+class MapProposal:
+    """A proposed routing-map version as the routing page shows it: why it loosens safety, its diff against the
+    applied version, and the ETag that approving it sends (the ETag of exactly this diff)."""
+
+    number: int
+    proposed_by: str
+    proposer: str
+    proposed_at: Any
+    reasons: list[str]
+    against: int | None
+    diff_text: str
+    etag: str
+
+
+def map_proposals(session: Session) -> list[MapProposal]:
+    """Routing-map versions waiting for a second person (newest first)."""
+    from broadcaster.publishing.approvers import actor_label
+    from broadcaster.routing import mapdiff, versions
+
+    applied = versions.current(session)
+    against = applied.number if applied else None
+    base = versions.document_of(session, against)
+    return [
+        MapProposal(
+            number=row.number,
+            proposed_by=row.proposed_by,
+            proposer=actor_label(session, row.proposed_by),
+            proposed_at=row.proposed_at,
+            reasons=list(row.reasons or []),
+            against=against,
+            diff_text=mapdiff.render(mapdiff.diff_maps(base, row.document)),
+            etag=versions.etag(row),
+        )
+        for row in versions.pending(session)
+    ]

@@ -57,6 +57,7 @@ from broadcaster.models.base import UTCDateTime
 from broadcaster.models.integrations import AlertGroup, Integration
 from broadcaster.publishing import gate
 from broadcaster.publishing import service as publishing
+from broadcaster.routing import versions as routing_versions
 from broadcaster.settings import get_settings
 
 #: headers carrying an HMAC-SHA256 of the body (hex, optionally `sha256=`-prefixed), first found wins
@@ -356,10 +357,12 @@ def _rule_texts(
 
 def automation_allowance(session: Session, rule: AlertRule) -> str | None:
     """The approved routing-map version whose `two_person_rule: automation_allowed` lets `rule` publish a
-    high-impact alert alone, or None. (Until routing-map versions carry a second person's approval, none does.)"""
+    high-impact alert alone (e.g. "alert_rules[disk-full] of routing-map version 7, approved by user:3"), or
+    None: the rule does not allow automation, or no second person approved it as it is now (the baseline
+    version of an upgraded install counts as approved by nobody)."""
     if rule.two_person_rule is not TwoPersonRule.automation_allowed:
         return None
-    return None
+    return routing_versions.allowance(session, rule.name, rule.model_dump(mode="json"))
 
 
 def _publish(session: Session, update_row: Update, rule: AlertRule, actor: str) -> str:
@@ -374,7 +377,7 @@ def _publish(session: Session, update_row: Update, rule: AlertRule, actor: str) 
     if result.approval_required:
         decision = "applied: waiting for a person's approval"
     elif who.automation and gate.high_impact(session, update_row.incident, update_row):
-        decision = f"allowed by {who.automation}"
+        decision = "bypassed: the rule allows automation"
     else:
         decision = "not needed"
     audit.record(
@@ -387,6 +390,7 @@ def _publish(session: Session, update_row: Update, rule: AlertRule, actor: str) 
         category=update_row.incident.category.slug,
         severity=update_row.incident.severity,
         two_person_rule=decision,
+        allowed_by=who.automation if decision.startswith("bypassed") else None,
         state=result.update.state,
     )
     return result.update.state

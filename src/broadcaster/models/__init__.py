@@ -10,6 +10,7 @@ from broadcaster.models import (
     maintenance,
     public,
     responses,
+    routing,
     services,
     users,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "maintenance",
     "public",
     "responses",
+    "routing",
     "services",
     "users",
     "utcnow",

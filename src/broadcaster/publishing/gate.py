@@ -27,6 +27,11 @@ services), `decide_incident_edit`:
   automation that asks;
 - anything else (below the level before and after, or nothing public): now, audited.
 
+The routing-map rule (`decide_map_change`): a change that does not loosen safety takes effect now; a loosening one
+(alert-rule automation, escalation rules and their recipients, channels, contacts shown on live incidents) is
+proposed by an admin and applied when a second person approves its diff (routing/versions.py); anyone else is
+refused.
+
 The doors themselves are listed in broadcaster/doors.py; routes declare theirs with `doors.door(...)` /
 `doors.not_a_door(...)` (an OpenAPI extension, `x-door`), runners with a `door` attribute, CLI commands in
 cli.COMMAND_DOORS; tests/core/test_doors.py enumerates them all, so a new one cannot appear unseen.
@@ -208,6 +213,20 @@ def decide_incident_edit(session: Session, incident: Incident, changes: Mapping[
     if who.automation:
         return Verdict(door_name, Decision.now, f"{why}; allowed by {who.automation}")
     return Verdict(door_name, Decision.second_person, f"{why}, and the incident's content is live")
+
+
+def decide_map_change(loosens: Sequence[str], *, admin: bool) -> Verdict:
+    """The routing-map rule: a change that does not loosen safety takes effect now (write scope, audited); one that
+    loosens it (`routing.mapdiff.loosening` says why) is proposed by an admin and waits for a second person to
+    approve its diff; anyone else is refused."""
+    if not loosens:
+        return Verdict("routing.map", Decision.now, "the change does not loosen safety")
+    why = "; ".join(loosens)
+    if not admin:
+        return Verdict(
+            "routing.map", Decision.refused, f"only an admin may propose a change that loosens safety: {why}"
+        )
+    return Verdict("routing.map", Decision.second_person, f"loosens safety: {why}")
 
 
 def record(session: Session, verdict: Verdict, actor: str, target_type: str, target_id: Any, **detail: Any) -> None:

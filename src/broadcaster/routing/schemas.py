@@ -133,3 +133,68 @@ class RoutingMap(Input):
                 raise ValueError(f"duplicate category slug {cat.slug!r}")
             seen.add(cat.slug)
         return value
+
+
+# --- routing-map versions ------------------------------------------------------------------------------------
+
+
+class FieldChangeOut(BaseModel):
+    """One field of a category, rule or mapping: dotted path, before and after (null: not set)."""
+
+    path: str
+    before: Any = None
+    after: Any = None
+
+
+class ItemChangeOut(BaseModel):
+    """A category, alert rule or webhook mapping added, removed or changed (`name` "(order)": the rules' order)."""
+
+    section: str
+    name: str
+    change: Literal["added", "removed", "changed"]
+    fields: list[FieldChangeOut]
+
+
+class VersionOut(BaseModel):
+    """One version of the routing map (docs/core.md, "Routing-map versions")."""
+
+    number: int
+    state: Literal["proposed", "applied", "rejected", "superseded"]
+    proposed_by: str
+    proposed_at: datetime
+    source: str
+    base_number: int | None = Field(None, description="The applied version it was compared with when recorded.")
+    summary: str = Field(description="The diff against base_number, in one line.")
+    loosens: bool = Field(description="It loosens safety: an admin proposed it and a second person must approve it.")
+    reasons: list[str] = Field(description="Why it loosens safety.")
+    approved_by: str | None = Field(None, description="The second person who approved it (null: applied at once).")
+    applied_at: datetime | None = None
+    rejected_by: str | None = None
+    rejected_at: datetime | None = None
+    comment: str | None = Field(None, description="Why it was rejected.")
+    superseded_by: int | None = None
+    etag: str | None = Field(None, description="While proposed: the ETag to approve it with (If-Match).")
+
+
+class VersionDetailOut(VersionOut):
+    """A version with its diff, and the whole map."""
+
+    against: int | None = Field(
+        description="The version the diff is against: the applied one for a proposal (?against= to choose)."
+    )
+    diff: list[ItemChangeOut]
+    diff_text: str = Field(description="The diff as text: + added, - removed, ~ changed; `path: before -> after`.")
+    map: dict[str, Any]
+
+
+class VersionRejectIn(Input):
+    """Turn a proposed routing-map version down, saying why."""
+
+    comment: str = Field(..., min_length=1, max_length=2000, description="Why it is rejected (1-2000 characters).")
+
+    @field_validator("comment")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("comment must not be blank")
+        return value.strip()

@@ -40,9 +40,14 @@ def _apply(cat: Category, data: CategoryIn | CategoryPatch) -> None:
             setattr(cat, key, values[key])
 
 
+def check_new_slug(session: Session, slug: str) -> None:
+    """409 `duplicate` when a category `slug` exists."""
+    if session.scalar(select(Category.id).where(Category.slug == slug)) is not None:
+        raise Conflict(f"Category {slug!r} already exists.", field="slug", code="duplicate")
+
+
 def create_category(session: Session, data: CategoryIn) -> Category:
-    if session.scalar(select(Category.id).where(Category.slug == data.slug)) is not None:
-        raise Conflict(f"Category {data.slug!r} already exists.", field="slug", code="duplicate")
+    check_new_slug(session, data.slug)
     cat = Category(slug=data.slug, name=data.name, contact={}, channels={})
     _apply(cat, data)
     session.add(cat)
@@ -59,6 +64,44 @@ def update_category(session: Session, slug: str, patch: CategoryPatch, actor: st
     session.flush()
     watched.void(session, actor, cause=f"category {slug} changed in the routing map")
     return cat
+
+
+def category_doc(data: CategoryIn) -> dict[str, Any]:
+    """A new category as the map's JSON holds it."""
+    return data.model_dump(mode="json")
+
+
+def patched_doc(cat: dict[str, Any], patch: CategoryPatch) -> dict[str, Any]:
+    """The category `cat` (the map's JSON) with `patch` applied, the way `update_category` applies it."""
+    values = patch.model_dump(exclude_unset=True)
+    out = dict(cat)
+    if "contact" in values and patch.contact is not None:
+        out["contact"] = patch.contact.model_dump(mode="json")
+    if "channels" in values and patch.channels is not None:
+        out["channels"] = {sev.value: list(names) for sev, names in patch.channels.items()}
+    if "escalation" in values:
+        out["escalation"] = patch.escalation.stored() if patch.escalation is not None else None
+    for key in ("name", "description", "position", "reach"):
+        if key in values and values[key] is not None:
+            out[key] = values[key]
+    return out
+
+
+def with_category(doc: dict[str, Any], slug: str, cat: dict[str, Any] | None) -> dict[str, Any]:
+    """The map `doc` (JSON) with the category `slug` replaced by `cat`, added when new, removed when None."""
+    cats = [c for c in doc.get("categories") or [] if c["slug"] != slug]
+    if cat is not None:
+        cats.append(cat)
+    return {**doc, "categories": cats}
+
+
+def check_rules_allow_removal(doc: dict[str, Any], slug: str) -> None:
+    """409 when an alert rule of the map `doc` publishes to the category `slug`."""
+    rules = [r["name"] for r in doc.get("alert_rules") or [] if r.get("category") == slug]
+    if rules:
+        raise Conflict(
+            f"Category {slug!r} is used by alert rule(s) {', '.join(rules)}; change them first.", field="slug"
+        )
 
 
 def _in_use(session: Session, cat: Category) -> int:
@@ -94,17 +137,24 @@ def export_map(session: Session) -> RoutingMap:
     return RoutingMap(categories=cats, **export_sections(session))
 
 
+def check_map(routing_map: RoutingMap) -> None:
+    """Render every alert-rule and webhook-mapping template on sample notifications under the render budget: one
+    over budget is a 422 naming its field."""
+    from broadcaster.alertrules.template_check import check_templates
+
+    check_templates(routing_map)
+
+
 def replace_map(
-    session: Session, routing_map: RoutingMap, *, prune: bool = True, actor: str = "system"
+    session: Session, routing_map: RoutingMap, *, prune: bool = True, actor: str = "system", check: bool = True
 ) -> list[Category]:
     """Make the stored map equal `routing_map`: upsert every category, remove the others (if unused). Pending
     updates whose binding changed (a category's escalation rules or reach) return to draft, audited as `actor`.
 
-    Every alert-rule and webhook-mapping template is first rendered on sample notifications under the render
-    budget: one over budget is a 422 naming its field, before anything is written."""
-    from broadcaster.alertrules.template_check import check_templates
-
-    check_templates(routing_map)
+    Unless the caller did (`check=False`), every template is first checked (`check_map`), before anything is
+    written."""
+    if check:
+        check_map(routing_map)
     watched = approval.watch(session)
     existing = {c.slug: c for c in list_categories(session)}
     for data in routing_map.categories:
