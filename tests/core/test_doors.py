@@ -8,19 +8,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from tests.routes import app_routes
 
 from broadcaster.doors import DOORS, EXTENSION
 
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
-
-
-def _routes(app: Any) -> Iterator[tuple[str, str, Any]]:
-    """(method, path, route context) of every route of the app, API and console alike."""
-    for route in app.routes:
-        contexts = route.effective_route_contexts() if hasattr(route, "effective_route_contexts") else [route]
-        for ctx in contexts:
-            for method in sorted(getattr(ctx, "methods", None) or ()):
-                yield method, ctx.path, ctx
 
 
 def _declared(value: object) -> str | None:
@@ -39,7 +31,7 @@ def test_every_state_changing_route_names_its_door():
     app = create_app(run_worker=False)
     seen: dict[str, list[str]] = {}
     problems = []
-    for method, path, ctx in _routes(app):
+    for method, path, ctx in app_routes(app):
         if method not in UNSAFE:
             continue
         extra = getattr(ctx, "openapi_extra", None) or {}
@@ -73,7 +65,7 @@ def test_safe_methods_change_nothing_a_door_guards():
     app = create_app(run_worker=False)
     declared = [
         f"{method} {path}"
-        for method, path, ctx in _routes(app)
+        for method, path, ctx in app_routes(app)
         if method not in UNSAFE and (getattr(ctx, "openapi_extra", None) or {}).get(EXTENSION)
     ]
     assert declared == []
