@@ -30,8 +30,9 @@ DOORS: dict[str, Door] = {
         Door(
             "update.publish",
             "publish an update (a correction or retraction too): every channel of its routing",
-            "publish scope alone when below APPROVAL_SEVERITY and the audience threshold; a second person otherwise; "
-            "an editor's live update always waits for a second person",
+            "publish scope alone when below APPROVAL_SEVERITY and the audience threshold; a second person otherwise "
+            "(also when its question's escalation mails the non-responders' details to a summary group); an "
+            "editor's live update always waits for a second person",
         ),
         Door(
             "update.test",
@@ -59,9 +60,11 @@ DOORS: dict[str, Door] = {
         Door(
             "maintenance.notice",
             "a scheduled maintenance notice (created, reminders, start, end, moved, cancelled)",
-            "the schedule is approved once by a second person when any notice reaches APPROVAL_SEVERITY or the "
-            "audience threshold; any later change to the window or its incident voids the approval of notices "
-            "not yet sent",
+            "publish scope plans, moves and cancels a window; its whole schedule is decided once then: at once below "
+            "APPROVAL_SEVERITY and the audience threshold, else a second person approves the previewed schedule "
+            "(GET /v1/maintenance/{id}/preview, POST .../approve with If-Match); any later change to the window or "
+            "its incident voids the approval of notices not yet sent, and the worker re-checks each notice against "
+            "its approved digest right before sending",
         ),
         Door(
             "question.escalation",
@@ -75,9 +78,12 @@ DOORS: dict[str, Door] = {
         ),
         Door(
             "incident.edit",
-            "change an incident's public fields (title, severity, status, category, public, sites)",
-            "write scope alone below APPROVAL_SEVERITY; at or above it, only through an approved update or an "
-            "approved change request",
+            "change an incident's public fields (title, severity, status, category, public, sites, affected "
+            "services)",
+            "write scope alone below APPROVAL_SEVERITY (before and after the edit) or while nothing of it is public; "
+            "a live incident at or above it (or raised to it, recently at it, or made live by the edit) changes only "
+            "through an approved update or a change request approved by someone else (202, then POST "
+            "/v1/incidents/{id}/change-requests/{change_id}/approve with If-Match)",
         ),
         Door(
             "service.state",
@@ -88,8 +94,9 @@ DOORS: dict[str, Door] = {
             "routing.map",
             "change the routing map: categories, contacts, channels, alert rules, escalation rules",
             "write scope alone for changes that do not loosen safety; a loosening version (alert-rule automation, "
-            "escalation rules and recipients, contacts shown on live incidents) is proposed by an admin and "
-            "applied when a second person approves its diff",
+            "escalation rules and recipients, channels added, contacts shown on live incidents) is proposed by an "
+            "admin (202; anyone else: 403) and applied when a second person approves its diff (POST "
+            "/v1/routing-map/versions/{n}/approve with If-Match); the CLI and ROUTING_MAP_FILE count as an admin",
         ),
         Door(
             "area.edit",

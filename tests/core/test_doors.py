@@ -113,3 +113,13 @@ def test_every_cli_command_names_its_door():
 def test_every_door_is_described(name):
     door = DOORS[name]
     assert door.name == name and len(door.what) > 20 and len(door.rule) > 20
+
+
+def test_the_doors_page_shows_the_door_table():
+    """docs/doors.md's table is the door table (regenerate it with scripts/gen_doors_doc.py)."""
+    from pathlib import Path
+
+    from scripts.gen_doors_doc import END, START, table
+
+    page = (Path(__file__).resolve().parents[2] / "docs" / "doors.md").read_text()
+    assert page.split(START)[1].split(END)[0].strip() == table()
