@@ -80,7 +80,9 @@ def test_the_right_scope_gets_through(client, auth, seeded, method, path, scope,
 
 
 def test_every_core_route_is_in_the_table(app):
-    routes = {(method, path) for method, path, route in app_routes(app) if CORE_TAGS & set(getattr(route, "tags", None) or [])}
+    routes = {
+        (method, path) for method, path, route in app_routes(app) if CORE_TAGS & set(getattr(route, "tags", None) or [])
+    }
     assert routes, "no core routes found: the test would check nothing"
     table = {(m, p.replace("/1", "/{id}").replace("emergency", "{slug}")) for m, p, _, _ in ENDPOINTS}
     normalised = {
