@@ -78,8 +78,7 @@ DOORS: dict[str, Door] = {
         ),
         Door(
             "incident.edit",
-            "change an incident's public fields (title, severity, status, category, public, sites, affected "
-            "services)",
+            "change an incident's public fields (title, severity, status, category, public, sites, affected services)",
             "write scope alone below APPROVAL_SEVERITY (before and after the edit) or while nothing of it is public; "
             "a live incident at or above it (or raised to it, recently at it, or made live by the edit) changes only "
             "through an approved update or a change request approved by someone else (202, then POST "
