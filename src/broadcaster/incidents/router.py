@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 from sqlalchemy.orm import Session
@@ -25,7 +25,6 @@ from broadcaster.incidents.schemas import (
     IncidentOut,
     IncidentPatch,
     PublishOut,
-    RejectIn,
     UpdateIn,
     UpdateOut,
     UpdatePatch,
@@ -35,7 +34,7 @@ from broadcaster.pagination import IdPath, Page, PageParams, page_params
 from broadcaster.publishing import approval, gate
 from broadcaster.publishing import service as publishing
 from broadcaster.publishing.preview import preview as build_preview
-from broadcaster.publishing.schemas import PreviewOut
+from broadcaster.publishing.schemas import PreviewOut, RejectIn
 from broadcaster.security import Principal, Scope, require_any_scope, require_scope
 from broadcaster.services.service import check_slugs
 from broadcaster.settings import get_settings
@@ -166,34 +165,14 @@ def get_change_request(
     return out
 
 
-ChangeIfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description="Required: the change request's ETag (`GET .../change-requests/{change_id}`). Without it the "
-        "answer is 428; when the change or the incident changed since, 412.",
-    ),
-]
-
-
 @router.post(
     "/incidents/{incident_id}/change-requests/{change_id}/approve",
     response_model=ChangeRequestOut,
-    responses={
-        403: {
-            "model": ErrorOut,
-            "description": "The requester cannot approve their own change; or a new approver (a role or key granted "
-            "less than APPROVER_GRANT_DELAY ago, `approver_grant_delay`).",
-        },
-        404: {"model": ErrorOut, "description": "No such incident or change request."},
-        409: {"model": ErrorOut, "description": "The change request is not pending (`not_pending`)."},
-        412: {"model": ErrorOut, "description": "The change or the incident changed since the ETag you sent."},
-        428: {"model": ErrorOut, "description": "If-Match is missing: send the change request's ETag."},
-    },
+    responses=approval.approve_responses("the change request", not_found="No such incident or change request."),
     openapi_extra=doors.door("incident.edit"),
 )
 def approve_change_request(
-    incident_id: IdPath, change_id: IdPath, session: SessionDep, who: Publisher, if_match: ChangeIfMatch = None
+    incident_id: IdPath, change_id: IdPath, session: SessionDep, who: Publisher, if_match: approval.IfMatch = None
 ) -> ChangeRequestOut:
     """Apply a pending change request (someone other than the requester, exactly the diff they reviewed): the
     incident changes as a PATCH would, and the public pages follow."""
@@ -340,31 +319,15 @@ def _etas(session: Session, update: Update) -> list[EtaOut]:
         return []
 
 
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description="Required: the content ETag of the preview you reviewed (`POST /v1/updates/{id}/preview`). "
-        "Without it the answer is 428; when the content changed since, 412.",
-    ),
-]
-
-
 @router.post(
     "/updates/{update_id}/approve",
     response_model=PublishOut,
-    responses={
-        403: {
-            "model": ErrorOut,
-            "description": "The requester cannot approve their own request; or a new approver (a role or key granted "
-            "less than APPROVER_GRANT_DELAY ago, `approver_grant_delay`, with `may_approve_from`).",
-        },
-        412: {"model": ErrorOut, "description": "The content changed since the preview whose ETag you sent."},
-        428: {"model": ErrorOut, "description": "If-Match is missing: send the preview's ETag."},
-    },
+    responses=approval.approve_responses("the preview you reviewed"),
     openapi_extra=doors.door("update.approve"),
 )
-def approve_update(update_id: IdPath, session: SessionDep, who: Publisher, if_match: IfMatch = None) -> PublishOut:
+def approve_update(
+    update_id: IdPath, session: SessionDep, who: Publisher, if_match: approval.IfMatch = None
+) -> PublishOut:
     """Approve a pending update and publish it: a second key, and exactly the content you previewed."""
     result = publishing.approve(session, update_id, who, if_match)
     return PublishOut(

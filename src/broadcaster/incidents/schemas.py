@@ -148,19 +148,6 @@ class UpdatePatch(Input):
     _service_states = field_validator("service_states")(_validate_service_states)
 
 
-class RejectIn(Input):
-    """Turn a pending update down, saying why (the author sees it on the update)."""
-
-    comment: str = Field(..., min_length=1, max_length=2000, description="Why it is rejected (1-2000 characters).")
-
-    @field_validator("comment")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("comment must not be blank")
-        return value.strip()
-
-
 class RejectionOut(BaseModel):
     """The last rejection of the update's approval request."""
 

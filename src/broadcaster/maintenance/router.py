@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Response, status
 
 from broadcaster import audit, doors
 from broadcaster.deps import SessionDep
@@ -16,10 +16,11 @@ from broadcaster.maintenance.schemas import (
     MaintenanceOut,
     MaintenancePatch,
     SchedulePreviewOut,
-    ScheduleRejectIn,
     WindowState,
 )
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
+from broadcaster.publishing import approval
+from broadcaster.publishing.schemas import RejectIn
 from broadcaster.security import Principal, Scope, require_scope
 
 router = APIRouter(prefix="/v1", tags=["maintenance"])
@@ -28,15 +29,6 @@ Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
 #: planning takes publish: the gate approves the schedule at once when no notice is high impact
 #: (docs/maintenance.md, "Approval"); a second person approves with publish too
 Publisher = Annotated[Principal, Depends(require_scope(Scope.publish))]
-
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description="Required: the schedule ETag of the preview you reviewed (`GET /v1/maintenance/{id}/preview`). "
-        "Without it the answer is 428; when the schedule changed since, 412.",
-    ),
-]
 
 
 @router.post(
@@ -133,20 +125,11 @@ def preview_schedule(maintenance_id: IdPath, session: SessionDep, _: Reader, res
 @router.post(
     "/maintenance/{maintenance_id}/approve",
     response_model=MaintenanceOut,
-    responses={
-        403: {
-            "model": ErrorOut,
-            "description": "The requester cannot approve their own request; or a new approver (a role or key granted "
-            "less than APPROVER_GRANT_DELAY ago, `approver_grant_delay`).",
-        },
-        409: {"model": ErrorOut, "description": "The schedule is not waiting for approval (`not_pending`)."},
-        412: {"model": ErrorOut, "description": "The schedule changed since the preview whose ETag you sent."},
-        428: {"model": ErrorOut, "description": "If-Match is missing: send the preview's ETag."},
-    },
+    responses=approval.approve_responses("the schedule preview you reviewed"),
     openapi_extra=doors.door("maintenance.notice"),
 )
 def approve_schedule(
-    maintenance_id: IdPath, session: SessionDep, who: Publisher, if_match: IfMatch = None
+    maintenance_id: IdPath, session: SessionDep, who: Publisher, if_match: approval.IfMatch = None
 ) -> MaintenanceOut:
     """Approve the window's schedule exactly as previewed: a second person; its notices go out at their times
     while their content stays as approved."""
@@ -163,9 +146,7 @@ def approve_schedule(
     },
     openapi_extra=doors.door("maintenance.notice"),
 )
-def reject_schedule(
-    maintenance_id: IdPath, body: ScheduleRejectIn, session: SessionDep, who: Publisher
-) -> MaintenanceOut:
+def reject_schedule(maintenance_id: IdPath, body: RejectIn, session: SessionDep, who: Publisher) -> MaintenanceOut:
     """Reject the window's schedule with a comment: its notices keep waiting until the window is changed (which
     asks again) or cancelled."""
     window = schedule.reject(session, maintenance_id, who, body.comment)

@@ -184,16 +184,3 @@ class SchedulePreviewOut(BaseModel):
     incident: dict[str, Any] | None = Field(description="The public fields of the window's incident.")
     approval: ScheduleApprovalOut
     notices: list[NoticePreviewOut]
-
-
-class ScheduleRejectIn(Input):
-    """Turn a window's schedule down, saying why (the requester sees it on the window)."""
-
-    comment: str = Field(..., min_length=1, max_length=2000, description="Why it is rejected (1-2000 characters).")
-
-    @field_validator("comment")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("comment must not be blank")
-        return value.strip()

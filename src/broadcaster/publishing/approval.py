@@ -21,8 +21,9 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
+from fastapi import Header
 from sqlalchemy import select
 from sqlalchemy import update as sql_update
 from sqlalchemy.orm import Session
@@ -30,7 +31,7 @@ from sqlalchemy.orm import Session
 from broadcaster import audit
 from broadcaster.delivery.audience import resolved_channels
 from broadcaster.domain import Severity, UpdateState
-from broadcaster.errors import AppError, Conflict, Forbidden, NotFound
+from broadcaster.errors import AppError, Conflict, ErrorOut, Forbidden, NotFound
 from broadcaster.models import Incident, Update, utcnow
 from broadcaster.publishing import binding as content_binding
 from broadcaster.publishing.preview import preview as build_preview
@@ -137,6 +138,41 @@ def check_if_match(if_match: str | None, current: str) -> None:
             field="If-Match",
             current_etag=current,
         )
+
+
+#: the `If-Match` header of every approve endpoint (updates, change requests, maintenance schedules, routing-map
+#: versions): the ETag of exactly what the approver reviewed
+IfMatch = Annotated[
+    str | None,
+    Header(
+        alias="If-Match",
+        description="Required: the ETag of what you reviewed (the preview of an update or a maintenance schedule, "
+        "a change request, a routing-map proposal: each answers it in its `ETag` header). Without it the answer is "
+        "428; when what it covers changed since, 412.",
+    ),
+]
+
+
+def approve_responses(reviewed: str, *, not_found: str | None = None) -> dict[int | str, dict[str, Any]]:
+    """The documented refusals of an approve endpoint, in the order it checks them (one contract for updates,
+    change requests, maintenance schedules and routing-map versions)."""
+    responses: dict[int | str, dict[str, Any]] = {
+        403: {
+            "model": ErrorOut,
+            "description": "The requester cannot approve their own request; or a new approver (a role or key granted "
+            "less than APPROVER_GRANT_DELAY ago, `approver_grant_delay`, with `may_approve_from`); or no publish "
+            "scope.",
+        },
+        409: {"model": ErrorOut, "description": "Nothing is waiting for approval there (`not_pending`)."},
+        412: {
+            "model": ErrorOut,
+            "description": f"{reviewed[0].upper()}{reviewed[1:]} changed since the ETag you sent.",
+        },
+        428: {"model": ErrorOut, "description": f"If-Match is missing: send the ETag of {reviewed}."},
+    }
+    if not_found:
+        responses[404] = {"model": ErrorOut, "description": not_found}
+    return responses
 
 
 # --- locks ---------------------------------------------------------------------------------------------

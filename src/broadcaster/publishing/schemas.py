@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from broadcaster.delivery.eta import EtaOut
+from broadcaster.domain import Input
 
 
 class RenderOut(BaseModel):
@@ -128,3 +129,17 @@ class PreviewOut(BaseModel):
         description="Content ETag of a stored update (also the ETag header): approve it with `If-Match: <etag>`. "
         "None for an unsaved draft.",
     )
+
+
+class RejectIn(Input):
+    """Turn a request down, saying why (a pending update, a change request, a window's schedule, a routing-map
+    version): the requester sees the comment on what they asked for."""
+
+    comment: str = Field(..., min_length=1, max_length=2000, description="Why it is rejected (1-2000 characters).")
+
+    @field_validator("comment")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("comment must not be blank")
+        return value.strip()

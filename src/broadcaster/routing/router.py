@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -16,6 +16,8 @@ from broadcaster.errors import ErrorOut, NotFound, Unprocessable, error_response
 from broadcaster.models import Category
 from broadcaster.models.routing import PROPOSED, RoutingMapVersion
 from broadcaster.pagination import MAX_ID, IdPath, Page, PageParams, page_params
+from broadcaster.publishing import approval
+from broadcaster.publishing.schemas import RejectIn
 from broadcaster.routing import mapdiff, service, versions
 from broadcaster.routing.schemas import (
     CategoryIn,
@@ -26,7 +28,6 @@ from broadcaster.routing.schemas import (
     RoutingMap,
     VersionDetailOut,
     VersionOut,
-    VersionRejectIn,
 )
 from broadcaster.security import Principal, Scope, require_scope
 
@@ -36,13 +37,6 @@ Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
 Writer = Annotated[Principal, Depends(require_scope(Scope.write))]
 #: a second person: the publish scope (or admin), as for update approval
 Approver = Annotated[Principal, Depends(require_scope(Scope.publish))]
-IfMatch = Annotated[
-    str | None,
-    Header(
-        alias="If-Match",
-        description="Required: the ETag of the proposal you reviewed (`GET /v1/routing-map/versions/{number}`).",
-    ),
-]
 
 CATEGORIES: SlugResource[Category, CategoryOut] = SlugResource(
     "category", service.get_category, CategoryOut.model_validate
@@ -330,20 +324,12 @@ def get_version(
 @router.post(
     "/routing-map/versions/{number}/approve",
     response_model=VersionDetailOut,
-    responses={
-        403: {
-            "model": ErrorOut,
-            "description": "The proposer cannot approve their own proposal; or a new approver (a role or key granted "
-            "less than APPROVER_GRANT_DELAY ago, `approver_grant_delay`); or no publish scope.",
-        },
-        404: {"model": ErrorOut, "description": "No such version."},
-        409: {"model": ErrorOut, "description": "The version is not waiting for approval (`not_pending`)."},
-        412: {"model": ErrorOut, "description": "If-Match is not the proposal's ETag."},
-        428: {"model": ErrorOut, "description": "If-Match is missing: send the proposal's ETag."},
-    },
+    responses=approval.approve_responses("the proposal you reviewed", not_found="No such version."),
     openapi_extra=doors.door("routing.map"),
 )
-def approve_version(number: IdPath, session: SessionDep, who: Approver, if_match: IfMatch = None) -> VersionDetailOut:
+def approve_version(
+    number: IdPath, session: SessionDep, who: Approver, if_match: approval.IfMatch = None
+) -> VersionDetailOut:
     """Approve a proposed version: a second person (not the proposer), with the ETag of the diff they reviewed in
     If-Match. The stored map becomes that version at once."""
     row = versions.approve(session, number, who, if_match)
@@ -359,6 +345,6 @@ def approve_version(number: IdPath, session: SessionDep, who: Approver, if_match
     },
     openapi_extra=doors.not_a_door("turns a proposed routing-map version down: nothing changes"),
 )
-def reject_version(number: IdPath, body: VersionRejectIn, session: SessionDep, who: Approver) -> VersionOut:
+def reject_version(number: IdPath, body: RejectIn, session: SessionDep, who: Approver) -> VersionOut:
     """Reject a proposed version with a comment (an approver, or its proposer withdrawing it): nothing changes."""
     return version_out(versions.reject(session, number, who, body.comment))

@@ -185,16 +185,3 @@ class VersionDetailOut(VersionOut):
     diff: list[ItemChangeOut]
     diff_text: str = Field(description="The diff as text: + added, - removed, ~ changed; `path: before -> after`.")
     map: dict[str, Any]
-
-
-class VersionRejectIn(Input):
-    """Turn a proposed routing-map version down, saying why."""
-
-    comment: str = Field(..., min_length=1, max_length=2000, description="Why it is rejected (1-2000 characters).")
-
-    @field_validator("comment")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("comment must not be blank")
-        return value.strip()
