@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import insert, text
 from sqlalchemy.orm import Session
@@ -48,22 +49,24 @@ def start_broadcast(session: Session, update: Update) -> int | None:
     return broadcast.id
 
 
-def queue_mail(session: Session, addresses: Iterable[str], subject: str, text: str) -> int | None:
-    """Queue one e-mail to each address (staff notices, not subscribers) in the caller's transaction: a
-    system broadcast on the `email` channel with its delivery rows, so it is sent once the transaction commits
-    and survives a worker restart (retried like any delivery). The broadcast id, or None without addresses."""
-    to = list(dict.fromkeys(a.strip().lower() for a in addresses if a and a.strip()))
+def queue_system(
+    session: Session, channel: str, addresses: Iterable[str], message: dict[str, Any], priority: int
+) -> int | None:
+    """Queue one `message` (`text`, and `subject` for e-mail) to each address on `channel`, in the caller's
+    transaction: a `system` broadcast with its delivery rows (staff notices and escalation summaries, not
+    subscribers), sent once the transaction commits and durable like any delivery (a worker restart delays it,
+    never drops it; retried like any delivery). The broadcast id, or None without addresses."""
+    to = list(dict.fromkeys(a for a in addresses if a))
     if not to:
         return None
-    lane = int(Priority.major)
     broadcast = Broadcast(
         kind="system",
         state="sending",
-        priority=lane,
-        channels=["email"],
+        priority=priority,
+        channels=[channel],
         total=len(to),
         planned_at=utcnow(),
-        message={"subject": subject, "text": text},
+        message=message,
     )
     session.add(broadcast)
     session.flush()
@@ -71,11 +74,11 @@ def queue_mail(session: Session, addresses: Iterable[str], subject: str, text: s
     rows = [
         {
             "broadcast_id": broadcast.id,
-            "channel": "email",
+            "channel": channel,
             "address": address,
             "subscriber_id": None,
             "locale": "en",
-            "priority": lane,
+            "priority": priority,
             "status": "pending",
             "attempts": 0,
             "next_attempt_at": stamp,
@@ -87,3 +90,9 @@ def queue_mail(session: Session, addresses: Iterable[str], subject: str, text: s
     session.execute(insert(Delivery), rows)
     notify_workers(session)
     return broadcast.id
+
+
+def queue_mail(session: Session, addresses: Iterable[str], subject: str, text: str) -> int | None:
+    """Queue one e-mail to each address (staff notices) at the `major` lane (`queue_system`)."""
+    to = (a.strip().lower() for a in addresses if a and a.strip())
+    return queue_system(session, "email", to, {"subject": subject, "text": text}, int(Priority.major))

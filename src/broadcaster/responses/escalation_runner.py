@@ -45,7 +45,7 @@ from broadcaster import clock
 from broadcaster.channels.registry import kind_of
 from broadcaster.db import get_engine
 from broadcaster.delivery import planner
-from broadcaster.delivery.entrypoints import notify_workers
+from broadcaster.delivery.entrypoints import notify_workers, queue_system
 from broadcaster.domain import ChannelKind, Priority
 from broadcaster.models import Update, utcnow
 from broadcaster.models.delivery import ESCALATION_KIND, Broadcast, Delivery, Subscriber
@@ -642,46 +642,15 @@ def send_to_group(session: Session, rule: EscalationThreshold, summary: Summary,
             elif phone and not sms_out:
                 phones.append(phone)
     lane = min(priority, int(Priority.major))
-    out = []
-    for channel, addresses, message in (
-        ("email", list(dict.fromkeys(emails)), {"subject": summary.subject, "text": summary.text}),
-        ("sms", list(dict.fromkeys(phones)), {"text": summary.sms}),
-    ):
-        if not addresses:
-            continue
-        broadcast = Broadcast(
-            kind="system",
-            state="sending",
-            priority=lane,
-            channels=[channel],
-            total=len(addresses),
-            planned_at=utcnow(),
-            message={**message, "escalation": True},
-        )
-        session.add(broadcast)
-        session.flush()
-        stamp = utcnow()
-        session.execute(
-            insert(Delivery),
-            [
-                {
-                    "broadcast_id": broadcast.id,
-                    "channel": channel,
-                    "address": a,
-                    "subscriber_id": None,
-                    "locale": "en",
-                    "priority": lane,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": stamp,
-                    "created_at": stamp,
-                    "updated_at": stamp,
-                }
-                for a in addresses
-            ],
-        )
-        out.append(broadcast.id)
-    return out
+    sends = (
+        ("email", emails, {"subject": summary.subject, "text": summary.text, "escalation": True}),
+        ("sms", phones, {"text": summary.sms, "escalation": True}),
+    )
+    return [
+        bid
+        for channel, addresses, message in sends
+        if (bid := queue_system(session, channel, addresses, message, lane))
+    ]
 
 
 # --- the runner ------------------------------------------------------------------------------------------
