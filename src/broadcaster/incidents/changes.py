@@ -96,9 +96,7 @@ def approve(
     with If-Match carrying the request's content ETag (428 without it, 412 when the change or the incident
     changed since). Checked in that order after 404 and 409 `not_pending`, like an update's approval."""
     incident, row = _locked(session, incident_id, change_id)
-    if row.requested_by == who.actor:
-        raise Forbidden("The approver must be a different person than the requester.", field="Authorization")
-    approvers.check_may_approve(session, who)
+    approvers.check_second_person(session, who, row.requested_by)
     current = bookkeeping.content_etag(row, incident)
     bookkeeping.check_if_match(if_match, current)
     if snapshot(incident) != row.base:

@@ -342,7 +342,7 @@ def approve(session: Session, window_id: int, who: Principal, if_match: str | No
     the one the request was for (412: ask again by changing the window). Not the requester; not someone waiting
     out a recent role grant (`approvers.check_may_approve`)."""
     window = _pending(session, window_id, who, "approve")
-    approvers.check_may_approve(session, who)
+    approvers.check_second_person(session, who, window.approval_requested_by)
     incident = _incident(session, window)
     planned = _planned(session, window, incident)
     current = _etag(window, incident, planned)

@@ -120,3 +120,15 @@ def check_may_approve(session: Session, principal: Principal) -> None:
             code="approver_grant_delay",
             may_approve_from=wait.may_approve_from.isoformat(),
         )
+
+
+def check_second_person(session: Session, who: Principal, requester: str | None, *, asked: str = "asked for") -> None:
+    """The one test of "a second person" at every approval (updates, change requests, maintenance schedules,
+    routing-map versions): not whoever `asked` for it (people compare: a person's console session and every key
+    they own are one `user:<id>`), and not someone waiting out a recent role grant. 403 otherwise."""
+    if requester is not None and requester == who.actor:
+        raise Forbidden(
+            f"The approver must be a different person than the one who {asked} it: a second person must approve.",
+            field="Authorization",
+        )
+    check_may_approve(session, who)

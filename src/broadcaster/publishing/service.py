@@ -80,9 +80,7 @@ def approve(session: Session, update_id: int, who: Principal, if_match: str | No
             code="not_pending",
         )
     requester = update.published_by
-    if requester == actor:
-        raise Forbidden("The approver must be a different person than the requester.", field="Authorization")
-    approvers.check_may_approve(session, who)
+    approvers.check_second_person(session, who, requester)
     current = approval.content_etag(session, update)
     approval.check_if_match(if_match, current)
     if update.approval_etag != current:

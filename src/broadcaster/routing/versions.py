@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from broadcaster import audit
 from broadcaster.domain import IncidentStatus, Severity, UpdateState
-from broadcaster.errors import Conflict, Forbidden, NotFound
+from broadcaster.errors import Conflict, NotFound
 from broadcaster.models import Category, Incident, Update, utcnow
 from broadcaster.models.routing import APPLIED, PROPOSED, REJECTED, SUPERSEDED, RoutingMapVersion
 from broadcaster.publishing import approval, approvers, gate
@@ -346,12 +346,7 @@ def approve(session: Session, number: int, who: Principal, if_match: str | None)
     pending (or the map changed under it), 428/412 for a missing or stale If-Match."""
     lock(session)
     row = _pending_row(session, number)
-    if row.proposed_by == who.actor:
-        raise Forbidden(
-            "The approver must be a different person than the one who proposed this routing-map version.",
-            field="Authorization",
-        )
-    approvers.check_may_approve(session, who)
+    approvers.check_second_person(session, who, row.proposed_by, asked="proposed")
     check_if_match(if_match, etag(row), number)
     previous = current(session)
     if (previous.number if previous else None) != row.base_number:
