@@ -155,7 +155,7 @@ def live(client, setup_keys, emergency_category) -> Any:
     admin, approver = setup_keys
 
     def make(severity: str = "critical", **fields: Any) -> tuple[int, int]:
-        body = {"title": "Water main break", "category": "emergency", "severity": severity}
+        body: dict[str, Any] = {"title": "Water main break", "category": "emergency", "severity": severity}
         body |= {"affected_services": ["water"], "update": {"body": "Crews are on site.", "summary": "Crews on site"}}
         resp = client.post("/v1/incidents", headers=admin, json=body | fields)
         assert resp.status_code == 201, resp.text

@@ -275,8 +275,9 @@ def _reached_testers(fake: Any, word: str) -> int:
 
 
 def _to_outsider(fake: Any) -> list[str]:
+    """Requests to the outside address of the hostile summaries (with the markers they carry)."""
     return [
-        f"{r.provider} {r.path}"
+        f"{r.provider} {r.path} carrying {sorted(set(TOKEN.findall(r.body.decode('utf-8', 'replace'))))}"
         for r in fake.requests()
         if r.method == "POST" and (OUTSIDER_EMAIL.encode() in r.body or OUTSIDER_PHONE.encode() in r.body)
     ]
@@ -421,7 +422,7 @@ def door_correct(s: Scene) -> None:
         m = s.mark("correct", ident)
         for kind in ("correction", "cancel"):
             author = _author(s, ident)
-            body = {"body": f"{m} {kind}: leave the area now.", "summary": f"{m} leave now"}
+            body: dict[str, Any] = {"body": f"{m} {kind}: leave the area now.", "summary": f"{m} leave now"}
             body |= {"kind": kind, "corrects": s.uid}
             resp = (author or Person(s.client, s.admin)).request("POST", f"/v1/incidents/{s.iid}/updates", json=body)
             assert resp.status_code == 201, resp.text
@@ -453,7 +454,8 @@ def door_question(s: Scene) -> None:
         Escalator().tick()
         run_until_idle(60)
     clock.set_now(None)
-    assert _to_outsider(s.fake) == [], f"{s.where('question')}: a summary reached the outsider"
+    leaked = _to_outsider(s.fake)
+    assert leaked == [], f"{s.where('question')}: the outside address got {leaked} (attacks: {s.culprits(leaked)})"
     check(s, "question")
 
 
