@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from .helpers import row_counts
+from .people import live, people, setup_keys  # noqa: F401  (fixtures: one person against the gate)
 
 
 @pytest.fixture
