@@ -82,7 +82,9 @@ def serve(
     if migrate:
         migrations.upgrade()
     plan = settings.routing_map_file
-    if plan is not None and _import_map(plan, actor="serve:ROUTING_MAP_FILE", source="startup") is not None:
+    if plan is not None and _import_map(
+        plan, actor="serve:ROUTING_MAP_FILE", source="startup", admin=False, exit_on_refusal=False
+    ):
         typer.echo(f"  Routing map loaded from {plan}")
     host = host or settings.api_host
     port = port or settings.api_port
@@ -372,24 +374,52 @@ def keys_revoke(key_id: int) -> None:
 
 
 @routing_app.command("import")
-def routing_import(path: Path) -> None:
+def routing_import(
+    path: Path,
+    proposer: Annotated[
+        str | None,
+        typer.Option(
+            help="E-mail of the active admin who proposes a map that loosens safety. The proposal is theirs: they "
+            "cannot approve it with their key or console session; a second person must."
+        ),
+    ] = None,
+) -> None:
     """Replace the routing map with the YAML file PATH (the crisis plan in version control). A map that loosens
-    safety is stored as a proposal that a second person must approve (nothing changes until then)."""
+    safety needs --proposer: it is stored as that admin's proposal, which a second person must approve (nothing
+    changes until then). Without --proposer such a map is refused: the server's shell names nobody, so nobody
+    could be kept from approving it themselves."""
     from broadcaster import migrate as migrations
 
     migrations.upgrade()
-    count = _import_map(path, actor=_cli_actor(), source="cli")
+    actor, admin = (_proposer(proposer), True) if proposer else (_cli_actor(), False)
+    count = _import_map(path, actor=actor, source="cli", admin=admin)
     if count is not None:
         typer.echo(f"imported {count} categories from {path}")
 
 
-def _import_map(path: Path, *, actor: str, source: str) -> int | None:
+def _proposer(email: str) -> str:
+    """`user:<id>` of the active admin `email` (the CLI proposes in their name), else exit 1 saying why."""
+    from broadcaster.db import session_scope
+    from broadcaster.users.service import by_email
+
+    with session_scope() as session:
+        user = by_email(session, email)
+        if user is None or not user.active or "admin" not in (user.roles or []):
+            typer.echo(f"error: --proposer {email!r} is not an active admin account", err=True)
+            raise typer.Exit(1)
+        return f"user:{user.id}"
+
+
+def _import_map(path: Path, *, actor: str, source: str, admin: bool, exit_on_refusal: bool = True) -> int | None:
     """Replace the routing map with a YAML file: the number of categories, or None when the map loosens safety
-    and was stored as a proposal (printed, with what the second person does). Prints the problem and exits 1 on
-    bad input. Whoever runs the CLI on the server counts as an admin (they could create an admin key)."""
+    and was stored as `actor`'s proposal (`admin`: an admin person proposes it; printed, with what the second
+    person does). A loosening map without an admin proposer is refused: exit 1 saying how to propose it
+    (`exit_on_refusal=False`: only reported, as at start-up, where the service keeps serving the stored map).
+    Prints the problem and exits 1 on bad input."""
     from broadcaster import audit
     from broadcaster.db import session_scope
     from broadcaster.errors import AppError
+    from broadcaster.publishing import gate
     from broadcaster.routing import service, versions
 
     try:
@@ -402,7 +432,7 @@ def _import_map(path: Path, *, actor: str, source: str) -> int | None:
                 before,
                 routing_map.model_dump(mode="json"),
                 actor=actor,
-                admin=True,
+                admin=admin,
                 source=source,
                 apply=lambda: service.replace_map(session, routing_map, actor=actor, check=False),
             )
@@ -426,6 +456,18 @@ def _import_map(path: Path, *, actor: str, source: str) -> int | None:
     except AppError as exc:
         typer.echo(f"error: {exc.detail}", err=True)
         raise typer.Exit(1) from exc
+    if outcome.verdict.decision is gate.Decision.refused:
+        typer.echo(f"error: {path} loosens safety and was not applied; nothing changed:", err=True)
+        for reason in outcome.reasons:
+            typer.echo(f"  - {reason}", err=True)
+        typer.echo(
+            "An admin proposes such a map: `broadcaster routing import FILE --proposer ADMIN_EMAIL`, or PUT "
+            "/v1/routing-map with their key; a second person approves it.",
+            err=True,
+        )
+        if exit_on_refusal:
+            raise typer.Exit(1)
+        return None
     if proposal is not None:
         number, tag = proposal
         typer.echo(f"{path} loosens safety, so it was stored as routing-map version {number}, a proposal: nothing")

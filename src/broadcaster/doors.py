@@ -95,7 +95,8 @@ DOORS: dict[str, Door] = {
             "write scope alone for changes that do not loosen safety; a loosening version (alert-rule automation, "
             "escalation rules and recipients, channels added, contacts shown on live incidents) is proposed by an "
             "admin (202; anyone else: 403) and applied when a second person approves its diff (POST "
-            "/v1/routing-map/versions/{n}/approve with If-Match); the CLI and ROUTING_MAP_FILE count as an admin",
+            "/v1/routing-map/versions/{n}/approve with If-Match); the CLI proposes one only with --proposer "
+            "ADMIN_EMAIL (that person cannot approve it), and refuses it otherwise, as ROUTING_MAP_FILE does",
         ),
         Door(
             "area.edit",

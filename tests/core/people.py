@@ -98,7 +98,9 @@ def people(app, client, make_key, technical_category) -> Any:
         browsers.append(browser)
         assert sign_in(browser, email).status_code == 303
         actor = f"user:{uid}"
-        return Person(browser, {"X-CSRF-Token": session_csrf(browser)}, actor, label=f"console session of {actor}")
+        person = Person(browser, {"X-CSRF-Token": session_csrf(browser)}, actor, label=f"console session of {actor}")
+        person.extra["email"] = email
+        return person
 
     def key(*scopes: str, owner: int | None = None) -> Person:
         with session_scope() as session:

@@ -120,13 +120,16 @@ def test_routing_import_bad_yaml_is_exit_1(runner, db_url, tmp_path, text, messa
         assert len(list_categories(session)) == 4  # the stored map is untouched
 
 
-def test_routing_import_of_a_loosening_map_is_a_proposal(runner, db_url, tmp_path):
-    """A map that switches on alert-rule automation is stored as a proposal: exit 0, nothing changes, and the text
-    says a second person must approve it. The same file again (ROUTING_MAP_FILE at every start) is the same
-    proposal."""
+def test_routing_import_of_a_loosening_map_needs_an_admin_proposer(runner, db_url, tmp_path):
+    """A map that switches on alert-rule automation loosens safety. The server's shell names nobody, so without
+    --proposer it is refused (exit 1, nothing stored, the reasons and how to propose it printed). With
+    `--proposer ADMIN_EMAIL` it is that admin's proposal: exit 0, nothing changes, a second person must approve it
+    (the admin's own key or session cannot: tests/core/test_one_person.py). ROUTING_MAP_FILE at start-up names
+    nobody either: the service keeps the stored map and says why."""
     from broadcaster.cli import _import_map
     from broadcaster.db import session_scope
     from broadcaster.routing import service, versions
+    from broadcaster.users.service import create_user
 
     assert runner.invoke(cli, ["routing", "import", str(PLAN)]).exit_code == 0
     plan = yaml.safe_load(PLAN.read_text())
@@ -141,19 +144,29 @@ def test_routing_import_of_a_loosening_map_is_a_proposal(runner, db_url, tmp_pat
     ]
     path = tmp_path / "automation.yaml"
     path.write_text(yaml.safe_dump(plan))
-    result = runner.invoke(cli, ["routing", "import", str(path)])
+    refused = runner.invoke(cli, ["routing", "import", str(path)])
+    assert refused.exit_code == 1, refused.output
+    assert "loosens safety and was not applied" in refused.stderr
+    assert "alert_rules[disk-full]: two_person_rule: automation_allowed" in refused.stderr
+    assert "--proposer ADMIN_EMAIL" in refused.stderr
+    not_admin = runner.invoke(cli, ["routing", "import", str(path), "--proposer", "nobody@example.org"])
+    assert not_admin.exit_code == 1 and "is not an active admin account" in not_admin.stderr
+
+    with session_scope() as session:
+        admin_id = create_user(session, "ada@example.org", "Ada", ["admin"], None).id
+    result = runner.invoke(cli, ["routing", "import", str(path), "--proposer", "ada@example.org"])
     assert result.exit_code == 0, result.output
     assert "stored as routing-map version 2, a proposal: nothing" in result.stdout
     assert "A second person (an approver or admin, not you) must approve its diff first" in result.stdout
     assert "alert_rules[disk-full]: two_person_rule: automation_allowed" in result.stdout
     assert 'POST /v1/routing-map/versions/2/approve with If-Match: "' in result.stdout
     assert "imported" not in result.stdout
-    assert _import_map(path, actor="serve:ROUTING_MAP_FILE", source="startup") is None
+    at_start = _import_map(path, actor="serve:ROUTING_MAP_FILE", source="startup", admin=False, exit_on_refusal=False)
+    assert at_start is None
     with session_scope() as session:
         assert service.export_map(session).alert_rules == []
         states = [(v.number, v.state, v.proposed_by) for v in versions.list_versions(session, limit=10)]
-    assert states[0][:2] == (2, "proposed") and states[0][2].startswith("cli:") and states[1][:2] == (1, "applied")
-    assert len(states) == 2
+    assert states == [(2, "proposed", f"user:{admin_id}"), (1, "applied", states[1][2])]
 
 
 def test_routing_import_missing_file_is_exit_1(runner, db_url, tmp_path):

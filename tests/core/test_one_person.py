@@ -512,16 +512,27 @@ def door_map(s: Scene) -> None:
 
 
 def door_map_cli(s: Scene, phone: str) -> None:
-    """An admin runs the CLI on the server too (docs/core.md: the CLI counts as an admin): the proposal
-    `broadcaster routing import` stores (of a map with `phone` as the live contact) must still need somebody else
-    than the admin who ran it."""
+    """An admin runs the CLI on the server too. A map that loosens safety needs `--proposer ADMIN_EMAIL`: the
+    proposal is then that person's (`user:<id>`), and none of their identities may approve it. An admin key owned
+    by nobody names no person: the CLI refuses such a map outright (nothing stored)."""
     path = s.tmp / "hostile.yaml"
     path.write_text(yaml.safe_dump(_hostile_map(s, phone)), encoding="utf-8")
-    result = _cli(["routing", "import", str(path)])
+    email = s.person.extra.get("email")
+    before = s.client.get("/v1/routing-map/versions", headers=s.admin, params={"limit": 1}).json()["items"]
+    if email is None:
+        result = _cli(["routing", "import", str(path)])
+        assert result.exit_code == 1, f"{s.where('map')}: {result.output}"
+        assert "loosens safety and was not applied" in result.output, f"{s.where('map')}: {result.output}"
+        after = s.client.get("/v1/routing-map/versions", headers=s.admin, params={"limit": 1}).json()["items"]
+        assert after == before, f"{s.where('map')}: the refused map was stored: {after}"
+        inbound_alert(s)
+        check(s, "map")
+        return
+    result = _cli(["routing", "import", str(path), "--proposer", email])
     assert result.exit_code == 0, result.output
     assert "loosens safety" in result.output, f"{s.where('map')}: {result.output}"
     [latest] = s.client.get("/v1/routing-map/versions", headers=s.admin, params={"limit": 1}).json()["items"]
-    assert latest["state"] == "proposed" and latest["proposed_by"] == "cli:matrix-admin", latest
+    assert latest["state"] == "proposed" and latest["proposed_by"] == s.person.actor, latest
     number, etag = latest["number"], s.client.get(f"/v1/routing-map/versions/{latest['number']}", headers=s.admin)
     applied = []
     for ident in s.ids:
@@ -536,7 +547,7 @@ def door_map_cli(s: Scene, phone: str) -> None:
         run_until_idle(60)
         reached = _reached_public(s.fake, WORD)
         pytest.fail(
-            f"{s.where('map')}: approving routing-map version {number} proposed by the CLI (cli:matrix-admin): "
+            f"{s.where('map')}: approving routing-map version {number} proposed with the CLI by {s.person.actor}: "
             f"{applied}; then an inbound critical alert was {states} and {len(reached)} message(s) reached people "
             f"({reached[:3]}...); public surfaces changed: {changed(s.before, surfaces(s.client, s.iid, s.uid))}"
         )
@@ -720,12 +731,6 @@ def test_one_person_alone_gets_nothing_out_and_changes_nothing_public(scene, rol
 ADMINS = ["admin-key", "console-admin", "both-admin"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the CLI's proposal is by cli:<login>, which no person's API identity matches: an admin who runs "
-    "`broadcaster routing import` approves it alone with their own key or console session (routing/versions.py "
-    "approve compares actors only)",
-)
 def test_an_admin_alone_cannot_apply_the_routing_map_they_imported_with_the_cli(scene, people):
     """Each admin in turn (a key, a console session, both) imports a hostile map with the CLI and approves it."""
     s = scene(ADMINS[0])
