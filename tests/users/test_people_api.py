@@ -110,7 +110,13 @@ def test_approval_compares_people_not_keys(client, people, emergency_category) -
     with session_scope() as session:
         row = session.get(Update, update_id)
         assert (row.published_by, row.approved_by) == (f"user:{people['alice']}", f"user:{people['bob']}")
-        actors = set(session.scalars(select(AuditEntry.actor).where(AuditEntry.target_id == str(update_id))))
+        actors = set(
+            session.scalars(
+                select(AuditEntry.actor).where(
+                    AuditEntry.target_type == "update", AuditEntry.target_id == str(update_id)
+                )
+            )
+        )
         assert actors == {f"user:{people['alice']}", f"user:{people['bob']}"}
 
 
