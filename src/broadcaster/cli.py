@@ -535,6 +535,12 @@ def alert(
         typer.echo(json.dumps(json.loads(payload), indent=2, ensure_ascii=False))
     except ValueError:
         typer.echo(payload.decode("utf-8", "replace"))
+    if status == 202:  # the one gate: a high-impact alert waits for a person (docs/doors.md)
+        typer.echo(
+            "Not sent yet: this alert reaches APPROVAL_SEVERITY or the audience threshold, so a second person must "
+            "approve it (console Approvals page, or POST /v1/updates/{id}/approve).",
+            err=True,
+        )
     if status >= 400:
         raise typer.Exit(1)
 
