@@ -86,6 +86,38 @@ def test_roles_are_refreshed_from_the_claim_at_each_sign_in(sso_service: str, oi
         assert http.get("/v1/me").status_code == 401
 
 
+def test_roles_from_the_userinfo_response_and_nothing_else(sso_service: str, oidc, db_url: str) -> None:
+    """A provider that sends the groups only in its UserInfo response: the roles come from there, but who the
+    person is comes from the signed ID token alone, and a UserInfo answer for another subject is refused
+    (OpenID Connect Core 5.3.2)."""
+    from broadcaster.fakes.oidc import TestUser
+
+    oidc.user = TestUser(sub="dan-1", email="dan@example.org", groups=["comms-approvers"], groups_in_id_token=False)
+    # the UserInfo answer also claims another address (verified): it must not change who signs in
+    oidc.userinfo_extra = {"email": "admin@example.org", "email_verified": True}
+    with httpx.Client(base_url=sso_service, follow_redirects=False, timeout=10) as http:
+        _follow(http, "/console/oidc/login?next=/v1/me", "/v1/me")
+        me = http.get("/v1/me").json()
+        assert me["user"]["email"] == "dan@example.org" and me["user"]["roles"] == ["approver"]
+
+    oidc.user = TestUser(sub="eve-1", email="eve@example.org", groups=["it-admins"], groups_in_id_token=False)
+    oidc.userinfo_extra = {"sub": "someone-else"}
+    with httpx.Client(base_url=sso_service, follow_redirects=False, timeout=10) as http:
+        resp = _follow(http, "/console/oidc/login?next=/v1/me", "/console/login")
+        assert resp.headers["location"].startswith("/console/login?error=sso")
+        assert http.get("/v1/me").status_code == 401
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(db_url)
+    with engine.connect() as conn:
+        emails = set(conn.execute(text("SELECT email FROM users")).scalars())
+        failures = conn.execute(text("SELECT detail FROM audit_log WHERE action = 'user.login_failed'")).scalars()
+        details = [str(d) for d in failures]
+    engine.dispose()
+    assert "eve@example.org" not in emails and "admin@example.org" not in emails
+    assert any("ValueError" in d for d in details), details
+
+
 def test_callback_refuses_a_forged_state_and_a_missing_flow(sso_service: str, oidc) -> None:
     with httpx.Client(base_url=sso_service, follow_redirects=False, timeout=10) as http:
         # no flow cookie at all (e.g. a link from an attacker's page)

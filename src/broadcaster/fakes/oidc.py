@@ -41,6 +41,8 @@ class TestUser:
     groups: list[str] = field(default_factory=list)
     #: the `email_verified` claim as sent (None: the claim is left out, as some providers do)
     email_verified: bool | str | None = True
+    #: False: the groups are only in the UserInfo response, not in the ID token (as some providers do)
+    groups_in_id_token: bool = True
 
 
 @dataclass
@@ -57,6 +59,8 @@ class FakeOIDC:
     """The provider's state and ASGI app (`app`)."""
 
     def __init__(self, client_id: str, client_secret: str, issuer: str = "") -> None:
+        #: merged into every UserInfo answer (a test's way to make the provider answer something else)
+        self.userinfo_extra: dict[str, Any] = {}
         self.client_id = client_id
         self.client_secret = client_secret
         self.issuer = issuer
@@ -168,7 +172,7 @@ class FakeOIDC:
                 return JSONResponse({"error": "invalid_grant", "error_description": "PKCE"}, status_code=400)
         now = int(time.time())
         id_claims = {
-            **grant.claims,
+            **{k: v for k, v in grant.claims.items() if k != "groups" or self.user.groups_in_id_token},
             "iss": self.issuer,
             "aud": self.client_id,
             "iat": now,
@@ -191,7 +195,7 @@ class FakeOIDC:
         claims = self._tokens.get(auth[7:]) if auth.lower().startswith("bearer ") else None
         if claims is None:
             return JSONResponse({"error": "invalid_token"}, status_code=401)
-        return JSONResponse(claims)
+        return JSONResponse({**claims, **self.userinfo_extra})
 
     # --- helpers -------------------------------------------------------------------------------------
 

@@ -132,6 +132,15 @@ def roles_from_claims(claims: dict[str, Any], settings: Settings) -> list[str]:
     return service.parse_roles(sorted(roles))
 
 
+def roles_from_userinfo(id_claims: dict[str, Any], userinfo: dict[str, Any]) -> Any:
+    """The roles claim from the UserInfo response, when the ID token does not carry it. Only that claim is taken:
+    who the person is (`sub`, `email`, `email_verified`) comes from the signed ID token alone. OpenID Connect
+    Core 5.3.2: a UserInfo response whose `sub` is not the ID token's must not be used (ValueError)."""
+    if str(userinfo.get("sub")) != str(id_claims.get("sub")):
+        raise ValueError("the UserInfo response is for another subject")
+    return userinfo.get(get_settings().oidc_roles_claim)
+
+
 def _back_to_login(next_path: str, error: str = "sso") -> RedirectResponse:
     from urllib.parse import quote
 
@@ -185,7 +194,7 @@ async def oidc_callback(request: Request) -> Response:
         claims = dict(token.get("userinfo") or {})
         settings = get_settings()
         if settings.oidc_role_map and settings.oidc_roles_claim not in claims:
-            claims.update(await client().userinfo(token=token))
+            claims[settings.oidc_roles_claim] = roles_from_userinfo(claims, await client().userinfo(token=token))
     except (OAuthError, OSError, ValueError, KeyError) as exc:
         reason = getattr(exc, "error", None) or type(exc).__name__
         await anyio.to_thread.run_sync(_audit_failure, request, f"provider: {reason}", None)
