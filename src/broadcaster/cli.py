@@ -360,16 +360,17 @@ def keys_list() -> None:
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: int) -> None:
-    """Revoke a key by id."""
+    """Revoke a key by id (audited as `key.revoke`, like `DELETE /v1/keys/{id}`)."""
     from broadcaster.db import session_scope
-    from broadcaster.models import ApiKey, utcnow
+    from broadcaster.errors import NotFound
+    from broadcaster.keys import service
 
-    with session_scope() as session:
-        row = session.get(ApiKey, key_id)
-        if row is None:
-            typer.echo(f"no key {key_id}", err=True)
-            raise typer.Exit(1)
-        row.revoked_at = utcnow()
+    try:
+        with session_scope() as session:
+            service.revoke(session, key_id, _cli_actor())
+    except NotFound as exc:
+        typer.echo(f"no key {key_id}", err=True)
+        raise typer.Exit(1) from exc
     typer.echo(f"revoked key {key_id}")
 
 

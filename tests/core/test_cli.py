@@ -43,6 +43,10 @@ def test_keys_create_prints_the_key_once_and_stores_a_hash(runner, db_url, clien
     assert listed.exit_code == 0 and "ops-script" in listed.stdout and plaintext not in listed.stdout
     assert runner.invoke(cli, ["keys", "revoke", str(row.id)]).exit_code == 0
     assert client.get("/v1/incidents", headers={"Authorization": f"Bearer {plaintext}"}).status_code == 401
+    with session_scope() as session:  # audited like DELETE /v1/keys/{id}, by who ran the CLI
+        revoked = session.scalars(select(AuditEntry).where(AuditEntry.action == "key.revoke")).one()
+        assert revoked.actor.startswith("cli:") and revoked.target_id == str(row.id)
+        assert revoked.after["revoked_at"] and not revoked.before["revoked_at"] and plaintext not in str(revoked.after)
 
 
 def test_keys_create_rejects_unknown_scope(runner, db_url):

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Path, Response
 from pydantic import BaseModel
 from sqlalchemy import select
 
-from broadcaster import audit, doors
+from broadcaster import doors
 from broadcaster.deps import SessionDep
-from broadcaster.errors import NotFound
-from broadcaster.models import ApiKey, utcnow
+from broadcaster.keys import service
+from broadcaster.models import ApiKey
 from broadcaster.security import Principal, Scope, mask_key, require_scope
 
 router = APIRouter(prefix="/v1", tags=["api keys"])
@@ -53,11 +53,5 @@ def list_keys(session: SessionDep, _: Admin) -> list[KeyOut]:
 
 @router.delete("/keys/{key_id}", status_code=204, openapi_extra=doors.not_a_door("revokes an API key"))
 def revoke_key(key_id: KeyIdPath, session: SessionDep, who: Admin) -> Response:
-    row = session.get(ApiKey, key_id)
-    if row is None:
-        raise NotFound(f"API key {key_id} does not exist.", field="key_id")
-    before = key_out(row).model_dump(mode="json")
-    row.revoked_at = row.revoked_at or utcnow()
-    after = key_out(row).model_dump(mode="json")
-    audit.record(session, who.actor, "key.revoke", "api_key", key_id, before=before, after=after)
+    service.revoke(session, key_id, who.actor)
     return Response(status_code=204)
