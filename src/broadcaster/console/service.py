@@ -295,10 +295,17 @@ def responses_view(session: Session, update_id: int) -> dict[str, Any]:
     from broadcaster.responses import service as responses
 
     tally = responses.responses(session, update_id, limit=PEOPLE_SHOWN, with_segments=True)  # 404 without one
-    unrecognised, _ = responses.list_responses(session, update_id, unrecognised=True, limit=UNRECOGNISED_SHOWN)
+    # free text saying "not safe" or "ayuda" goes with the people who need help, not at the bottom
+    needs_a_person, unrecognised = responses.free_text_replies(session, update_id, limit=UNRECOGNISED_SHOWN)
     update = session.get(Update, update_id)
     assert update is not None  # responses() checked it exists
-    return {"tally": tally, "update": update, "incident": update.incident, "unrecognised": unrecognised}
+    return {
+        "tally": tally,
+        "update": update,
+        "incident": update.incident,
+        "unrecognised": unrecognised,
+        "needs_a_person": needs_a_person,
+    }
 
 
 def channels_view(session: Session, settings: Settings) -> list[dict[str, Any]]:

@@ -27,6 +27,9 @@
     $("no-answer").textContent = tally.no_answer_yet;
     $("no-answer-count").textContent = tally.no_answer_yet;
     $("unrecognised-count").textContent = tally.unrecognised;
+    /* free-text replies are sorted on the server ("a person should read this" or not): say when new ones came */
+    var fresh = tally.unrecognised - cfg.tally.unrecognised;
+    $("new-replies").textContent = fresh > 0 ? " · " + fresh + " new since this page loaded: reload to read them" : "";
     $("answered-progress").max = Math.max(tally.recipients, 1);
     $("answered-progress").value = tally.answered;
     $("q-state").textContent = tally.question.state;
