@@ -245,10 +245,9 @@ def services_page(request: Request, session: SessionDep, user: User) -> Response
         return denied
     from broadcaster.models.services import SERVICE_STATES
     from broadcaster.public.statuspage import LABELS
-    from broadcaster.services.service import list_services
 
-    services = list_services(session)
-    return render("services.html", request, user, "services", services=services, states=SERVICE_STATES, labels=LABELS)
+    rows = service.services_view(session)
+    return render("services.html", request, user, "services", rows=rows, states=SERVICE_STATES, labels=LABELS)
 
 
 @router.get("/console/channels", response_class=HTMLResponse)

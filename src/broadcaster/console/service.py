@@ -381,3 +381,24 @@ def map_proposals(session: Session) -> list[MapProposal]:
         )
         for row in versions.pending(session)
     ]
+
+
+# --- services, maintenance, areas (issue 21) ------------------------------------------------------------
+
+
+def services_view(session: Session) -> list[dict[str, Any]]:
+    """Every service (public or not) with its state and the status page's 90-day bar (same data and cells)."""
+    from broadcaster.public.statuspage import BAR_DAYS, LABELS, bar_view
+    from broadcaster.services import service as services
+
+    rows = services.list_services(session)
+    end = services.today()
+    changes = services.changes_since(session, [s.id for s in rows], services.window_start(BAR_DAYS, end))
+    return [
+        {
+            "s": svc,
+            "label": LABELS[svc.state],
+            "bar": bar_view(services.daily_worst(svc, changes[svc.id], days=BAR_DAYS, end=end)),
+        }
+        for svc in rows
+    ]
