@@ -226,3 +226,48 @@ def test_notification_settings_are_validated_and_personal(client, fake, scene, a
     assert any(e["after"] == {"email": False, "sms": ALMA_PHONE, "webhook": None} for e in entries["items"])
     # the approvers endpoint: 404 for no update, 409 when nothing waits
     assert_error(client.get("/v1/updates/999999/approvers", headers=h), 404, field="update_id")
+
+
+def test_a_personal_webhook_gets_the_notice_at_its_own_url(client, fake, scene, monkeypatch) -> None:
+    from broadcaster.channels.registry import adapter_classes
+    from broadcaster.settings import get_settings
+
+    for key, value in fake.env(webhook=True).items():  # the webhook adapter is configured (WEBHOOK_URLS)
+        monkeypatch.setenv(key, value)
+    get_settings.cache_clear()
+    adapter_classes.cache_clear()
+    hook = fake.webhook_url("bob")
+    saved = client.put("/v1/users/me/notifications", headers=scene.keys["bob"], json={"webhook": hook})
+    assert saved.status_code == 200 and saved.json()["webhook"] == hook
+    update_id = request_approval(client, scene)
+    tick()
+    run_until_idle()
+    posts = [r for r in fake.requests() if r.path.startswith("/hooks/")]
+    assert [r.path for r in posts] == ["/hooks/bob"]  # only Bob's URL, not the service's public webhook
+    assert f"/console/approvals#update-{update_id}" in posts[0].body.decode()
+
+
+def test_the_console_count_is_what_each_person_can_act_on(app, client, fake, scene) -> None:
+    from fastapi.testclient import TestClient
+    from tests.users.conftest import sign_in
+
+    update_id = request_approval(client, scene)
+
+    def live(email: str) -> dict:
+        with TestClient(app) as browser:
+            assert sign_in(browser, email).status_code == 303
+            page = browser.get("/console/notifications")
+            assert page.status_code == 200 and "My notifications" in page.text
+            resp = browser.get("/console/approvals/live.json")
+            assert resp.status_code == 200 and resp.headers["cache-control"] == "no-store"
+            return resp.json()
+
+    alma = live(ALMA)
+    assert alma["count"] == 1
+    [item] = alma["items"]
+    assert item["update_id"] == update_id and item["mine"] is False and item["link"].endswith(f"#update-{update_id}")
+    assert item["title"] == CRITICAL["title"] and item["requested_by_name"] == "Erin Editor"
+    erin = live(REQUESTER)  # her own request: in the list, not in her count
+    assert erin["count"] == 0 and erin["items"][0]["mine"] is True
+    with TestClient(app) as anonymous:
+        assert anonymous.get("/console/approvals/live.json", follow_redirects=False).status_code in (303, 307, 401)

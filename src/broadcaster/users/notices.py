@@ -364,10 +364,14 @@ def waiting(req: Request, now: datetime) -> str:
     return f"{minutes // 60} hours {minutes % 60} minutes"
 
 
-def describe(session: Session, req: Request, now: datetime | None = None) -> dict[str, Any]:
-    """A pending request as the console and the API show it: who can approve, since when, the escalation."""
+def describe(
+    session: Session, req: Request, now: datetime | None = None, people: list[User] | None = None
+) -> dict[str, Any]:
+    """A pending request as the console and the API show it: who can approve (`people`, when the caller knows
+    them), since when, the escalation."""
     now = now or clock.now()
-    people = approvers_for(session, req.requester, now)
+    if people is None:
+        people = approvers_for(session, req.requester, now)
     incident = req.update.incident
     return {
         "update_id": req.update.id,
@@ -397,8 +401,11 @@ def live(session: Session, actor: str, can_approve: bool) -> dict[str, Any]:
     what they could act on (0 for someone who cannot approve)."""
     now = clock.now()
     items = []
+    known: dict[str | None, list[User]] = {}  # who can approve depends only on the requester
     for req in pending_requests(session):
-        item = describe(session, req, now)
+        if req.requester not in known:
+            known[req.requester] = approvers_for(session, req.requester, now)
+        item = describe(session, req, now, known[req.requester])
         item["mine"] = req.requester == actor
         items.append(item)
     count = sum(1 for i in items if not i["mine"]) if can_approve else 0
