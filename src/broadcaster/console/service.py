@@ -133,11 +133,16 @@ def incident_view(session: Session, incident_id: int) -> dict[str, Any]:
         }
         for u in reversed(incident.updates)
     ]
+    from broadcaster.users import notices
+
+    pending = [u.id for u in incident.updates if u.state == UpdateState.pending_approval.value]
+    requests = {r.update.id: notices.describe(session, r) for r in notices.pending_requests(session, pending)}
     return {
         "incident": incident,
         "entries": entries,
         "changes": changes,
         "turned_down": turned_down,
+        "approval_requests": requests,
         "names": actor_names(session, actors),
     }
 
