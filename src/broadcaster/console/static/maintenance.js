@@ -87,9 +87,34 @@
         });
       });
     }
+    /* approve exactly the schedule previewed (If-Match: its ETag), or reject it with a comment */
+    var etag = null;
+    var decide = card.querySelector(".decide-form");
+    if (decide) {
+      var out = decide.querySelector(".form-result");
+      decide.querySelector(".approve-window").addEventListener("click", function () {
+        if (!etag) { result(out, "Still working out who the notices reach; try again in a moment."); return; }
+        result(out, "Approving…");
+        BC.api("POST", "/v1/maintenance/" + id + "/approve", null, { headers: { "If-Match": etag } }).then(function (r) {
+          if (r.status === 412 || r.status === 409) { result(out, "The notices changed since this page loaded: reload and read them again."); return; }
+          if (!r.ok) { result(out, "Not approved: " + BC.errorText(r)); return; }
+          window.location.reload();
+        });
+      });
+      decide.querySelector(".reject-window").addEventListener("click", function () {
+        var comment = decide.querySelector("[name=comment]");
+        if (!comment.value.trim()) { comment.setAttribute("aria-invalid", "true"); result(out, "Say why you reject them."); comment.focus(); return; }
+        comment.removeAttribute("aria-invalid");
+        BC.api("POST", "/v1/maintenance/" + id + "/reject", { comment: comment.value.trim() }).then(function (r) {
+          if (!r.ok) { result(out, "Not rejected: " + BC.errorText(r)); return; }
+          window.location.reload();
+        });
+      });
+    }
     /* who each upcoming notice reaches, per channel */
     if (!card.querySelector(".upcoming td.audience .loading")) { return; }
     BC.api("GET", "/v1/maintenance/" + id + "/preview").then(function (r) {
+      if (r.ok) { etag = r.data.etag; }
       var byNotice = {};
       if (r.ok) { (r.data.notices || []).forEach(function (n) { byNotice[n.notice_id] = n; }); }
       Array.prototype.forEach.call(card.querySelectorAll(".upcoming tr[data-notice]"), function (row) {
