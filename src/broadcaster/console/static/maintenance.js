@@ -9,8 +9,9 @@
   function utc(value) { return value ? value + ":00Z" : null; }
   function people(n) { return BC.number(n) + (n === 1 ? " person" : " people"); }
   function markInvalid(form, r) {
-    var field = r.data && r.data.field ? String(r.data.field).split(".")[0] : "";
-    var node = field ? form.querySelector("[name=" + field + "]") : null;
+    var parts = r.data && r.data.field ? String(r.data.field).replace(/\[\d+\]/g, "").split(".") : [];
+    var node = null;
+    parts.forEach(function (name) { node = node || (/^[a-z_]+$/.test(name) ? form.querySelector("[name=" + name + "]") : null); });
     if (node) { node.setAttribute("aria-invalid", "true"); node.focus(); }
   }
 
