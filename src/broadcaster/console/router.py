@@ -273,6 +273,24 @@ def services_page(request: Request, session: SessionDep, user: User) -> Response
     return render("services.html", request, user, "services", rows=rows, states=SERVICE_STATES, labels=LABELS)
 
 
+@router.get("/console/maintenance", response_class=HTMLResponse)
+def maintenance_page(request: Request, session: SessionDep, user: User) -> Response:
+    """Scheduled maintenance: windows with their notices and schedule approval; Schedule, Move and Cancel for
+    the people with the publish scope (approvers), as the API requires."""
+    if (denied := _guard(request, user, "maintenance")) is not None:
+        return denied
+    return render("maintenance.html", request, user, "maintenance", **service.maintenance_view(session))
+
+
+@router.get("/console/areas", response_class=HTMLResponse)
+def areas_page(request: Request, session: SessionDep, user: User) -> Response:
+    """Named areas with their outline and subscriber count; Import GeoJSON (editors: the write scope)."""
+    if (denied := _guard(request, user, "areas")) is not None:
+        return denied
+    rows, total = service.areas_view(session)
+    return render("areas.html", request, user, "areas", rows=rows, total=total)
+
+
 @router.get("/console/channels", response_class=HTMLResponse)
 def channels_page(request: Request, session: SessionDep, user: User) -> Response:
     rows = service.channels_view(session, get_settings())

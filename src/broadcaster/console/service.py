@@ -23,8 +23,8 @@ class NavItem:
     key: str
     href: str
     label: str
-    #: the role that may open the page (admin may open every page); None: anyone signed in
-    role: str | None
+    #: the role that may open the page (admin may open every page); None: anyone signed in; a tuple: any of them
+    role: str | tuple[str, ...] | None
 
 
 #: the console's screens in navigation order, each with the role that opens it
@@ -34,6 +34,9 @@ NAV: tuple[NavItem, ...] = (
     NavItem("approvals", "/console/approvals", "Approvals", "approver"),
     NavItem("subscribers", "/console/subscribers", "Subscribers", "editor"),
     NavItem("services", "/console/services", "Services", "editor"),
+    #: editors see what is planned; approvers schedule, move and cancel (the API needs the publish scope)
+    NavItem("maintenance", "/console/maintenance", "Maintenance", ("editor", "approver")),
+    NavItem("areas", "/console/areas", "Areas", "editor"),
     NavItem("channels", "/console/channels", "Channels", None),
     #: approvers open it to review and approve proposed versions; only admins edit the map there
     NavItem("routing", "/console/routing", "Routing map", "approver"),
@@ -45,6 +48,8 @@ _BY_KEY = {item.key: item for item in NAV}
 def may_open(user: ConsoleUser, key: str) -> bool:
     """Whether the person's roles open the page `key` (the API enforces the same with scopes)."""
     role = _BY_KEY[key].role
+    if isinstance(role, tuple):
+        return any(user.has_role(r) for r in role)
     return role is None or user.has_role(role)
 
 
@@ -452,3 +457,62 @@ def services_view(session: Session) -> list[dict[str, Any]]:
         }
         for svc in rows
     ]
+
+
+#: areas drawn and counted on one page load (an import of every postcode can hold thousands)
+AREAS_SHOWN = 100
+
+
+def areas_view(session: Session) -> tuple[list[dict[str, Any]], int]:
+    """Named areas (the first AREAS_SHOWN by slug), each with its outline (inline SVG data from the stored
+    polygons, like the status page's: no map tiles) and how many subscribers it holds; and the total."""
+    from sqlalchemy import func
+
+    from broadcaster.areas import service as areas
+    from broadcaster.models.areas import Area
+    from broadcaster.public.area_outline import Shape, outline, polygons
+
+    total = int(session.scalar(select(func.count()).select_from(Area)) or 0)
+    rows = []
+    for area in areas.list_areas(session)[:AREAS_SHOWN]:
+        rows.append(
+            {
+                "area": area,
+                "outline": outline((Shape(area.name, polygons(area.geometry)),)),
+                "count": areas.count_subscribers(session, area.slug),
+            }
+        )
+    return rows, total
+
+
+#: maintenance windows listed (newest first)
+WINDOWS_SHOWN = 50
+#: how each notice reads in the console
+NOTICE_KINDS = {
+    "created": "When planned",
+    "reminder": "Reminder",
+    "started": "At the start",
+    "completed": "At the end",
+    "moved": "Moved",
+    "cancelled": "Cancelled",
+}
+
+
+def maintenance_view(session: Session) -> dict[str, Any]:
+    """Maintenance windows (newest first) with their notices and the approval of their schedule, and what the
+    plan form offers (services, categories)."""
+    from broadcaster.maintenance import service as maintenance
+    from broadcaster.services import service as services
+
+    windows = [maintenance.to_out(session, w) for w in maintenance.list_windows(session, limit=WINDOWS_SHOWN)]
+    actors = {w.created_by for w in windows} | {w.approval.requested_by for w in windows}
+    actors |= {w.approval.decided_by for w in windows}
+    svcs = services.list_services(session)
+    return {
+        "windows": windows,
+        "services": svcs,
+        "service_names": {s.slug: s.name for s in svcs},
+        "categories": list(session.scalars(select(Category).order_by(Category.position, Category.slug))),
+        "names": actor_names(session, actors),
+        "notice_kinds": NOTICE_KINDS,
+    }

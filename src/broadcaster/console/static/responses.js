@@ -57,7 +57,7 @@
       ]));
     });
     if (!(tally.people || []).length) {
-      rows.appendChild(el("tr", { "class": "empty" }, [el("td", { colspan: "6", text: "Nobody has answered yet." })]));
+      rows.appendChild(el("tr", { "class": "empty" }, [el("td", { colspan: "6", text: "Nobody has chosen an answer yet." })]));
     }
     if (tally.question.state !== "open" && $("close-question")) { $("close-question").hidden = true; }
   }
