@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
-from broadcaster import invalidation
+from broadcaster import invalidation, webpage
 from broadcaster.errors import NotFound
 from broadcaster.pagination import IdPath
 from broadcaster.public import banner_bytes, cap, feeds, pages, queries, statuspage
@@ -123,6 +123,23 @@ def incident_page(request: Request, incident_id: IdPath) -> Response:
     return _cached(
         request, ("incident", incident_id), _with_session(pages.incident_page, incident_id), banner_bytes.HTML
     )
+
+
+# --- favicon (shipped in the package: broadcaster/webpage/favicon.{ico,svg}) ---------------------------------
+def _favicon(name: str) -> Callable[[], Response]:
+    def endpoint() -> Response:
+        return Response(
+            webpage.favicon(name),
+            media_type=webpage.FAVICON_TYPES[name],
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
+
+    endpoint.__name__ = name.replace(".", "_")
+    return endpoint
+
+
+for _name in webpage.FAVICON_TYPES:
+    router.add_api_route(f"/{_name}", _favicon(_name), methods=["GET", "HEAD"], include_in_schema=False)
 
 
 # --- components (services) as JSON, shaped like Atlassian Statuspage's /api/v2 (see docs/services.md) -----
