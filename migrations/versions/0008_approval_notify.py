@@ -1,7 +1,7 @@
 """approval notices: staff notification preferences, who was told of each approval request, escalations
 
 Revision ID: 0008_approval_notify
-Revises: 0006_routing_versions
+Revises: 0007_integration_hmac_headers
 Create Date: 2026-12-07 12:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import broadcaster.models.base
 
 revision = "0008_approval_notify"
-down_revision = "0006_routing_versions"
+down_revision = "0007_integration_hmac_headers"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """cap messages: every CAP 1.2 document as first emitted, served byte for byte ever after
 
 Revision ID: 0009_cap_messages
-Revises: 0006_routing_versions
+Revises: 0008_approval_notify
 Create Date: 2026-12-07 12:00:00.000000
 
 Alerts published before this revision get their row the first time they are served (same identifier and sent
@@ -16,7 +16,7 @@ from alembic import op
 import broadcaster.models.base
 
 revision = "0009_cap_messages"
-down_revision = "0006_routing_versions"
+down_revision = "0008_approval_notify"
 branch_labels = None
 depends_on = None
 
