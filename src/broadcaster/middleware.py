@@ -13,6 +13,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from broadcaster import webpage
 from broadcaster.db import session_scope
 from broadcaster.errors import PayloadTooLarge
 from broadcaster.models import IdempotencyRecord, utcnow
@@ -339,6 +340,26 @@ def _origin_of(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower() if parts.scheme and parts.netloc else ""
 
 
+async def _send_refusal_page(send: Send, csp: bytes) -> None:
+    body = webpage.resident_page(
+        "We could not accept this",
+        [
+            "This form was sent from a page that is not part of this service, so nothing was changed.",
+            "If you were answering a message or confirming a subscription, open the link in the message again "
+            "and press the button on our page.",
+        ],
+        problem=True,
+    ).encode()
+    headers = [
+        (b"content-type", b"text/html; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+        *((k.lower().encode(), v.encode()) for k, v in webpage.page_headers().items()),
+        (b"content-security-policy", csp),
+    ]
+    await send({"type": "http.response.start", "status": 403, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
 class PageSecurityMiddleware:
     """Browser-facing rules for every response that passes through the app (the banner fast path sets its own).
 
@@ -348,7 +369,10 @@ class PageSecurityMiddleware:
       service nor one of FORM_ALLOWED_ORIGINS) and without an API key is refused with 403 naming `Origin`: a page
       elsewhere cannot submit the subscribe, confirm or unsubscribe forms. Requests without `Origin` (curl,
       mail providers' one-click unsubscribe, provider webhooks) and requests with an API key (a browser cannot add
-      one cross-origin without CORS, which the API does not grant) are not affected.
+      one cross-origin without CORS, which the API does not grant) are not affected. `Origin: null` (sent under
+      a `no-referrer` policy) passes on the signed-link form paths (`webpage.SIGNED_FORM_PATHS`), whose handlers
+      then require the page's signed form token (`webpage.null_origin_ok`). A refused browser form post (Accept:
+      text/html) gets a plain-language page in the public stylesheet, anything else the JSON error.
     """
 
     def __init__(self, app: ASGIApp, public_url: str, allowed_origins: list[str], frame_ancestors: str) -> None:
@@ -372,7 +396,15 @@ class PageSecurityMiddleware:
             return
         if scope["method"] in _UNSAFE_METHODS:
             origin = _header(scope, b"origin")
-            if origin is not None and _api_key(scope) is None and not self._origin_allowed(scope, origin):
+            if (
+                origin is not None
+                and _api_key(scope) is None
+                and not self._origin_allowed(scope, origin)
+                and not (origin.strip().lower() == "null" and scope["path"] in webpage.SIGNED_FORM_PATHS)
+            ):
+                if "text/html" in (_header(scope, b"accept") or ""):
+                    await _send_refusal_page(send, self.csp)
+                    return
                 await send_json(
                     send,
                     403,

@@ -50,9 +50,9 @@ def test_get_shows_a_button_and_only_post_confirms(client, secret):
     link = _path(confirm_url(sid, "r@example.org"))
     for _ in range(3):  # a mail scanner following the link, several times
         page = client.get(link)
-        assert page.status_code == 200 and "<form method=post" in page.text
+        assert page.status_code == 200 and '<form method="post"' in page.text
     assert not _row("r@example.org").email_confirmed
-    [action] = re.findall(r"action='([^']+)'", page.text)
+    [action] = re.findall(r'action="([^"]+)"', page.text)
     assert client.post(action.replace("&amp;", "&")).status_code == 200
     assert _row("r@example.org").email_confirmed
     assert "already confirmed" in client.get(link).text

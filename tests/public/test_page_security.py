@@ -113,3 +113,39 @@ def test_api_calls_with_a_key_are_not_affected_by_origin(client, admin):
         "/v1/categories", json={"slug": "x", "name": "X"}, headers={**admin, "Origin": "https://console.example"}
     )
     assert resp.status_code == 201, resp.text
+
+
+def test_null_origin_needs_the_pages_form_token(client, confirm_link):
+    """Issue 21: a resident page opened under a no-referrer policy posts with `Origin: null`. On the signed-link
+    paths that passes with the page's signed form token (for that link), and is refused without it (nothing
+    changed, a plain-language page with the button again); /v1/subscribe still refuses `null`."""
+    import re
+
+    from tests.core.helpers import row_counts
+
+    null = {"Origin": "null"}
+    page = client.get(confirm_link)
+    token = re.search(r'name="form_token" value="([^"]+)"', page.text).group(1)
+    assert page.headers["referrer-policy"] == "same-origin"
+
+    from broadcaster.subscribers.tokens import unsubscribe_url
+
+    other = client.get(unsubscribe_url(99).removeprefix("http://testserver"))
+    other_token = re.search(r'name="form_token" value="([^"]+)"', other.text).group(1)
+    before = row_counts()
+    for data in ({}, {"form_token": "junk.junk"}, {"form_token": other_token}):  # missing, forged, another link's
+        refused = client.post(confirm_link, data=data, headers=null)
+        assert refused.status_code == 403 and refused.headers["content-type"].startswith("text/html")
+        assert "Nothing was changed" in refused.text and 'name="form_token"' in refused.text
+    assert row_counts() == before
+    ok = client.post(confirm_link, data={"form_token": token}, headers=null)
+    assert ok.status_code == 200 and "Subscription confirmed" in ok.text
+
+
+def test_refused_browser_form_posts_get_a_page(client, confirm_link):
+    """A browser's cross-origin form post (Accept: text/html) gets a styled, plain-language page; API clients
+    keep the JSON error."""
+    resp = client.post(confirm_link, headers={"Origin": "https://evil.example", "Accept": "text/html,*/*"})
+    assert resp.status_code == 403 and resp.headers["content-type"].startswith("text/html")
+    assert "<h1>We could not accept this</h1>" in resp.text and "<style>" in resp.text
+    assert _csp(resp)["default-src"] == "'self'"

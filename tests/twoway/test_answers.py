@@ -170,7 +170,7 @@ def test_two_channels_count_once_latest_wins_both_kept(client, admin, fake, aske
     sms(client, PHONES[0], "1")
     link = _email_link(fake, "s0001@example.org", "2")
     page = client.get(link)  # what a mail scanner does: shows a form, records nothing
-    assert page.status_code == 200 and "<form method=post" in page.text and "I need help" in page.text
+    assert page.status_code == 200 and '<form method="post"' in page.text and "I need help" in page.text
     assert _counts(_tally(client, admin, uid)) == {"1": {"sms": 1}, "2": {}}
     done = client.post(link)
     assert done.status_code == 200 and "I need help" in done.text

@@ -186,6 +186,29 @@ def approvals_page(request: Request, session: SessionDep, user: User) -> Respons
     )
 
 
+@router.get("/console/approvals/live.json")
+def approvals_live(session: SessionDep, user: User) -> Response:
+    """The approvals badge and queue, polled by every console page (notify.js): the pending requests with who
+    asked, how long they waited, who can approve and any escalation; `count` is what this person could act on."""
+    from fastapi.responses import JSONResponse
+
+    from broadcaster.users import notices
+
+    body = notices.live(session, user.actor, user.has_role("approver"))
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/console/notifications", response_class=HTMLResponse)
+def notifications_page(request: Request, session: SessionDep, user: User) -> Response:
+    """My notifications: how this person hears of approval requests besides the console (e-mail, SMS, webhook);
+    the form saves through PUT /v1/users/me/notifications."""
+    from broadcaster.users import notices
+
+    prefs = notices.prefs_of(session, user.id)
+    minutes = get_settings().approval_escalate_minutes
+    return render("notifications.html", request, user, "notifications", prefs=prefs, escalate_minutes=minutes)
+
+
 @router.get("/console/broadcasts/{broadcast_id}", response_class=HTMLResponse)
 def broadcast_page(broadcast_id: int, request: Request, session: SessionDep, user: User) -> Response:
     try:

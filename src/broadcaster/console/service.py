@@ -138,11 +138,16 @@ def incident_view(session: Session, incident_id: int) -> dict[str, Any]:
         }
         for u in reversed(incident.updates)
     ]
+    from broadcaster.users import notices
+
+    pending = [u.id for u in incident.updates if u.state == UpdateState.pending_approval.value]
+    requests = {r.update.id: notices.describe(session, r) for r in notices.pending_requests(session, pending)}
     return {
         "incident": incident,
         "entries": entries,
         "changes": changes,
         "turned_down": turned_down,
+        "approval_requests": requests,
         "names": actor_names(session, actors),
     }
 
@@ -182,6 +187,49 @@ def channel_choices(settings: Settings) -> list[dict[str, Any]]:
                 if adapter.name not in {c["name"] for c in out}:
                     out.append({"name": adapter.name, "label": adapter.name, "configured": True, "kind": kind.value})
     return out
+
+
+#: each kind of channel in the words of the people it reaches (providers are only detail)
+AUDIENCE_LABELS: dict[str, str] = {
+    ChannelKind.sms.value: "Text message",
+    ChannelKind.voice.value: "Voice call",
+    ChannelKind.email.value: "E-mail",
+    ChannelKind.social.value: "Social media",
+    ChannelKind.banner.value: "Website banner and status page",
+    ChannelKind.webhook.value: "Webhooks",
+}
+#: the order the compose form lists them in
+AUDIENCE_ORDER = ("sms", "voice", "email", "social", "banner", "webhook")
+
+
+def channel_groups(settings: Settings) -> list[dict[str, Any]]:
+    """The compose form's channel picker: one choice per kind in the audience's words, each with its providers
+    (configured ones in sending order: the first sends, the others take over when it fails) as detail."""
+    from broadcaster.channels.registry import adapter_classes, adapters_by_kind
+
+    by_kind = adapters_by_kind(settings)
+    classes = adapter_classes()
+    out = []
+    for kind in sorted(ChannelKind, key=lambda k: AUDIENCE_ORDER.index(k.value)):
+        configured = [a.name for a in by_kind.get(kind, [])]
+        installed = sorted(n for n, c in classes.items() if c.kind is kind and not n.startswith("memory"))
+        out.append(
+            {
+                "kind": kind.value,
+                "label": AUDIENCE_LABELS[kind.value],
+                "configured": bool(configured),
+                "providers": configured,
+                "installed": installed,
+            }
+        )
+    return out
+
+
+def channel_kinds() -> dict[str, str]:
+    """Every channel name the routing map may use (a kind or an adapter) -> its kind."""
+    from broadcaster.channels.registry import kind_of, known_channel_names
+
+    return {name: kind.value for name in sorted(known_channel_names()) if (kind := kind_of(name)) is not None}
 
 
 def compose_context(
@@ -244,6 +292,8 @@ def compose_context(
             "fixed_channels": fixed_channels,
             "routing": routing_channels(session),
             "choices": channel_choices(settings),
+            "groups": channel_groups(settings),
+            "kinds": channel_kinds(),
             "approval_severity": settings.approval_severity,
             "approval_audience_threshold": settings.approval_audience_threshold,
             "severities": [s.value for s in Severity],

@@ -27,4 +27,8 @@ def env() -> Environment:
     from broadcaster.public.palette import PALETTE
 
     environment.globals["palette"] = PALETTE
+    from broadcaster import webpage
+
+    #: the public stylesheet, shared with the resident pages (answer, confirm, unsubscribe)
+    environment.globals["public_css"] = webpage.stylesheet()
     return environment

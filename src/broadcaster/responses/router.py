@@ -4,16 +4,15 @@ inbound SMS fast path in front of the app is inbound_fastpath.py)."""
 
 from __future__ import annotations
 
-import html
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import anyio.to_thread
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Header, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from sse_starlette import EventSourceResponse, ServerSentEvent
 
-from broadcaster import doors
+from broadcaster import doors, webpage
 from broadcaster.delivery.twilio_form import TWILIO_FORM_DOC, TwilioForm
 from broadcaster.deps import SessionDep
 from broadcaster.errors import ErrorOut, Forbidden, Unprocessable
@@ -179,20 +178,47 @@ def close_question(update_id: IdPath, session: SessionDep, who: Publisher) -> Qu
 # --- answer entry points (public, signed) ----------------------------------------------------------------
 
 
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    org = html.escape(get_settings().org_name)
+def _page(
+    title: str,
+    paragraphs: list[webpage.Para | str],
+    status_code: int = 200,
+    *,
+    form: webpage.Form | None = None,
+    problem: bool = False,
+) -> HTMLResponse:
+    """A resident page in the public stylesheet (never cached; the referrer stays on this origin)."""
     return HTMLResponse(
-        "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-        f"<title>{html.escape(title)} - {org}</title><main><h1>{html.escape(title)}</h1>{body}</main></html>",
+        webpage.resident_page(title, paragraphs, form=form, problem=problem),
         status_code=status_code,
-        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        headers=webpage.page_headers(),
     )
 
 
-_INVALID = "<p>This answer link is not valid.</p>"
+_INVALID = [
+    "This answer link does not work. It may have been copied incompletely.",
+    "Open the message we sent you and use its link again, or reply to the message the way it says.",
+]
 _LINK_PAGE: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The link is not valid (an HTML page).", "content": {"text/html": {}}}
+    400: {"description": "The link is not valid (an HTML page).", "content": {"text/html": {}}},
+    403: {"description": "The page's form token is missing (an HTML page).", "content": {"text/html": {}}},
 }
+FormToken = Annotated[str, Form(max_length=300, description="The page's signed form token.")]
+
+
+def _invalid() -> HTMLResponse:
+    return _page("This link is not valid", list(_INVALID), status_code=400, problem=True)
+
+
+def _stale_form(token: str) -> HTMLResponse:
+    return _page(
+        "Please press the button again",
+        ["Your answer was not recorded yet: we could not check that it came from our page."],
+        status_code=403,
+        form=webpage.Form(
+            f"/v1/answer?token={token}", "Send my answer", [(webpage.FORM_FIELD, webpage.form_token(token))]
+        ),
+        problem=True,
+    )
 
 
 def _link(session: SessionDep, token: str) -> tuple[Any, dict[str, Any]] | None:
@@ -207,22 +233,36 @@ def _link(session: SessionDep, token: str) -> tuple[Any, dict[str, Any]] | None:
     return question, payload
 
 
+def _question_locale(session: SessionDep, question: Any) -> str:
+    from broadcaster.models import Update
+
+    update = session.get(Update, question.update_id)
+    return update.locale if update is not None else ""
+
+
 @router.get("/v1/answer", response_class=HTMLResponse, responses=_LINK_PAGE)
 def answer_page(session: SessionDep, token: Token) -> HTMLResponse:
     """The page an e-mail answer button opens: it shows the answer and a button that records it by POST
     (mail scanners follow GET links, so GET alone never records)."""
     found = _link(session, token)
     if found is None:
-        return _page("Link not valid", _INVALID, status_code=400)
+        return _invalid()
     question, payload = found
     label = next(str(o["label"]) for o in question.options if str(o["key"]) == payload["o"])
-    safe = html.escape(token, quote=True)
-    closed = "<p>This question is closed; your answer is still recorded.</p>" if question.state == "closed" else ""
+    lang = _question_locale(session, question)
+    paragraphs: list[webpage.Para | str] = [
+        webpage.Para(question.text, cls="question", lang=lang),
+        webpage.Para(f"Your answer: {label}", cls="answer"),
+        "Press the button to send it. Nothing is sent until you do.",
+    ]
+    if question.state == "closed":
+        paragraphs.append("This question is closed, but your answer will still be recorded.")
     return _page(
         "Confirm your answer",
-        f"<p>{html.escape(question.text)}</p>{closed}"
-        f"<form method=post action='/v1/answer?token={safe}'>"
-        f"<button type=submit>{html.escape(label)}</button></form>",
+        paragraphs,
+        form=webpage.Form(
+            f"/v1/answer?token={token}", f"Send my answer: {label}", [(webpage.FORM_FIELD, webpage.form_token(token))]
+        ),
     )
 
 
@@ -232,11 +272,14 @@ def answer_page(session: SessionDep, token: Token) -> HTMLResponse:
     responses=_LINK_PAGE,
     openapi_extra=doors.not_a_door("a person answers a question (signed link)"),
 )
-def answer_confirm(session: SessionDep, token: Token) -> HTMLResponse:
-    """Record the answer of an e-mail button (the confirm form's POST)."""
+def answer_confirm(request: Request, session: SessionDep, token: Token, form_token: FormToken = "") -> HTMLResponse:
+    """Record the answer of an e-mail button (the confirm form's POST). A post with `Origin: null` (the
+    browser sent no referrer) needs the page's `form_token` (see broadcaster.webpage)."""
     found = _link(session, token)
     if found is None:
-        return _page("Link not valid", _INVALID, status_code=400)
+        return _invalid()
+    if not webpage.null_origin_ok(request.headers, token, form_token):
+        return _stale_form(token)
     question, payload = found
     answer = service.record_answer(
         session,
@@ -247,7 +290,7 @@ def answer_confirm(session: SessionDep, token: Token) -> HTMLResponse:
         option_key=payload["o"],
     )
     text = service.reply_text(session, answer) or "Your answer was recorded."
-    return _page("Thank you", f"<p>{html.escape(text)}</p>")
+    return _page("Thank you", [webpage.Para(text, cls="ok")])
 
 
 @router.post(

@@ -3,22 +3,20 @@
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Annotated, Any
 
 import anyio.to_thread
 import orjson
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Form, Query, Request, Response
 from fastapi.responses import HTMLResponse
 from pydantic import ValidationError
 
-from broadcaster import audit, doors, throttle
+from broadcaster import audit, doors, throttle, webpage
 from broadcaster.deps import SessionDep
 from broadcaster.errors import BadRequest, Unprocessable, field_name
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
 from broadcaster.security import Principal, Scope, require_scope
-from broadcaster.settings import get_settings
 from broadcaster.subscribers import abuse, verification
 from broadcaster.subscribers import service as subscribers
 from broadcaster.subscribers.schemas import SubscribeIn, SubscriberIn, SubscriberOut, SubscriberPatch
@@ -71,7 +69,8 @@ _SUBSCRIBED: dict[int | str, dict[str, Any]] = {
 }
 #: the e-mailed confirm/unsubscribe links answer a person with an HTML page, also when the link is not valid
 _LINK_PAGE: dict[int | str, dict[str, Any]] = {
-    400: {"description": "The link is not valid (an HTML page).", "content": {"text/html": {}}}
+    400: {"description": "The link is not valid (an HTML page).", "content": {"text/html": {}}},
+    403: {"description": "The page's form token is missing (an HTML page).", "content": {"text/html": {}}},
 }
 
 # --- the admin API -----------------------------------------------------------------------------------
@@ -155,13 +154,23 @@ def delete_subscriber(subscriber_id: IdPath, session: SessionDep, who: Writer) -
 # --- self-service: subscribe, confirm, unsubscribe -----------------------------------------------------
 
 
-def _page(title: str, body: str, status_code: int = 200) -> HTMLResponse:
-    org = html.escape(get_settings().org_name)
+def _page(
+    title: str,
+    paragraphs: list[webpage.Para | str],
+    status_code: int = 200,
+    *,
+    form: webpage.Form | None = None,
+    problem: bool = False,
+) -> HTMLResponse:
+    """A resident page in the public stylesheet (never cached; the referrer stays on this origin)."""
     return HTMLResponse(
-        "<!doctype html><html lang=en><meta charset=utf-8><meta name=viewport content='width=device-width'>"
-        f"<title>{html.escape(title)} - {org}</title><main><h1>{html.escape(title)}</h1>{body}</main></html>",
+        webpage.resident_page(title, paragraphs, form=form, problem=problem),
         status_code=status_code,
+        headers=webpage.page_headers(),
     )
+
+
+FormToken = Annotated[str, Form(max_length=300, description="The page's signed form token.")]
 
 
 def _parse_json_object(raw: bytes) -> dict[str, Any]:
@@ -222,7 +231,7 @@ async def subscribe(request: Request, session: SessionDep) -> Response:
     message = " ".join(parts) or "You are subscribed."
     pending = outcome.email_pending or outcome.phone_pending
     if is_form:
-        return _page("Thank you", f"<p>{html.escape(message)}</p>", status_code=202)
+        return _page("Thank you", [webpage.Para(message, cls="ok")], status_code=202)
     return Response(
         json.dumps({"status": "pending_confirmation" if pending else "subscribed", "detail": message}),
         status_code=202,
@@ -238,7 +247,24 @@ def subscribe_challenge() -> dict[str, Any]:
     return verification.new_challenge()
 
 
-_NOT_VALID = "<p>This confirmation link is not valid: it expired (links last 7 days) or was cancelled.</p>"
+_NOT_VALID = [
+    "This confirmation link does not work: links last 7 days, and a link stops working once it is cancelled.",
+    "To get alerts, subscribe again on our status page.",
+]
+
+
+def _again(title: str, action: str, token: str, button: str) -> HTMLResponse:
+    """The post came with `Origin: null` and no valid form token: nothing changed, the button again."""
+    return _page(
+        title,
+        [
+            "Nothing was changed yet: we could not check that the request came from our page. Please press the button "
+            "again."
+        ],
+        status_code=403,
+        form=webpage.Form(f"{action}?token={token}", button, [(webpage.FORM_FIELD, webpage.form_token(token))]),
+        problem=True,
+    )
 
 
 @router.get("/v1/subscribe/confirm", tags=["subscribe"], response_class=HTMLResponse, responses=_LINK_PAGE)
@@ -247,15 +273,17 @@ def confirm_subscription_page(session: SessionDep, token: Annotated[str, Query(m
     links, so GET alone never confirms)."""
     row = subscribers.confirm_target(session, token)
     if row is None:
-        return _page("Link not valid", _NOT_VALID, status_code=400)
+        return _page("This link is not valid", list(_NOT_VALID), status_code=400, problem=True)
     if row.email_confirmed and not row.email_opted_out:
-        return _page("Subscription confirmed", "<p>This address is already confirmed.</p>")
-    safe = html.escape(token, quote=True)
+        return _page("Subscription confirmed", [webpage.Para("This address is already confirmed.", cls="ok")])
     return _page(
         "Confirm your subscription",
-        f"<p>Get alerts by email at {html.escape(row.email or '')}?</p>"
-        f"<form method=post action='/v1/subscribe/confirm?token={safe}'>"
-        "<button type=submit>Confirm my subscription</button></form>",
+        [f"Do you want to get alerts by email at {row.email or ''}?", "Press the button to confirm."],
+        form=webpage.Form(
+            f"/v1/subscribe/confirm?token={token}",
+            "Confirm my subscription",
+            [(webpage.FORM_FIELD, webpage.form_token(token))],
+        ),
     )
 
 
@@ -266,23 +294,35 @@ def confirm_subscription_page(session: SessionDep, token: Annotated[str, Query(m
     responses=_LINK_PAGE,
     openapi_extra=doors.not_a_door("a person confirms their own subscription"),
 )
-def confirm_subscription(session: SessionDep, token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
-    """Confirm an email subscription (the landing page's button)."""
+def confirm_subscription(
+    request: Request,
+    session: SessionDep,
+    token: Annotated[str, Query(max_length=1000)],
+    form_token: FormToken = "",
+) -> HTMLResponse:
+    """Confirm an email subscription (the landing page's button). With `Origin: null` the page's `form_token`
+    is required (see broadcaster.webpage)."""
+    if subscribers.confirm_target(session, token) is None:
+        return _page("This link is not valid", list(_NOT_VALID), status_code=400, problem=True)
+    if not webpage.null_origin_ok(request.headers, token, form_token):
+        return _again("Confirm your subscription", "/v1/subscribe/confirm", token, "Confirm my subscription")
     row = subscribers.confirm(session, token)
     if row is None:
-        return _page("Link not valid", _NOT_VALID, status_code=400)
-    return _page("Subscription confirmed", "<p>You will receive alerts by email.</p>")
+        return _page("This link is not valid", list(_NOT_VALID), status_code=400, problem=True)
+    return _page("Subscription confirmed", [webpage.Para("You will get alerts by email.", cls="ok")])
 
 
 @router.get("/v1/unsubscribe", tags=["subscribe"], response_class=HTMLResponse)
 def unsubscribe_page(token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
     """A confirmation page (link scanners fetch GET links, so GET alone never unsubscribes)."""
-    safe = html.escape(token, quote=True)
     return _page(
         "Unsubscribe",
-        f"<form method=post action='/v1/unsubscribe?token={safe}'>"
-        "<input type=hidden name='List-Unsubscribe' value='One-Click'>"
-        "<button type=submit>Unsubscribe from email alerts</button></form>",
+        ["Do you want to stop getting email alerts from us?", "Press the button to unsubscribe."],
+        form=webpage.Form(
+            f"/v1/unsubscribe?token={token}",
+            "Unsubscribe from email alerts",
+            [("List-Unsubscribe", "One-Click"), (webpage.FORM_FIELD, webpage.form_token(token))],
+        ),
     )
 
 
@@ -293,9 +333,25 @@ def unsubscribe_page(token: Annotated[str, Query(max_length=1000)]) -> HTMLRespo
     responses=_LINK_PAGE,
     openapi_extra=doors.not_a_door("a person unsubscribes"),
 )
-def unsubscribe(session: SessionDep, token: Annotated[str, Query(max_length=1000)]) -> HTMLResponse:
-    """RFC 8058 one-click unsubscribe (`List-Unsubscribe=One-Click`); no cookies or login needed."""
+def unsubscribe(
+    request: Request,
+    session: SessionDep,
+    token: Annotated[str, Query(max_length=1000)],
+    form_token: FormToken = "",
+) -> HTMLResponse:
+    """RFC 8058 one-click unsubscribe (`List-Unsubscribe=One-Click`); no cookies or login needed. With
+    `Origin: null` the page's `form_token` is required (see broadcaster.webpage)."""
+    if not webpage.null_origin_ok(request.headers, token, form_token):
+        return _again("Unsubscribe", "/v1/unsubscribe", token, "Unsubscribe from email alerts")
     row = subscribers.unsubscribe_email(session, token)
     if row is None:
-        return _page("Link not valid", "<p>This unsubscribe link is invalid.</p>", status_code=400)
-    return _page("Unsubscribed", "<p>You will no longer receive email alerts.</p>")
+        return _page(
+            "This link is not valid",
+            [
+                "This unsubscribe link does not work. It may have been copied incompletely.",
+                "Open the latest message we sent you and use its unsubscribe link again.",
+            ],
+            status_code=400,
+            problem=True,
+        )
+    return _page("Unsubscribed", [webpage.Para("You will no longer get email alerts from us.", cls="ok")])
