@@ -24,6 +24,18 @@ def test_the_unrecognised_replies_are_split(asked) -> None:  # noqa: F811
     assert flagged[0].current_answer == "1" and flagged[1].current_answer is None
 
 
+def test_the_api_lists_them_for_a_person_to_read(client, admin, asked) -> None:  # noqa: F811
+    answer("+15550000001", "pas en sécurité")
+    answer("+15550000002", "maybe later")
+    resp = client.get(f"/v1/updates/{asked}/responses/needs-a-person", headers=admin)
+    assert resp.status_code == 200, resp.text
+    [row] = resp.json()
+    assert row["body"] == "pas en sécurité" and row["needs_a_person"] is True
+    assert row["terms"] == ["pas en securite"] and row["phone"] == "+15550000001"
+    assert client.get(f"/v1/updates/{asked}/responses/needs-a-person").status_code == 401
+    assert client.get("/v1/updates/424242/responses/needs-a-person", headers=admin).status_code == 404
+
+
 def test_the_page_shows_them_with_the_people_who_need_help(signed_in, asked) -> None:  # noqa: F811
     answer("+15550000001", "not safe")
     answer("+15550000002", "maybe later")

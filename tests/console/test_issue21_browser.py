@@ -262,5 +262,11 @@ def test_free_text_needing_help_is_shown_with_the_people_who_need_help(
         assert people.locator("#free-text-rows").count() == 1  # in the needs-help table, above the answers
         bottom = page.locator("#unrecognised-list").inner_text()
         assert "maybe later" in bottom and "not safe" not in bottom and "ayuda" not in bottom
+        # a new one arrives while the page is open: listed at once (the stream says replies came)
+        page.locator("#stream-state", has_text="live").wait_for()
+        answer("+15550000003", "Hilfe, wir sind eingeschlossen")
+        wait_for(lambda: rows.count() == 3)
+        assert "Hilfe, wir sind eingeschlossen" in rows.first.inner_text()
+        assert page.locator("#needs-a-person-count").inner_text() == "3"
         check_page(page, "responses-free-text", write=db_url.startswith("sqlite"))
         assert not page.errors, page.errors  # type: ignore[attr-defined]
