@@ -74,6 +74,8 @@ def apply(
         restore_after_resolution(session, incident, actor)
     if changed:  # a PATCH that changes nothing leaves the incident (and its public pages) alone
         incident.updated_at = utcnow()
+        if "title" in changed:  # the feeds' entries carry the title (public/feeds.py)
+            incident.title_changed_at = incident.updated_at
         content_changed(session)
     session.flush()
     return {name: before[name] for name in changed}

@@ -60,6 +60,9 @@ class Incident(Base):
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    #: when the title last changed (None: never since creation); feed entries carry the title, so their
+    #: <updated> moves with it
+    title_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     category: Mapped[Category] = relationship(lazy="joined")
     updates: Mapped[list[Update]] = relationship(

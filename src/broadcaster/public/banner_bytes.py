@@ -9,7 +9,7 @@ from importlib import resources
 import orjson
 
 from broadcaster.public.palette import ASSERTIVE, PALETTE
-from broadcaster.public.snapshot import BannerItem
+from broadcaster.public.snapshot import BannerItem, Earlier
 from broadcaster.settings import get_settings
 
 JSON = b"application/json"
@@ -55,15 +55,24 @@ def make_entry(body: bytes, content_type: bytes, *, vary: bool = True, csp: byte
     return Entry(body, etag, headers, common)
 
 
+def _earlier_dict(earlier: Earlier) -> dict[str, object]:
+    return {"id": earlier.update_id, "locale": earlier.locale, "text": earlier.text, "updated_at": earlier.updated_at}
+
+
 def _item_dict(item: BannerItem, prefs: tuple[str, ...]) -> dict[str, object]:
-    locale, text = item.text_for(prefs, get_settings().default_locale)
+    shown = item.choose(prefs, get_settings().default_locale)
+    earlier = shown.earlier
     return {
         "id": item.update_id,
         "incident_id": item.incident_id,
         "severity": item.severity,
         "title": item.title,
-        "text": text,
-        "locale": locale,
+        "text": shown.text,
+        "locale": shown.locale,
+        #: a language was asked for and `text` is not in it (it is in `locale`, the update's own language)
+        "translation_missing": shown.missing,
+        #: the latest earlier update in the asked language, shown beside `text`
+        "earlier": None if earlier is None else _earlier_dict(earlier),
         "kind": item.kind,
         "status": item.status,
         "category": item.category,

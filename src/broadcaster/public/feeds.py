@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from feedgen.feed import FeedGenerator
@@ -12,10 +13,11 @@ from broadcaster.bidi import strip_bidi
 from broadcaster.domain import UpdateKind
 from broadcaster.models import Update
 from broadcaster.models.public import CapMessage
-from broadcaster.public import cap
+from broadcaster.public import cap, queries
 from broadcaster.settings import get_settings
 
 EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+ATOM = "http://www.w3.org/2005/Atom"
 
 
 def _base() -> str:
@@ -34,7 +36,47 @@ def text_as_html(text: str) -> str:
     return "<br>\n".join(html.escape(line) for line in text.splitlines()) if text else ""
 
 
-def _feed(title: str, self_url: str, updates: list[Update]) -> FeedGenerator:
+@dataclass(frozen=True)
+class Entry:
+    """One feed entry: an update and what changed its entry after publication."""
+
+    update: Update
+    #: publication time: RSS <pubDate>, Atom <published>; never moves
+    published: datetime
+    #: the last time the entry's title or text changed (Atom <updated>, RSS <atom:updated>): its publication,
+    #: a later correction or retraction of it, or a change of the incident's title
+    updated: datetime
+    #: published corrections and retractions of this update, oldest first (each adds a line to the entry)
+    revisions: list[Update]
+
+
+def entry(update: Update) -> Entry:
+    """The feed entry of `update`: a correction or retraction of it, or a new incident title, moves its <updated>
+    (an entry never changes its title or text while its <updated> stays the same; its id never changes)."""
+    published = update.published_at or update.created_at
+    revisions = [u for u in queries.published(update.incident, include_tests=update.test) if u.corrects_id == update.id]
+    times = [published, *((u.published_at or u.created_at) for u in revisions)]
+    retitled = update.incident.title_changed_at
+    if retitled is not None:
+        times.append(retitled)
+    return Entry(update, published, max(times), revisions)
+
+
+def _link(update: Update) -> str:
+    return f"{_base()}/status/incidents/{update.incident_id}#update-{update.id}"
+
+
+def entry_text(item: Entry) -> str:
+    """The entry's text: the update's body, then one line per later correction or retraction of it."""
+    text = strip_bidi(item.update.body)
+    for rev in item.revisions:
+        what = "Retracted" if rev.kind == UpdateKind.cancel.value else "Corrected"
+        when = (rev.published_at or rev.created_at).strftime("%Y-%m-%d %H:%M UTC")
+        text += f"\n\n{what} on {when}: {_link(rev)}"
+    return text
+
+
+def _feed(title: str, self_url: str, entries: list[Entry]) -> FeedGenerator:
     settings = get_settings()
     fg = FeedGenerator()
     fg.id(self_url)
@@ -43,32 +85,48 @@ def _feed(title: str, self_url: str, updates: list[Update]) -> FeedGenerator:
     fg.link(href=self_url, rel="self")
     fg.link(href=f"{_base()}/status", rel="alternate")  # last link = RSS <link>
     fg.language(settings.default_locale)
-    # fixed to the content, so every process renders identical bytes (and ETags)
-    latest = max((u.published_at or u.created_at for u in updates), default=EPOCH)
+    # fixed to the content, so every process renders identical bytes (and ETags); moves when any entry changes
+    latest = max((e.updated for e in entries), default=EPOCH)
     fg.updated(latest)
     fg.lastBuildDate(latest)
     return fg
 
 
 def public_feed(updates: list[Update], kind: str) -> bytes:
-    """RSS (`kind="rss"`) or Atom (`"atom"`) of the given updates, newest first."""
+    """RSS (`kind="rss"`) or Atom (`"atom"`) of the given updates, newest first.
+
+    The id (Atom) / guid (RSS) of an entry is its update's permalink: stable. Atom <published> and RSS <pubDate>
+    are the publication time; Atom <updated> and RSS <atom:updated> move when the entry changes (see `entry`)."""
     url = f"{_base()}/v1/feeds/{kind}.xml"
-    fg = _feed(f"{get_settings().org_name} status", url, updates)
-    for update in updates:
-        link = f"{_base()}/status/incidents/{update.incident_id}#update-{update.id}"
-        when = update.published_at or update.created_at
+    entries = [entry(u) for u in updates]
+    fg = _feed(f"{get_settings().org_name} status", url, entries)
+    for item in entries:
+        link = _link(item.update)
         fe = fg.add_entry(order="append")
         fe.id(link)
         fe.guid(link, permalink=True)
-        fe.title(entry_title(update))
+        fe.title(entry_title(item.update))
         fe.link(href=link)
         if kind == "rss":
-            fe.description(text_as_html(strip_bidi(update.body)))
+            fe.description(text_as_html(entry_text(item)))
         else:
-            fe.content(strip_bidi(update.body), type="text")
-        fe.published(when)
-        fe.updated(when)
-    return fg.rss_str(pretty=False) if kind == "rss" else fg.atom_str(pretty=False)
+            fe.content(entry_text(item), type="text")
+        fe.published(item.published)
+        fe.updated(item.updated)
+    if kind == "atom":
+        return fg.atom_str(pretty=False)
+    return _rss_updated(fg.rss_str(pretty=False), [e.updated for e in entries])
+
+
+def _rss_updated(rss: bytes, updated: list[datetime]) -> bytes:
+    """RSS 2.0 has no per-item modification date: add Atom's <atom:updated> to each item (in order)."""
+    from lxml import etree
+
+    root = etree.fromstring(rss)
+    items = root.findall("channel/item")
+    for item, when in zip(items, updated, strict=True):
+        etree.SubElement(item, f"{{{ATOM}}}updated").text = when.astimezone(UTC).isoformat()
+    return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
 
 
 _CAP_PREFIX = {"Update": "Update: ", "Cancel": "Cancelled: "}
@@ -109,7 +167,7 @@ def cap_index(messages: list[CapMessage]) -> bytes:
 def _typed_links(atom: bytes) -> bytes:
     """feedgen 1.0 drops rel/type on entry links; mark the CAP links as application/cap+xml."""
     root = etree.fromstring(atom)
-    for link in root.iterfind("{http://www.w3.org/2005/Atom}entry/{http://www.w3.org/2005/Atom}link"):
+    for link in root.iterfind(f"{{{ATOM}}}entry/{{{ATOM}}}link"):
         link.set("rel", "alternate")
         link.set("type", "application/cap+xml")
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

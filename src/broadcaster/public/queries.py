@@ -71,11 +71,13 @@ def public_incident(session: Session, incident_id: int) -> Incident | None:
 
 
 def public_updates(session: Session, *, include_tests: bool = False, limit: int = 50) -> list[Update]:
-    """Latest published updates of public incidents, newest first (feeds)."""
+    """Latest published updates of public incidents, newest first (feeds), each with its incident and the
+    incident's updates (a feed entry shows the corrections and retractions of its update)."""
     stmt = (
         select(Update)
         .join(Incident, Update.incident_id == Incident.id)
         .where(Update.state == UpdateState.published.value, Incident.public.is_(True))
+        .options(selectinload(Update.incident).selectinload(Incident.updates))
         .order_by(Update.published_at.desc(), Update.id.desc())
         .limit(limit)
     )

@@ -13,11 +13,13 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import HTMLResponse
 
 from broadcaster import invalidation, webpage
-from broadcaster.errors import NotFound
+from broadcaster.domain import normalize_locale
+from broadcaster.errors import BadRequest, NotFound
 from broadcaster.pagination import IdPath
 from broadcaster.public import banner_bytes, cap, cap_log, feeds, pages, queries, statuspage
 from broadcaster.public.cache import BANNER_PATHS, get_cache
 from broadcaster.services.service import today
+from broadcaster.settings import get_settings
 
 router = APIRouter(tags=["public"])
 invalidation.install()
@@ -26,7 +28,8 @@ _BANNER_DOC = {
     "/v1/banner": (
         "Active banners as JSON",
         "The active banners (severity, title, short text, link, 'how to reach us' routes, updated_at), "
-        "filtered by `site` and translated by `lang` or `Accept-Language`. Served from memory by a raw "
+        "filtered by `site` and translated by `lang` or `Accept-Language` (the latest update in that language; "
+        "when only an earlier update has it, that one beside the latest as `earlier`). Served from memory by a raw "
         "ASGI fast path in front of this app, with ETag/304, Cache-Control and CORS for any origin.",
         "application/json",
     ),
@@ -107,21 +110,54 @@ def _with_session(fn: Callable[..., bytes | None], *args: Any) -> Callable[[], b
 
 
 # --- status page -----------------------------------------------------------------------------------------
-@router.get("/status", response_class=HTMLResponse, summary="Public status page")
-def status_page(request: Request) -> Response:
+_LANG_DOC = (
+    "`lang=<tag>`: each update in that language when it has a translation, otherwise in its own language (marked "
+    "with its `lang` attribute), an untranslated newer update pointing to the latest one in that language. Only "
+    "SUPPORTED_LOCALES (or their language) select a variant; any other valid tag shows the page as without it."
+)
+
+
+def _page_lang(lang: str | None) -> str | None:
+    """The status pages' `lang`: normalised, one of SUPPORTED_LOCALES (exact, else by language) or None; 400
+    naming `lang` when malformed. Bounded, so the cached variants stay few."""
+    if not lang:
+        return None
+    try:
+        tag = normalize_locale(lang)
+    except ValueError as exc:
+        raise BadRequest(str(exc), field="lang") from exc
+    supported = get_settings().supported_locales
+    if tag in supported:
+        return tag
+    return next((loc for loc in supported if loc.split("-")[0] == tag.split("-")[0]), None)
+
+
+@router.get("/status", response_class=HTMLResponse, summary="Public status page", description=_LANG_DOC)
+def status_page(request: Request, lang: str | None = None) -> Response:
+    tag = _page_lang(lang)
     # keyed by the UTC day too: the components' 90-day bars move on at midnight
-    return _cached(request, ("status", today()), _with_session(pages.status_page), banner_bytes.HTML)
+    return _cached(request, ("status", today(), tag), _with_session(pages.status_page, tag), banner_bytes.HTML)
 
 
-@router.get("/status/history", response_class=HTMLResponse, summary="Past incidents")
-def history_page(request: Request) -> Response:
-    return _cached(request, ("history",), _with_session(pages.history_page), banner_bytes.HTML)
+@router.get("/status/history", response_class=HTMLResponse, summary="Past incidents", description=_LANG_DOC)
+def history_page(request: Request, lang: str | None = None) -> Response:
+    tag = _page_lang(lang)
+    return _cached(request, ("history", tag), _with_session(pages.history_page, tag), banner_bytes.HTML)
 
 
-@router.get("/status/incidents/{incident_id}", response_class=HTMLResponse, summary="One incident's timeline")
-def incident_page(request: Request, incident_id: IdPath) -> Response:
+@router.get(
+    "/status/incidents/{incident_id}",
+    response_class=HTMLResponse,
+    summary="One incident's timeline",
+    description=_LANG_DOC,
+)
+def incident_page(request: Request, incident_id: IdPath, lang: str | None = None) -> Response:
+    tag = _page_lang(lang)
     return _cached(
-        request, ("incident", incident_id), _with_session(pages.incident_page, incident_id), banner_bytes.HTML
+        request,
+        ("incident", incident_id, tag),
+        _with_session(pages.incident_page, incident_id, tag),
+        banner_bytes.HTML,
     )
 
 

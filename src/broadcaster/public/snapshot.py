@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -88,6 +89,8 @@ class BannerItem:
     updated_at: datetime
     #: the affected area in public JSON form (description, area slugs, GeoJSON polygon, circle), or None
     area: dict[str, Any] | None = None
+    #: locale -> the most recent earlier update with text in a language the latest update has none in
+    earlier: dict[str, Earlier] = field(default_factory=dict)
 
     def text_for(self, prefs: tuple[str, ...], default_locale: str) -> tuple[str, str]:
         """(locale, text): exact preference, then same language, then the default, then the original."""
@@ -95,12 +98,54 @@ class BannerItem:
             if pref in self.texts:
                 return pref, self.texts[pref]
         for pref in prefs:
-            lang = pref.split("-")[0]
-            for loc in (lang, *sorted(self.texts)):
-                if loc.split("-")[0] == lang and loc in self.texts:
-                    return loc, self.texts[loc]
+            loc = same_language(pref, self.texts)
+            if loc is not None:
+                return loc, self.texts[loc]
         loc = default_locale if default_locale in self.texts else self.primary_locale
         return loc, self.texts[loc]
+
+    def choose(self, prefs: tuple[str, ...], default_locale: str) -> Choice:
+        """What to show for `prefs`: the latest update in the first preferred language the incident has text in;
+        when only an earlier update has that language (e.g. after an untranslated correction), the latest update
+        as `text_for` picks it (its original language, marked by its locale) with that earlier update beside."""
+        for pref in prefs:
+            if pref in self.texts or same_language(pref, self.texts) is not None:
+                return Choice(*self.text_for((pref,), default_locale), earlier=None, missing=False)
+            loc = pref if pref in self.earlier else same_language(pref, self.earlier)
+            if loc is not None:
+                return Choice(*self.text_for((), default_locale), earlier=self.earlier[loc], missing=True)
+        locale, text = self.text_for(prefs, default_locale)
+        return Choice(locale, text, earlier=None, missing=bool(prefs))
+
+
+def same_language(pref: str, texts: Mapping[str, object]) -> str | None:
+    """The locale of `texts` in the language of `pref` (`fr-CA` -> `fr`, `pt` -> `pt-BR`), if any."""
+    lang = pref.split("-")[0]
+    for loc in (lang, *sorted(texts)):
+        if loc.split("-")[0] == lang and loc in texts:
+            return loc
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Earlier:
+    """An earlier published update's banner text in one language."""
+
+    update_id: int
+    locale: str
+    text: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """A banner's text for a reader: `locale`/`text` of the latest update; `earlier`: an earlier update in the
+    reader's language shown beside it; `missing`: a language was asked for and `text` is not in it."""
+
+    locale: str
+    text: str
+    earlier: Earlier | None
+    missing: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +190,12 @@ def with_area(text: str, area_name: str) -> str:
 
 
 def _item(session: Session, incident: Incident, update: Update) -> BannerItem:
+    """The incident's banner: its latest published update `update` in each of its languages, and, for each
+    language it lacks, the most recent earlier update (not a retraction, not retracted) that has it."""
     locales = [update.locale, *(update.translations or {})]
+    retracted = {
+        u.corrects_id for u in queries.published(incident) if u.kind == UpdateKind.cancel.value and u.corrects_id
+    }
     area = area_outline.incident_area(session, incident, queries.published(incident))
     texts = {
         loc: with_area(banner_text(session, update, loc), area.name if area else "") for loc in dict.fromkeys(locales)
@@ -157,6 +207,14 @@ def _item(session: Session, incident: Incident, update: Update) -> BannerItem:
         for link in update.links or []
         if safe_url(link.get("url", ""))
     ]
+    earlier: dict[str, Earlier] = {}
+    for prev in reversed(queries.published(incident)):  # newest first
+        if prev.id == update.id or prev.kind == UpdateKind.cancel.value or prev.id in retracted:
+            continue
+        for loc in dict.fromkeys([prev.locale, *(prev.translations or {})]):
+            if loc not in texts and loc not in earlier:
+                text = with_area(banner_text(session, prev, loc), area.name if area else "")
+                earlier[loc] = Earlier(prev.id, loc, text, prev.published_at or prev.created_at)
     return BannerItem(
         update_id=update.id,
         incident_id=incident.id,
@@ -172,6 +230,7 @@ def _item(session: Session, incident: Incident, update: Update) -> BannerItem:
         sites=frozenset(incident.sites or ()),
         updated_at=update.published_at or update.created_at,
         area=area_outline.public_json(area),
+        earlier=earlier,
     )
 
 
@@ -180,7 +239,7 @@ def load(session: Session) -> Snapshot:
     version = queries.current_version(session)
     items = [_item(session, i, queries.published(i)[-1]) for i in queries.active_incidents(session)]
     items.sort(key=lambda it: (-Severity(it.severity).rank, -it.updated_at.timestamp(), -it.update_id))
-    locales = frozenset(loc for it in items for loc in it.texts)
+    locales = frozenset(loc for it in items for loc in (*it.texts, *it.earlier))
     return Snapshot(
         version=version,
         items=tuple(items),

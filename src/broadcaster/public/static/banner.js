@@ -82,7 +82,8 @@
     (data.banners || []).forEach(function (b) {
       if (hidden.indexOf(b.id) !== -1) { return; }
       keep[b.id] = true;
-      var sig = [b.severity, b.title, b.text, b.status, b.kind, b.locale].join("\u0000");
+      var sig = [b.severity, b.title, b.text, b.status, b.kind, b.locale,
+        b.earlier ? b.earlier.locale + b.earlier.text : ""].join("\u0000");
       var existing = box.querySelector("[data-update-id='" + Number(b.id) + "']");
       if (existing && existing.bcSig === sig) { return; }
       /* new, or edited (e.g. severity or title changed): (re)draw in place */
@@ -101,7 +102,17 @@
       div.appendChild(title);
       var text = el("span", " " + b.text);
       text.className = "bc-text";
+      if (b.locale) { text.setAttribute("lang", b.locale); }
       div.appendChild(text);
+      if (b.earlier && b.earlier.text) {
+        /* the latest update has no text in the reader's language: the earlier one that has, beside it */
+        var earlier = el("span", " Earlier update: ");
+        earlier.className = "bc-earlier";
+        var earlierText = el("span", b.earlier.text);
+        if (b.earlier.locale) { earlierText.setAttribute("lang", b.earlier.locale); }
+        earlier.appendChild(earlierText);
+        div.appendChild(earlier);
+      }
       div.appendChild(link("Details", b.link, colours.fg));
       (b.routes || []).forEach(function (r) {
         div.appendChild(link(r.label + ": " + r.value, r.href, colours.fg));
