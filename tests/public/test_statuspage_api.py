@@ -591,3 +591,22 @@ def test_old_paths_serve_the_same_documents(client, page) -> None:
     schema = client.get("/openapi.json").json()["paths"]
     assert {"/api/v2/" + e for e in ENDPOINTS} <= set(schema)
     assert schema["/v1/public/summary.json"]["get"]["deprecated"] is True
+
+
+def test_internal_changes_leave_the_documents_alone(client, admin, auth, page) -> None:
+    """A draft, an update waiting for approval and a hidden service's state change are not public: the
+    documents keep their bytes (and ETags), `page.updated_at` included."""
+    from broadcaster.public.cache import get_cache
+
+    before = {e: client.get("/api/v2/" + e).content for e in ENDPOINTS}
+    writer = auth("write", "publish")
+    iid = page["iid"]
+    assert (
+        client.post(f"/v1/incidents/{iid}/updates", headers=writer, json={"body": "Another draft"}).status_code == 201
+    )
+    pending = client.post(f"/v1/incidents/{iid}/updates", headers=writer, json={"body": "Wait for me"}).json()
+    assert client.post(f"/v1/updates/{pending['id']}/publish", headers=writer).status_code == 202
+    resp = client.post("/v1/services/internal/state", headers=admin, json={"state": "operational", "reason": "t"})
+    assert resp.status_code == 200, resp.text
+    get_cache().invalidate()  # rebuilt from the database, not served from memory
+    assert {e: client.get("/api/v2/" + e).content for e in ENDPOINTS} == before

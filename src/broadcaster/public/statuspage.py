@@ -13,14 +13,13 @@ import json
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
-from broadcaster.domain import IncidentStatus, UpdateKind
+from broadcaster.domain import IncidentStatus, UpdateKind, UpdateState
 from broadcaster.maintenance.service import maintenance_incident_ids
 from broadcaster.models import Incident, Update
 from broadcaster.models.maintenance import MaintenanceNotice, MaintenanceWindow
-from broadcaster.models.public import PublicState
 from broadcaster.models.services import Service, ServiceStateChange
 from broadcaster.public import queries
 from broadcaster.services import service
@@ -141,6 +140,29 @@ def _group_id(name: str) -> str:
     return "group:" + name
 
 
+def _set(*values: datetime | None) -> list[datetime]:
+    return [v for v in values if v is not None]
+
+
+def _last_public_change(session: Session, services: list[Service]) -> datetime | None:
+    """The latest change the public can see: a public service edited or changing state, a published (non-test)
+    update of a public incident, a public incident resolved, a window planned, started or ended. Only content:
+    internal edits (approvals, drafts, hidden services) leave it, and so the documents' bytes, alone."""
+    found = _set(*(max(s.updated_at, s.state_changed_at) for s in services))
+    found += _set(
+        session.scalar(
+            select(func.max(Update.published_at))
+            .join(Incident, Update.incident_id == Incident.id)
+            .where(Incident.public.is_(True), Update.state == UpdateState.published.value, Update.test.is_(False))
+        ),
+        session.scalar(select(func.max(Incident.resolved_at)).where(Incident.public.is_(True))),
+    )
+    shown = MaintenanceWindow.state.in_(tuple(MAINTENANCE_STATUS))
+    for column in (MaintenanceWindow.created_at, MaintenanceWindow.started_at, MaintenanceWindow.ended_at):
+        found += _set(session.scalar(select(func.max(column)).where(shown)))
+    return max(found, default=None)
+
+
 class _Page:
     """What every document of one request shares: the page object and the public services by slug."""
 
@@ -150,15 +172,14 @@ class _Page:
         self.base = settings.public_url.rstrip("/")
         self.services = service.list_services(session, public_only=True)
         self.by_slug = {s.slug: s for s in self.services}
-        changed = session.scalar(select(PublicState.changed_at).where(PublicState.id == 1))
-        latest = max((max(s.updated_at, s.state_changed_at) for s in self.services), default=None)
+        latest = _last_public_change(session, self.services)
         self.page = {
             "id": PAGE_ID,
             "name": settings.org_name,
             "url": self.base + "/status",
             "time_zone": settings.site_timezone,
-            # the last change of anything public (the public version row), so every document says the same
-            "updated_at": _iso(changed or latest) or _EPOCH,
+            # the last change of what these documents show, so every document says the same
+            "updated_at": _iso(latest) or _EPOCH,
         }
 
     # --- components ----------------------------------------------------------------------------------------
@@ -375,7 +396,7 @@ class _Page:
                     "name": window.title,
                     "status": MAINTENANCE_STATUS[window.state],
                     "created_at": _iso(window.created_at),
-                    "updated_at": _iso(max([window.updated_at, *times])),
+                    "updated_at": _iso(max([window.created_at, *_set(window.started_at, window.ended_at), *times])),
                     "monitoring_at": None,
                     "resolved_at": _iso(window.ended_at) if window.state == "completed" else None,
                     "impact": IMPACT.get(incident.severity, "none") if incident is not None else "none",
