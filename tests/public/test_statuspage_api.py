@@ -585,7 +585,9 @@ def test_cached_with_etag_cors_and_refreshed_on_change(client, admin, page, publ
 
 
 def test_old_paths_serve_the_same_documents(client, page) -> None:
-    for old, new in (("/v1/public/summary.json", "summary.json"), ("/v1/public/components.json", "components.json")):
+    pairs = [("/v1/public/summary.json", "summary.json"), ("/v1/public/components.json", "components.json")]
+    pairs += [("/status/api/v2/" + e, e) for e in ENDPOINTS]  # under the page URL too (`page.url` + /api/v2)
+    for old, new in pairs:
         a, b = client.get(old), client.get("/api/v2/" + new)
         assert a.status_code == 200 and a.content == b.content and a.headers["etag"] == b.headers["etag"]
     schema = client.get("/openapi.json").json()["paths"]

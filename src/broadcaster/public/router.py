@@ -184,6 +184,11 @@ for _sub, (_name, _build, _summary) in _STATUSPAGE.items():
         response_class=Response,
         responses=_JSON_RESPONSES,
     )
+    # also under the status page's own URL (the documents' `page.url`): clients that build the API's URL from
+    # the page URL they were given, or from `page.url`, find it there too
+    router.add_api_route(
+        "/status/api/v2/" + _sub, _statuspage_route(_name, _build), methods=["GET"], include_in_schema=False
+    )
 for _old, _sub in _OLD_PATHS.items():
     _name, _build, _summary = _STATUSPAGE[_sub]
     router.add_api_route(
