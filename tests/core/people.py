@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from tests.users.conftest import PASSWORD, session_csrf, sign_in
 
-#: every public surface (the banner in each form, status pages, feeds, CAP, Statuspage-style JSON)
+#: every public surface (the banner in each form, status pages, feeds, CAP, the Statuspage-compatible API)
 SURFACES = (
     "/v1/banner",
     "/v1/banner?site=www",
@@ -30,6 +30,9 @@ SURFACES = (
     "/v1/feeds/cap/{uid}.xml",
     "/v1/public/summary.json",
     "/v1/public/components.json",
+    "/api/v2/summary.json",
+    "/api/v2/incidents.json",
+    "/api/v2/scheduled-maintenances.json",
 )
 
 

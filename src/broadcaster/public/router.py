@@ -178,25 +178,82 @@ for _name in webpage.FAVICON_TYPES:
     router.add_api_route(f"/{_name}", _favicon(_name), methods=["GET", "HEAD"], include_in_schema=False)
 
 
-# --- components (services) as JSON, shaped like Atlassian Statuspage's /api/v2 (see docs/services.md) -----
-@router.get(
-    "/v1/public/components.json",
-    summary="Public components and their status (Statuspage /api/v2/components.json in spirit)",
-    response_class=Response,
-    responses={200: {"content": {"application/json": {}}}, 304: {"description": "Not modified (If-None-Match)."}},
-)
-def components_json(request: Request) -> Response:
-    return _cached(request, ("components.json",), _with_session(statuspage.components_json), banner_bytes.JSON)
+# --- the Statuspage-compatible public API (Atlassian Statuspage public API v2; see docs/public.md) --------
+_JSON_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"application/json": {}}},
+    304: {"description": "Not modified (If-None-Match)."},
+}
+
+#: path under /api/v2 -> (cache key and builder, summary)
+_STATUSPAGE: dict[str, tuple[str, Callable[..., bytes], str]] = {
+    "summary.json": (
+        "summary",
+        statuspage.summary_json,
+        "Page status, components, unresolved incidents, upcoming and running maintenance",
+    ),
+    "status.json": ("status", statuspage.status_json, "Page status rollup (indicator and description)"),
+    "components.json": ("components", statuspage.components_json, "Public components and their status"),
+    "incidents.json": ("incidents", statuspage.incidents_json, "The 50 most recent public incidents"),
+    "incidents/unresolved.json": (
+        "unresolved",
+        statuspage.unresolved_json,
+        "Public incidents investigating, identified or monitoring",
+    ),
+    "scheduled-maintenances.json": (
+        "maintenances",
+        lambda s: statuspage.maintenances_json(s, "all"),
+        "The 50 most recent scheduled maintenances",
+    ),
+    "scheduled-maintenances/upcoming.json": (
+        "maintenances-upcoming",
+        lambda s: statuspage.maintenances_json(s, "upcoming"),
+        "Scheduled maintenances not started yet",
+    ),
+    "scheduled-maintenances/active.json": (
+        "maintenances-active",
+        lambda s: statuspage.maintenances_json(s, "active"),
+        "Scheduled maintenances in progress",
+    ),
+}
+
+#: the paths served before the Statuspage API existed: same bytes as their /api/v2 twin
+_OLD_PATHS = {"/v1/public/summary.json": "summary.json", "/v1/public/components.json": "components.json"}
 
 
-@router.get(
-    "/v1/public/summary.json",
-    summary="Overall status, components and unresolved incidents (Statuspage /api/v2/summary.json in spirit)",
-    response_class=Response,
-    responses={200: {"content": {"application/json": {}}}, 304: {"description": "Not modified (If-None-Match)."}},
-)
-def summary_json(request: Request) -> Response:
-    return _cached(request, ("summary.json",), _with_session(statuspage.summary_json), banner_bytes.JSON)
+def _statuspage_route(name: str, build: Callable[..., bytes]) -> Callable[..., Any]:
+    def endpoint(request: Request) -> Response:
+        return _cached(request, ("statuspage", name), _with_session(build), banner_bytes.JSON)
+
+    endpoint.__name__ = "statuspage_" + name.replace("-", "_")
+    return endpoint
+
+
+for _sub, (_name, _build, _summary) in _STATUSPAGE.items():
+    router.add_api_route(
+        "/api/v2/" + _sub,
+        _statuspage_route(_name, _build),
+        methods=["GET"],
+        summary=f"{_summary} (Statuspage API v2)",
+        response_class=Response,
+        responses=_JSON_RESPONSES,
+    )
+    # also under the status page's own URL (the documents' `page.url`): clients that build the API's URL from
+    # the page URL they were given, or from `page.url`, find it there too
+    router.add_api_route(
+        "/status/api/v2/" + _sub, _statuspage_route(_name, _build), methods=["GET"], include_in_schema=False
+    )
+for _old, _sub in _OLD_PATHS.items():
+    _name, _build, _summary = _STATUSPAGE[_sub]
+    router.add_api_route(
+        _old,
+        _statuspage_route(_name, _build),
+        methods=["GET"],
+        operation_id="statuspage_old_" + _name,
+        summary=f"Same as /api/v2/{_sub} (kept for existing readers)",
+        deprecated=True,
+        response_class=Response,
+        responses=_JSON_RESPONSES,
+    )
 
 
 # --- feeds -------------------------------------------------------------------------------------------------
