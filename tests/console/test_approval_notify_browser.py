@@ -132,6 +132,9 @@ def test_the_approver_hears_of_the_request_live_and_the_editor_sees_who_can_appr
     # without a reload: the count, the announcement, the card with its preview
     wait_for(lambda: alma.locator("#approvals-badge").is_visible())
     assert alma.locator("#approvals-badge").inner_text().startswith("1")
+    # the link keeps its name ("Approvals"); the count is its description
+    nav_link = alma.get_by_role("link", name="Approvals", exact=True)
+    assert nav_link.get_attribute("aria-describedby") == "approvals-badge"
     wait_for(lambda: TITLE in alma.locator("#approval-announce").inner_text())
     assert "critical" in alma.locator("#approval-announce").inner_text()
     assert "Erin Editor" in alma.locator("#approval-announce").inner_text()
