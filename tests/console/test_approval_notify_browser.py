@@ -33,11 +33,15 @@ TITLE = "Water main burst on Mill Road"
 def service(db_url: str, tmp_path: Path, fake_server: Any, make_user: Any, make_key: Any) -> Iterator[dict[str, Any]]:
     """The service with its worker; an editor, two approvers and an admin (the admin and the editor asked for
     e-mail notices; the editor must never get one for her own request); a category."""
+    from importlib.metadata import entry_points
+
     from broadcaster.db import session_scope
     from broadcaster.models import User
     from broadcaster.security import create_key
     from broadcaster.users import notices
 
+    if "users" not in {ep.name for ep in entry_points(group="broadcaster.hooks")}:
+        pytest.fail("the approval-notice runner is not wired: the package metadata is stale; run pip install -e .")
     fake_server.reset()
     ids = {
         "erin": make_user(EDITOR, "editor", name="Erin Editor"),
@@ -128,6 +132,9 @@ def test_the_approver_hears_of_the_request_live_and_the_editor_sees_who_can_appr
     # without a reload: the count, the announcement, the card with its preview
     wait_for(lambda: alma.locator("#approvals-badge").is_visible())
     assert alma.locator("#approvals-badge").inner_text().startswith("1")
+    # the link keeps its name ("Approvals"); the count is its description
+    nav_link = alma.get_by_role("link", name="Approvals", exact=True)
+    assert nav_link.get_attribute("aria-describedby") == "approvals-badge"
     wait_for(lambda: TITLE in alma.locator("#approval-announce").inner_text())
     assert "critical" in alma.locator("#approval-announce").inner_text()
     assert "Erin Editor" in alma.locator("#approval-announce").inner_text()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -150,7 +150,6 @@ class Request:
     requested_at: datetime | None
     requester: str | None
     escalation: ApprovalEscalation | None = None
-    notified: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def critical(self) -> bool:
