@@ -217,6 +217,11 @@ def test_notification_settings_are_validated_and_personal(client, fake, scene, a
         client.put("/v1/users/me/notifications", headers=h, json={"webhook": "ftp://x.example"}), 422, field="webhook"
     )
     assert_error(client.put("/v1/users/me/notifications", headers=h, json={"pager": True}), 422, field="pager")
+    # any signed-in person sets this: a host the service does not already post webhooks to is refused
+    for internal in ("http://169.254.169.254/latest/meta-data", "http://127.0.0.1:5432/", "https://intranet.local/x"):
+        assert_error(
+            client.put("/v1/users/me/notifications", headers=h, json={"webhook": internal}), 422, field="webhook"
+        )
     assert client.get("/v1/users/me/notifications", headers=h).json()["sms"] == ALMA_PHONE  # nothing half-written
     # a key that belongs to nobody has no notification settings
     assert_error(client.put("/v1/users/me/notifications", headers=admin, json={"email": True}), 403)

@@ -25,6 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -92,7 +93,22 @@ def clean_webhook(value: str | None) -> str | None:
     url = value.strip()
     if not url.lower().startswith(("https://", "http://")) or len(url) > 500 or any(c.isspace() for c in url):
         raise ValueError("must be an http:// or https:// URL of at most 500 characters")
+    # any signed-in person may set this, so it may only point where the service already posts webhooks: the
+    # hosts of WEBHOOK_URLS (an admin's choice), never an arbitrary internal address
+    allowed = {_origin(u) for u in get_settings().webhook_urls}
+    if _origin(url) not in allowed:
+        raise ValueError(
+            "must be on a host the service already sends webhooks to (an admin lists them in WEBHOOK_URLS)"
+        )
     return url
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, lowercased (the default port made explicit)."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    port = parts.port or (443 if scheme == "https" else 80)
+    return f"{scheme}://{(parts.hostname or '').lower()}:{port}"
 
 
 def set_prefs(session: Session, user: User, prefs: Prefs, actor: str) -> Prefs:
