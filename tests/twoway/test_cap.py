@@ -7,6 +7,7 @@ from importlib import resources
 
 import xmlschema
 from lxml import etree
+from tests.approving import confirm
 from tests.twoway.conftest import new_update
 
 CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
@@ -27,7 +28,9 @@ def test_cap_marks_an_update_asking_for_a_response(client, admin, emergency_cate
     get_settings.cache_clear()
     schema = xmlschema.XMLSchema(str(resources.files("broadcaster.public").joinpath("schemas/CAP-v1.2.xsd")))
     update = new_update(client, admin, channels=["banner"])
-    assert client.post(f"/v1/updates/{update['id']}/publish", headers=admin).status_code == 200
+    assert (
+        client.post(f"/v1/updates/{update['id']}/publish", json=confirm(update["id"]), headers=admin).status_code == 200
+    )
     body, types, instruction = _info(client, update["id"])
     schema.validate(body)
     assert types == ["Monitor", "Execute"]
