@@ -36,6 +36,7 @@ def service(db_url: str, tmp_path: Path, fake_server: Any, make_user: Any, make_
 
     fake_server.reset()
     make_user("approver@example.org", "approver", name="Alma Approver")
+    make_user("both@example.org", "editor", "approver", name="Bo Both")
     env = fake_server.env() | {
         "WORKER_IN_PROCESS": "true",
         "WORKER_POLL_SECONDS": "0.05",
@@ -51,7 +52,7 @@ def service(db_url: str, tmp_path: Path, fake_server: Any, make_user: Any, make_
                 "slug": "emergency",
                 "name": "Emergency",
                 "contact": {"phone": "+15551234567"},
-                "channels": {"critical": ["sms", "email", "banner"]},
+                "channels": {"critical": ["sms", "email", "banner"], "major": ["sms"]},
             }
             assert api.post("/v1/categories", json=category).status_code == 201
             for i, phone in enumerate(PHONES):
@@ -171,4 +172,32 @@ def test_summary_confirm_countdown_and_stop_send_nothing(service, browser, db_ur
         report = api.get(f"/v1/broadcasts/{broadcast_id}").json()
     assert report["state"] == "cancelled" and report["total"] == 0
     assert messages(fake) == [f"sms:{TEST_PHONE}"]  # the test send only: 0 messages of the stopped broadcast
+    assert not page.errors, page.errors
+
+
+def test_compose_shows_the_summary_before_a_direct_publish_and_stop_works_there_too(service, browser) -> None:
+    """A major update (below APPROVAL_SEVERITY) is published by its author alone: the summary comes before Publish,
+    no title to type; the broadcast page counts down and Stop sends nothing."""
+    base, fake = service["base"], service["fake"]
+    page = new_page(browser, base)
+    sign_in(page, "both@example.org")
+    page.get_by_role("link", name="Compose").click()
+    page.get_by_label("Incident title").fill("Low water pressure")
+    page.get_by_label("Category").select_option("emergency")
+    page.get_by_label("Severity").select_option("major")
+    page.get_by_label("Message").fill("Low water pressure in the north district until 18:00.")
+    summary = page.locator("#send-summary .send-summary")
+    summary.wait_for()
+    publish = page.locator("#publish")
+    assert publish.inner_text() == "Publish"
+    wait_for(lambda: page.locator('#send-summary tr[data-channel="sms"] .messages').inner_text() == "4 texts")
+    assert page.locator("#send-summary .confirm-input").count() == 0  # not critical: nothing to type
+    assert "Approved by" in summary.inner_text() and "no second person" in summary.inner_text()
+    assert _box(summary)["y"] + _box(summary)["height"] <= _box(publish)["y"]
+    assert publish.is_enabled()
+    publish.click()
+    page.wait_for_url("**/console/broadcasts/*")
+    page.get_by_role("button", name="Stop — send nothing").click()
+    wait_for(lambda: page.locator("#hold-countdown").inner_text() == "Stopped: nothing was sent.")
+    assert messages(fake) == []
     assert not page.errors, page.errors

@@ -213,6 +213,7 @@
   /* --- saving and sending --- */
   function busy(on) {
     ["save-draft", "test-send", "publish"].forEach(function (id) { $(id).disabled = on; });
+    if (!on && summary && !summary.ready()) { $("publish").disabled = true; } /* a critical send: title first */
   }
   function fail(result) {
     BC.show(errorBox, BC.errorText(result));
