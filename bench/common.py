@@ -86,6 +86,7 @@ def service_env(db_url: str, public_url: str, *, worker_in_process: bool, **extr
         "PUBLIC_URL": public_url,
         "WORKER_IN_PROCESS": "true" if worker_in_process else "false",
         "LOG_LEVEL": "WARNING",
+        "SEND_HOLD_SECONDS": "0",  # measured from publish to the first call: no send hold
         **extra,
     }
 

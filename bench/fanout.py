@@ -50,6 +50,7 @@ def configure(url: str, extra: dict[str, str] | None = None) -> None:
             "MEMORY_ADAPTER_ENABLED": "true",
             "WORKER_IN_PROCESS": "false",
             "APPROVAL_SEVERITY": "none",
+            "SEND_HOLD_SECONDS": "0",  # measured from publish to the first call: no send hold
             "WORKER_POLL_SECONDS": "0.2",
             "LOG_LEVEL": "WARNING",
         }

@@ -97,6 +97,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("PUBLIC_URL", "http://testserver")
     monkeypatch.setenv("WORKER_IN_PROCESS", "false")
+    monkeypatch.setenv("SEND_HOLD_SECONDS", "0")  # the send hold's own tests set it (tests/delivery/test_hold.py)
     monkeypatch.chdir(tmp_path)  # no stray .env from the developer's checkout
     _reset_caches()
     yield url

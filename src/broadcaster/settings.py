@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     worker_concurrency: int = 100
     # Seconds an idle worker waits before looking for work again (PostgreSQL also wakes it with NOTIFY)
     worker_poll_seconds: float = 1.0
+    # Seconds between publishing (or approving) a live update and the first provider call: the console shows a
+    # countdown with a Stop button meanwhile (POST /v1/broadcasts/{id}/stop); test sends skip it; 0: no hold
+    send_hold_seconds: float = Field(10.0, ge=0, le=3600)
     # Attempts per delivery before a transient failure is recorded as failed
     retry_max_attempts: int = 8
     # First retry backoff in seconds; doubles per attempt, with full jitter

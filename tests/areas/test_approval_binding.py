@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.approving import confirm
 from tests.areas.conftest import square
 
 NORTH = square(-74.0, 41.0, -73.0, 41.5)
@@ -106,9 +107,13 @@ def test_editing_a_named_areas_geometry_voids_the_pending_approval(client, admin
 
     # asked again: Bob's approval of the old shape is refused, of the new one accepted
     assert client.post(f"/v1/updates/{pending}/publish", headers=alice).status_code == 202
-    stale = client.post(f"/v1/updates/{pending}/approve", headers={**bob, "If-Match": reviewed["etag"]})
+    stale = client.post(
+        f"/v1/updates/{pending}/approve", json=confirm(pending), headers={**bob, "If-Match": reviewed["etag"]}
+    )
     assert stale.status_code == 412, stale.text
-    ok = client.post(f"/v1/updates/{pending}/approve", headers={**bob, "If-Match": fresh["etag"]})
+    ok = client.post(
+        f"/v1/updates/{pending}/approve", json=confirm(pending), headers={**bob, "If-Match": fresh["etag"]}
+    )
     assert ok.status_code == 200, ok.text
 
 
@@ -133,5 +138,7 @@ def test_other_areas_and_people_moving_void_nothing(client, admin, alice, bob, p
     again = _preview(client, pending, bob)
     assert again["etag"] == reviewed["etag"]
     assert _state(client, pending, alice) == "pending_approval" and _cancelled() == []
-    ok = client.post(f"/v1/updates/{pending}/approve", headers={**bob, "If-Match": reviewed["etag"]})
+    ok = client.post(
+        f"/v1/updates/{pending}/approve", json=confirm(pending), headers={**bob, "If-Match": reviewed["etag"]}
+    )
     assert ok.status_code == 200, ok.text

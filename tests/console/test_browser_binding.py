@@ -44,6 +44,7 @@ def test_the_approver_sees_the_escalation_and_its_summary_recipients(service: An
     assert f"go to {OUTSIDE}, everyone tagged managers (0 now)" in text
     assert "Are you safe? — 1 = I'm safe; 2 = I need help (needs help)" in text
     assert "emergency (reach: either)" in text
+    approver.get_by_label("type the incident's title").fill("Gas leak")  # critical: the title confirms it
     wait_for(lambda: approver.get_by_role("button", name="Approve and send").is_enabled())
     check_accessibility(approver, "approvals with escalation")
     assert approver.errors == []

@@ -61,6 +61,7 @@ def service(
         "RETRY_BASE_SECONDS": "0.05",
         "RETRY_MAX_SECONDS": "0.2",
         "APPROVAL_SEVERITY": "critical",
+        "SEND_HOLD_SECONDS": "0",  # the hold has its own browser test (tests/console/test_hold_browser.py)
         "LOGIN_RATE_LIMIT_IP": "1000/minute",
         "LOGIN_RATE_LIMIT_ACCOUNT": "1000/minute",
         "OIDC_LINK_BY_EMAIL": "true",  # Alma's SSO identity links to her account (the fake verifies emails)
@@ -223,6 +224,11 @@ def test_whole_flow_editor_composes_approver_approves_editor_corrects(service, b
     item.locator('.preview-card[data-channel="sms"]').wait_for()
     assert "Harbour Street" in item.locator('.preview-card[data-channel="sms"] pre').inner_text()
     approve = item.get_by_role("button", name="Approve and send")
+    item.locator(".send-summary").wait_for()
+    assert (
+        not approve.is_enabled()
+    )  # a critical send: the title must be typed first (tests/console/test_hold_browser.py)
+    item.get_by_label("type the incident's title").fill("Gas leak on Harbour Street")
     wait_for(lambda: approve.is_enabled())
     check_accessibility(approver, "approvals")
     shoot(approver, "approvals", write=write)
@@ -267,6 +273,8 @@ def test_whole_flow_editor_composes_approver_approves_editor_corrects(service, b
     item = approver.locator(".approval").first
     assert "Harbour Road" in item.inner_text()
     approve = item.get_by_role("button", name="Approve and send")
+    item.locator(".send-summary").wait_for()
+    item.get_by_label("type the incident's title").fill("Gas leak on Harbour Street")
     wait_for(lambda: approve.is_enabled())
     approve.click()
     approver.wait_for_url("**/console/broadcasts/*")
@@ -345,6 +353,8 @@ def test_edit_voids_a_pending_approval_and_the_console_says_so(service, browser)
     approver.goto("/console/approvals")
     item = approver.locator(".approval").first
     approve = item.get_by_role("button", name="Approve and send")
+    item.locator(".send-summary").wait_for()
+    item.get_by_label("type the incident's title").fill("Boil water notice")  # critical: typed to confirm
     wait_for(lambda: approve.is_enabled())  # the approver has reviewed this version
 
     # meanwhile the editor changes the text

@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.approving import confirm
 from tests.console.test_browser_flow import check_accessibility, new_page, sign_in, wait_for
 from tests.public.servers import run_service
 
@@ -34,7 +35,9 @@ def scene(db_url: str, tmp_path: Path, make_user: Any, make_key: Any) -> Iterato
             incident = api.post("/v1/incidents", headers=admin, json=body).json()
             uid = incident["updates"][0]["id"]
             asked = api.post(f"/v1/updates/{uid}/publish", headers=admin)
-            approved = api.post(f"/v1/updates/{uid}/approve", headers={**second, "If-Match": asked.headers["ETag"]})
+            approved = api.post(
+                f"/v1/updates/{uid}/approve", json=confirm(uid), headers={**second, "If-Match": asked.headers["ETag"]}
+            )
             assert approved.status_code == 200, approved.text
             yield {"base": base, "api": api, "editor": editor, "iid": incident["id"]}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from tests.approving import confirm
 
 PAGES = [
     "/console/",
@@ -137,7 +138,9 @@ def test_incident_page_shows_a_pending_change_with_its_diff(signed_in, client, a
     ).json()
     asked = client.post(f"/v1/updates/{inc['updates'][0]['id']}/publish", headers=admin)
     approved = client.post(
-        f"/v1/updates/{inc['updates'][0]['id']}/approve", headers={**auth("publish"), "If-Match": asked.headers["ETag"]}
+        f"/v1/updates/{inc['updates'][0]['id']}/approve",
+        json=confirm(inc["updates"][0]["id"]),
+        headers={**auth("publish"), "If-Match": asked.headers["ETag"]},
     )
     assert approved.status_code == 200, approved.text
     requester = signed_in("editor")

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from tests.approving import confirm
 from tests.users.conftest import PASSWORD, session_csrf, sign_in
 
 #: every public surface (the banner in each form, status pages, feeds, CAP, the Statuspage-compatible API)
@@ -168,7 +169,9 @@ def live(client, setup_keys, emergency_category) -> Any:
         published = client.post(f"/v1/updates/{uid}/publish", headers=admin)
         if published.status_code == 202:
             approved = client.post(
-                f"/v1/updates/{uid}/approve", headers={**approver, "If-Match": published.headers["ETag"]}
+                f"/v1/updates/{uid}/approve",
+                json=confirm(uid),
+                headers={**approver, "If-Match": published.headers["ETag"]},
             )
             assert approved.status_code == 200, approved.text
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.approving import confirm
 
 from .helpers import assert_error
 
@@ -50,7 +51,9 @@ def test_a_critical_alert_waits_for_a_second_person_and_uses_explicit_fields(cli
     assert alerts == ["second_person"]
     # an approver approves exactly that content, and it goes out
     approved = client.post(
-        f"/v1/updates/{body['update']['id']}/approve", headers=auth("publish") | {"If-Match": resp.headers["ETag"]}
+        f"/v1/updates/{body['update']['id']}/approve",
+        json=confirm(body["update"]["id"]),
+        headers=auth("publish") | {"If-Match": resp.headers["ETag"]},
     )
     assert approved.status_code == 200, approved.text
     assert approved.json()["update"]["state"] == "published" and approved.json()["broadcast_id"]

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from tests.approving import confirm
 
 from .helpers import assert_error
 
@@ -38,7 +39,7 @@ def _etag(client, update_id: int, who: dict[str, str]) -> str:
 
 def _approve(client, update_id: int, who: dict[str, str], etag: str | None) -> Any:
     headers = who if etag is None else {**who, "If-Match": etag}
-    return client.post(f"/v1/updates/{update_id}/approve", headers=headers)
+    return client.post(f"/v1/updates/{update_id}/approve", json=confirm(update_id), headers=headers)
 
 
 def _audit(action: str) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from lxml import etree
 from sqlalchemy import select
+from tests.approving import confirm
 
 from .helpers import assert_error
 from .people import changed, surfaces
@@ -47,7 +48,7 @@ def pending_update(client, setup_keys, iid: int) -> tuple[int, str]:
     admin, _ = setup_keys
     upd = client.post(f"/v1/incidents/{iid}/updates", headers=admin, json={"body": "Water is back on 5th Ave."})
     assert upd.status_code == 201, upd.text
-    asked = client.post(f"/v1/updates/{upd.json()['id']}/publish", headers=admin)
+    asked = client.post(f"/v1/updates/{upd.json()['id']}/publish", json=confirm(upd.json()["id"]), headers=admin)
     assert asked.status_code == 202, asked.text
     return upd.json()["id"], asked.headers["ETag"]
 
@@ -371,10 +372,12 @@ def test_resolving_by_an_approved_update_works_as_before(client, people, live, s
     asked = editor.patch(iid, {"title": "EVACUATE"})  # a pending change the resolution makes stale
     admin, approver = setup_keys
     upd = client.post(f"/v1/incidents/{iid}/updates", headers=admin, json={"body": "All clear.", "status": "resolved"})
-    pending = client.post(f"/v1/updates/{upd.json()['id']}/publish", headers=admin)
+    pending = client.post(f"/v1/updates/{upd.json()['id']}/publish", json=confirm(upd.json()["id"]), headers=admin)
     assert pending.status_code == 202, pending.text
     done = client.post(
-        f"/v1/updates/{upd.json()['id']}/approve", headers={**approver, "If-Match": pending.headers["ETag"]}
+        f"/v1/updates/{upd.json()['id']}/approve",
+        json=confirm(upd.json()["id"]),
+        headers={**approver, "If-Match": pending.headers["ETag"]},
     )
     assert done.status_code == 200, done.text
     assert client.get(f"/v1/incidents/{iid}", headers=admin).json()["status"] == "resolved"

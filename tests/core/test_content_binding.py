@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.approving import confirm
 
 from .helpers import assert_error
 
@@ -92,7 +93,11 @@ def test_changing_tags_or_languages_voids_the_approval(client, alice, bob, pendi
     assert _preview(client, pending["update"], bob)["etag"] != seen
     _request(client, pending["update"], alice)
     assert_error(
-        client.post(f"/v1/updates/{pending['update']}/approve", headers={**bob, "If-Match": seen}),
+        client.post(
+            f"/v1/updates/{pending['update']}/approve",
+            json=confirm(pending["update"]),
+            headers={**bob, "If-Match": seen},
+        ),
         412,
         "precondition_failed",
         "If-Match",
@@ -157,5 +162,7 @@ def test_people_subscribing_void_nothing(client, admin, alice, bob, pending):
     resp = client.patch("/v1/categories/emergency", headers=admin, json={"description": "Emergencies"})
     assert resp.status_code == 200, resp.text
     assert _state(client, pending["update"], alice) == "pending_approval" and _cancelled() == []
-    approved = client.post(f"/v1/updates/{pending['update']}/approve", headers={**bob, "If-Match": seen})
+    approved = client.post(
+        f"/v1/updates/{pending['update']}/approve", json=confirm(pending["update"]), headers={**bob, "If-Match": seen}
+    )
     assert approved.status_code == 200, approved.text

@@ -48,6 +48,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tests.approving import confirm
 from tests.delivery.conftest import run_until_idle
 from tests.integrations import payloads
 from tests.provider_env import UNLIMITED_RATES, use_fake_provider
@@ -353,7 +354,9 @@ def approve_own_update(s: Scene, door: str, update_id: int, etag: str, requester
     the publish scope); the update still waits."""
     for ident in s.ids:
         tag = _preview_etag(s, ident, update_id, etag)
-        resp = ident.request("POST", f"/v1/updates/{update_id}/approve", headers={"If-Match": tag})
+        resp = ident.request(
+            "POST", f"/v1/updates/{update_id}/approve", json=confirm(update_id), headers={"If-Match": tag}
+        )
         s.expect(resp, {403}, door, ident, f"approving update {update_id} asked by {requester.label}")
         if s.can(ident, "publish"):
             assert "different person" in resp.json()["detail"], f"{s.where(door, ident)}: {resp.text}"
@@ -681,7 +684,9 @@ def door_grant(s: Scene) -> None:
         minted.append(("a publish key made with `keys create`", key))
     for update_id, etag, requester in own:
         for what, new in minted:
-            resp = new.request("POST", f"/v1/updates/{update_id}/approve", headers={"If-Match": etag})
+            resp = new.request(
+                "POST", f"/v1/updates/{update_id}/approve", json=confirm(update_id), headers={"If-Match": etag}
+            )
             assert resp.status_code == 403 and resp.json()["error"] == "approver_grant_delay", (
                 f"{s.where('grant', requester)}: {what} approved update {update_id}: {resp.status_code} {resp.text}"
             )
@@ -710,7 +715,9 @@ def controls(s: Scene) -> None:
         asked = s.client.post(f"/v1/updates/{update_id}/publish", headers=s.admin)
         assert asked.status_code == 202, asked.text
         tag = _preview_etag(s, ident, update_id, asked.headers["ETag"])
-        resp = ident.request("POST", f"/v1/updates/{update_id}/approve", headers={"If-Match": tag})
+        resp = ident.request(
+            "POST", f"/v1/updates/{update_id}/approve", json=confirm(update_id), headers={"If-Match": tag}
+        )
         s.expect(resp, {200}, "control", ident, "approving somebody else's update")
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from tests.approving import confirm
 
 from .helpers import assert_error
 
@@ -50,7 +51,9 @@ def test_reject_returns_the_update_to_draft_with_the_comment(client, alice, bob,
     )
     # nothing was sent, and the rejected version cannot be approved any more
     assert client.get("/v1/broadcasts", headers=alice).json()["items"] == []
-    again = client.post(f"/v1/updates/{pending['id']}/approve", headers={**bob, "If-Match": '"x"'})
+    again = client.post(
+        f"/v1/updates/{pending['id']}/approve", json=confirm(pending["id"]), headers={**bob, "If-Match": '"x"'}
+    )
     assert_error(again, 409, "not_pending")
 
 
@@ -97,7 +100,9 @@ def test_after_a_rejection_the_author_can_ask_again(client, alice, bob, pending)
     assert asked.status_code == 202, asked.text
     assert asked.json()["update"]["rejection"]["by"] == "key:bob"  # the last rejection stays visible
     etag = client.post(f"/v1/updates/{pending['id']}/preview", headers=bob).headers["ETag"]
-    approved = client.post(f"/v1/updates/{pending['id']}/approve", headers={**bob, "If-Match": etag})
+    approved = client.post(
+        f"/v1/updates/{pending['id']}/approve", json=confirm(pending["id"]), headers={**bob, "If-Match": etag}
+    )
     assert approved.status_code == 200, approved.text
 
 

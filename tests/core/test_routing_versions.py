@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from tests.approving import confirm
 from tests.integrations import payloads
 from tests.provider_env import UNLIMITED_RATES, use_fake_provider
 
@@ -221,7 +222,11 @@ def _live_critical(client: Any, admin: dict[str, str], approver: dict[str, str])
     update_id = created.json()["updates"][0]["id"]
     asked = client.post(f"/v1/updates/{update_id}/publish", headers=admin)
     assert asked.status_code == 202, asked.text
-    ok = client.post(f"/v1/updates/{update_id}/approve", headers=approver | {"If-Match": asked.headers["ETag"]})
+    ok = client.post(
+        f"/v1/updates/{update_id}/approve",
+        json=confirm(update_id),
+        headers=approver | {"If-Match": asked.headers["ETag"]},
+    )
     assert ok.status_code == 200, ok.text
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tests.approving import confirm
 
 from .helpers import assert_error
 
@@ -53,7 +54,7 @@ def test_create_list_get_patch_delete(client, auth, make_incident, unchanged):
 def test_publish_moves_incident_status(client, auth, make_incident, make_update):
     incident = make_incident(severity="major")
     update = make_update(incident["id"], status="resolved")
-    resp = client.post(f"/v1/updates/{update['id']}/publish", headers=auth("publish"))
+    resp = client.post(f"/v1/updates/{update['id']}/publish", json=confirm(update["id"]), headers=auth("publish"))
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["approval_required"] is False
@@ -65,9 +66,15 @@ def test_publish_moves_incident_status(client, auth, make_incident, make_update)
 def test_published_update_is_frozen(client, admin, make_incident, make_update, unchanged):
     incident = make_incident()
     update = make_update(incident["id"])
-    assert client.post(f"/v1/updates/{update['id']}/publish", headers=admin).status_code == 200
+    assert (
+        client.post(f"/v1/updates/{update['id']}/publish", json=confirm(update["id"]), headers=admin).status_code == 200
+    )
     with unchanged():
-        assert_error(client.post(f"/v1/updates/{update['id']}/publish", headers=admin), 409, "already_published")
+        assert_error(
+            client.post(f"/v1/updates/{update['id']}/publish", json=confirm(update["id"]), headers=admin),
+            409,
+            "already_published",
+        )
         assert_error(client.delete(f"/v1/updates/{update['id']}", headers=admin), 409, "already_published")
         assert_error(
             client.patch(f"/v1/updates/{update['id']}", headers=admin, json={"body": "changed"}),
@@ -83,37 +90,54 @@ def test_critical_update_needs_a_second_key(client, make_key, make_incident, mak
     requester = {"Authorization": f"Bearer {make_key('publish', name='alice')}"}
     approver = {"Authorization": f"Bearer {make_key('publish', name='bob')}"}
 
-    pending = client.post(f"/v1/updates/{update['id']}/publish", headers=requester)
+    pending = client.post(f"/v1/updates/{update['id']}/publish", json=confirm(update["id"]), headers=requester)
     assert pending.status_code == 202, pending.text
     assert pending.json()["approval_required"] is True
     assert pending.json()["update"]["state"] == "pending_approval"
     assert pending.json()["broadcast_id"] is None
 
-    assert_error(client.post(f"/v1/updates/{update['id']}/approve", headers=requester), 403, "forbidden")
+    assert_error(
+        client.post(f"/v1/updates/{update['id']}/approve", json=confirm(update["id"]), headers=requester),
+        403,
+        "forbidden",
+    )
     assert client.get(f"/v1/updates/{update['id']}", headers=approver).status_code == 403  # publish != read
 
     etag = pending.headers["ETag"]  # the content asked for; approving needs it (tests/core/test_approval_rules.py)
-    approved = client.post(f"/v1/updates/{update['id']}/approve", headers={**approver, "If-Match": etag})
+    approved = client.post(
+        f"/v1/updates/{update['id']}/approve", json=confirm(update["id"]), headers={**approver, "If-Match": etag}
+    )
     assert approved.status_code == 200, approved.text
     assert approved.json()["update"]["state"] == "published"
     assert approved.json()["update"]["approved_by"] == "key:bob"
     assert approved.json()["update"]["published_by"] == "key:alice"  # the requester stays the publisher
-    assert_error(client.post(f"/v1/updates/{update['id']}/approve", headers=approver), 409, field="update_id")
+    assert_error(
+        client.post(f"/v1/updates/{update['id']}/approve", json=confirm(update["id"]), headers=approver),
+        409,
+        field="update_id",
+    )
 
 
 def test_editing_a_pending_update_voids_the_approval(client, auth, admin, make_incident, make_update):
     incident = make_incident(severity="critical")
     update = make_update(incident["id"])
-    assert client.post(f"/v1/updates/{update['id']}/publish", headers=auth("publish")).status_code == 202
+    assert (
+        client.post(
+            f"/v1/updates/{update['id']}/publish", json=confirm(update["id"]), headers=auth("publish")
+        ).status_code
+        == 202
+    )
     edited = client.patch(f"/v1/updates/{update['id']}", headers=admin, json={"body": "New text"})
     assert edited.json()["state"] == "draft" and edited.json()["published_by"] is None
-    assert_error(client.post(f"/v1/updates/{update['id']}/approve", headers=auth("publish")), 409)
+    assert_error(
+        client.post(f"/v1/updates/{update['id']}/approve", json=confirm(update["id"]), headers=auth("publish")), 409
+    )
 
 
 def test_test_updates_skip_approval(client, auth, make_incident, make_update):
     incident = make_incident(severity="critical")
     update = make_update(incident["id"], test=True)
-    resp = client.post(f"/v1/updates/{update['id']}/publish", headers=auth("publish"))
+    resp = client.post(f"/v1/updates/{update['id']}/publish", json=confirm(update["id"]), headers=auth("publish"))
     assert resp.status_code == 200, resp.text
     assert resp.json()["update"]["state"] == "published" and resp.json()["update"]["test"] is True
 
@@ -121,17 +145,24 @@ def test_test_updates_skip_approval(client, auth, make_incident, make_update):
 def test_approve_a_draft_is_409(client, admin, make_incident, make_update, unchanged):
     update = make_update(make_incident()["id"])
     with unchanged():
-        assert_error(client.post(f"/v1/updates/{update['id']}/approve", headers=admin), 409, field="update_id")
+        assert_error(
+            client.post(f"/v1/updates/{update['id']}/approve", json=confirm(update["id"]), headers=admin),
+            409,
+            field="update_id",
+        )
 
 
 @pytest.mark.parametrize("kind", ["correction", "cancel"])
 def test_correction_and_cancel_reference_a_published_update(client, admin, make_incident, make_update, kind):
     incident = make_incident()
     original = make_update(incident["id"])
-    assert client.post(f"/v1/updates/{original['id']}/publish", headers=admin).status_code == 200
+    assert (
+        client.post(f"/v1/updates/{original['id']}/publish", json=confirm(original["id"]), headers=admin).status_code
+        == 200
+    )
     fix = make_update(incident["id"], kind=kind, corrects=original["id"], body="Correction: it is 6th Ave.")
     assert (fix["kind"], fix["corrects_id"]) == (kind, original["id"])
-    published = client.post(f"/v1/updates/{fix['id']}/publish", headers=admin)
+    published = client.post(f"/v1/updates/{fix['id']}/publish", json=confirm(fix["id"]), headers=admin)
     assert published.status_code == 200 and published.json()["update"]["state"] == "published"
 
 
@@ -140,7 +171,12 @@ def test_correction_validation_writes_nothing(client, admin, make_incident, make
     other = make_incident(title="Other")
     draft = make_update(incident["id"])
     published_elsewhere = make_update(other["id"])
-    assert client.post(f"/v1/updates/{published_elsewhere['id']}/publish", headers=admin).status_code == 200
+    assert (
+        client.post(
+            f"/v1/updates/{published_elsewhere['id']}/publish", json=confirm(published_elsewhere["id"]), headers=admin
+        ).status_code
+        == 200
+    )
     url = f"/v1/incidents/{incident['id']}/updates"
     cases = [
         {"body": "x", "kind": "correction"},  # no target
@@ -232,7 +268,7 @@ def test_large_audience_needs_approval(client, admin, make_incident, make_update
     monkeypatch.setenv("APPROVAL_AUDIENCE_THRESHOLD", threshold)
     get_settings.cache_clear()
     update = make_update(make_incident(severity="minor")["id"], channels=["email"])
-    resp = client.post(f"/v1/updates/{update['id']}/publish", headers=admin)
+    resp = client.post(f"/v1/updates/{update['id']}/publish", json=confirm(update["id"]), headers=admin)
     assert resp.status_code == status, resp.text
     assert resp.json()["approval_required"] is (status == 202)
 
@@ -243,4 +279,6 @@ def test_approval_severity_none_turns_approval_off(client, admin, make_incident,
     monkeypatch.setenv("APPROVAL_SEVERITY", "none")
     get_settings.cache_clear()
     update = make_update(make_incident(severity="critical")["id"])
-    assert client.post(f"/v1/updates/{update['id']}/publish", headers=admin).status_code == 200
+    assert (
+        client.post(f"/v1/updates/{update['id']}/publish", json=confirm(update["id"]), headers=admin).status_code == 200
+    )

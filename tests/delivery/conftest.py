@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from tests.approving import confirm
 
 
 @pytest.fixture
@@ -110,7 +111,7 @@ def publish(client, admin) -> Callable[..., dict]:
             body["channels"] = channels
         upd = client.post(f"/v1/incidents/{inc.json()['id']}/updates", headers=admin, json=body)
         assert upd.status_code == 201, upd.text
-        pub = client.post(f"/v1/updates/{upd.json()['id']}/publish", headers=admin)
+        pub = client.post(f"/v1/updates/{upd.json()['id']}/publish", json=confirm(upd.json()["id"]), headers=admin)
         assert pub.status_code == 200, pub.text
         return pub.json()
 

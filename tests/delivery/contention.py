@@ -25,6 +25,7 @@ from sqlalchemy import create_engine, func, insert, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
+from tests.approving import confirm
 
 from broadcaster.fakes.counting import accepted, per_recipient, sends
 from broadcaster.fakes.state import RecordedRequest
@@ -49,6 +50,7 @@ def worker_env(db_url: str, fake: FakeHandle, **extra: str | int | float) -> dic
             "LOG_LEVEL": "WARNING",
             "APPROVAL_SEVERITY": "none",
             "APPROVAL_AUDIENCE_THRESHOLD": "0",
+            "SEND_HOLD_SECONDS": "0",  # measured from publish to the first call: no send hold
         }
     )
     env.update({k.upper(): str(v) for k, v in extra.items()})
@@ -190,7 +192,7 @@ def publish(
     upd = client.post(f"/v1/incidents/{inc.json()['id']}/updates", headers=headers, json=update)
     assert upd.status_code == 201, upd.text
     at = time.time()
-    pub = client.post(f"/v1/updates/{upd.json()['id']}/publish", headers=headers)
+    pub = client.post(f"/v1/updates/{upd.json()['id']}/publish", json=confirm(upd.json()["id"]), headers=headers)
     assert pub.status_code == 200, pub.text
     return int(pub.json()["broadcast_id"]), at
 

@@ -11,6 +11,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
+from tests.approving import confirm
 from tests.core.helpers import assert_error, row_counts
 
 from . import payloads
@@ -253,7 +254,7 @@ def test_critical_auto_publish_waits_for_approval(client, prometheus, admin):
     # a person approves what the integration asked for
     uid = result["update_id"]
     etag = client.get(f"/v1/updates/{uid}", headers=admin).headers["etag"]
-    ok = client.post(f"/v1/updates/{uid}/approve", headers=admin | {"If-Match": etag})
+    ok = client.post(f"/v1/updates/{uid}/approve", json=confirm(uid), headers=admin | {"If-Match": etag})
     assert ok.status_code == 200, ok.text
     assert ok.json()["update"]["state"] == "published"
 

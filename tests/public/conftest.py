@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from tests.approving import confirm
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def publish(client, auth, emergency_category) -> Callable[..., dict[str, Any]]:
         resp = client.post(f"/v1/updates/{update_id}/publish", headers=headers)
         if resp.status_code == 202:  # critical: a second person approves exactly this content
             approve = {**approver, "If-Match": resp.headers["ETag"]}
-            resp = client.post(f"/v1/updates/{update_id}/approve", headers=approve)
+            resp = client.post(f"/v1/updates/{update_id}/approve", json=confirm(update_id), headers=approve)
         assert resp.status_code == 200, resp.text
         out = resp.json()["update"]
         assert out["state"] == "published"

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from tests.approving import confirm
 from tests.core.helpers import assert_error
 
 
@@ -28,7 +29,9 @@ def post(client, auth, emergency_category) -> Callable[..., dict[str, Any]]:
         uid = resp.json()["id"]
         resp = client.post(f"/v1/updates/{uid}/publish", headers=headers)
         if resp.status_code == 202:
-            resp = client.post(f"/v1/updates/{uid}/approve", headers={**approver, "If-Match": resp.headers["ETag"]})
+            resp = client.post(
+                f"/v1/updates/{uid}/approve", json=confirm(uid), headers={**approver, "If-Match": resp.headers["ETag"]}
+            )
         assert resp.status_code == 200, resp.text
         return resp.json()["update"]
 

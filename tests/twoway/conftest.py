@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from tests.approving import confirm
 from tests.delivery.conftest import add_subscribers, drain  # noqa: F401  (fixtures reused)
 from tests.provider_env import UNLIMITED_RATES, use_fake_provider
 
@@ -50,7 +51,7 @@ def asked(client, admin, fake, drain, add_subscribers, emergency_category) -> di
     """Three subscribers asked "Are you safe?" by SMS, voice, e-mail and webhook; everything sent."""
     add_subscribers(3, name="Ann")
     update = new_update(client, admin, channels=["twilio-sms", "twilio-voice", "sendgrid", "webhook"])
-    resp = client.post(f"/v1/updates/{update['id']}/publish", headers=admin)
+    resp = client.post(f"/v1/updates/{update['id']}/publish", json=confirm(update["id"]), headers=admin)
     assert resp.status_code == 200, resp.text
     drain(max_seconds=60)
     return update

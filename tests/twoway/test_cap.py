@@ -5,6 +5,7 @@ Update (referencing it) that no longer asks."""
 from __future__ import annotations
 
 from lxml import etree
+from tests.approving import confirm
 from tests.standards import cap as cap_xsd
 from tests.twoway.conftest import new_update
 
@@ -31,7 +32,9 @@ def test_cap_marks_an_update_asking_for_a_response(client, admin, emergency_cate
     monkeypatch.setenv("APPROVAL_SEVERITY", "none")
     get_settings.cache_clear()
     update = new_update(client, admin, channels=["banner"])
-    assert client.post(f"/v1/updates/{update['id']}/publish", headers=admin).status_code == 200
+    assert (
+        client.post(f"/v1/updates/{update['id']}/publish", json=confirm(update["id"]), headers=admin).status_code == 200
+    )
     first = client.get(f"/v1/feeds/cap/{update['id']}.xml").content
     types, instruction = _info(first)
     assert types == ["Monitor", "Execute"]

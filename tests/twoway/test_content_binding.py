@@ -12,6 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from tests.approving import confirm
 from tests.twoway.conftest import QUESTION
 
 from broadcaster import clock
@@ -90,7 +91,7 @@ def _preview(client, update_id: int, who) -> dict[str, Any]:
 
 
 def _approve(client, update_id: int, who, etag: str) -> Any:
-    return client.post(f"/v1/updates/{update_id}/approve", headers={**who, "If-Match": etag})
+    return client.post(f"/v1/updates/{update_id}/approve", json=confirm(update_id), headers={**who, "If-Match": etag})
 
 
 def _state(client, update_id: int, who) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from tests.approving import confirm
 from tests.users.conftest import session_csrf, sign_in
 
 from broadcaster.sessions import COOKIE_NAME
@@ -57,7 +58,9 @@ def test_role_scopes_editor_drafts_test_sends_and_requests_approval(client, peop
     assert live.status_code == 202, live.text  # a request for approval, not a publish
     assert live.json()["approval_required"] and live.json()["broadcast_id"] is None
     assert live.json()["update"]["state"] == "pending_approval"
-    approve = client.post(f"/v1/updates/{live_id}/approve", headers=headers | {"If-Match": live.headers["ETag"]})
+    approve = client.post(
+        f"/v1/updates/{live_id}/approve", json=confirm(live_id), headers=headers | {"If-Match": live.headers["ETag"]}
+    )
     assert approve.status_code == 403, approve.text  # and an editor approves nothing
     test = client.post(
         f"/v1/incidents/{incident.json()['id']}/updates", json={"body": "Drill", "test": True}, headers=headers
@@ -91,17 +94,21 @@ def test_approval_compares_people_not_keys(client, people, emergency_category) -
     assert asked.status_code == 202, asked.text
     etag = asked.headers["ETag"]
     # Alice cannot approve her own request: not in the console ...
-    own = client.post(f"/v1/updates/{update_id}/approve", headers={**alice, "If-Match": etag})
+    own = client.post(f"/v1/updates/{update_id}/approve", json=confirm(update_id), headers={**alice, "If-Match": etag})
     assert own.status_code == 403, own.text
     # ... nor with an API key she owns (it acts as her)
     client.cookies.clear()
     key = _own_key(people["alice"], "read", "publish")
     assert client.get("/v1/me", headers=key).json()["actor"] == f"user:{people['alice']}"
-    own_key = client.post(f"/v1/updates/{update_id}/approve", headers={**key, "If-Match": etag})
+    own_key = client.post(
+        f"/v1/updates/{update_id}/approve", json=confirm(update_id), headers={**key, "If-Match": etag}
+    )
     assert own_key.status_code == 403, own_key.text
     # Bob, another person, can
     bob = _as(client, "bob@example.org")
-    approved = client.post(f"/v1/updates/{update_id}/approve", headers={**bob, "If-Match": etag})
+    approved = client.post(
+        f"/v1/updates/{update_id}/approve", json=confirm(update_id), headers={**bob, "If-Match": etag}
+    )
     assert approved.status_code == 200, approved.text
     assert approved.json()["update"]["state"] == "published"
     from broadcaster.db import session_scope

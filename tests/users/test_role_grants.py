@@ -16,6 +16,7 @@ import httpx
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from tests.approving import confirm
 from tests.core.helpers import assert_error
 from tests.delivery.conftest import run_until_idle
 from tests.provider_env import UNLIMITED_RATES, use_fake_provider
@@ -112,7 +113,9 @@ def by_console(app, client, scene, request) -> Callable[[dict[str, str]], Any]:
     )
     assert made.status_code == 201, made.text
     second, headers = signed_in(app, SECOND)
-    return lambda extra: second.post(f"/v1/updates/{scene.update_id}/approve", headers=headers | extra)
+    return lambda extra: second.post(
+        f"/v1/updates/{scene.update_id}/approve", json=confirm(scene.update_id), headers=headers | extra
+    )
 
 
 def by_promotion(app, client, scene, request) -> Callable[[dict[str, str]], Any]:
@@ -122,7 +125,9 @@ def by_promotion(app, client, scene, request) -> Callable[[dict[str, str]], Any]
     patched = client.patch(f"/v1/users/{uid}", headers=scene.root_h, json={"roles": ["editor", "approver"]})
     assert patched.status_code == 200, patched.text
     second, headers = signed_in(app, SECOND)
-    return lambda extra: second.post(f"/v1/updates/{scene.update_id}/approve", headers=headers | extra)
+    return lambda extra: second.post(
+        f"/v1/updates/{scene.update_id}/approve", json=confirm(scene.update_id), headers=headers | extra
+    )
 
 
 def by_sso(app, client, scene, request) -> Callable[[dict[str, str]], Any]:
@@ -133,7 +138,9 @@ def by_sso(app, client, scene, request) -> Callable[[dict[str, str]], Any]:
     oidc.user = TestUser(sub="mallory-1", email=SECOND, name="Mallory", groups=["comms-approvers"])
     second = sso_sign_in(app, oidc)
     headers = {"X-CSRF-Token": session_csrf(second)}
-    return lambda extra: second.post(f"/v1/updates/{scene.update_id}/approve", headers=headers | extra)
+    return lambda extra: second.post(
+        f"/v1/updates/{scene.update_id}/approve", json=confirm(scene.update_id), headers=headers | extra
+    )
 
 
 def by_key(app, client, scene, request) -> Callable[[dict[str, str]], Any]:
@@ -143,7 +150,9 @@ def by_key(app, client, scene, request) -> Callable[[dict[str, str]], Any]:
     made = CliRunner().invoke(cli, ["keys", "create", "--name", "second", "--scopes", "read,publish"])
     assert made.exit_code == 0, made.output
     key = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[0]}"}
-    return lambda extra: client.post(f"/v1/updates/{scene.update_id}/approve", headers=key | extra)
+    return lambda extra: client.post(
+        f"/v1/updates/{scene.update_id}/approve", json=confirm(scene.update_id), headers=key | extra
+    )
 
 
 DOORS = {"console": by_console, "api": by_promotion, "sso": by_sso, "cli": by_key}
@@ -332,7 +341,9 @@ def test_a_new_approver_waits_with_the_key_they_own_too(client, make_user, admin
     update_id = incident.json()["updates"][0]["id"]
     asked = client.post(f"/v1/updates/{update_id}/publish", headers=admin)
     assert asked.status_code == 202
-    refused = client.post(f"/v1/updates/{update_id}/approve", headers=key_h | {"If-Match": asked.headers["ETag"]})
+    refused = client.post(
+        f"/v1/updates/{update_id}/approve", json=confirm(update_id), headers=key_h | {"If-Match": asked.headers["ETag"]}
+    )
     assert_error(refused, 403, "approver_grant_delay")
     assert "the approver role to ed@example.org" in refused.json()["detail"]
 

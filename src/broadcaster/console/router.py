@@ -78,6 +78,7 @@ def render(
             csrf_token=user.csrf_token,
             can=lambda role: user.has_role(role),
             grant_notices=_grant_notices(user),
+            send_hold_seconds=settings.send_hold_seconds,
             **context,
         )
     )
@@ -159,6 +160,7 @@ def compose_page(
     except NotFound as exc:
         return _not_found(request, user, "compose", exc)
     context["config"]["can_publish"] = user.has_role("approver")
+    context["config"]["hold_seconds"] = get_settings().send_hold_seconds
     return render("compose.html", request, user, "compose", **context)
 
 

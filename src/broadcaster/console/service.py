@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from broadcaster.domain import ChannelKind, IncidentStatus, Severity, UpdateKind, UpdateState
 from broadcaster.errors import NotFound
 from broadcaster.incidents.schemas import ChangeRequestOut
-from broadcaster.models import AuditEntry, Category, Incident, Update, User
+from broadcaster.models import AuditEntry, Category, Incident, Update, User, utcnow
 from broadcaster.models.changes import ChangeRequest
 from broadcaster.models.delivery import Broadcast, update_broadcasts
 from broadcaster.sessions import ConsoleUser
@@ -341,7 +341,11 @@ def broadcast_view(session: Session, broadcast_id: int) -> dict[str, Any]:
 
     rep = report(session, broadcast_id)
     update = session.get(Update, rep.update_id) if rep.update_id else None
-    return {"report": rep, "update": update, "incident": update.incident if update else None}
+    #: seconds of the send hold left (None: not held): the page counts down from it
+    hold_left = None
+    if rep.state == "planning" and rep.not_before is not None:
+        hold_left = max(0.0, (rep.not_before - utcnow()).total_seconds())
+    return {"report": rep, "update": update, "incident": update.incident if update else None, "hold_left": hold_left}
 
 
 def responses_view(session: Session, update_id: int) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, text
@@ -12,6 +13,7 @@ from broadcaster.delivery import audience, planner
 from broadcaster.domain import Priority
 from broadcaster.models import Update, utcnow
 from broadcaster.models.delivery import Broadcast, Delivery
+from broadcaster.settings import get_settings
 
 #: PostgreSQL NOTIFY channel that wakes idle workers
 NOTIFY_CHANNEL = "broadcaster_work"
@@ -23,11 +25,21 @@ def notify_workers(session: Session) -> None:
         session.execute(text("SELECT pg_notify(:c, '')"), {"c": NOTIFY_CHANNEL})
 
 
+def hold_until(test: bool) -> datetime | None:
+    """When a broadcast published now may start: SEND_HOLD_SECONDS from now for a live send; None (at once) for a
+    test send or without a hold."""
+    seconds = get_settings().send_hold_seconds
+    if test or seconds <= 0:
+        return None
+    return utcnow() + timedelta(seconds=seconds)
+
+
 def start_broadcast(session: Session, update: Update) -> int | None:
     """Create the broadcast for a just-published update (in the caller's transaction); its id or None.
 
-    Only the broadcast row is written here (state `planning`); a worker fans it out. A correction or
-    cancel goes to everyone the original broadcast reached; a cancel also stops the original.
+    Only the broadcast row is written here (state `planning`); a worker fans it out, not before its send hold
+    (`not_before`: SEND_HOLD_SECONDS after now for a live send, none for a test send) is over. A correction or
+    cancel goes to everyone the original broadcast reached; a cancel also stops the original (at once).
     """
     original = audience.original_broadcast_id(session, update)
     if original is not None and update.kind == "cancel":
@@ -42,6 +54,7 @@ def start_broadcast(session: Session, update: Update) -> int | None:
         test=bool(update.test),
         corrects_broadcast_id=original,
         state="planning",
+        not_before=hold_until(bool(update.test)),
     )
     session.add(broadcast)
     session.flush()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, func, insert, literal, select, text, update
+from sqlalchemy import CursorResult, Engine, func, insert, literal, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from broadcaster import hooks
@@ -38,10 +38,11 @@ COLUMNS = [
 
 
 def claim_planning(session: Session) -> Broadcast | None:
-    """Lock the oldest broadcast waiting to be planned (skipping ones other workers hold)."""
+    """Lock the oldest broadcast waiting to be planned whose send hold is over (skipping ones other workers
+    hold, or a Stop holds)."""
     return session.scalar(
         select(Broadcast)
-        .where(Broadcast.state == "planning")
+        .where(Broadcast.state == "planning", or_(Broadcast.not_before.is_(None), Broadcast.not_before <= utcnow()))
         .order_by(Broadcast.id)
         .limit(1)
         .with_for_update(skip_locked=True)
@@ -183,6 +184,20 @@ def cancel(session: Session, broadcast_id: int) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(cast(CursorResult[Any], result).rowcount or 0)
+
+
+def stop(session: Session, broadcast_id: int) -> bool:
+    """Stop a broadcast during its send hold: cancelled only while it is still unplanned (no delivery row exists,
+    so nothing was handed to a provider). One conditional UPDATE, so it cannot interleave with the planner
+    (which locks the row while it plans: this waits for it and then finds it planned). Whether it stopped."""
+    now = utcnow()
+    result = session.execute(
+        update(Broadcast)
+        .where(Broadcast.id == broadcast_id, Broadcast.state == "planning")
+        .values(state="cancelled", cancelled_at=now, finished_at=now, error="stopped during the send hold")
+        .execution_options(synchronize_session=False)
+    )
+    return bool(cast(CursorResult[Any], result).rowcount)
 
 
 def finish_done(session: Session) -> list[int]:

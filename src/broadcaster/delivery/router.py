@@ -18,6 +18,7 @@ from broadcaster.delivery.schemas import (
     BroadcastReport,
     CancelOut,
     DeliveryOut,
+    StopOut,
 )
 from broadcaster.delivery.twilio_form import TWILIO_FORM_DOC, TwilioForm
 from broadcaster.deps import RawBody, SessionDep
@@ -109,6 +110,50 @@ def cancel_broadcast(broadcast_id: IdPath, session: SessionDep, who: Publisher) 
         cancelled=n,
     )
     return CancelOut(id=broadcast_id, state="cancelled", cancelled=n)
+
+
+@router.post(
+    "/v1/broadcasts/{broadcast_id}/stop",
+    response_model=StopOut,
+    tags=["broadcasts"],
+    responses={
+        404: {"model": ErrorOut, "description": "No such broadcast."},
+        409: {
+            "model": ErrorOut,
+            "description": "The send hold is over and the broadcast has started (`hold_over`: use "
+            "`POST /v1/broadcasts/{id}/cancel` to stop what is not sent yet), or it already finished.",
+        },
+    },
+    openapi_extra=doors.not_a_door("stops a broadcast during its send hold, before anything is sent; never sends"),
+)
+def stop_broadcast(broadcast_id: IdPath, session: SessionDep, who: Publisher) -> StopOut:
+    """Stop a broadcast during its send hold (SEND_HOLD_SECONDS after publishing or approving): it is cancelled
+    before any message is handed to a provider. Once the hold is over and the worker has started it, the answer
+    is 409 `hold_over` (Cancel stops what is left). The update stays published: the status page and banner show
+    it until a correction or retraction."""
+    row = reports.get_broadcast(session, broadcast_id)
+    before = {"state": row.state, "not_before": row.not_before}
+    if not planner.stop(session, broadcast_id):
+        session.refresh(row)
+        if row.state in ("sending", "done"):
+            raise Conflict(
+                f"Broadcast {broadcast_id} has started sending: the send hold is over. Cancel it to stop the "
+                "messages not sent yet.",
+                field="broadcast_id",
+                code="hold_over",
+            )
+        raise Conflict(f"Broadcast {broadcast_id} is already {row.state}.", field="broadcast_id")
+    audit.record(
+        session,
+        who.actor,
+        "broadcast.stop",
+        "broadcast",
+        broadcast_id,
+        before=before,
+        after={"state": "cancelled", "sent": 0},
+        update_id=row.update_id,
+    )
+    return StopOut(id=broadcast_id, state="cancelled", sent=0)
 
 
 _EVENTS_DOC = (

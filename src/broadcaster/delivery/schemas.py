@@ -23,6 +23,11 @@ class BroadcastOut(BaseModel):
     planned_at: datetime | None
     finished_at: datetime | None
     cancelled_at: datetime | None
+    not_before: datetime | None = Field(
+        None,
+        description="The send hold (SEND_HOLD_SECONDS): nothing reaches a provider before this instant; while the "
+        "broadcast is still `planning`, `POST /v1/broadcasts/{id}/stop` cancels it. None: no hold.",
+    )
 
 
 class ChannelReport(BaseModel):
@@ -80,3 +85,11 @@ class CancelOut(BaseModel):
     id: int
     state: str
     cancelled: int
+
+
+class StopOut(BaseModel):
+    """A broadcast stopped during its send hold: nothing of it reached anyone."""
+
+    id: int
+    state: str
+    sent: int = Field(0, description="Messages handed to a provider: always 0 (a stop succeeds only before any).")

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Query, Response, status
 from fastapi.responses import JSONResponse
 from pydantic import AfterValidator
 from sqlalchemy.orm import Session
@@ -33,6 +33,7 @@ from broadcaster.models import Update
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
 from broadcaster.publishing import approval, gate
 from broadcaster.publishing import service as publishing
+from broadcaster.publishing.confirm import ConfirmIn
 from broadcaster.publishing.preview import preview as build_preview
 from broadcaster.publishing.schemas import PreviewOut, RejectIn
 from broadcaster.security import Principal, Scope, require_any_scope, require_scope
@@ -41,6 +42,9 @@ from broadcaster.settings import get_settings
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/v1", tags=["incidents"])
+
+#: the optional body of approve and publish: the typed confirmation of a critical send
+ConfirmBody = Annotated[ConfirmIn | None, Body()]
 
 PENDING_ETAG_DOC = "While the update waits for approval: the content ETag the requester asked to publish."
 
@@ -294,10 +298,19 @@ def delete_update(update_id: IdPath, session: SessionDep, who: Writer) -> Respon
     },
     openapi_extra=doors.door("update.publish"),
 )
-def publish_update(update_id: IdPath, session: SessionDep, who: TestSender, response: Response) -> PublishOut:
+def publish_update(
+    update_id: IdPath, session: SessionDep, who: TestSender, response: Response, body: ConfirmBody = None
+) -> PublishOut:
     """Publish a draft now, or (high impact: see APPROVAL_SEVERITY) ask a second person to approve it (202).
-    A test update (sent only to the test group) needs only the write scope; a live one needs publish."""
-    result = publishing.publish(session, update_id, gate.Authority(who.actor, can_publish=who.has(Scope.publish)))
+    A test update (sent only to the test group) needs only the write scope; a live one needs publish. A critical
+    update that goes out now needs `confirm`: the incident's title (422 otherwise). Live sends start after
+    SEND_HOLD_SECONDS (the broadcast's `not_before`), during which `POST /v1/broadcasts/{id}/stop` cancels them."""
+    result = publishing.publish(
+        session,
+        update_id,
+        gate.Authority(who.actor, can_publish=who.has(Scope.publish)),
+        confirm=body.confirm if body is not None else None,
+    )
     if result.approval_required:
         response.status_code = status.HTTP_202_ACCEPTED
         response.headers["ETag"] = result.etag or ""
@@ -330,10 +343,12 @@ def _etas(session: Session, update: Update) -> list[EtaOut]:
     openapi_extra=doors.door("update.approve"),
 )
 def approve_update(
-    update_id: IdPath, session: SessionDep, who: Publisher, if_match: approval.IfMatch = None
+    update_id: IdPath, session: SessionDep, who: Publisher, if_match: approval.IfMatch = None, body: ConfirmBody = None
 ) -> PublishOut:
-    """Approve a pending update and publish it: a second key, and exactly the content you previewed."""
-    result = publishing.approve(session, update_id, who, if_match)
+    """Approve a pending update and publish it: a second key, and exactly the content you previewed. A critical
+    update needs `confirm`: the incident's title, typed after reading the send summary (422 otherwise). The
+    broadcast starts after SEND_HOLD_SECONDS (`POST /v1/broadcasts/{id}/stop` cancels it meanwhile)."""
+    result = publishing.approve(session, update_id, who, if_match, body.confirm if body is not None else None)
     return PublishOut(
         update=UpdateOut.model_validate(result.update),
         broadcast_id=result.broadcast_id,

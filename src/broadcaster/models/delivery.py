@@ -132,6 +132,9 @@ class Broadcast(Base):
     planned_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the send hold (SEND_HOLD_SECONDS): no worker plans the broadcast, so no delivery exists and nothing reaches
+    #: a provider, before this instant; until then `POST /v1/broadcasts/{id}/stop` cancels it. None: no hold
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
     __table_args__ = (Index("ix_broadcasts_state_id", "state", "id"),)
 

@@ -14,6 +14,7 @@ from broadcaster.errors import Conflict, Forbidden
 from broadcaster.invalidation import content_changed
 from broadcaster.models import Incident, Update, utcnow
 from broadcaster.publishing import approval, approvers, changes, gate
+from broadcaster.publishing import confirm as confirmation
 
 if TYPE_CHECKING:
     from broadcaster.security import Principal
@@ -28,11 +29,24 @@ class PublishResult:
     etag: str | None = None
 
 
-def publish(session: Session, update_id: int, who: gate.Authority, door: str = "update.publish") -> PublishResult:
+#: `publish(confirm=...)` default: the door does not ask for the typed confirmation (automation doors)
+NOT_ASKED = object()
+
+
+def publish(
+    session: Session,
+    update_id: int,
+    who: gate.Authority,
+    door: str = "update.publish",
+    *,
+    confirm: str | object | None = NOT_ASKED,
+) -> PublishResult:
     """Publish a draft through `door`, as the gate decides (publishing/gate.py, the send rule): now, or after a
     second person's approval (the update waits in `pending_approval` with the content ETag it was asked for).
 
-    The decision is taken under the incident's lock, so the update cannot turn live in between, and audited."""
+    A person's door passes `confirm` (what they typed, or None): a critical live send that goes out now needs
+    the incident's title there (publishing/confirm.py; 422 otherwise, nothing changes). The decision is taken
+    under the incident's lock, so the update cannot turn live in between, and audited."""
     update = approval.lock_update(session, update_id)
     if update.state == UpdateState.published.value:
         raise Conflict(f"Update {update_id} is already published.", field="update_id", code="already_published")
@@ -59,16 +73,20 @@ def publish(session: Session, update_id: int, who: gate.Authority, door: str = "
         )
         session.flush()
         return PublishResult(update, None, approval_required=True, etag=update.approval_etag)
+    if confirm is not NOT_ASKED:
+        confirmation.check(update, confirm if isinstance(confirm, str) else None)
     return _do_publish(session, update, incident, who.actor)
 
 
-def approve(session: Session, update_id: int, who: Principal, if_match: str | None) -> PublishResult:
+def approve(
+    session: Session, update_id: int, who: Principal, if_match: str | None, confirm: str | None = None
+) -> PublishResult:
     """Approve a pending update (by someone other than the requester) and publish it.
 
     The approver `who` must not be waiting out a recent role grant (`approvers.approval_wait`: 403 naming
     when they may approve). `if_match` must carry the content ETag the approver reviewed (preview or GET while
     pending): 428 without it, 412 when the content changed since, or since the requester asked (e.g. the
-    routing map changed).
+    routing map changed). A critical update needs `confirm`, the incident's title (publishing/confirm.py: 422).
     """
     actor = who.actor
     update = approval.lock_update(session, update_id)
@@ -90,6 +108,7 @@ def approve(session: Session, update_id: int, who: Principal, if_match: str | No
             field="If-Match",
             current_etag=current,
         )
+    confirmation.check(update, confirm)
     update.approved_by = actor
     gate.record(
         session,

@@ -1,5 +1,6 @@
 /* Approvals queue: each pending update's exact preview (POST /v1/updates/{id}/preview, with its content
-   ETag); Approve sends that ETag in If-Match; Reject sends a comment (POST /v1/updates/{id}/reject). */
+   ETag) and its send summary (summary.js: a critical one enables Approve once the title is typed); Approve sends
+   that ETag in If-Match (and the typed title in `confirm`); Reject sends a comment (POST /v1/updates/{id}/reject). */
 (function () {
   "use strict";
   var cfg = BC.pageData();
@@ -10,6 +11,8 @@
     var approve = item.querySelector(".approve");
     var reject = item.querySelector(".reject");
     var etag = null;
+    var summary = null;
+    function sync() { if (approve && summary) { approve.disabled = !summary.ready(); } }
 
     status.textContent = "Loading the preview…";
     BC.api("POST", "/v1/updates/" + id + "/preview").then(function (r) {
@@ -19,7 +22,13 @@
         palette: cfg.palette, title: item.getAttribute("data-title"), severity: item.getAttribute("data-severity")
       });
       status.textContent = "Preview loaded (version " + etag + ").";
-      if (approve) { approve.disabled = false; }
+      if (approve) {
+        summary = BC.sendSummary(item.querySelector(".send-summary-box"), r.data, {
+          title: item.getAttribute("data-title"), severity: item.getAttribute("data-severity"),
+          approver: "you (" + (cfg.me_name || cfg.me) + ")", holdSeconds: cfg.hold_seconds, onChange: sync
+        });
+        sync();
+      }
     });
 
     function done(message) {
@@ -31,14 +40,15 @@
       approve.addEventListener("click", function () {
         BC.show(errorBox, "");
         approve.disabled = true;
-        BC.api("POST", "/v1/updates/" + id + "/approve", null, { headers: { "If-Match": etag || "" } }).then(function (r) {
+        var body = summary && summary.critical ? { confirm: summary.confirm() } : null;
+        BC.api("POST", "/v1/updates/" + id + "/approve", body, { headers: { "If-Match": etag || "" } }).then(function (r) {
           if (!r.ok) {
             var why = BC.errorText(r);
             if (r.status === 412 || (r.data && r.data.error === "not_pending")) {
               why = "This update changed after you reviewed it, so your approval was not applied. " + why;
               done("");
             } else {
-              approve.disabled = false;
+              sync();
             }
             BC.show(errorBox, why);
             return;

@@ -122,7 +122,48 @@
     });
   }
 
+  /* --- the send hold: countdown (from the seconds left when the page was built) and Stop --- */
+  function hold() {
+    var box = $("send-hold");
+    if (!box) { return; }
+    var started = Date.now(), left = Number(cfg.hold_left || 0), stopped = false;
+    function tick() {
+      if (stopped) { return; }
+      var now = Math.max(0, Math.ceil(left - (Date.now() - started) / 1000));
+      var state = $("state").textContent;
+      if (state !== "planning") {
+        box.hidden = state !== "cancelled";
+        window.clearInterval(timer);
+        return;
+      }
+      var text = now >= 120 ? Math.floor(now / 60) + " min " + (now % 60) + " s" : now + " s";
+      $("hold-countdown").textContent = now > 0 ? "Sending starts in " + text + "." : "Sending is starting…";
+    }
+    var timer = window.setInterval(tick, 250);
+    tick();
+    if ($("stop")) {
+      $("stop").addEventListener("click", function () {
+        $("stop").disabled = true;
+        BC.api("POST", "/v1/broadcasts/" + id + "/stop").then(function (r) {
+          if (!r.ok) {
+            BC.show($("bc-error"), BC.errorText(r) + (r.data && r.data.error === "hold_over" ? " Use Cancel broadcast to stop the rest." : ""));
+            return;
+          }
+          stopped = true;
+          window.clearInterval(timer);
+          $("stop").hidden = true;
+          if ($("cancel")) { $("cancel").hidden = true; }
+          $("hold-title").textContent = "Stopped";
+          $("hold-countdown").textContent = "Stopped: nothing was sent.";
+          $("hold-status").textContent = "The broadcast is cancelled; no message reached anyone.";
+          $("state").textContent = "cancelled";
+        });
+      });
+    }
+  }
+
   render(cfg.report);
+  hold();
   connect();
   drawChart();
   window.setInterval(function () { if (source) { drawChart(); } }, 5000);

@@ -251,11 +251,30 @@
       button.hidden = false;
       help.textContent = "";
     }
+    renderSummary();
+  }
+
+  /* --- the send summary before a direct Publish (summary.js); a critical one needs the typed title --- */
+  var summary = null;
+  function renderSummary() {
+    var box = $("send-summary");
+    if (!box) { return; }
+    var direct = $("publish").textContent === "Publish" && state.lastPreview;
+    if (!direct) { BC.clear(box); summary = null; $("publish").disabled = false; return; }
+    var typed = summary ? summary.confirm() : null;
+    summary = BC.sendSummary(box, state.lastPreview, {
+      title: $("title") ? title() : cfg.title, severity: severity(), approver: "you: no second person is needed",
+      holdSeconds: cfg.hold_seconds, onChange: function () { $("publish").disabled = !summary.ready(); }
+    });
+    var input = box.querySelector(".confirm-input");
+    if (input && typed) { input.value = typed; }
+    $("publish").disabled = !summary.ready();
   }
 
   /* --- saving and sending --- */
   function busy(on) {
     ["save-draft", "test-send", "publish"].forEach(function (id) { $(id).disabled = on; });
+    if (!on && summary && !summary.ready()) { $("publish").disabled = true; } /* a critical send: title first */
   }
   /* --- errors: beside each field (aria-invalid + aria-describedby), listed with links in the summary at the
      top (role=alert) and repeated next to the buttons; focus goes to the first field in error --- */
@@ -447,7 +466,8 @@
     });
   }
   function publish(update) {
-    return BC.api("POST", "/v1/updates/" + update.id + "/publish").then(function (r) {
+    var body = !update.test && summary && summary.critical ? { confirm: summary.confirm() } : null;
+    return BC.api("POST", "/v1/updates/" + update.id + "/publish", body).then(function (r) {
       if (!r.ok) { return fail(r); }
       return r;
     });
