@@ -196,3 +196,23 @@ def test_message_urls_404_for_unknown_and_private(client, publish, auth):
     patch_incident(client, auth, update["incident_id"], public=False)
     assert client.get(f"/v1/feeds/cap/messages/{message_id}.xml").status_code == 404
     assert client.get(f"/v1/feeds/cap/{update['id']}.xml").status_code == 404
+
+
+def test_a_cap_failure_never_blocks_publishing_and_the_alert_follows(client, publish, monkeypatch, caplog):
+    """The log is written in a savepoint of the publishing transaction: when rendering fails the update is still
+    published (and reaches people), the failure is logged, and the alert is written when first served."""
+    from broadcaster.public import cap
+
+    real = cap.render
+
+    def broken(*args: Any, **kwargs: Any) -> bytes:
+        raise RuntimeError("renderer down")
+
+    monkeypatch.setattr(cap, "render", broken)
+    update = publish("Bridge closed", severity="minor")
+    assert update["state"] == "published"
+    assert "CAP messages were not written" in caplog.text
+    monkeypatch.setattr(cap, "render", real)
+    resp = client.get(f"/v1/feeds/cap/{update['id']}.xml")
+    assert resp.status_code == 200
+    assert fields(resp.content)["identifier"] == f"testserver.update.{update['id']}"
