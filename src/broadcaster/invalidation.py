@@ -100,6 +100,8 @@ def _on_after_flush(session: Session, _context: Any) -> None:
 
 
 def _on_before_commit(session: Session) -> None:
+    if session.in_nested_transaction():  # a SAVEPOINT (SQLAlchemy fires this for it too): the outer commit decides
+        return
     if session.new or session.dirty or session.deleted:
         session.flush()  # what the commit would flush next: seen by the listener above before deciding
     if session.info.pop(_TOUCHED, False) and _PENDING not in session.info:

@@ -227,6 +227,17 @@ class Settings(BaseSettings):
     banner_check_seconds: float = 2.0
     # CAP 1.2 <sender> of the alert feed: an address-like id without spaces, commas, '<' or '&'
     cap_sender: str = "broadcaster@example.org"
+    # CAP profile on top of CAP 1.2: empty (plain CAP 1.2) or ipaws (adds the USA IPAWS v1.0 profile's
+    # <code>IPAWSv1.0</code>, SAME <eventCode>, <expires>, EAS-ORG and CMAMtext parameters and SAME geocodes)
+    cap_profile: Literal["", "ipaws"] = ""
+    # ipaws profile: the SAME event code of every message (3 letters, e.g. CEM civil emergency message)
+    cap_ipaws_event_code: str = Field("CEM", pattern=r"^[A-Z]{3}$")
+    # ipaws profile: the EAS-ORG parameter (EAS, CIV, WXR or PEP)
+    cap_ipaws_eas_org: Literal["EAS", "CIV", "WXR", "PEP"] = "CIV"
+    # ipaws profile: comma-separated 6-digit SAME (FIPS) codes of your jurisdiction, put in every <area>
+    cap_ipaws_geocodes: CsvList = Field(default_factory=list)
+    # ipaws profile: hours after <sent> a message expires (<expires>, which the profile requires)
+    cap_expires_hours: int = Field(24, ge=1, le=720)
 
     # --- inbound alerts (Alertmanager, Grafana, generic webhooks) ---------------------------------------
     # At most one public update per alert-driven incident this often, in minutes (flapping limit); a change
@@ -329,8 +340,17 @@ class Settings(BaseSettings):
         "subscribe_phone_countries",
         "form_allowed_origins",
         "oidc_role_map",
+        "cap_ipaws_geocodes",
         mode="before",
     )(_split_csv)
+
+    @field_validator("cap_ipaws_geocodes")
+    @classmethod
+    def _same_geocodes(cls, value: list[str]) -> list[str]:
+        bad = [v for v in value if not (len(v) == 6 and v.isdigit())]
+        if bad:
+            raise ValueError(f"SAME geocodes are 6 digits (e.g. 036061): {', '.join(bad)}")
+        return value
 
     @field_validator("quiet_hours")
     @classmethod

@@ -58,9 +58,23 @@ def patch_incident(client, auth, incident_id: int, **changes: Any) -> None:
     assert resp.status_code == 200, resp.text
 
 
-def test_a_title_edit_is_a_new_update_and_the_alert_stays_byte_identical(client, auth, publish):
+def stored(incident_id: int) -> list[tuple[str, str]]:
+    """(identifier, msgType) of the incident's rows in cap_messages, as written (no request in between)."""
+    from sqlalchemy import select
+
+    from broadcaster.db import session_scope
+    from broadcaster.models.public import CapMessage
+
+    with session_scope() as session:
+        stmt = select(CapMessage).where(CapMessage.incident_id == incident_id).order_by(CapMessage.id)
+        return [(m.identifier, m.msg_type) for m in session.scalars(stmt)]
+
+
+def test_a_title_edit_is_a_new_update_and_the_alert_stays_byte_identical(client, auth, publish, caplog):
     first = publish("Boil water notice", severity="minor", area=POLYGON)
     iid = first["incident_id"]
+    # written by the publishing transaction itself, before anyone asked for it
+    assert stored(iid) == [(f"testserver.update.{first['id']}", "Alert")]
     url = f"/v1/feeds/cap/{first['id']}.xml"
     before = client.get(url)
     assert before.status_code == 200
@@ -68,6 +82,8 @@ def test_a_title_edit_is_a_new_update_and_the_alert_stays_byte_identical(client,
     assert (was["msgType"], was["references"], was["event"]) == ("Alert", [], ["Boil water notice"])
 
     patch_incident(client, auth, iid, title="Boil water notice: north district")
+    assert stored(iid)[1:] == [(f"testserver.update.{first['id']}.2", "Update")]  # by the edit's transaction
+    assert "CAP messages were not written" not in caplog.text
     after = client.get(url)
     assert after.content == before.content  # same identifier, same sent, same bytes
     assert after.headers["etag"] == before.headers["etag"]
@@ -196,3 +212,60 @@ def test_message_urls_404_for_unknown_and_private(client, publish, auth):
     patch_incident(client, auth, update["incident_id"], public=False)
     assert client.get(f"/v1/feeds/cap/messages/{message_id}.xml").status_code == 404
     assert client.get(f"/v1/feeds/cap/{update['id']}.xml").status_code == 404
+
+
+def test_a_cap_failure_never_blocks_publishing_and_the_alert_follows(client, publish, monkeypatch, caplog):
+    """The log is written in a savepoint of the publishing transaction: when rendering fails the update is still
+    published (and reaches people), the failure is logged, and the alert is written when first served."""
+    from broadcaster.public import cap
+
+    real = cap.render
+
+    def broken(*args: Any, **kwargs: Any) -> bytes:
+        raise RuntimeError("renderer down")
+
+    monkeypatch.setattr(cap, "render", broken)
+    update = publish("Bridge closed", severity="minor")
+    assert update["state"] == "published"
+    assert "CAP messages were not written" in caplog.text
+    monkeypatch.setattr(cap, "render", real)
+    resp = client.get(f"/v1/feeds/cap/{update['id']}.xml")
+    assert resp.status_code == 200
+    assert fields(resp.content)["identifier"] == f"testserver.update.{update['id']}"
+
+
+def test_the_ipaws_profile_adds_its_required_elements(client, publish, monkeypatch):
+    """CAP_PROFILE=ipaws: <code>IPAWSv1.0</code>, a SAME <eventCode>, <expires>, EAS-ORG and CMAMtext parameters
+    and the SAME geocodes in every area (an area naming the jurisdiction when the update has none); still valid
+    CAP 1.2."""
+    import pytest
+    from pydantic import ValidationError
+
+    from broadcaster.settings import Settings, get_settings
+
+    monkeypatch.setenv("CAP_PROFILE", "ipaws")
+    monkeypatch.setenv("CAP_IPAWS_GEOCODES", "036061,036047")
+    get_settings.cache_clear()
+    plain = publish("Heat emergency", severity="minor", summary="Cooling centers open")
+    area = publish(incident_id=plain["incident_id"], body="Brooklyn too.", area=POLYGON)
+    from datetime import datetime, timedelta
+
+    for update, cmam in ((plain, "Cooling centers open"), (area, "Heat emergency")):
+        root = cap_xsd.validate(client.get(f"/v1/feeds/cap/{update['id']}.xml").content)
+        assert root.findtext(f"{CAP}code") == "IPAWSv1.0"
+        [info] = root.findall(f"{CAP}info")
+        code = info.find(f"{CAP}eventCode")
+        assert (code.findtext(f"{CAP}valueName"), code.findtext(f"{CAP}value")) == ("SAME", "CEM")
+        sent, expires = root.findtext(f"{CAP}sent"), info.findtext(f"{CAP}expires")
+        assert expires and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d-00:00", expires)
+        assert datetime.fromisoformat(expires) - datetime.fromisoformat(sent) == timedelta(hours=24)
+        params = {p.findtext(f"{CAP}valueName"): p.findtext(f"{CAP}value") for p in info.findall(f"{CAP}parameter")}
+        assert params == {"EAS-ORG": "CIV", "CMAMtext": cmam}  # the summary, else the title
+        areas = info.findall(f"{CAP}area")
+        assert areas
+        for block in areas:
+            assert [g.findtext(f"{CAP}value") for g in block.findall(f"{CAP}geocode")] == ["036061", "036047"]
+    first_area = cap_xsd.validate(client.get(f"/v1/feeds/cap/{plain['id']}.xml").content).find(f"{CAP}info/{CAP}area")
+    assert first_area.findtext(f"{CAP}areaDesc") == get_settings().org_name  # no area of its own: the jurisdiction
+    with pytest.raises(ValidationError, match="6 digits"):
+        Settings(cap_ipaws_geocodes="36061")

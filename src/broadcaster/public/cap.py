@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from lxml import etree
@@ -122,6 +122,21 @@ def area_elements(info: etree._Element, area: area_outline.AffectedArea | None) 
         _sub(etree.SubElement(info, f"{{{NS}}}area"), "areaDesc", area.name)
 
 
+def _ipaws_geocodes(info: etree._Element, start: int, geocodes: Sequence[str], org: str) -> None:
+    """IPAWS wants a SAME `<geocode>` in the area: the configured codes go into every `<area>` after `start`
+    (after their polygons and circles); without an area, one `<area>` naming the jurisdiction holds them."""
+    blocks = list(info)[start:]
+    if not blocks:
+        area = etree.SubElement(info, f"{{{NS}}}area")
+        _sub(area, "areaDesc", org)
+        blocks = [area]
+    for area in blocks:
+        for value in geocodes:
+            geocode = etree.SubElement(area, f"{{{NS}}}geocode")
+            _sub(geocode, "valueName", "SAME")
+            _sub(geocode, "value", value)
+
+
 def question_instruction(update: Update) -> str:
     """The open question of an update as CAP `<instruction>` text ("" when it asks none, or it is closed):
     `responseType` Execute means "do what <instruction> says", here: answer the message you received."""
@@ -145,6 +160,9 @@ def render(update: Update, header: Header, areas: Sequence[area_outline.Affected
     _sub(root, "status", header.status)
     _sub(root, "msgType", header.msg_type)
     _sub(root, "scope", "Public")
+    ipaws = settings.cap_profile == "ipaws"
+    if ipaws:
+        _sub(root, "code", "IPAWSv1.0")
     text = note(update)
     if text:
         _sub(root, "note", text)
@@ -169,6 +187,12 @@ def render(update: Update, header: Header, areas: Sequence[area_outline.Affected
         _sub(info, "urgency", "Past" if resolved or cancel else URGENCY.get(incident.severity, "Unknown"))
         _sub(info, "severity", SEVERITY.get(incident.severity, "Unknown"))
         _sub(info, "certainty", "Likely" if incident.status == IncidentStatus.investigating.value else "Observed")
+        if ipaws:  # SAME event code and an expiry: required by the IPAWS v1.0 profile
+            code = etree.SubElement(info, f"{{{NS}}}eventCode")
+            _sub(code, "valueName", "SAME")
+            _sub(code, "value", settings.cap_ipaws_event_code)
+            expires = datetime.fromisoformat(header.sent) + timedelta(hours=settings.cap_expires_hours)
+            _sub(info, "expires", cap_time(expires))
         _sub(info, "senderName", settings.org_name)
         _sub(info, "headline", (summary or incident.title)[:160])
         _sub(info, "description", body)
@@ -176,6 +200,17 @@ def render(update: Update, header: Header, areas: Sequence[area_outline.Affected
         if instruction:
             _sub(info, "instruction", instruction)
         _sub(info, "web", web)
+        if ipaws:
+            for name, value in (
+                ("EAS-ORG", settings.cap_ipaws_eas_org),
+                ("CMAMtext", (summary or incident.title)[:90]),
+            ):
+                parameter = etree.SubElement(info, f"{{{NS}}}parameter")
+                _sub(parameter, "valueName", name)
+                _sub(parameter, "value", value)
+        start = len(info)
         for area in areas:
             area_elements(info, area)
+        if ipaws:
+            _ipaws_geocodes(info, start, settings.cap_ipaws_geocodes, settings.org_name)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

@@ -146,7 +146,7 @@ def cap_index(messages: list[CapMessage]) -> bytes:
     fg.title(f"{get_settings().org_name} CAP alerts")
     fg.link(href=url, rel="self")
     fg.link(href=f"{_base()}/status", rel="alternate")
-    latest = max((m.created_at for m in messages), default=EPOCH)
+    latest = max((datetime.fromisoformat(m.sent) for m in messages), default=EPOCH)
     fg.updated(latest)
     for message in messages:
         root = etree.fromstring(message.xml)
@@ -159,8 +159,8 @@ def cap_index(messages: list[CapMessage]) -> bytes:
         fe.title(strip_bidi(f"{_CAP_PREFIX.get(message.msg_type, '')}{event or ''}{exercise}"))
         fe.link(href=f"{_base()}{cap_path(message)}", rel="alternate", type="application/cap+xml")
         fe.summary(strip_bidi(headline or ""))
-        fe.published(message.created_at)
-        fe.updated(message.created_at)
+        fe.published(datetime.fromisoformat(message.sent))  # when it was sent (-00:00 reads as UTC)
+        fe.updated(datetime.fromisoformat(message.sent))
     return _typed_links(fg.atom_str(pretty=False))
 
 
