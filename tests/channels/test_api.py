@@ -41,6 +41,10 @@ def _counts(update_id: int) -> dict[str, int]:
 
 def test_preview_without_providers(client, auth, incident):
     update_id = incident["updates"][0]["id"]
+    # missing translations are warned about for the languages the audience reads (fr is translated)
+    for i, locale in enumerate(("en", "de", "es", "fr")):
+        body = {"phone": f"+1555010000{i}", "categories": ["emergency"], "locale": locale}
+        assert client.post("/v1/subscribers", headers=auth("admin"), json=body).status_code == 201
     resp = client.post(f"/v1/updates/{update_id}/preview", headers=auth("read"))
     assert resp.status_code == 200, resp.text
     data = resp.json()
@@ -247,3 +251,18 @@ def test_draft_preview_incident_id_past_int64_is_422(client, auth, emergency_cat
     body = {"incident_id": 2**63, "update": {"body": "x"}}
     resp = client.post("/v1/preview", headers=auth("read"), json=body)
     assert resp.status_code == 422 and resp.json()["field"] == "incident_id", resp.text
+
+
+def test_no_translation_warning_when_everyone_reads_the_update_language(client, auth, incident):
+    """Issue 21: three "missing translation" warnings used to show on every message."""
+    body = {"phone": "+15550100009", "categories": ["emergency"], "locale": "en"}
+    assert client.post("/v1/subscribers", headers=auth("admin"), json=body).status_code == 201
+    update_id = incident["updates"][0]["id"]
+    data = client.post(f"/v1/updates/{update_id}/preview", headers=auth("read")).json()
+    assert [w for w in data["warnings"] if "translation" in w] == []
+    body = {"phone": "+15550100008", "categories": ["emergency"], "locale": "de"}
+    assert client.post("/v1/subscribers", headers=auth("admin"), json=body).status_code == 201
+    data = client.post(f"/v1/updates/{update_id}/preview", headers=auth("read")).json()
+    assert [w for w in data["warnings"] if "translation" in w] == [
+        "missing translation for de: subscribers in de get the en text"
+    ]

@@ -314,7 +314,18 @@ def _update_fields(update: Update) -> dict[str, Any]:
         "audience": dict(update.audience) if update.audience else None,
         "status": update.status,
         "test": update.test,
+        "area": dict(update.area) if update.area else None,
+        "question": _question_fields(update),
     }
+
+
+def _question_fields(update: Update) -> dict[str, Any] | None:
+    """The update's question as the compose form fills it in (its text and answers), or None."""
+    q = update.question
+    if q is None:
+        return None
+    options = [{"label": o["label"], "needs_help": bool(o.get("needs_help"))} for o in q.options]
+    return {"text": q.text, "options": options}
 
 
 # --- approvals -----------------------------------------------------------------------------------------

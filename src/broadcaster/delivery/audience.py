@@ -274,5 +274,20 @@ def audience_counts(session: Session, update: Update) -> dict[str, int]:
     return counts
 
 
+def audience_locales(session: Session, update: Update) -> set[str]:
+    """The languages of the people publishing `update` would reach on a person's channel (SMS, voice, e-mail):
+    a correction's, those its original reached; empty when it reaches nobody that way."""
+    original = original_broadcast_id(session, update)
+    if original is not None:
+        stmt = select(Delivery.locale).where(Delivery.broadcast_id == original, Delivery.status.in_(REACHED))
+        return {loc for loc in session.scalars(stmt.distinct()) if loc}
+    found: set[str] = set()
+    kinds = {k for name in resolved_channels(session, update) if (k := kind_of(name)) in SUBSCRIBER_KINDS}
+    for kind in sorted(kinds):
+        stmt = select(Subscriber.locale).where(*subscriber_conditions(update, kind)).distinct()
+        found |= {loc for loc in session.scalars(stmt) if loc}
+    return found
+
+
 def literal_str(value: str) -> Any:
     return literal(value)

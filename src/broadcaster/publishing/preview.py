@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from broadcaster.channels.base import Adapter, Message
 from broadcaster.channels.registry import kind_of, resolve_channel
 from broadcaster.delivery import eta as eta_module
-from broadcaster.delivery.audience import TEST_SKIP_REASON, audience_counts
+from broadcaster.delivery.audience import TEST_SKIP_REASON, audience_counts, audience_locales
 from broadcaster.delivery.eta import SLOW_SECONDS, EtaOut
 from broadcaster.domain import SUBSCRIBER_KINDS, Priority
 from broadcaster.models import Update
@@ -67,8 +67,7 @@ def preview(session: Session, update: Update, settings: Settings, *, with_counts
         warnings.append(f"no channels: the routing map sends nothing for severity {incident.severity!r}")
     own = update.locale or settings.default_locale
     translations = dict(update.translations or {})
-    wanted = list(settings.supported_locales) + list((update.audience or {}).get("locales") or [])
-    for loc in dict.fromkeys(wanted):
+    for loc in _locales_read(session, update, settings, with_counts=with_counts):
         if loc != own and loc.split("-")[0] != own and loc not in translations:
             warnings.append(f"missing translation for {loc}: subscribers in {loc} get the {own} text")
     out: list[ChannelPreview] = []
@@ -124,6 +123,18 @@ def preview(session: Session, update: Update, settings: Settings, *, with_counts
         warnings=warnings,
         binding=binding(session, update),
     )
+
+
+def _locales_read(session: Session, update: Update, settings: Settings, *, with_counts: bool) -> list[str]:
+    """The languages a missing translation is warned about: those the subscribers in the audience read (no
+    warning when everyone reads the update's own language); without the count queries, every supported one."""
+    wanted = list(settings.supported_locales) + list((update.audience or {}).get("locales") or [])
+    if with_counts:
+        try:
+            wanted = sorted(audience_locales(session, update))
+        except Exception:  # a warning list never fails a preview
+            log.exception("audience_locales failed during preview")
+    return list(dict.fromkeys(wanted))
 
 
 def _eta(

@@ -128,6 +128,90 @@
     return g ? g.label : name;
   }
 
+  /* --- a question ("Are you safe?") with its answers and escalation --- */
+  var ESCALATIONS = {
+    sms15: { steps: [{ after_minutes: 15, channel: "sms" }] },
+    voice15: { steps: [{ after_minutes: 15, channel: "voice" }] },
+    sms10voice30: { steps: [{ after_minutes: 10, channel: "sms" }, { after_minutes: 30, channel: "voice" }] }
+  };
+  function addOption(label, needsHelp) {
+    if (!$("q-options") || document.querySelectorAll(".option-row").length >= 5) { return; }
+    rowCount += 1;
+    var n = rowCount;
+    var row = el("div", { "class": "option-row" }, [
+      el("div", { "class": "field" }, [el("label", { "for": "q-label-" + n, "class": "q-label-name", text: "Answer" }),
+        el("input", { id: "q-label-" + n, "class": "q-label", maxlength: "40", value: label || "", autocomplete: "off" })]),
+      el("div", { "class": "check" }, [el("input", { type: "checkbox", id: "q-help-" + n, "class": "q-help", checked: !!needsHelp }),
+        el("label", { "for": "q-help-" + n, text: "Means they need help" })])
+    ]);
+    var remove = removeButton(row, "answer");
+    row.appendChild(remove);
+    $("q-options").appendChild(row);
+    numberOptions();
+  }
+  function numberOptions() {
+    Array.prototype.forEach.call(document.querySelectorAll(".option-row"), function (row, i) {
+      row.querySelector(".q-label-name").textContent = "Answer " + (i + 1) + " (reply " + (i + 1) + ")";
+    });
+  }
+  function question() {
+    if (!$("ask") || !$("ask").checked) { return null; }
+    var q = { text: $("q-text").value, options: Array.prototype.map.call(document.querySelectorAll(".option-row"), function (row) {
+      return { label: row.querySelector(".q-label").value, needs_help: row.querySelector(".q-help").checked };
+    }) };
+    var esc = ESCALATIONS[$("q-escalation").value];
+    if (esc) { q.escalation = esc; }
+    return q;
+  }
+  function checkQuestion(errors) {
+    if (!question()) { return; }
+    if (!$("q-text").value.trim()) { errors.push({ node: $("q-text"), text: "Write the question" }); }
+    Array.prototype.forEach.call(document.querySelectorAll(".option-row .q-label"), function (input) {
+      if (!input.value.trim()) { errors.push({ node: input, text: "Write what this answer means" }); }
+    });
+    if (document.querySelectorAll(".option-row").length < 2) { errors.push({ node: $("add-option"), text: "Give at least two answers" }); }
+  }
+  /* how people answer on each channel, under its preview card */
+  function howToAnswer(kind, q) {
+    var keys = q.options.map(function (o, i) { return String(i + 1); });
+    var list = keys.slice(0, -1).join(", ") + (keys.length > 1 ? " or " : "") + keys[keys.length - 1];
+    if (kind === "sms") { return "People answer by replying " + list + "."; }
+    if (kind === "voice") { return "People answer by pressing " + list + " on the phone."; }
+    if (kind === "email") { return "People answer with one link per answer: " + q.options.map(function (o) { return o.label; }).join(" / ") + "."; }
+    return "This channel cannot be answered: people answer by text message, call or e-mail.";
+  }
+  function showHowToAnswer(data) {
+    var q = question();
+    if (!q) { return; }
+    (data.channels || []).forEach(function (ch) {
+      var card = document.querySelector('#preview .preview-card[data-channel="' + ch.channel + '"]');
+      if (card) { card.appendChild(el("p", { "class": "how-to-answer", text: howToAnswer(ch.kind, q) })); }
+    });
+  }
+
+  /* --- an area: the subscribers inside it, with how many there are --- */
+  function loadAreas() {
+    if (!$("area") || draft.corrects) { return; }
+    BC.api("GET", "/v1/areas").then(function (r) {
+      if (!r.ok) { return; }
+      (r.data || []).forEach(function (a) {
+        $("area").appendChild(el("option", { value: a.slug, text: a.name }));
+      });
+      var chosen = draft.area && (draft.area.areas || [])[0];
+      if (chosen) { $("area").value = chosen; areaCount(); }
+    });
+  }
+  function areaCount() {
+    var slug = $("area").value, box = $("area-count");
+    if (!slug) { box.textContent = ""; return; }
+    box.textContent = "Counting the people in this area…";
+    BC.api("GET", "/v1/areas/" + encodeURIComponent(slug) + "/subscribers/count").then(function (r) {
+      if ($("area").value !== slug) { return; }
+      box.textContent = r.ok ? BC.number(r.data.subscribers) + (r.data.subscribers === 1 ? " subscriber lives" : " subscribers live") +
+        " in this area. Only they get this update." : "The number of people in this area is not available.";
+    });
+  }
+
   /* --- the update as the API takes it --- */
   function splitList(value) { return value.split(",").map(function (s) { return s.trim(); }).filter(Boolean); }
   function payload(test) {
@@ -154,6 +238,11 @@
       }
     }
     if ($("status").value) { update.status = $("status").value; }
+    if (!draft.corrects || test) {
+      var q = question();
+      if (q) { update.question = q; } else if (state.updateId) { update.question = null; }
+      if ($("area") && $("area").value) { update.area = { areas: [$("area").value] }; } else if (state.updateId) { update.area = null; }
+    }
     return update;
   }
   /* the typed title (never a made-up one: an empty title is an error shown beside the field) */
@@ -178,6 +267,12 @@
       return;
     }
     var update = payload(false);
+    /* a link or an answer still being typed does not stop the preview (saving checks them) */
+    update.links = update.links.filter(function (l) { return l.title && /^https?:\/\/\S+$/i.test(l.url); });
+    if (update.question) {
+      update.question.options = update.question.options.filter(function (o) { return o.label.trim(); });
+      if (!update.question.text.trim() || update.question.options.length < 2) { delete update.question; }
+    }
     var chosen = previewChannels();
     update.channels = chosen.names;
     if (update.kind && update.kind !== "normal") { /* previewed like a normal update on the original's channels */
@@ -206,6 +301,7 @@
         severity: severity(), extra: chosen.extra,
         status: { body: $("body").value, links: update.links, state: $("status").value || "Update" }
       });
+      showHowToAnswer(result.data);
       renderAudience(result.data, chosen.extra);
       updatePublishButton();
       var n = result.data.channels.length;
@@ -215,7 +311,27 @@
   }
   var schedule = BC.debounce(preview, 400);
 
+  /* the send summary above the buttons: who gets what, and how long reaching them takes */
+  function renderSummary(data, extra) {
+    var people = 0, personal = [], other = [], slowest = 0;
+    data.channels.forEach(function (ch) {
+      if (extra[ch.channel]) { return; }
+      var label = channelLabel(ch.channel);
+      if (["sms", "voice", "email"].indexOf(ch.kind) !== -1) {
+        people = Math.max(people, ch.recipients || 0);
+        if (personal.indexOf(label) === -1) { personal.push(label + " (" + BC.number(ch.recipients) + ")"); }
+      } else if (other.indexOf(label) === -1) { other.push(label); }
+      slowest = Math.max(slowest, (ch.eta && ch.eta.seconds) || 0);
+    });
+    var parts = [];
+    if (personal.length) { parts.push("Goes to up to " + BC.number(people) + (people === 1 ? " person" : " people") + " by " + personal.join(", ")); }
+    if (other.length) { parts.push((personal.length ? "and appears on " : "Appears on ") + other.join(", ")); }
+    var text = parts.length ? parts.join(" ") + "." : "No channel is ticked: nothing would go out.";
+    if (slowest) { text += " Reaching everyone takes " + (slowest < 90 ? "about " + Math.max(1, Math.round(slowest)) + " s" : "about " + Math.round(slowest / 60) + " min") + "."; }
+    $("send-line").textContent = text;
+  }
   function renderAudience(data, extra) {
+    renderSummary(data, extra);
     var body = $("audience-sizes");
     BC.clear(body);
     data.channels.forEach(function (ch) {
@@ -223,7 +339,7 @@
       var via = ch.adapter && ch.adapter !== ch.kind ? ch.adapter : "";
       body.appendChild(el("tr", {}, [el("th", { scope: "row" }, [channelLabel(ch.channel),
         via ? el("span", { "class": "provider-name", text: " (" + via + ")" }) : null]), el("td", { text: BC.number(ch.recipients) }),
-        el("td", { text: ch.eta ? ch.eta.text : "" })]));
+        el("td", { text: BC.etaText(ch.eta) })]));
     });
     if (!body.firstChild) { body.appendChild(el("tr", {}, [el("td", { colspan: "3", text: "No channels selected." })])); }
   }
@@ -510,6 +626,21 @@
   }
   renderChannels(draft.corrects ? (cfg.fixed_channels || []) : (state.channelsTouched ? draft.channels : routed()));
   $("add-link").addEventListener("click", function () { addLink(); });
+  if ($("ask")) {
+    if (draft.question) {
+      $("ask").checked = true;
+      $("q-text").value = draft.question.text || "";
+      (draft.question.options || []).forEach(function (o) { addOption(o.label, o.needs_help); });
+    } else {
+      addOption("I'm safe", false);
+      addOption("I need help", true);
+    }
+    $("question").hidden = !$("ask").checked;
+    $("ask").addEventListener("change", function () { $("question").hidden = !$("ask").checked; schedule(); });
+    $("add-option").addEventListener("click", function () { addOption("", false); schedule(); });
+    $("q-options").addEventListener("click", function () { window.setTimeout(numberOptions, 0); });
+  }
+  if ($("area")) { $("area").addEventListener("change", function () { areaCount(); schedule(); }); loadAreas(); }
   $("add-translation").addEventListener("click", function () { addTranslation(); });
   if ($("reset-channels")) {
     $("reset-channels").addEventListener("click", function () { state.channelsTouched = false; renderChannels(routed()); schedule(); });

@@ -60,6 +60,21 @@
     return KIND_TITLES[ch.kind] || ch.channel;
   }
 
+  /* how long reaching everyone takes, in plain words ("about 2 min, 100 messages per second") */
+  function duration(seconds) {
+    if (seconds < 1) { return "under a second"; }
+    if (seconds < 90) { return "about " + Math.round(seconds) + " s"; }
+    if (seconds < 90 * 60) { return "about " + Math.round(seconds / 60) + " min"; }
+    if (seconds < 48 * 3600) { return "about " + (seconds / 3600).toFixed(1) + " h"; }
+    return "about " + (seconds / 86400).toFixed(1) + " days";
+  }
+  function etaText(eta) {
+    if (!eta) { return ""; }
+    if (eta.seconds === null || eta.seconds === undefined || !eta.rate_per_second) { return "no speed limit"; }
+    var ahead = eta.queued_ahead ? " (after " + BC.number(eta.queued_ahead) + " messages already waiting)" : "";
+    return duration(eta.seconds) + ahead + " at " + BC.number(eta.rate_per_second) + " messages per second";
+  }
+
   function card(ch, opts) {
     var warnings = (ch.warnings || []).slice();
     var head = el("div", { "class": "card-head" }, [
@@ -69,7 +84,7 @@
       opts.extra && opts.extra[ch.channel] ? el("span", { "class": "badge", text: opts.extra[ch.channel] }) : null
     ]);
     var meta = el("p", { "class": "meta", text: BC.number(ch.recipients) + (ch.recipients === 1 ? " recipient" : " recipients") +
-      (ch.eta ? " · " + ch.eta.text : "") + (ch.adapter ? " · sent through " + ch.adapter : "") +
+      (ch.eta ? " · " + etaText(ch.eta) : "") + (ch.adapter ? " · sent through " + ch.adapter : "") +
       (ch.failover && ch.failover.length ? " (if that fails: " + ch.failover.join(", ") + ")" : "") });
     var children = [head, meta];
     if (warnings.length) {
@@ -106,7 +121,7 @@
   /* What approving also binds (PreviewOut.binding, part of the content ETag): who is reached, the areas with
      their geometry versions, the question and the escalation that runs, with every summary recipient. */
   var SOURCES = { question: "the question's own rules", published: "fixed when it was published",
-                  category: "the category's rules in the routing map (fixed when it is published)" };
+                  category: "the category's rules in the channel plan (fixed when it is published)" };
 
   function escalationLines(e) {
     if (!e) { return [el("li", { text: "No escalation: nobody is asked again and no summary is sent." })]; }
@@ -173,4 +188,5 @@
   }
 
   BC.renderPreview = renderPreview;
+  BC.etaText = etaText;
 })();
