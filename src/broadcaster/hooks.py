@@ -179,6 +179,13 @@ incident_changed: Hook[Callable[[Session, Incident, list[str], str], object]] = 
     the incident locked): an approval bound to that content (a maintenance window's schedule) is voided.""",
 )
 
+public_content_committing: Hook[Callable[[Session, set[int]], object]] = Hook(
+    "public_content_committing",
+    """(session, incident_ids) just before a transaction that changed public content commits (same transaction;
+    `incident_ids`: the incidents whose row or published updates it wrote): the public package writes the CAP
+    messages the change emits (public/cap_log.py).""",
+)
+
 public_content_changed: Hook[Callable[[int], None]] = Hook(
     "public_content_changed",
     """(version) after a transaction that changed public content committed in this process (other processes learn

@@ -25,6 +25,7 @@ CHANNEL = "broadcaster_public"
 _PENDING = "broadcaster_public_version"
 _HOOKED = "broadcaster_public_hooked"
 _TOUCHED = "broadcaster_public_touched"
+_INCIDENTS = "broadcaster_public_incidents"
 
 
 def content_changed(session: Session) -> None:
@@ -78,7 +79,8 @@ def _after_rollback(session: Session) -> None:
 # --- safety net: any committed change to public content invalidates, wherever it was made ---------------
 # Incident PATCH (status/severity/title/sites/public), routing-map (category contact) edits and the like
 # happen in other packages; rather than asking each to call content_changed(), every ORM session that
-# flushes an Incident, a Category or a published Update bumps the version once, just before its commit.
+# flushes an Incident, a Category or a published Update bumps the version once, just before its commit. Then,
+# still inside the transaction, `hooks.public_content_committing` gets the incidents it touched (CAP messages).
 
 
 def _touches_public(obj: object) -> bool:
@@ -88,19 +90,29 @@ def _touches_public(obj: object) -> bool:
 
 
 def _on_after_flush(session: Session, _context: Any) -> None:
-    if session.info.get(_TOUCHED):
-        return
-    if any(_touches_public(o) for o in itertools.chain(session.new, session.dirty, session.deleted)):
+    for obj in itertools.chain(session.new, session.dirty, session.deleted):
+        if not _touches_public(obj):
+            continue
         session.info[_TOUCHED] = True
+        incident_id = obj.id if isinstance(obj, Incident) else getattr(obj, "incident_id", None)
+        if incident_id is not None:
+            session.info.setdefault(_INCIDENTS, set()).add(incident_id)
 
 
 def _on_before_commit(session: Session) -> None:
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # what the commit would flush next: seen by the listener above before deciding
     if session.info.pop(_TOUCHED, False) and _PENDING not in session.info:
         content_changed(session)
+    incident_ids = session.info.pop(_INCIDENTS, set())
+    if _PENDING in session.info:
+        for committing in hooks.public_content_committing.functions():  # the CAP message log
+            committing(session, incident_ids)
 
 
 def _on_rollback(session: Session) -> None:
     session.info.pop(_TOUCHED, None)
+    session.info.pop(_INCIDENTS, None)
 
 
 def install() -> None:

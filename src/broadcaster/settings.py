@@ -117,6 +117,11 @@ class Settings(BaseSettings):
     # A person newly given the approver or admin role, or a new key with the publish or admin scope, cannot
     # approve for this long (every admin is told meanwhile): seconds or an ISO 8601 duration (PT1H); 0: off
     approver_grant_delay: timedelta = timedelta(hours=1)
+    # Minutes an approval request of a critical incident waits before it escalates: every admin is asked too, and
+    # the approvers are reminded (0: never escalate)
+    approval_escalate_minutes: float = Field(10.0, ge=0)
+    # Seconds between the approval-notice runner's looks for new approval requests and escalations
+    approval_notify_poll_seconds: float = Field(5.0, gt=0)
 
     # --- Twilio (SMS + voice) -------------------------------------------------------------------------
     # Twilio account SID (AC...); SMS and voice are off until it, TWILIO_AUTH_TOKEN and a sender are set

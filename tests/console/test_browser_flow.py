@@ -163,7 +163,7 @@ def compose_critical(page: Any, title: str, message: str = MESSAGE) -> None:
     page.get_by_label("Incident title").fill(title)
     page.get_by_label("Category").select_option("emergency")
     page.get_by_label("Severity").select_option("critical")
-    page.get_by_label("Message").fill(message)
+    page.get_by_label("Message", exact=True).fill(message)
     page.get_by_label("Summary").fill("Gas leak: leave Harbour Street now")
     # channels come from the routing map for emergency/critical
     for name in ("sms", "email", "social", "banner"):
@@ -255,7 +255,7 @@ def test_whole_flow_editor_composes_approver_approves_editor_corrects(service, b
     editor.goto(incident_url)
     editor.locator("a[id^=correct-]").first.click()
     editor.wait_for_url("**/console/compose?corrects=*")
-    body = editor.get_by_label("Message")
+    body = editor.get_by_label("Message", exact=True)
     assert body.input_value() == MESSAGE
     body.fill(MESSAGE.replace("Harbour Street", "Harbour Road"))
     editor.locator('.preview-card[data-channel="sms"]').wait_for()
@@ -350,7 +350,7 @@ def test_edit_voids_a_pending_approval_and_the_console_says_so(service, browser)
     # meanwhile the editor changes the text
     editor.locator("a[id^=edit-]").first.click()
     editor.wait_for_url("**/console/compose?update_id=*")
-    editor.get_by_label("Message").fill("Boil water before drinking: north district only.")
+    editor.get_by_label("Message", exact=True).fill("Boil water before drinking: north district only.")
     editor.get_by_role("button", name="Save draft").click()
     submitted(editor, "**/console/incidents/*")
     note = editor.locator(".approval-cancelled")

@@ -12,10 +12,14 @@ PAGES = [
     "/console/approvals",
     "/console/subscribers",
     "/console/services",
+    "/console/maintenance",
+    "/console/areas",
     "/console/channels",
     "/console/routing",
     "/console/audit",
 ]
+#: editors and approvers both open Maintenance (approvers schedule it: the API needs the publish scope)
+EDITOR_PAGES = {"/console/services", "/console/maintenance", "/console/areas"}
 
 
 def nav_links(html: str) -> list[str]:
@@ -35,10 +39,13 @@ def test_pages_need_a_session(client) -> None:
     [
         (
             ("editor",),
-            {"/console/", "/console/compose", "/console/subscribers", "/console/services", "/console/channels"},
+            {"/console/", "/console/compose", "/console/subscribers", "/console/channels"} | EDITOR_PAGES,
         ),
         # approvers open the routing map to review proposed versions (only admins edit it)
-        (("approver",), {"/console/", "/console/approvals", "/console/channels", "/console/routing"}),
+        (
+            ("approver",),
+            {"/console/", "/console/approvals", "/console/channels", "/console/routing", "/console/maintenance"},
+        ),
         (("admin",), set(PAGES)),
         (
             ("editor", "approver"),
@@ -47,10 +54,10 @@ def test_pages_need_a_session(client) -> None:
                 "/console/compose",
                 "/console/approvals",
                 "/console/subscribers",
-                "/console/services",
                 "/console/channels",
                 "/console/routing",
-            },
+            }
+            | EDITOR_PAGES,
         ),
     ],
 )

@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from lxml import etree
 from sqlalchemy import select
 
 from .helpers import assert_error
@@ -29,6 +30,9 @@ FIELD_CHANGES: list[tuple[str, Any]] = [
     ("sites", ["elsewhere"]),
     ("affected_services", ["gas"]),
 ]
+
+
+ATOM = "{http://www.w3.org/2005/Atom}"
 
 
 def banner_titles(client) -> list[str]:
@@ -231,10 +235,13 @@ def test_a_second_person_approves_exactly_the_diff_and_the_public_pages_change(c
     assert incident["title"] == "EVACUATE Harbour Street" and incident["sites"] == ["www"]
     assert incident["change_requests"] == []
     after = surfaces(client, iid, uid)
-    assert {"/v1/banner?site=www", "/status", f"/v1/feeds/cap/{uid}.xml", "/v1/feeds/atom.xml"} <= set(
-        changed(before, after)
-    )
-    assert b"EVACUATE Harbour Street" in after[f"/v1/feeds/cap/{uid}.xml"]
+    assert {"/v1/banner?site=www", "/status", "/v1/feeds/cap.xml", "/v1/feeds/atom.xml"} <= set(changed(before, after))
+    # the published CAP alert stays as it was; the new title goes out as a CAP Update listed in the index
+    assert after[f"/v1/feeds/cap/{uid}.xml"] == before[f"/v1/feeds/cap/{uid}.xml"]
+    index = etree.fromstring(after["/v1/feeds/cap.xml"])
+    newest = index.find(f"{ATOM}entry/{ATOM}link").get("href").removeprefix("http://testserver")
+    update = client.get(newest).content
+    assert b"<msgType>Update</msgType>" in update and b"<event>EVACUATE Harbour Street</event>" in update
     # as a PATCH would: the pending update's approval request is cancelled (its content changed)
     assert client.get(f"/v1/updates/{waiting}", headers=setup_keys[0]).json()["state"] == "draft"
     [cancelled] = audit("update.approval_cancelled")

@@ -316,8 +316,8 @@ def check(
 
 def _cap_tests_only(s: Scene, door: str, before: bytes, after: bytes) -> None:
     """The CAP index gained test alerts only: every entry it had is unchanged, every new one is titled [TEST] and
-    its alert says `<status>Test</status>` (docs/public.md: test sends appear in the CAP feed as tests, which is
-    what CAP consumers expect; they never reach the banner, the status page or RSS/Atom)."""
+    its alert says `<status>Exercise</status>` (docs/public.md: test sends appear in the CAP feed as exercises,
+    which CAP consumers do not act on; they never reach the banner, the status page or RSS/Atom)."""
     import feedparser
 
     old = {e.id: e for e in feedparser.parse(before).entries}
@@ -331,7 +331,7 @@ def _cap_tests_only(s: Scene, door: str, before: bytes, after: bytes) -> None:
         assert entry.title.endswith(" [TEST]"), f"{s.where(door)}: a live CAP entry appeared: {entry.title}"
         [href] = [link.href for link in entry.links if link.rel == "alternate"]
         alert = s.client.get(href.removeprefix("http://testserver"))
-        assert alert.status_code == 200 and b"<status>Test</status>" in alert.content, (
+        assert alert.status_code == 200 and b"<status>Exercise</status>" in alert.content, (
             f"{s.where(door)}: CAP alert {href} is not a test: {alert.text}"
         )
 
@@ -648,7 +648,7 @@ def door_test(s: Scene) -> None:
             resp = ident.request("POST", f"/v1/updates/{update_id}/publish")
             s.expect(resp, {200} if _may_send(s, ident) else {403}, "test", ident, f"test send {update_id}")
             sent_any |= resp.status_code == 200
-    # test sends are listed in the CAP index as CAP test alerts (`<status>Test</status>`, docs/public.md):
+    # test sends are listed in the CAP index as CAP exercises (`<status>Exercise</status>`, docs/public.md):
     # test-only content, so the index is checked entry by entry instead of byte for byte
     check(s, "test", test_cap=True)
     if sent_any:  # the count works: the test group did get them

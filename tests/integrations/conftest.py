@@ -98,8 +98,8 @@ def set_map(client, admin, auth) -> Callable[..., dict]:
 def integration(client, admin) -> Callable[..., dict]:
     """Create an integration; returns its JSON with the one-time `secret`."""
 
-    def make(name: str, kind: str, auth: str = "token", secret: str | None = None) -> dict:
-        body: dict[str, Any] = {"name": name, "kind": kind, "auth": auth}
+    def make(name: str, kind: str, auth: str = "token", secret: str | None = None, **more: str) -> dict:
+        body: dict[str, Any] = {"name": name, "kind": kind, "auth": auth, **more}
         if secret:
             body["secret"] = secret
         resp = client.post("/v1/integrations", headers=admin, json=body)

@@ -50,7 +50,7 @@ def run_service(db_url: str, workdir: Path, **env: str) -> Iterator[ServiceURL]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90  # a generous bound: the box is shared
         while True:
             if proc.poll() is not None:
                 raise RuntimeError(f"uvicorn exited: {(workdir / f'uvicorn-{port}.log').read_text()}")
@@ -60,7 +60,7 @@ def run_service(db_url: str, workdir: Path, **env: str) -> Iterator[ServiceURL]:
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("uvicorn did not start within 30 s")
+                raise RuntimeError("uvicorn did not start within 90 s")
             time.sleep(0.1)
         url = ServiceURL(base)
         url.pid = proc.pid

@@ -5,17 +5,19 @@ Payloads follow the senders' documentation:
   https://prometheus.io/docs/alerting/latest/configuration/#webhook_config
 - Grafana alerting webhook contact point:
   https://grafana.com/docs/grafana/latest/alerting/configure-notifications/manage-contact-points/integrations/webhook-notifier/
-Unknown extra fields are accepted (senders add fields over time); the documented ones are type-checked.
+Unknown extra fields are accepted (senders add fields over time); the documented ones are type-checked. Optional
+objects and texts (label sets, annotations, URLs, Grafana's title/message) may be absent or `null`: read as empty.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from broadcaster.domain import Input, Severity, validate_slug
 
@@ -31,16 +33,30 @@ class _Payload(BaseModel):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
 
+def _null_is(empty: Callable[[], Any]) -> BeforeValidator:
+    """JSON `null` reads as `empty()`: Alertmanager-compatible senders write `null` for an optional object or text
+    they have nothing in (Go's nil map / pointer), where Alertmanager itself writes `{}` or `""`."""
+    return BeforeValidator(lambda value: empty() if value is None else value)
+
+
+#: optional label/annotation sets: absent or null = empty (the entries themselves are still text)
+OptionalLabels = Annotated[dict[str, str], _null_is(dict)]
+#: optional text (URLs, fingerprint, Grafana's title/message ...): absent or null = ""
+OptionalText = Annotated[str, _null_is(str)]
+#: optional count: absent or null = 0
+OptionalCount = Annotated[int, _null_is(int), Field(ge=0)]
+
+
 class AmAlert(_Payload):
     """One alert of an Alertmanager notification."""
 
     status: AlertStatus
     labels: dict[str, str]
-    annotations: dict[str, str] = Field(default_factory=dict)
+    annotations: OptionalLabels = Field(default_factory=dict)
     startsAt: datetime
     endsAt: datetime | None = None
-    generatorURL: str = ""
-    fingerprint: str = ""
+    generatorURL: OptionalText = ""
+    fingerprint: OptionalText = ""
 
 
 class AlertmanagerPayload(_Payload):
@@ -48,44 +64,44 @@ class AlertmanagerPayload(_Payload):
 
     version: Literal["4"]
     groupKey: str = Field(..., min_length=1, max_length=10_000)
-    truncatedAlerts: int = Field(0, ge=0)
+    truncatedAlerts: OptionalCount = 0
     status: AlertStatus
-    receiver: str
-    groupLabels: dict[str, str]
-    commonLabels: dict[str, str]
-    commonAnnotations: dict[str, str]
-    externalURL: str
+    receiver: OptionalText = ""
+    groupLabels: OptionalLabels = Field(default_factory=dict)
+    commonLabels: OptionalLabels = Field(default_factory=dict)
+    commonAnnotations: OptionalLabels = Field(default_factory=dict)
+    externalURL: OptionalText = ""
     alerts: list[AmAlert] = Field(..., min_length=1, max_length=10_000)
 
 
 class GrafanaAlert(AmAlert):
     """One alert of a Grafana webhook notification (Alertmanager's fields plus Grafana's own)."""
 
-    silenceURL: str = ""
-    dashboardURL: str = ""
-    panelURL: str = ""
-    imageURL: str = ""
+    silenceURL: OptionalText = ""
+    dashboardURL: OptionalText = ""
+    panelURL: OptionalText = ""
+    imageURL: OptionalText = ""
     values: dict[str, Any] | None = None
-    valueString: str = ""
+    valueString: OptionalText = ""
 
 
 class GrafanaPayload(_Payload):
     """Grafana alerting webhook contact point payload (version "1")."""
 
-    receiver: str
+    receiver: OptionalText = ""
     status: AlertStatus
     orgId: int
     alerts: list[GrafanaAlert] = Field(..., min_length=1, max_length=10_000)
-    groupLabels: dict[str, str]
-    commonLabels: dict[str, str]
-    commonAnnotations: dict[str, str]
-    externalURL: str
+    groupLabels: OptionalLabels = Field(default_factory=dict)
+    commonLabels: OptionalLabels = Field(default_factory=dict)
+    commonAnnotations: OptionalLabels = Field(default_factory=dict)
+    externalURL: OptionalText = ""
     version: str
     groupKey: str = Field(..., min_length=1, max_length=10_000)
-    truncatedAlerts: int = Field(0, ge=0)
-    title: str = ""
-    state: str = ""
-    message: str = ""
+    truncatedAlerts: OptionalCount = 0
+    title: OptionalText = ""
+    state: OptionalText = ""
+    message: OptionalText = ""
 
 
 # --- the routing map's sections ------------------------------------------------------------------------------

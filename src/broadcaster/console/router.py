@@ -186,6 +186,29 @@ def approvals_page(request: Request, session: SessionDep, user: User) -> Respons
     )
 
 
+@router.get("/console/approvals/live.json")
+def approvals_live(session: SessionDep, user: User) -> Response:
+    """The approvals badge and queue, polled by every console page (notify.js): the pending requests with who
+    asked, how long they waited, who can approve and any escalation; `count` is what this person could act on."""
+    from fastapi.responses import JSONResponse
+
+    from broadcaster.users import notices
+
+    body = notices.live(session, user.actor, user.has_role("approver"))
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+@router.get("/console/notifications", response_class=HTMLResponse)
+def notifications_page(request: Request, session: SessionDep, user: User) -> Response:
+    """My notifications: how this person hears of approval requests besides the console (e-mail, SMS, webhook);
+    the form saves through PUT /v1/users/me/notifications."""
+    from broadcaster.users import notices
+
+    prefs = notices.prefs_of(session, user.id)
+    minutes = get_settings().approval_escalate_minutes
+    return render("notifications.html", request, user, "notifications", prefs=prefs, escalate_minutes=minutes)
+
+
 @router.get("/console/broadcasts/{broadcast_id}", response_class=HTMLResponse)
 def broadcast_page(broadcast_id: int, request: Request, session: SessionDep, user: User) -> Response:
     try:
@@ -245,10 +268,27 @@ def services_page(request: Request, session: SessionDep, user: User) -> Response
         return denied
     from broadcaster.models.services import SERVICE_STATES
     from broadcaster.public.statuspage import LABELS
-    from broadcaster.services.service import list_services
 
-    services = list_services(session)
-    return render("services.html", request, user, "services", services=services, states=SERVICE_STATES, labels=LABELS)
+    rows = service.services_view(session)
+    return render("services.html", request, user, "services", rows=rows, states=SERVICE_STATES, labels=LABELS)
+
+
+@router.get("/console/maintenance", response_class=HTMLResponse)
+def maintenance_page(request: Request, session: SessionDep, user: User) -> Response:
+    """Scheduled maintenance: windows with their notices and schedule approval; Schedule, Move and Cancel for
+    the people with the publish scope (approvers), as the API requires."""
+    if (denied := _guard(request, user, "maintenance")) is not None:
+        return denied
+    return render("maintenance.html", request, user, "maintenance", **service.maintenance_view(session))
+
+
+@router.get("/console/areas", response_class=HTMLResponse)
+def areas_page(request: Request, session: SessionDep, user: User) -> Response:
+    """Named areas with their outline and subscriber count; Import GeoJSON (editors: the write scope)."""
+    if (denied := _guard(request, user, "areas")) is not None:
+        return denied
+    rows, total = service.areas_view(session)
+    return render("areas.html", request, user, "areas", rows=rows, total=total)
 
 
 @router.get("/console/channels", response_class=HTMLResponse)

@@ -23,8 +23,8 @@ class NavItem:
     key: str
     href: str
     label: str
-    #: the role that may open the page (admin may open every page); None: anyone signed in
-    role: str | None
+    #: the role that may open the page (admin may open every page); None: anyone signed in; a tuple: any of them
+    role: str | tuple[str, ...] | None
 
 
 #: the console's screens in navigation order, each with the role that opens it
@@ -34,6 +34,9 @@ NAV: tuple[NavItem, ...] = (
     NavItem("approvals", "/console/approvals", "Approvals", "approver"),
     NavItem("subscribers", "/console/subscribers", "Subscribers", "editor"),
     NavItem("services", "/console/services", "Services", "editor"),
+    #: editors see what is planned; approvers schedule, move and cancel (the API needs the publish scope)
+    NavItem("maintenance", "/console/maintenance", "Maintenance", ("editor", "approver")),
+    NavItem("areas", "/console/areas", "Areas", "editor"),
     NavItem("channels", "/console/channels", "Channels", None),
     #: approvers open it to review and approve proposed versions; only admins edit the map there
     NavItem("routing", "/console/routing", "Routing map", "approver"),
@@ -45,6 +48,8 @@ _BY_KEY = {item.key: item for item in NAV}
 def may_open(user: ConsoleUser, key: str) -> bool:
     """Whether the person's roles open the page `key` (the API enforces the same with scopes)."""
     role = _BY_KEY[key].role
+    if isinstance(role, tuple):
+        return any(user.has_role(r) for r in role)
     return role is None or user.has_role(role)
 
 
@@ -139,11 +144,16 @@ def incident_view(session: Session, incident_id: int) -> dict[str, Any]:
         }
         for u in reversed(incident.updates)
     ]
+    from broadcaster.users import notices
+
+    pending = [u.id for u in incident.updates if u.state == UpdateState.pending_approval.value]
+    requests = {r.update.id: notices.describe(session, r) for r in notices.pending_requests(session, pending)}
     return {
         "incident": incident,
         "entries": entries,
         "changes": changes,
         "turned_down": turned_down,
+        "approval_requests": requests,
         "names": actor_names(session, actors),
     }
 
@@ -183,6 +193,49 @@ def channel_choices(settings: Settings) -> list[dict[str, Any]]:
                 if adapter.name not in {c["name"] for c in out}:
                     out.append({"name": adapter.name, "label": adapter.name, "configured": True, "kind": kind.value})
     return out
+
+
+#: each kind of channel in the words of the people it reaches (providers are only detail)
+AUDIENCE_LABELS: dict[str, str] = {
+    ChannelKind.sms.value: "Text message",
+    ChannelKind.voice.value: "Voice call",
+    ChannelKind.email.value: "E-mail",
+    ChannelKind.social.value: "Social media",
+    ChannelKind.banner.value: "Website banner and status page",
+    ChannelKind.webhook.value: "Webhooks",
+}
+#: the order the compose form lists them in
+AUDIENCE_ORDER = ("sms", "voice", "email", "social", "banner", "webhook")
+
+
+def channel_groups(settings: Settings) -> list[dict[str, Any]]:
+    """The compose form's channel picker: one choice per kind in the audience's words, each with its providers
+    (configured ones in sending order: the first sends, the others take over when it fails) as detail."""
+    from broadcaster.channels.registry import adapter_classes, adapters_by_kind
+
+    by_kind = adapters_by_kind(settings)
+    classes = adapter_classes()
+    out = []
+    for kind in sorted(ChannelKind, key=lambda k: AUDIENCE_ORDER.index(k.value)):
+        configured = [a.name for a in by_kind.get(kind, [])]
+        installed = sorted(n for n, c in classes.items() if c.kind is kind and not n.startswith("memory"))
+        out.append(
+            {
+                "kind": kind.value,
+                "label": AUDIENCE_LABELS[kind.value],
+                "configured": bool(configured),
+                "providers": configured,
+                "installed": installed,
+            }
+        )
+    return out
+
+
+def channel_kinds() -> dict[str, str]:
+    """Every channel name the routing map may use (a kind or an adapter) -> its kind."""
+    from broadcaster.channels.registry import kind_of, known_channel_names
+
+    return {name: kind.value for name in sorted(known_channel_names()) if (kind := kind_of(name)) is not None}
 
 
 def compose_context(
@@ -245,6 +298,8 @@ def compose_context(
             "fixed_channels": fixed_channels,
             "routing": routing_channels(session),
             "choices": channel_choices(settings),
+            "groups": channel_groups(settings),
+            "kinds": channel_kinds(),
             "approval_severity": settings.approval_severity,
             "approval_audience_threshold": settings.approval_audience_threshold,
             "severities": [s.value for s in Severity],
@@ -301,10 +356,17 @@ def responses_view(session: Session, update_id: int) -> dict[str, Any]:
     from broadcaster.responses import service as responses
 
     tally = responses.responses(session, update_id, limit=PEOPLE_SHOWN, with_segments=True)  # 404 without one
-    unrecognised, _ = responses.list_responses(session, update_id, unrecognised=True, limit=UNRECOGNISED_SHOWN)
+    # free text saying "not safe" or "ayuda" goes with the people who need help, not at the bottom
+    needs_a_person, unrecognised = responses.free_text_replies(session, update_id, limit=UNRECOGNISED_SHOWN)
     update = session.get(Update, update_id)
     assert update is not None  # responses() checked it exists
-    return {"tally": tally, "update": update, "incident": update.incident, "unrecognised": unrecognised}
+    return {
+        "tally": tally,
+        "update": update,
+        "incident": update.incident,
+        "unrecognised": unrecognised,
+        "needs_a_person": needs_a_person,
+    }
 
 
 def channels_view(session: Session, settings: Settings) -> list[dict[str, Any]]:
@@ -380,3 +442,83 @@ def map_proposals(session: Session) -> list[MapProposal]:
         )
         for row in versions.pending(session)
     ]
+
+
+# --- services, maintenance, areas (issue 21) ------------------------------------------------------------
+
+
+def services_view(session: Session) -> list[dict[str, Any]]:
+    """Every service (public or not) with its state and the status page's 90-day bar (same data and cells)."""
+    from broadcaster.public.statuspage import BAR_DAYS, LABELS, bar_view
+    from broadcaster.services import service as services
+
+    rows = services.list_services(session)
+    end = services.today()
+    changes = services.changes_since(session, [s.id for s in rows], services.window_start(BAR_DAYS, end))
+    return [
+        {
+            "s": svc,
+            "label": LABELS[svc.state],
+            "bar": bar_view(services.daily_worst(svc, changes[svc.id], days=BAR_DAYS, end=end)),
+        }
+        for svc in rows
+    ]
+
+
+#: areas drawn and counted on one page load (an import of every postcode can hold thousands)
+AREAS_SHOWN = 100
+
+
+def areas_view(session: Session) -> tuple[list[dict[str, Any]], int]:
+    """Named areas (the first AREAS_SHOWN by slug), each with its outline (inline SVG data from the stored
+    polygons, like the status page's: no map tiles) and how many subscribers it holds; and the total."""
+    from sqlalchemy import func
+
+    from broadcaster.areas import service as areas
+    from broadcaster.models.areas import Area
+    from broadcaster.public.area_outline import Shape, outline, polygons
+
+    total = int(session.scalar(select(func.count()).select_from(Area)) or 0)
+    rows = []
+    for area in areas.list_areas(session)[:AREAS_SHOWN]:
+        rows.append(
+            {
+                "area": area,
+                "outline": outline((Shape(area.name, polygons(area.geometry)),)),
+                "count": areas.count_subscribers(session, area.slug),
+            }
+        )
+    return rows, total
+
+
+#: maintenance windows listed (newest first)
+WINDOWS_SHOWN = 50
+#: how each notice reads in the console
+NOTICE_KINDS = {
+    "created": "When planned",
+    "reminder": "Reminder",
+    "started": "At the start",
+    "completed": "At the end",
+    "moved": "Moved",
+    "cancelled": "Cancelled",
+}
+
+
+def maintenance_view(session: Session) -> dict[str, Any]:
+    """Maintenance windows (newest first) with their notices and the approval of their schedule, and what the
+    plan form offers (services, categories)."""
+    from broadcaster.maintenance import service as maintenance
+    from broadcaster.services import service as services
+
+    windows = [maintenance.to_out(session, w) for w in maintenance.list_windows(session, limit=WINDOWS_SHOWN)]
+    actors = {w.created_by for w in windows} | {w.approval.requested_by for w in windows}
+    actors |= {w.approval.decided_by for w in windows}
+    svcs = services.list_services(session)
+    return {
+        "windows": windows,
+        "services": svcs,
+        "service_names": {s.slug: s.name for s in svcs},
+        "categories": list(session.scalars(select(Category).order_by(Category.position, Category.slug))),
+        "names": actor_names(session, actors),
+        "notice_kinds": NOTICE_KINDS,
+    }

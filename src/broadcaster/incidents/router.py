@@ -63,6 +63,10 @@ def create_incident(body: IncidentIn, session: SessionDep, who: Writer) -> Incid
     incident = service.create_incident(session, body, who.actor)
     audit.record(session, who.actor, "incident.create", "incident", incident.id, after=approval.snapshot(incident))
     session.refresh(incident)
+    for update in incident.updates:  # the optional first update, written in the same transaction
+        audit.record(
+            session, who.actor, "update.create", "update", update.id, after=_state(update), incident_id=incident.id
+        )
     return IncidentOut.build(incident, with_updates=True)
 
 

@@ -194,7 +194,18 @@ class IncidentIn(Input):
     affected_services: list[str] = Field(default_factory=list, max_length=100)
     sites: list[str] = Field(default_factory=list, description="Banner sites; empty means every site.")
     public: bool = True
-    update: UpdateIn | None = Field(None, description="Optional first update, created as a draft.")
+    update: UpdateIn | None = Field(
+        None,
+        description="Optional first update, created as a draft in the same transaction: when it is invalid, "
+        "neither is written.",
+    )
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("title must not be blank")
+        return value
 
     @field_validator("sites")
     @classmethod

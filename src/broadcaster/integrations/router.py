@@ -28,6 +28,7 @@ Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
 
 def _out(row: Integration) -> IntegrationOut:
     out = IntegrationOut.model_validate(row)
+    out.signature_header, out.timestamp_header = row.hmac_header, row.hmac_timestamp_header
     out.url = f"{get_settings().public_url.rstrip('/')}/v1/inbound/{row.kind}/{row.name}"
     return out
 
@@ -43,7 +44,17 @@ def _out(row: Integration) -> IntegrationOut:
 def create_integration(body: IntegrationIn, session: SessionDep, who: Admin) -> IntegrationCreated:
     """Configure a sender. The token (or HMAC secret) is in the answer once: put it in the sender's config."""
     row, secret = service.create_integration(session, body)
-    audit.record(session, who.actor, "integration.create", "integration", row.name, kind=row.kind, auth=row.auth)
+    audit.record(
+        session,
+        who.actor,
+        "integration.create",
+        "integration",
+        row.name,
+        kind=row.kind,
+        auth=row.auth,
+        signature_header=row.hmac_header,
+        timestamp_header=row.hmac_timestamp_header,
+    )
     return IntegrationCreated(**_out(row).model_dump(), secret=secret)
 
 
@@ -71,9 +82,10 @@ def _inbound(kind: IntegrationKind, name: str, request: Request, raw: bytes, ses
 
 _DOC = (
     "Authenticate with `Authorization: Bearer <token>` (Basic auth with the token as password also works), or, for "
-    "an HMAC integration, `X-Broadcaster-Signature` / `X-Grafana-Alerting-Signature`: hex HMAC-SHA256 of the body "
-    "(of `<timestamp>:<body>` when a timestamp header is sent). 401 and nothing written on bad credentials; 422 "
-    "naming the field when the body does not follow the sender's documented schema."
+    "an HMAC integration, a hex HMAC-SHA256 of the body (of `<timestamp>:<body>` when a timestamp header is sent) "
+    "in `X-Grafana-Alert-Signature` (Grafana's default), `X-Grafana-Alerting-Signature`, `X-Broadcaster-Signature`, "
+    "`X-Hub-Signature-256` or the integration's `signature_header`. 401 and nothing written on bad credentials; "
+    "422 naming the field when the body does not follow the sender's documented schema."
 )
 
 

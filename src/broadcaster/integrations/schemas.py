@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from broadcaster.domain import Input, validate_slug
 
+#: an HTTP header name (RFC 9110 token)
+HEADER_NAME = r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$"
+
 
 class IntegrationKind(StrEnum):
     alertmanager = "alertmanager"
@@ -32,6 +35,27 @@ class IntegrationIn(Input):
         max_length=200,
         description="Token or HMAC secret to use (at least 16 characters); omitted: a random one is generated.",
     )
+    signature_header: str | None = Field(
+        None,
+        max_length=100,
+        pattern=HEADER_NAME,
+        examples=["X-My-Signature"],
+        description=(
+            "auth=hmac only: the header the sender signs in (Grafana's HMAC 'Header' field), read besides the "
+            "default names (X-Grafana-Alert-Signature, X-Grafana-Alerting-Signature, X-Broadcaster-Signature, "
+            "X-Hub-Signature-256)."
+        ),
+    )
+    timestamp_header: str | None = Field(
+        None,
+        max_length=100,
+        pattern=HEADER_NAME,
+        examples=["X-Grafana-Alerting-Timestamp"],
+        description=(
+            "auth=hmac only: the header the sender puts its Unix time in (Grafana's HMAC 'Timestamp header' "
+            "field); then every request must carry it, sign `<timestamp>:<body>` and be at most 5 minutes old."
+        ),
+    )
 
     _slug = field_validator("name")(validate_slug)
 
@@ -46,6 +70,9 @@ class IntegrationOut(BaseModel):
     disabled: bool
     created_at: datetime
     last_used_at: datetime | None
+    #: auth=hmac: the sender's own signature and timestamp header names, if configured
+    signature_header: str | None = None
+    timestamp_header: str | None = None
     url: str = Field("", description="Where the sender posts.")
 
 

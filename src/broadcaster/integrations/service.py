@@ -60,9 +60,23 @@ from broadcaster.publishing import service as publishing
 from broadcaster.routing import versions as routing_versions
 from broadcaster.settings import get_settings
 
-#: headers carrying an HMAC-SHA256 of the body (hex, optionally `sha256=`-prefixed), first found wins
-SIGNATURE_HEADERS = ("x-broadcaster-signature", "x-grafana-alerting-signature", "x-hub-signature-256")
-#: optional timestamp headers: when present the signature covers `<timestamp>:<body>` and must be recent
+#: Grafana's signature header when its contact point's HMAC "Header" field is blank: `defaultHeaderName =
+#: "X-Grafana-Alert-Signature"` in grafana/alerting http/hmac.go (commit fdde1a13fb092b2f83219aa70a8ff169c83434ad).
+#: There, `HMACRoundTripper.sign` writes hex(HMAC-SHA256(secret, [timestamp ":"] body)), lowercase, no prefix; the
+#: timestamp (`strconv.FormatInt(clk.Now().Unix(), 10)`, Unix seconds) is sent and signed only when the
+#: "Timestamp header" field names a header: Grafana has no default timestamp header name.
+GRAFANA_DEFAULT_SIGNATURE_HEADER = "x-grafana-alert-signature"
+#: headers carrying an HMAC-SHA256 of the body (hex, optionally `sha256=`-prefixed); the integration's own
+#: `hmac_header` is read first. Besides Grafana's default: the name its form shows as a placeholder
+#: ("X-Grafana-Alerting-Signature", receivers/webhook/v1/config.go), ours, and GitHub-style.
+SIGNATURE_HEADERS = (
+    GRAFANA_DEFAULT_SIGNATURE_HEADER,
+    "x-grafana-alerting-signature",
+    "x-broadcaster-signature",
+    "x-hub-signature-256",
+)
+#: timestamp headers read when the integration names none: when present the signature covers
+#: `<timestamp>:<body>` and must be recent
 TIMESTAMP_HEADERS = ("x-broadcaster-timestamp", "x-grafana-alerting-timestamp")
 TIMESTAMP_TOLERANCE_SECONDS = 300
 MAX_TITLE = 300
@@ -85,8 +99,20 @@ def create_integration(session: Session, data: IntegrationIn) -> tuple[Integrati
     """A new integration and its secret (shown once)."""
     if session.scalar(select(Integration.id).where(Integration.name == data.name)) is not None:
         raise Conflict(f"Integration {data.name!r} already exists.", field="name", code="duplicate")
+    for field in ("signature_header", "timestamp_header"):
+        if getattr(data, field) and data.auth is not IntegrationAuth.hmac:
+            raise Unprocessable(f"{field}: only an HMAC integration (auth: hmac) reads it.", field=field)
+    sig, stamp = data.signature_header, data.timestamp_header
+    if sig and stamp and sig.lower() == stamp.lower():
+        raise Unprocessable("timestamp_header: must differ from signature_header.", field="timestamp_header")
     secret = data.secret or secrets.token_urlsafe(32)
-    row = Integration(name=data.name, kind=data.kind.value, auth=data.auth.value)
+    row = Integration(
+        name=data.name,
+        kind=data.kind.value,
+        auth=data.auth.value,
+        hmac_header=sig or None,
+        hmac_timestamp_header=stamp or None,
+    )
     if data.auth is IntegrationAuth.token:
         row.token_hash = _hash(secret)
     else:
@@ -137,23 +163,38 @@ def _presented_token(headers: Any) -> str | None:
     return None
 
 
-def _signature_ok(secret: str, headers: Any, body: bytes) -> bool:
-    presented = next((headers.get(h) for h in SIGNATURE_HEADERS if headers.get(h)), None)
+def _signature_ok(
+    secret: str, headers: Any, body: bytes, header: str | None = None, timestamp_header: str | None = None
+) -> bool:
+    """Whether a signature header holds hex HMAC-SHA256(secret, [timestamp ":"] body), as Grafana signs.
+
+    `header`/`timestamp_header`: the names configured on the integration. Every signature header present is tried
+    (a proxy may add its own). With `timestamp_header` configured the timestamp is required; without, the first of
+    TIMESTAMP_HEADERS present is used. A timestamp (Unix seconds, or milliseconds) must be within
+    TIMESTAMP_TOLERANCE_SECONDS of now."""
+    names = dict.fromkeys(n.lower() for n in (header, *SIGNATURE_HEADERS) if n)
+    presented = [v.strip().removeprefix("sha256=").lower() for v in (headers.get(n) for n in names) if v]
     if not presented:
         return False
-    presented = presented.strip().removeprefix("sha256=")
-    stamp = next((headers.get(h) for h in TIMESTAMP_HEADERS if headers.get(h)), None)
+    if timestamp_header:
+        stamp = headers.get(timestamp_header)
+        if not stamp:
+            return False
+    else:
+        stamp = next((headers.get(h) for h in TIMESTAMP_HEADERS if headers.get(h)), None)
     message = body
     if stamp is not None:
+        stamp = stamp.strip()
         try:
             at = float(stamp)
         except ValueError:
             return False
-        if abs(time.time() - (at / 1000 if at > 1e11 else at)) > TIMESTAMP_TOLERANCE_SECONDS:
+        if not abs(time.time() - (at / 1000 if at > 1e11 else at)) <= TIMESTAMP_TOLERANCE_SECONDS:
             return False
         message = stamp.encode() + b":" + body
-    expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, presented.lower())
+    expected = hmac.new(secret.encode(), message, hashlib.sha256).hexdigest().encode()
+    # bytes (a non-ASCII header is a mismatch, not an error); every candidate is compared, no early exit
+    return sum(hmac.compare_digest(expected, p.encode()) for p in presented) > 0
 
 
 @dataclass(frozen=True)
@@ -167,7 +208,8 @@ class Sender:
 
 
 _SENDER = text(
-    "SELECT id, name, kind, auth, token_hash, hmac_secret, disabled, last_used_at FROM integrations WHERE name = :name"
+    "SELECT id, name, kind, auth, token_hash, hmac_secret, hmac_header, hmac_timestamp_header, disabled, "
+    "last_used_at FROM integrations WHERE name = :name"
 ).columns(last_used_at=UTCDateTime())
 
 
@@ -180,7 +222,9 @@ def authenticate(session: Session, name: str, kind: IntegrationKind, headers: An
         token = _presented_token(headers)
         if token is None or row.token_hash is None or not hmac.compare_digest(_hash(token), row.token_hash):
             raise _denied()
-    elif row.hmac_secret is None or not _signature_ok(row.hmac_secret, headers, body):
+    elif row.hmac_secret is None or not _signature_ok(
+        row.hmac_secret, headers, body, row.hmac_header, row.hmac_timestamp_header
+    ):
         raise _denied()
     return Sender(int(row.id), row.name, row.kind, row.last_used_at)
 

@@ -3,7 +3,8 @@
 
 - `Integration`: one configured sender (Alertmanager, Grafana or a generic JSON webhook) and how it proves
   itself: a bearer token (only its SHA-256 is stored) or an HMAC secret (stored: the signature is computed
-  from it; never shown again after creation, masked in the audit log).
+  from it; never shown again after creation, masked in the audit log), and optionally the names of the
+  sender's signature and timestamp headers.
 - `AlertRuleRow`: the routing map's `alert_rules` and `webhook_mappings` sections, in order.
 - `AlertGroup`: one alert group (Alertmanager `groupKey`, or an alert fingerprint) of one integration, and the
   incident it maps to. `(integration_id, key_hash)` is unique: concurrent deliveries of a new group insert-or-get
@@ -35,6 +36,10 @@ class Integration(Base):
     token_hash: Mapped[str | None] = mapped_column(String(64), nullable=True)
     #: the HMAC-SHA256 secret (auth=hmac)
     hmac_secret: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    #: auth=hmac: the sender's own signature header name (Grafana's "Header" field), read besides the defaults
+    hmac_header: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    #: auth=hmac: the sender's timestamp header name (Grafana's "Timestamp header" field); when set it is required
+    hmac_timestamp_header: Mapped[str | None] = mapped_column(String(100), nullable=True)
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)

@@ -75,3 +75,51 @@ class ConsoleSession(Base):
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class NotificationPref(Base):
+    """How a person wants to hear of approval requests besides the console (users/notices.py): e-mail to their
+    account's address, SMS to a number, a POST to a webhook URL. No row: the console only."""
+
+    __tablename__ = "notification_prefs"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    email: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: E.164 number, or None
+    sms: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    #: http(s) URL, or None
+    webhook: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ApprovalNotice(Base):
+    """One person told of one approval request (`request_id`: the `update.request_approval` audit entry) in one
+    round (`request`, then `escalation`): written in the transaction that queues the messages, unique, so nobody
+    is told twice, whatever runs or restarts."""
+
+    __tablename__ = "approval_notices"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    request_id: Mapped[int] = mapped_column(BigId)
+    update_id: Mapped[int] = mapped_column(BigId, index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    #: request | escalation
+    round: Mapped[str] = mapped_column(String(16))
+    #: the channels the notice was queued on (email, sms, webhook)
+    channels: Mapped[list[str]] = mapped_column(JSON, default=list)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    __table_args__ = (UniqueConstraint("request_id", "round", "user_id"),)
+
+
+class ApprovalEscalation(Base):
+    """An approval request of a critical incident escalated, once, after APPROVAL_ESCALATE_MINUTES."""
+
+    __tablename__ = "approval_escalations"
+
+    #: the `update.request_approval` audit entry
+    request_id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=False)
+    update_id: Mapped[int] = mapped_column(BigId, index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: who it went to: names (or e-mails) of the people asked
+    to: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -1,21 +1,22 @@
-"""CAP 1.2 (OASIS Common Alerting Protocol) documents for published updates, and their Atom index.
+"""CAP 1.2 (OASIS Common Alerting Protocol) rendering: one `<alert>` for what a published update says.
 
-Mapping: first published update of an incident -> msgType Alert; later updates and corrections ->
-Update, a cancel -> Cancel, both with `references` = "sender,identifier,sent" of the referenced alert.
-Test sends -> status Test. Severity critical/major/minor/info -> Extreme/Severe/Moderate/Minor.
-An update with an area gets one `<area>` per shape in every `<info>` (see `area_elements`).
+Which messages exist (Alert, Update, Cancel), their identifiers, `sent` and `references` are decided by the
+message log (public/cap_log.py), which stores each document once. Here: the header it passes in, then one
+`<info>` per language. Test sends are status Exercise. Severity critical/major/minor/info ->
+Extreme/Severe/Moderate/Minor. Each area passed in gives one `<area>` per shape in every `<info>`.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from lxml import etree
-from sqlalchemy.orm import object_session
 
-from broadcaster.domain import IncidentStatus, UpdateKind, UpdateState
+from broadcaster.domain import IncidentStatus, UpdateKind
 from broadcaster.models import Incident, Update
 from broadcaster.public import area_outline
 from broadcaster.public.snapshot import routes
@@ -44,27 +45,25 @@ _RESTRICTED = re.compile(r"[\s,<&]+")
 
 
 def cap_time(value: datetime) -> str:
-    """CAP's dateTime form: YYYY-MM-DDThh:mm:ss+00:00 (no fractions, explicit offset, never Z)."""
+    """CAP 1.2's dateTime form (section 3.3.2): YYYY-MM-DDThh:mm:ss with an explicit offset, no fractions, and UTC
+    written "-00:00" (never "Z", never "+00:00")."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).replace(microsecond=0).isoformat()
+    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "-00:00"
+
+
+def restricted(value: str) -> str:
+    """`value` without the characters CAP forbids in identifiers and senders (spaces, commas, '<', '&')."""
+    return _RESTRICTED.sub("-", value)
 
 
 def sender() -> str:
-    return _RESTRICTED.sub("-", get_settings().cap_sender)
+    return restricted(get_settings().cap_sender)
 
 
-def identifier(update: Update) -> str:
-    host = urlsplit(get_settings().public_url).netloc or "broadcaster"
-    return _RESTRICTED.sub("-", f"{host}.update.{update.id}")
-
-
-def sent(update: Update) -> str:
-    return cap_time(update.published_at or update.created_at)
-
-
-def reference(update: Update) -> str:
-    return f"{sender()},{identifier(update)},{sent(update)}"
+def host() -> str:
+    """The public host, the first part of every identifier (`<host>.update.<id>`)."""
+    return urlsplit(get_settings().public_url).netloc or "broadcaster"
 
 
 def category(incident: Incident) -> str:
@@ -76,30 +75,31 @@ def category(incident: Incident) -> str:
     return "Other"
 
 
-def _published(incident: Incident, test: bool) -> list[Update]:
-    rows = [u for u in incident.updates if u.state == UpdateState.published.value and u.test == test]
-    return sorted(rows, key=lambda u: (u.published_at or u.created_at, u.id))
+@dataclass(frozen=True)
+class Header:
+    """The `<alert>` fields around the `<info>` blocks: who sent which message when, and what it supersedes."""
+
+    identifier: str
+    sender: str
+    sent: str
+    status: str  # Actual | Exercise
+    msg_type: str  # Alert | Update | Cancel
+    references: str = ""  # "sender,identifier,sent" of each superseded or cancelled message, space-separated
 
 
-def msg_type_and_refs(update: Update) -> tuple[str, list[Update]]:
-    if update.kind in (UpdateKind.cancel.value, UpdateKind.correction.value):
-        target = next((u for u in update.incident.updates if u.id == update.corrects_id), None)
-        refs = [target] if target is not None else []
-        return ("Cancel" if update.kind == UpdateKind.cancel.value else "Update"), refs
-    earlier = [u for u in _published(update.incident, update.test) if u.id != update.id]
-    earlier = [u for u in earlier if (u.published_at or u.created_at, u.id) < (update.published_at, update.id)]
-    return ("Update", [earlier[-1]]) if earlier else ("Alert", [])
+def note(update: Update) -> str:
+    """The `<note>`: an exercise (a test send) says so; a correction says what it is."""
+    if update.test:
+        return "Exercise: a test send from Broadcaster to its test group. No action required."
+    if update.kind == UpdateKind.correction.value:
+        return "Correction of an earlier message."
+    return ""
 
 
 def _sub(parent: etree._Element, tag: str, text: str) -> etree._Element:
     node = etree.SubElement(parent, f"{{{NS}}}{tag}")
     node.text = text
     return node
-
-
-def update_area(update: Update) -> area_outline.AffectedArea | None:
-    session = object_session(update)
-    return area_outline.affected_area(session, update) if session is not None and update.area else None
 
 
 def area_elements(info: etree._Element, area: area_outline.AffectedArea | None) -> None:
@@ -132,24 +132,24 @@ def question_instruction(update: Update) -> str:
     return f"{question.text} If you received our message, reply {options}"
 
 
-def alert_xml(update: Update) -> bytes:
-    """One CAP 1.2 <alert> for a published update (valid against the OASIS CAP-v1.2.xsd)."""
+def render(update: Update, header: Header, areas: Sequence[area_outline.AffectedArea] = ()) -> bytes:
+    """One CAP 1.2 `<alert>` saying what `update` says now, under `header`, with an `<area>` per shape of each of
+    `areas` in every `<info>` (valid against the OASIS CAP-v1.2.xsd; public/cap_log.py stores it once)."""
     settings = get_settings()
     incident = update.incident
-    msg_type, refs = msg_type_and_refs(update)
+    cancel = header.msg_type == "Cancel"
     root = etree.Element(f"{{{NS}}}alert", nsmap={None: NS})
-    _sub(root, "identifier", identifier(update))
-    _sub(root, "sender", sender())
-    _sub(root, "sent", sent(update))
-    _sub(root, "status", "Test" if update.test else "Actual")
-    _sub(root, "msgType", msg_type)
+    _sub(root, "identifier", header.identifier)
+    _sub(root, "sender", header.sender)
+    _sub(root, "sent", header.sent)
+    _sub(root, "status", header.status)
+    _sub(root, "msgType", header.msg_type)
     _sub(root, "scope", "Public")
-    if update.test:
-        _sub(root, "note", "Test message: no action required.")
-    elif update.kind == UpdateKind.correction.value:
-        _sub(root, "note", "Correction of an earlier message.")
-    if refs:
-        _sub(root, "references", " ".join(reference(r) for r in refs))
+    text = note(update)
+    if text:
+        _sub(root, "note", text)
+    if header.references:
+        _sub(root, "references", header.references)
     _sub(root, "incidents", f"incident-{incident.id}")
     resolved = incident.status == IncidentStatus.resolved.value or update.status == IncidentStatus.resolved.value
     contact = "; ".join(f"{r['label']}: {r['value']}" for r in routes(incident.category))
@@ -157,17 +157,16 @@ def alert_xml(update: Update) -> bytes:
     for loc, tr in (update.translations or {}).items():
         texts[loc] = (tr.get("summary", ""), tr.get("body", ""))
     web = f"{settings.public_url.rstrip('/')}/status/incidents/{incident.id}"
-    area = update_area(update)
     asks = question_instruction(update)
     for locale, (summary, body) in texts.items():
         info = etree.SubElement(root, f"{{{NS}}}info")
         _sub(info, "language", locale)
         _sub(info, "category", category(incident))
         _sub(info, "event", incident.title)
-        _sub(info, "responseType", "AllClear" if resolved or msg_type == "Cancel" else "Monitor")
-        if asks and not resolved and msg_type != "Cancel":
+        _sub(info, "responseType", "AllClear" if resolved or cancel else "Monitor")
+        if asks and not resolved and not cancel:
             _sub(info, "responseType", "Execute")  # reply to the question in <instruction> (docs/responses.md)
-        _sub(info, "urgency", "Past" if resolved else URGENCY.get(incident.severity, "Unknown"))
+        _sub(info, "urgency", "Past" if resolved or cancel else URGENCY.get(incident.severity, "Unknown"))
         _sub(info, "severity", SEVERITY.get(incident.severity, "Unknown"))
         _sub(info, "certainty", "Likely" if incident.status == IncidentStatus.investigating.value else "Observed")
         _sub(info, "senderName", settings.org_name)
@@ -177,5 +176,6 @@ def alert_xml(update: Update) -> bytes:
         if instruction:
             _sub(info, "instruction", instruction)
         _sub(info, "web", web)
-        area_elements(info, area)
+        for area in areas:
+            area_elements(info, area)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")

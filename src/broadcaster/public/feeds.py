@@ -6,10 +6,12 @@ import html
 from datetime import UTC, datetime
 
 from feedgen.feed import FeedGenerator
+from lxml import etree
 
 from broadcaster.bidi import strip_bidi
 from broadcaster.domain import UpdateKind
 from broadcaster.models import Update
+from broadcaster.models.public import CapMessage
 from broadcaster.public import cap
 from broadcaster.settings import get_settings
 
@@ -69,26 +71,43 @@ def public_feed(updates: list[Update], kind: str) -> bytes:
     return fg.rss_str(pretty=False) if kind == "rss" else fg.atom_str(pretty=False)
 
 
-def cap_index(updates: list[Update]) -> bytes:
-    """An Atom feed whose entries link to one CAP 1.2 document each (the usual CAP feed shape)."""
+_CAP_PREFIX = {"Update": "Update: ", "Cancel": "Cancelled: "}
+
+
+def cap_path(message: CapMessage) -> str:
+    """Where one stored CAP message is served (and written by the static copy)."""
+    return f"/v1/feeds/cap/messages/{message.id}.xml"
+
+
+def cap_index(messages: list[CapMessage]) -> bytes:
+    """An Atom feed whose entries link to one CAP 1.2 document each (the usual CAP feed shape): every message
+    of the log, newest first; an entry never changes once listed (id, title, times come from the message)."""
     url = f"{_base()}/v1/feeds/cap.xml"
-    fg = _feed(f"{get_settings().org_name} CAP alerts", url, updates)
-    for update in updates:
+    fg = FeedGenerator()
+    fg.id(url)
+    fg.title(f"{get_settings().org_name} CAP alerts")
+    fg.link(href=url, rel="self")
+    fg.link(href=f"{_base()}/status", rel="alternate")
+    latest = max((m.created_at for m in messages), default=EPOCH)
+    fg.updated(latest)
+    for message in messages:
+        root = etree.fromstring(message.xml)
+        info = root.find(f"{{{cap.NS}}}info")
+        event = info.findtext(f"{{{cap.NS}}}event") if info is not None else ""
+        headline = info.findtext(f"{{{cap.NS}}}headline") if info is not None else ""
+        exercise = " [TEST]" if message.status == "Exercise" else ""  # a test send
         fe = fg.add_entry(order="append")
-        fe.id(f"urn:cap:{cap.sender()}:{cap.identifier(update)}")
-        fe.title(entry_title(update) + (" [TEST]" if update.test else ""))
-        fe.link(href=f"{_base()}/v1/feeds/cap/{update.id}.xml", rel="alternate", type="application/cap+xml")
-        fe.summary(strip_bidi(update.summary or update.body[:300]))
-        when = update.published_at or update.created_at
-        fe.published(when)
-        fe.updated(when)
+        fe.id(f"urn:cap:{message.sender}:{message.identifier}")
+        fe.title(strip_bidi(f"{_CAP_PREFIX.get(message.msg_type, '')}{event or ''}{exercise}"))
+        fe.link(href=f"{_base()}{cap_path(message)}", rel="alternate", type="application/cap+xml")
+        fe.summary(strip_bidi(headline or ""))
+        fe.published(message.created_at)
+        fe.updated(message.created_at)
     return _typed_links(fg.atom_str(pretty=False))
 
 
 def _typed_links(atom: bytes) -> bytes:
     """feedgen 1.0 drops rel/type on entry links; mark the CAP links as application/cap+xml."""
-    from lxml import etree
-
     root = etree.fromstring(atom)
     for link in root.iterfind("{http://www.w3.org/2005/Atom}entry/{http://www.w3.org/2005/Atom}link"):
         link.set("rel", "alternate")

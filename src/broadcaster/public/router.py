@@ -15,7 +15,7 @@ from fastapi.responses import HTMLResponse
 from broadcaster import invalidation, webpage
 from broadcaster.errors import NotFound
 from broadcaster.pagination import IdPath
-from broadcaster.public import banner_bytes, cap, feeds, pages, queries, statuspage
+from broadcaster.public import banner_bytes, cap, cap_log, feeds, pages, queries, statuspage
 from broadcaster.public.cache import BANNER_PATHS, get_cache
 from broadcaster.services.service import today
 
@@ -183,7 +183,7 @@ def atom_feed(request: Request) -> Response:
 
 
 def _cap_index(session: Any) -> bytes:
-    return feeds.cap_index(queries.public_updates(session, include_tests=True))
+    return feeds.cap_index(cap_log.recent(session))
 
 
 @router.get("/v1/feeds/cap.xml", summary="Atom index of CAP 1.2 alerts", response_class=Response)
@@ -192,15 +192,30 @@ def cap_feed(request: Request) -> Response:
 
 
 def _cap_alert(session: Any, update_id: int) -> bytes | None:
-    from broadcaster.domain import UpdateState
-    from broadcaster.models import Update
-
-    update = session.get(Update, update_id)
-    if update is None or update.state != UpdateState.published.value or not update.incident.public:
-        return None
-    return cap.alert_xml(update)
+    message = cap_log.publish_message(session, update_id)
+    return None if message is None else message.xml
 
 
-@router.get("/v1/feeds/cap/{update_id}.xml", summary="One CAP 1.2 alert", response_class=Response)
+@router.get(
+    "/v1/feeds/cap/{update_id}.xml",
+    summary="The CAP 1.2 alert an update was published with",
+    description="The stored bytes of the message first emitted for the update; later changes are new messages "
+    "(`/v1/feeds/cap/messages/{message_id}.xml`, listed in `/v1/feeds/cap.xml`).",
+    response_class=Response,
+)
 def cap_alert(request: Request, update_id: IdPath) -> Response:
     return _cached(request, ("cap", update_id), _with_session(_cap_alert, update_id), cap.CONTENT_TYPE)
+
+
+def _cap_message(session: Any, message_id: int) -> bytes | None:
+    message = cap_log.message(session, message_id)
+    return None if message is None else message.xml
+
+
+@router.get(
+    "/v1/feeds/cap/messages/{message_id}.xml",
+    summary="One CAP 1.2 message of the log (Alert, Update or Cancel), byte for byte as first emitted",
+    response_class=Response,
+)
+def cap_message(request: Request, message_id: IdPath) -> Response:
+    return _cached(request, ("cap-message", message_id), _with_session(_cap_message, message_id), cap.CONTENT_TYPE)

@@ -18,7 +18,7 @@ from broadcaster.deps import SessionDep
 from broadcaster.errors import ErrorOut, Forbidden, Unprocessable
 from broadcaster.pagination import IdPath, Page, PageParams, page_params
 from broadcaster.responses import links, matching, service, sms_answers
-from broadcaster.responses.schemas import AnswerIn, QuestionOut, ResponseOut, ResponsesOut
+from broadcaster.responses.schemas import AnswerIn, FreeTextReplyOut, QuestionOut, ResponseOut, ResponsesOut
 from broadcaster.security import Principal, Scope, require_scope
 from broadcaster.settings import get_settings
 from broadcaster.subscribers import keywords
@@ -83,6 +83,15 @@ def list_unrecognised(
     """Replies that chose no option ("maybe", "not safe"), newest first: for a person to read."""
     items, nxt = service.list_responses(session, update_id, unrecognised=True, limit=page.limit, cursor=page.cursor)
     return Page(items=items, next_cursor=nxt)
+
+
+@router.get("/v1/updates/{update_id}/responses/needs-a-person", response_model=list[FreeTextReplyOut])
+def list_needs_a_person(update_id: IdPath, session: SessionDep, _: Reader) -> list[FreeTextReplyOut]:
+    """Replies that chose no option but say the person is in danger or asks for help, in any supported language
+    ("not safe", "ayuda", "pas en sécurité", "hilfe"; docs/responses.md), newest first, with the sender's contact
+    details: a person should read each one. Looked for among the newest 2,000 replies that chose no option."""
+    flagged, _others = service.free_text_replies(session, update_id, limit=0)
+    return flagged
 
 
 @router.get(

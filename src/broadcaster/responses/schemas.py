@@ -178,6 +178,18 @@ class ResponseOut(BaseModel):
     received_at: datetime
 
 
+class FreeTextReplyOut(ResponseOut):
+    """A reply that chose no option, with whether a person should read it (responses.distress) and how to reach
+    the person who sent it."""
+
+    needs_a_person: bool = Field(description="It says the person is in danger or asks for help (any language).")
+    terms: list[str] = Field(description="The distress words or phrases found in it.")
+    name: str = ""
+    phone: str | None = None
+    email: str | None = None
+    current_answer: str | None = Field(None, description="The option the person chose since (or before), if any.")
+
+
 class ResponsesOut(BaseModel):
     """Live tallies of a question."""
 

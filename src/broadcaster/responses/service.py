@@ -25,9 +25,10 @@ from broadcaster.models.areas import Area, SubscriberArea
 from broadcaster.models.audience import SubscriberCategory, SubscriberTag
 from broadcaster.models.delivery import Broadcast, Delivery, Subscriber
 from broadcaster.models.responses import Question, QuestionRecipient, Response, ResponseTally
-from broadcaster.responses import matching
+from broadcaster.responses import distress, matching
 from broadcaster.responses.escalation import applied_rules
 from broadcaster.responses.schemas import (
+    FreeTextReplyOut,
     OptionCount,
     OptionOut,
     PersonOut,
@@ -652,6 +653,48 @@ def list_responses(
     rows = list(session.scalars(stmt.order_by(Response.id.desc()).limit(limit + 1)))
     nxt = str(rows[limit - 1].id) if len(rows) > limit else None
     return [response_out(r) for r in rows[:limit]], nxt
+
+
+#: free-text replies read per page load to find the ones a person should read (the newest first)
+FREE_TEXT_SCAN = 2000
+
+
+def free_text_replies(
+    session: Session, update_id: int, *, limit: int = 20, scan: int = FREE_TEXT_SCAN
+) -> tuple[list[FreeTextReplyOut], list[FreeTextReplyOut]]:
+    """The replies that chose no option, newest first, split in two: those a person should read (danger or a
+    call for help in any supported language, `distress.needs_a_person`; every one among the newest `scan`), and
+    the other `limit` newest ("not understood"). Each with the sender's contact details and current answer."""
+    question = require_question(session, update_id)
+    stmt = (
+        select(Response, Subscriber.name, Subscriber.phone, Subscriber.email, QuestionRecipient.option_key)
+        .outerjoin(Subscriber, Subscriber.id == Response.subscriber_id)
+        .outerjoin(
+            QuestionRecipient,
+            (QuestionRecipient.question_id == Response.question_id)
+            & (QuestionRecipient.subscriber_id == Response.subscriber_id),
+        )
+        .where(Response.question_id == question.id, Response.option_key.is_(None))
+        .order_by(Response.id.desc())
+        .limit(scan)
+    )
+    flagged: list[FreeTextReplyOut] = []
+    others: list[FreeTextReplyOut] = []
+    for row, name, phone, email, current in session.execute(stmt):
+        terms = distress.distress_terms(row.body)
+        if not terms and len(others) >= limit:
+            continue
+        out = FreeTextReplyOut(
+            **response_out(row).model_dump(),
+            needs_a_person=bool(terms),
+            terms=terms,
+            name=name or "",
+            phone=phone,
+            email=email,
+            current_answer=current,
+        )
+        (flagged if terms else others).append(out)
+    return flagged, others
 
 
 CSV_HEADER = [

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from broadcaster import webpage
-from broadcaster.public import banner_bytes, cap, feeds, pages, queries, snapshot
+from broadcaster.public import banner_bytes, cap, cap_log, feeds, pages, queries, snapshot
 from broadcaster.public.negotiation import variant_key
 from broadcaster.settings import get_settings
 
@@ -79,9 +79,11 @@ def build(session: Session) -> list[File]:
     status page (the index) last."""
     settings = get_settings()
     files: list[File] = []
-    cap_updates = queries.public_updates(session, include_tests=True)
-    for update in cap_updates:
-        files.append(File(f"v1/feeds/cap/{update.id}.xml", _links_to_static(cap.alert_xml(update)), CAP))
+    messages = cap_log.recent(session)
+    for message in messages:  # the stored bytes, exactly as the service serves them (links left alone)
+        files.append(File(feeds.cap_path(message).lstrip("/"), message.xml, CAP))
+        if message.reason == cap_log.PUBLISH:
+            files.append(File(f"v1/feeds/cap/{message.update_id}.xml", message.xml, CAP))
     incidents = {i.id: i for i in [*queries.active_incidents(session), *queries.past_incidents(session, MAX_PAST)]}
     for incident_id in sorted(incidents):
         page = pages.incident_page(session, incident_id)
@@ -90,7 +92,7 @@ def build(session: Session) -> list[File]:
     updates = queries.public_updates(session)
     files.append(File("v1/feeds/rss.xml", _links_to_static(feeds.public_feed(updates, "rss")), RSS))
     files.append(File("v1/feeds/atom.xml", _links_to_static(feeds.public_feed(updates, "atom")), ATOM))
-    files.append(File("v1/feeds/cap.xml", _links_to_static(feeds.cap_index(cap_updates)), ATOM))
+    files.append(File("v1/feeds/cap.xml", _links_to_static(feeds.cap_index(messages)), ATOM))
     files.append(File("status/history/index.html", _links_to_static(pages.history_page(session)), HTML))
     files.extend(_banners(session))
     # the favicon the pages link (/favicon.svg, /favicon.ico), from the files shipped in the package

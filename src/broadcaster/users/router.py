@@ -6,16 +6,16 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 
 from broadcaster import audit, doors
 from broadcaster.deps import SessionDep
 from broadcaster.domain import Input
-from broadcaster.errors import Conflict, Forbidden
-from broadcaster.models import User
+from broadcaster.errors import Conflict, ErrorOut, Forbidden, NotFound
+from broadcaster.models import Update, User
 from broadcaster.security import Principal, Scope, authenticate, require_scope
-from broadcaster.users import grants, service
+from broadcaster.users import grants, notices, service
 from broadcaster.users.schemas import UserIn, UserOut, UserPatch
 
 router = APIRouter(prefix="/v1", tags=["users"])
@@ -180,3 +180,108 @@ def acknowledge_grants(body: GrantsSeenIn, session: SessionDep, who: Admin) -> G
             session, who.actor, "role.grant_acknowledge", "user", user.id, before={"seen": before}, after={"seen": seen}
         )
     return GrantsSeenOut(acknowledged_up_to=seen)
+
+
+# --- approval notices (users/notices.py) ---------------------------------------------------------------
+
+Reader = Annotated[Principal, Depends(require_scope(Scope.read))]
+
+
+class NotificationsIn(Input):
+    """How you want to hear of approval requests you can approve, besides the console's badge and sound."""
+
+    email: bool = Field(False, description="E-mail to your account's address.")
+    sms: str | None = Field(None, max_length=32, description="SMS to this number (E.164, +15551234567); null: none.")
+    webhook: str | None = Field(
+        None, max_length=500, description="POST to this http(s) URL (needs WEBHOOK_URLS set); null: none."
+    )
+
+    @field_validator("sms")
+    @classmethod
+    def _sms(cls, value: str | None) -> str | None:
+        return notices.clean_sms(value)
+
+    @field_validator("webhook")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        return notices.clean_webhook(value)
+
+
+class NotificationsOut(NotificationsIn):
+    """Your approval-notice channels; `email_address` is where e-mail goes."""
+
+    email_address: str
+    can_approve: bool
+
+
+def _person(session: SessionDep, who: Principal) -> User:
+    if who.user_id is None:
+        raise Forbidden(
+            "Only a person has notification settings: sign in to the console or use a key you own.",
+            field="Authorization",
+        )
+    return service.get_user(session, who.user_id)
+
+
+def _notifications_out(user: User, prefs: notices.Prefs) -> NotificationsOut:
+    return NotificationsOut(
+        email=prefs.email,
+        sms=prefs.sms,
+        webhook=prefs.webhook,
+        email_address=user.email,
+        can_approve=bool(notices.APPROVING_ROLES & set(user.roles or [])),
+    )
+
+
+@router.get("/users/me/notifications", response_model=NotificationsOut)
+def get_notifications(session: SessionDep, who: Reader) -> NotificationsOut:
+    """How you hear of approval requests you can approve (besides the console)."""
+    user = _person(session, who)
+    return _notifications_out(user, notices.prefs_of(session, user.id))
+
+
+@router.put(
+    "/users/me/notifications",
+    response_model=NotificationsOut,
+    openapi_extra=doors.not_a_door("a person chooses how they hear of approval requests (staff, never the public)"),
+)
+def put_notifications(body: NotificationsIn, session: SessionDep, who: Reader) -> NotificationsOut:
+    """Choose how you hear of approval requests you can approve: e-mail, SMS, webhook (audited)."""
+    user = _person(session, who)
+    prefs = notices.set_prefs(session, user, notices.Prefs(body.email, body.sms, body.webhook), who.actor)
+    return _notifications_out(user, prefs)
+
+
+class ApproversOut(BaseModel):
+    """A pending approval request: who can approve it, how long it has waited, its escalation."""
+
+    update_id: int
+    incident_id: int
+    title: str
+    severity: str
+    requested_by: str | None
+    requested_by_name: str
+    requested_at: str | None
+    waited: str
+    waited_seconds: int | None
+    approvers: list[str]
+    link: str
+    escalated_at: str | None
+    escalated_to: list[str]
+    escalates_at: str | None
+
+
+@router.get(
+    "/updates/{update_id}/approvers",
+    response_model=ApproversOut,
+    responses={404: {"model": ErrorOut}, 409: {"model": ErrorOut}},
+    tags=["updates"],
+)
+def update_approvers(update_id: UserIdPath, session: SessionDep, _: Reader) -> ApproversOut:
+    """Who can approve a pending update now (by name), since when it waits, and whether it escalated."""
+    if session.get(Update, update_id) is None:
+        raise NotFound(f"Update {update_id} does not exist.", field="update_id")
+    found = notices.pending_requests(session, [update_id])
+    if not found:
+        raise Conflict(f"Update {update_id} is not waiting for approval.", field="update_id", code="not_pending")
+    return ApproversOut(**notices.describe(session, found[0]))

@@ -3,7 +3,7 @@
 (function () {
   "use strict";
   var cfg = BC.pageData();
-  Array.prototype.forEach.call(document.querySelectorAll(".approval"), function (item) {
+  function setup(item) {
     var id = item.getAttribute("data-update-id");
     var status = item.querySelector(".approval-status");
     var errorBox = item.querySelector(".error-box");
@@ -57,5 +57,8 @@
         done("Rejected: the update is back with its author as a draft.");
       });
     });
-  });
+  }
+  Array.prototype.forEach.call(document.querySelectorAll(".approval"), setup);
+  /* a card notify.js added to the live queue */
+  document.addEventListener("bc:approval-added", function (e) { setup(e.detail); });
 })();

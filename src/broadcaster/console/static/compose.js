@@ -54,20 +54,78 @@
     var byCat = (cfg.routing || {})[category()] || {};
     return byCat[severity()] || [];
   }
+  /* The picker offers one choice per kind of channel in the audience's words (Text message, E-mail ...); the
+     API keeps its names: a kind ("sms") or, when the channel plan names one, a provider ("x"). state.sel holds
+     the names chosen per kind, so a plan that names a provider keeps it. */
+  state.sel = {};
+  function kindOf(name) { return (cfg.kinds || {})[name] || null; }
+  function groupOf(kind) { return (cfg.groups || []).filter(function (g) { return g.kind === kind; })[0]; }
+  function providerText(g, names) {
+    var own = names.filter(function (n) { return n !== g.kind; });
+    if (own.length) { return "This update: only through " + own.join(", ") + " (from the channel plan)."; }
+    if (!g.configured) { return "Not set up: no provider has credentials yet" + (g.installed.length ? " (" + g.installed.join(", ") + ")" : "") + ". Nothing goes out on it."; }
+    var first = g.providers[0], rest = g.providers.slice(1);
+    return "Sent through " + first + (rest.length ? "; if that fails, through " + rest.join(", then ") : "") + ".";
+  }
+  function syncAll() {
+    var boxes = document.querySelectorAll("#channels input.group"), on = 0;
+    Array.prototype.forEach.call(boxes, function (b) { if (b.checked) { on += 1; } });
+    var all = $("ch-all");
+    if (all) { all.checked = on > 0 && on === boxes.length; all.indeterminate = on > 0 && on < boxes.length; }
+  }
+  function check(id, label, checked, extra) {
+    var input = el("input", { type: "checkbox", id: id, "class": extra.cls, value: extra.value || "", checked: checked,
+                              "aria-describedby": extra.describedby || null });
+    return el("div", { "class": "check" }, [input, el("label", { "for": id, text: label })]);
+  }
   function renderChannels(selected) {
     var box = $("channels");
     BC.clear(box);
-    var names = (cfg.choices || []).map(function (c) { return c.name; });
-    selected.forEach(function (s) { if (names.indexOf(s) === -1) { cfg.choices.push({ name: s, label: s, configured: false, kind: s }); } });
-    (cfg.choices || []).forEach(function (c) {
-      var id = "ch-" + c.name;
-      var input = el("input", { type: "checkbox", id: id, name: "channels", value: c.name, checked: selected.indexOf(c.name) !== -1 });
-      input.addEventListener("change", function () { state.channelsTouched = true; schedule(); });
-      box.appendChild(el("div", { "class": "check" }, [input, el("label", { "for": id, text: c.label + (c.configured ? "" : " (not configured)") })]));
+    state.sel = {};
+    (selected || []).forEach(function (name) {
+      var kind = kindOf(name);
+      if (kind) { (state.sel[kind] = state.sel[kind] || []).push(name); }
     });
+    box.appendChild(check("ch-all", "All channels", false, { cls: "all" }));
+    (cfg.groups || []).forEach(function (g) {
+      var names = state.sel[g.kind] || [];
+      var detailId = "ch-" + g.kind + "-detail";
+      var row = check("ch-" + g.kind, g.label + (g.configured ? "" : " (not set up)"), names.length > 0,
+                      { cls: "group", value: g.kind, describedby: detailId });
+      var wrap = el("div", { "class": "channel-choice" }, [row,
+        el("details", { "class": "providers" }, [el("summary", { text: "How it is sent" }),
+          el("p", { "class": "help", id: detailId, text: providerText(g, names) })])]);
+      box.appendChild(wrap);
+    });
+    Array.prototype.forEach.call(box.querySelectorAll("input.group"), function (input) {
+      input.addEventListener("change", function () {
+        state.channelsTouched = true;
+        if (!input.checked) { delete state.sel[input.value]; } else if (!state.sel[input.value]) { state.sel[input.value] = [input.value]; }
+        syncAll(); schedule();
+      });
+    });
+    $("ch-all").addEventListener("change", function () {
+      var on = $("ch-all").checked;
+      state.channelsTouched = true;
+      Array.prototype.forEach.call(box.querySelectorAll("input.group"), function (input) {
+        var g = groupOf(input.value);
+        if (on && !input.checked && g && g.configured) { input.checked = true; state.sel[input.value] = [input.value]; }
+        if (!on && input.checked) { input.checked = false; delete state.sel[input.value]; }
+      });
+      syncAll(); schedule();
+    });
+    syncAll();
   }
   function selectedChannels() {
-    return Array.prototype.map.call(document.querySelectorAll("#channels input:checked"), function (i) { return i.value; });
+    var out = [];
+    Array.prototype.forEach.call(document.querySelectorAll("#channels input.group:checked"), function (i) {
+      (state.sel[i.value] || [i.value]).forEach(function (n) { out.push(n); });
+    });
+    return out;
+  }
+  function channelLabel(name) {
+    var g = groupOf(kindOf(name) || name);
+    return g ? g.label : name;
   }
 
   /* --- the update as the API takes it --- */
@@ -98,7 +156,8 @@
     if ($("status").value) { update.status = $("status").value; }
     return update;
   }
-  function title() { return $("title") ? ($("title").value.trim() || "Untitled incident") : null; }
+  /* the typed title (never a made-up one: an empty title is an error shown beside the field) */
+  function title() { return $("title") ? $("title").value.trim() : null; }
 
   /* --- live preview --- */
   function previewChannels() {
@@ -131,7 +190,7 @@
     } else {
       request.category = category();
       request.severity = severity();
-      request.title = title();
+      request.title = title() || "New incident"; /* the preview only: nothing is stored */
     }
     var seq = ++state.seq;
     $("preview-status").textContent = "Updating preview…";
@@ -143,7 +202,7 @@
       }
       state.lastPreview = result.data;
       BC.renderPreview($("preview"), $("preview-warnings"), result.data, {
-        palette: cfg.palette, title: $("title") ? title() : cfg.title,
+        palette: cfg.palette, title: $("title") ? (title() || "(incident title)") : cfg.title,
         severity: severity(), extra: chosen.extra,
         status: { body: $("body").value, links: update.links, state: $("status").value || "Update" }
       });
@@ -161,7 +220,9 @@
     BC.clear(body);
     data.channels.forEach(function (ch) {
       if (extra[ch.channel]) { return; }
-      body.appendChild(el("tr", {}, [el("th", { scope: "row", text: ch.channel }), el("td", { text: BC.number(ch.recipients) }),
+      var via = ch.adapter && ch.adapter !== ch.kind ? ch.adapter : "";
+      body.appendChild(el("tr", {}, [el("th", { scope: "row" }, [channelLabel(ch.channel),
+        via ? el("span", { "class": "provider-name", text: " (" + via + ")" }) : null]), el("td", { text: BC.number(ch.recipients) }),
         el("td", { text: ch.eta ? ch.eta.text : "" })]));
     });
     if (!body.firstChild) { body.appendChild(el("tr", {}, [el("td", { colspan: "3", text: "No channels selected." })])); }
@@ -196,29 +257,181 @@
   function busy(on) {
     ["save-draft", "test-send", "publish"].forEach(function (id) { $(id).disabled = on; });
   }
-  function fail(result) {
-    BC.show(errorBox, BC.errorText(result));
+  /* --- errors: beside each field (aria-invalid + aria-describedby), listed with links in the summary at the
+     top (role=alert) and repeated next to the buttons; focus goes to the first field in error --- */
+  var LABELS = { title: "title", body: "message", summary: "summary", category: "category", severity: "severity",
+                 status: "status", "aud-tags": "tags", "aud-locales": "languages", "q-text": "question" };
+  function clearErrors() {
+    Array.prototype.forEach.call(form.querySelectorAll(".field-error"), function (p) { p.parentNode.removeChild(p); });
+    Array.prototype.forEach.call(form.querySelectorAll("[aria-invalid]"), function (node) {
+      node.removeAttribute("aria-invalid");
+      var ids = (node.getAttribute("aria-describedby") || "").split(" ").filter(function (i) { return i && !/-error$/.test(i); });
+      if (ids.length) { node.setAttribute("aria-describedby", ids.join(" ")); } else { node.removeAttribute("aria-describedby"); }
+    });
+    BC.clear(errorBox); errorBox.hidden = true;
+    BC.show($("action-error"), "");
+  }
+  /* errors: [{node, text}] (node null: not about one field) */
+  function showErrors(errors) {
+    clearErrors();
+    var list = el("ul", {});
+    var first = null;
+    errors.forEach(function (e, i) {
+      if (!e.node) { list.appendChild(el("li", { text: e.text })); return; }
+      var node = e.node;
+      if (!node.id) { node.id = "err-target-" + i; }
+      var msgId = node.id + "-error";
+      if (!$(msgId)) {
+        var msg = el("p", { "class": "field-error", id: msgId, text: e.text });
+        var anchor = node.closest(".check, .option-row") || node;
+        anchor.parentNode.insertBefore(msg, anchor.nextSibling);
+        node.setAttribute("aria-invalid", "true");
+        var ids = (node.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+        ids.unshift(msgId);
+        node.setAttribute("aria-describedby", ids.join(" "));
+      }
+      list.appendChild(el("li", {}, [el("a", { href: "#" + node.id, text: e.text })]));
+      if (!first) { first = node; }
+    });
+    var n = errors.length;
+    errorBox.appendChild(el("h2", { "class": "error-title", text: n === 1 ? "There is a problem" : "There are " + n + " problems" }));
+    errorBox.appendChild(list);
+    errorBox.hidden = false;
+    BC.show($("action-error"), "Nothing was sent or saved. " + (n === 1 ? "Fix the problem" : "Fix the " + n + " problems") +
+      " shown above, then try again.");
+    Array.prototype.forEach.call(list.querySelectorAll("a"), function (a) {
+      a.addEventListener("click", function (ev) {
+        var target = $(a.getAttribute("href").slice(1));
+        if (target) { ev.preventDefault(); target.focus(); }
+      });
+    });
+    if (first) { first.focus(); } else { errorBox.setAttribute("tabindex", "-1"); errorBox.focus(); }
+  }
+  /* the form field an API field name (dotted, e.g. "update.links.0.url") stands for */
+  function fieldNode(name) {
+    var parts = String(name || "").split(".");
+    if (parts[0] === "update") { parts.shift(); }
+    var head = parts[0];
+    var simple = { title: "title", body: "body", summary: "summary", category: "category", severity: "severity",
+                   status: "status", locale: "body" };
+    if (simple[head]) { return $(simple[head]); }
+    if (head === "links") {
+      var row = document.querySelectorAll(".link-row")[Number(parts[1])];
+      return row ? row.querySelector(parts[2] === "title" ? ".link-title" : ".link-url") : $("add-link");
+    }
+    if (head === "translations") {
+      var rows = Array.prototype.filter.call(document.querySelectorAll(".translation-row"), function (r) {
+        return !parts[1] || r.querySelector(".tr-locale").value.trim().toLowerCase() === parts[1].toLowerCase();
+      });
+      var tr = rows[0] || document.querySelector(".translation-row");
+      if (!tr) { return null; }
+      return tr.querySelector(parts[2] === "body" ? ".tr-body" : parts[2] === "summary" ? ".tr-summary" : ".tr-locale");
+    }
+    if (head === "channels") { return document.querySelector("#channels input:not(:disabled)"); }
+    if (head === "audience") { return parts[1] === "locales" ? $("aud-locales") : $("aud-tags"); }
+    if (head === "question") {
+      if (parts[1] === "options") {
+        var opt = document.querySelectorAll(".option-row")[Number(parts[2]) || 0];
+        return opt ? opt.querySelector(".q-label") : $("q-text");
+      }
+      if (parts[1] === "escalation") { return $("q-escalation") || $("q-text"); }
+      return $("q-text");
+    }
+    if (head === "area") { return $("area"); }
+    return null;
+  }
+  /* an API error reason in plain words for the field it is about */
+  function plainReason(name, reason, type) {
+    var node = fieldNode(name);
+    var what = node ? (LABELS[node.id] || "") : "";
+    var max = /at most (\d+)/.exec(reason || "");
+    if (type === "missing" || type === "string_too_short" || /must not be blank/.test(reason || "")) {
+      if (node && node.classList.contains("link-title")) { return "Give the link a title"; }
+      if (node && node.classList.contains("link-url")) { return "Enter the link's web address"; }
+      if (node && node.classList.contains("tr-body")) { return "Write the translated message"; }
+      if (node && node.classList.contains("q-label")) { return "Write what this answer means"; }
+      if (node && node.id === "title") { return "Write a title for the incident"; }
+      if (node && node.id === "body") { return "Write the message"; }
+      if (node && node.id === "q-text") { return "Write the question"; }
+      if (what) { return "Fill in the " + what; }
+    }
+    if (type === "string_too_long" && max) { return "Shorten the " + (what || "text") + " to at most " + max[1] + " characters"; }
+    if (/^url_/.test(type || "")) { return "Enter a full web address, starting with https://"; }
+    var text = String(reason || "This is not valid").replace(/^Value error, /, "");
+    return text.charAt(0).toUpperCase() + text.slice(1);
+  }
+  /* the errors of an API answer: each 422 entry beside its field, anything else as one sentence */
+  function apiErrors(result, prefix) {
+    var d = (result && result.data) || {};
+    var out = [];
+    var entries = Array.isArray(d.errors) && d.errors.length ? d.errors : (d.field ? [{ field: d.field, reason: d.detail }] : []);
+    entries.forEach(function (e) {
+      var name = e.field || "";
+      if (prefix && name.indexOf(prefix) === 0) { name = name.slice(prefix.length); }
+      var node = fieldNode(name);
+      out.push({ node: node, text: node ? plainReason(name, e.reason, e.type) : BC.errorText(result) });
+    });
+    if (!out.length) {
+      var general = result && result.status === 403 ? "You are not allowed to do this: " + (d.detail || "ask an approver or an admin.") :
+        BC.errorText(result);
+      out.push({ node: null, text: general });
+    }
+    return out;
+  }
+  function fail(result, prefix) {
+    showErrors(apiErrors(result, prefix));
     busy(false);
     return Promise.reject(result);
   }
-  function ensureIncident() {
-    if (state.incidentId) {
-      if (draft.corrects || !$("category") || (category() === cfg.category && severity() === cfg.severity)) { return Promise.resolve(); }
-      return BC.api("PATCH", "/v1/incidents/" + state.incidentId, { category: category(), severity: severity() }).then(function (r) {
-        if (!r.ok) { return fail(r); }
-        cfg.category = category(); cfg.severity = severity();
-      });
+  /* what the form can tell before anything is sent (the server checks it all again) */
+  function checkForm() {
+    var errors = [];
+    if ($("title") && !title()) { errors.push({ node: $("title"), text: "Write a title for the incident" }); }
+    if (!$("body").value.trim()) { errors.push({ node: $("body"), text: "Write the message" }); }
+    Array.prototype.forEach.call(document.querySelectorAll(".link-row"), function (row) {
+      var t = row.querySelector(".link-title"), u = row.querySelector(".link-url");
+      if (u.value.trim() && !t.value.trim()) { errors.push({ node: t, text: "Give the link a title" }); }
+      if (t.value.trim() && !/^https?:\/\/\S+$/i.test(u.value.trim())) {
+        errors.push({ node: u, text: "Enter a full web address, starting with https://" });
+      }
+    });
+    if (typeof checkQuestion === "function") { checkQuestion(errors); }
+    if (errors.length) { showErrors(errors); return false; }
+    return true;
+  }
+  /* an incident this form created earlier (a test send, or a request that failed later): bring its title,
+     category and severity in line with the form before the next update is saved */
+  function syncIncident() {
+    var patch = {};
+    if (!draft.corrects && $("category")) {
+      if (category() !== cfg.category) { patch.category = category(); }
+      if (severity() !== cfg.severity) { patch.severity = severity(); }
     }
-    return BC.api("POST", "/v1/incidents", { title: title(), category: category(), severity: severity() }).then(function (r) {
+    if ($("title") && title() && title() !== cfg.title) { patch.title = title(); }
+    if (!Object.keys(patch).length) { return Promise.resolve(); }
+    return BC.api("PATCH", "/v1/incidents/" + state.incidentId, patch).then(function (r) {
       if (!r.ok) { return fail(r); }
-      state.incidentId = r.data.id;
       cfg.category = category(); cfg.severity = severity();
+      if (patch.title) { cfg.title = patch.title; }
     });
   }
   function save(test) {
-    BC.show(errorBox, "");
+    clearErrors();
+    if (!checkForm()) { return Promise.reject(null); }
     busy(true);
-    return ensureIncident().then(function () {
+    if (!state.incidentId) {
+      /* a new incident and its first update in one request: both are written, or neither */
+      var request = { title: title(), category: category(), severity: severity(), update: payload(test) };
+      return BC.api("POST", "/v1/incidents", request).then(function (r) {
+        if (!r.ok) { return fail(r, "update."); }
+        state.incidentId = r.data.id;
+        cfg.category = request.category; cfg.severity = request.severity; cfg.title = request.title;
+        var update = r.data.updates[r.data.updates.length - 1];
+        if (!test) { state.updateId = update.id; }
+        return update;
+      });
+    }
+    return syncIncident().then(function () {
       var update = payload(test);
       if (state.updateId && !test) {
         var patch = Object.assign({}, update);
@@ -286,7 +499,7 @@
       $(id).addEventListener("change", function () { if (!state.channelsTouched) { renderChannels(routed()); } updatePublishButton(); schedule(); });
     }
   });
-  form.addEventListener("input", function (e) { if (e.target.name !== "channels") { schedule(); } });
+  form.addEventListener("input", function (e) { if (!e.target.closest("#channels")) { schedule(); } });
   form.addEventListener("submit", function (e) { e.preventDefault(); });
   updatePublishButton();
   preview();

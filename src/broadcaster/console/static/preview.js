@@ -4,8 +4,9 @@
 (function () {
   "use strict";
   var el = BC.el;
-  var KIND_TITLES = { sms: "SMS", voice: "Voice script", email: "Email", social: "Social post",
-                      webhook: "Webhook", banner: "Website banner" };
+  /* in the words of the people reached; the provider is detail in the card's small print */
+  var KIND_TITLES = { sms: "Text message", voice: "Voice call", email: "E-mail", social: "Social media post",
+                      webhook: "Webhooks", banner: "Website banner" };
   var SOCIAL_NAMES = { x: "X post", mastodon: "Mastodon post", bluesky: "Bluesky post" };
 
   function lengthLine(r) {
@@ -67,9 +68,9 @@
       ch.configured ? null : el("span", { "class": "badge warn", text: "not configured" }),
       opts.extra && opts.extra[ch.channel] ? el("span", { "class": "badge", text: opts.extra[ch.channel] }) : null
     ]);
-    var meta = el("p", { "class": "meta", text: ch.channel + (ch.adapter && ch.adapter !== ch.channel ? " via " + ch.adapter : "") +
-      " · " + BC.number(ch.recipients) + " recipients" + (ch.eta ? " · " + ch.eta.text : "") +
-      (ch.failover && ch.failover.length ? " · failover: " + ch.failover.join(", ") : "") });
+    var meta = el("p", { "class": "meta", text: BC.number(ch.recipients) + (ch.recipients === 1 ? " recipient" : " recipients") +
+      (ch.eta ? " · " + ch.eta.text : "") + (ch.adapter ? " · sent through " + ch.adapter : "") +
+      (ch.failover && ch.failover.length ? " (if that fails: " + ch.failover.join(", ") + ")" : "") });
     var children = [head, meta];
     if (warnings.length) {
       children.push(el("ul", { "class": "warnings" }, warnings.map(function (w) { return el("li", { text: w }); })));

@@ -27,6 +27,11 @@
     $("no-answer").textContent = tally.no_answer_yet;
     $("no-answer-count").textContent = tally.no_answer_yet;
     $("unrecognised-count").textContent = tally.unrecognised;
+    /* free-text replies are sorted on the server: fetch the ones a person should read when new replies came */
+    if (tally.unrecognised !== lastUnrecognised) {
+      lastUnrecognised = tally.unrecognised;
+      refreshNeedsAPerson(tally);
+    }
     $("answered-progress").max = Math.max(tally.recipients, 1);
     $("answered-progress").value = tally.answered;
     $("q-state").textContent = tally.question.state;
@@ -54,9 +59,39 @@
       ]));
     });
     if (!(tally.people || []).length) {
-      rows.appendChild(el("tr", { "class": "empty" }, [el("td", { colspan: "6", text: "Nobody has answered yet." })]));
+      rows.appendChild(el("tr", { "class": "empty" }, [el("td", { colspan: "6", text: "Nobody has chosen an answer yet." })]));
     }
     if (tally.question.state !== "open" && $("close-question")) { $("close-question").hidden = true; }
+  }
+
+  var lastUnrecognised = cfg.tally.unrecognised;
+  var shownFlagged = cfg.needs_a_person;
+  function refreshNeedsAPerson(tally) {
+    BC.api("GET", "/v1/updates/" + id + "/responses/needs-a-person").then(function (r) {
+      if (!r.ok) { return; }
+      var names = labels(tally);
+      var rows = $("free-text-rows");
+      BC.clear(rows);
+      r.data.forEach(function (x) {
+        var answer = [el("q", { text: x.body }), el("br"), el("span", { "class": "badge sev-critical", text: "A person should read this" })];
+        if (x.current_answer) {
+          answer.push(el("br"), el("small", { text: "Their answer now: " + (names[x.current_answer] || x.current_answer) }));
+        }
+        rows.appendChild(el("tr", { "class": "needs-help needs-a-person", "data-response": String(x.id) }, [
+          el("th", { scope: "row", text: x.name || (x.subscriber_id ? "subscriber " + x.subscriber_id : x.address) }),
+          el("td", {}, answer),
+          el("td", {}, link("tel:", x.phone)),
+          el("td", {}, link("mailto:", x.email)),
+          el("td", { text: x.channel }),
+          el("td", {}, when(x.received_at))
+        ]));
+      });
+      $("needs-a-person-count").textContent = r.data.length;
+      $("needs-a-person-note").hidden = !r.data.length;
+      /* the others are listed at the bottom as of loading the page */
+      var fresh = (tally.unrecognised - cfg.tally.unrecognised) - (r.data.length - shownFlagged);
+      $("new-replies").textContent = fresh > 0 ? " · " + fresh + " more we did not understand: reload to read them" : "";
+    });
   }
 
   function finished() {
