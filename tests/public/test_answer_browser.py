@@ -24,7 +24,6 @@ QUESTION = {
     "text": "Are you safe?",
     "options": [{"label": "I'm safe", "keywords": ["SAFE"]}, {"label": "I need help", "needs_help": True}],
 }
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture
@@ -133,15 +132,11 @@ def test_answer_i_need_help_by_email_in_chromium(browser, service, fake, make_ke
     assert page.locator("h1").inner_text() == "Confirm your answer"
     assert page.get_by_text("Your answer: I need help").is_visible()
     assert _need_help_count(service, key, uid) == 0  # opening the link records nothing
-    page.screenshot(path=str(SHOTS / "resident-answer-375.png"))
-    page.set_viewport_size({"width": 1280, "height": 800})
-    page.screenshot(path=str(SHOTS / "resident-answer-1280.png"))
     with page.expect_navigation():
         page.get_by_role("button", name="Send my answer: I need help").click()
     assert page.locator("h1").inner_text() == "Thank you"
     assert "I need help" in page.locator("main").inner_text()
     assert _need_help_count(service, key, uid) == 1
-    page.screenshot(path=str(SHOTS / "resident-answer-thanks-1280.png"))
 
     # the page as the defect had it (Referrer-Policy: no-referrer): Chromium posts the form with `Origin: null`,
     # which the page's signed form token lets through

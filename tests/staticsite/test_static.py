@@ -67,6 +67,8 @@ def test_directory_target_end_to_end_with_nginx_and_the_service_stopped(browser,
                 "v1/banner.html",
                 "v1/banner.js",
                 "v1/banner.fr.json",
+                "favicon.ico",
+                "favicon.svg",
             ):
                 assert (site / rel).is_file(), rel
             assert not list(site.rglob(".tmp-*"))  # every write was renamed into place

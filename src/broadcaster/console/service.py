@@ -129,9 +129,15 @@ def incident_view(session: Session, incident_id: int) -> dict[str, Any]:
     closed = [r for r in incident.change_requests if r.state in ("rejected", "voided")]
     turned_down = ChangeRequestOut.build(closed[-1], incident) if closed and not changes else None
     actors |= {c.requested_by for c in changes} | ({turned_down.decided_by} if turned_down else set())
+    # published corrections and retractions of each update (the original is marked, its text struck through)
+    corrected_by: dict[int, list[tuple[int, str]]] = {}
+    for u in incident.updates:
+        if u.corrects_id is not None and u.state == UpdateState.published.value and not u.test:
+            corrected_by.setdefault(u.corrects_id, []).append((u.id, u.kind))
     entries = [
         {
             "u": u,
+            "corrected_by": corrected_by.get(u.id, []),
             "broadcasts": broadcasts.get(u.id, []),
             # a note shows only while the update is still a draft (publishing again supersedes it)
             "approval_cancelled": notes.get(u.id) if u.state == UpdateState.draft.value else None,

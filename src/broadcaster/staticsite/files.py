@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.orm import Session
 
+from broadcaster import webpage
 from broadcaster.public import banner_bytes, cap, cap_log, feeds, pages, queries, snapshot
 from broadcaster.public.negotiation import variant_key
 from broadcaster.settings import get_settings
@@ -94,6 +95,8 @@ def build(session: Session) -> list[File]:
     files.append(File("v1/feeds/cap.xml", _links_to_static(feeds.cap_index(messages)), ATOM))
     files.append(File("status/history/index.html", _links_to_static(pages.history_page(session)), HTML))
     files.extend(_banners(session))
+    # the favicon the pages link (/favicon.svg, /favicon.ico), from the files shipped in the package
+    files.extend(File(name, webpage.favicon(name), ctype) for name, ctype in webpage.FAVICON_TYPES.items())
     api = settings.public_url.rstrip("/") + "/v1/banner"
     files.append(File("v1/banner.js", banner_bytes.banner_js(static_url=settings.static_public_url, api=api), JS))
     files.append(File("status/index.html", _links_to_static(pages.status_page(session)), HTML))

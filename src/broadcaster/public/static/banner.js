@@ -114,9 +114,20 @@
         div.appendChild(earlier);
       }
       div.appendChild(link("Details", b.link, colours.fg));
-      (b.routes || []).forEach(function (r) {
-        div.appendChild(link(r.label + ": " + r.value, r.href, colours.fg));
-      });
+      if (b.routes && b.routes.length) {
+        /* one contact detail per list item: "Call: ...", "Hours: ...", "Note: ..." never run together */
+        var list = el("ul", "", "margin:0.3em 0 0;padding:0 0 0 1.2em;");
+        list.className = "bc-routes";
+        list.setAttribute("aria-label", "How to reach us");
+        b.routes.forEach(function (r) {
+          var item = el("li", "");
+          var a = link(r.label + ": " + r.value, r.href, colours.fg);
+          a.style.marginLeft = "0";
+          item.appendChild(a);
+          list.appendChild(item);
+        });
+        div.appendChild(list);
+      }
       var close = el("button", "\u00d7", "position:absolute;top:0.4em;right:0.6em;background:transparent;border:1px solid " +
         colours.fg + ";color:" + colours.fg + ";font-size:1.1em;line-height:1;padding:0.1em 0.45em;cursor:pointer;border-radius:3px;");
       close.type = "button";
