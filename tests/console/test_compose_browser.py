@@ -162,6 +162,7 @@ def test_failed_first_submit_writes_nothing_and_resubmit_uses_the_typed_title(se
     approver.goto("/console/approvals")
     item = approver.locator(".approval").first
     approve = item.get_by_role("button", name="Approve and send")
+    item.locator(".confirm-input").fill(TITLE)  # a critical send: the approver types the incident's title
     wait_for(lambda: approve.is_enabled())
     approve.click()
     approver.wait_for_url("**/console/broadcasts/*")
@@ -291,7 +292,7 @@ def test_phone_layout_touch_targets_and_accessibility(service, browser, db_url) 
     author.get_by_role("button", name="Add link").click()
     author.get_by_label("Link title").fill("Advice")
     author.locator('.preview-card[data-channel="sms"]').wait_for()
-    summary = author.locator("#send-summary")
+    summary = author.locator("#send-line")
     wait_for(lambda: summary.inner_text().startswith("Goes to up to 2 people by Text message (2), E-mail (2)"))
     assert "Website banner and status page" in summary.inner_text()
 
@@ -302,7 +303,7 @@ def test_phone_layout_touch_targets_and_accessibility(service, browser, db_url) 
     assert "translation" not in author.locator("#preview-warnings").inner_text()
 
     publish = author.locator("#publish").bounding_box()
-    for locator in ("#preview", "#send-summary"):
+    for locator in ("#preview", "#send-line", "#send-summary"):
         assert author.locator(locator).bounding_box()["y"] < publish["y"], locator
     small = author.evaluate(
         """() => Array.from(document.querySelectorAll('#main button, #main input[type=checkbox]'))

@@ -185,7 +185,7 @@ def test_compose_shows_the_summary_before_a_direct_publish_and_stop_works_there_
     page.get_by_label("Incident title").fill("Low water pressure")
     page.get_by_label("Category").select_option("emergency")
     page.get_by_label("Severity").select_option("major")
-    page.get_by_label("Message").fill("Low water pressure in the north district until 18:00.")
+    page.get_by_label("Message", exact=True).fill("Low water pressure in the north district until 18:00.")
     summary = page.locator("#send-summary .send-summary")
     summary.wait_for()
     publish = page.locator("#publish")

@@ -312,7 +312,7 @@
   var schedule = BC.debounce(preview, 400);
 
   /* the send summary above the buttons: who gets what, and how long reaching them takes */
-  function renderSummary(data, extra) {
+  function renderSendLine(data, extra) {
     var people = 0, personal = [], other = [], slowest = 0;
     data.channels.forEach(function (ch) {
       if (extra[ch.channel]) { return; }
@@ -331,7 +331,7 @@
     $("send-line").textContent = text;
   }
   function renderAudience(data, extra) {
-    renderSummary(data, extra);
+    renderSendLine(data, extra);
     var body = $("audience-sizes");
     BC.clear(body);
     data.channels.forEach(function (ch) {
