@@ -141,6 +141,9 @@ def test_the_approver_hears_of_the_request_live_and_the_editor_sees_who_can_appr
     card = alma.locator(f"#approval-{update_id}")
     card.wait_for()
     wait_for(lambda: "Preview loaded" in card.locator(".approval-status").inner_text())
+    # the card added live has its send summary too: a critical send waits for the typed title
+    assert card.get_by_role("button", name="Approve and send").is_disabled()
+    card.locator(".confirm-input").fill(TITLE)
     assert card.get_by_role("button", name="Approve and send").is_enabled()
     wait_for(lambda: "Who can approve: Ada Admin, Alma Approver, Bob Approver" in card.inner_text())
     assert alma.evaluate("window.stillTheSamePage") is True
