@@ -167,7 +167,7 @@ def test_report_preview_and_publish_give_counts_and_eta(
     out = publish(channels=["memory"])
     [eta] = out["eta"]
     assert eta["channel"] == "memory" and eta["recipients"] == 30 and eta["unit"] == "segments"
-    assert eta["seconds"] == pytest.approx(3.0) and "at 10 segments/s" in eta["text"]
+    assert eta["seconds"] == pytest.approx(3.0) and "at 10 text parts a second" in eta["text"]
     bid = out["broadcast_id"]
     _plan()
     report = client.get(f"/v1/broadcasts/{bid}", headers=auth("read")).json()

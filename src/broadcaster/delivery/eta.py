@@ -24,6 +24,8 @@ from broadcaster.models.delivery import Broadcast, Delivery
 EXACT_BELOW = 100_000
 #: a preview warns when reaching everyone on one channel takes longer than this
 SLOW_SECONDS = 15 * 60
+#: the rate's unit in plain words (an SMS is sent in parts of 153 or 67 characters: "segments")
+_PLAIN = {"segments": "text parts", "sends": "messages"}
 
 
 class EtaOut(BaseModel):
@@ -39,7 +41,7 @@ class EtaOut(BaseModel):
     rate_per_second: float | None = Field(None, description="The adapter's configured rate (None: no limit).")
     unit: str = Field("sends", description="What the rate counts: 'segments' for SMS, else 'sends'.")
     seconds: float | None = Field(None, description="Estimated seconds to reach them all; None without a rate.")
-    text: str = Field(description='For people, e.g. "SMS: 12,400 queued, about 2 min at 100 segments/s".')
+    text: str = Field(description='For people, e.g. "SMS: 12,400 queued, about 2 min at 100 text parts a second".')
 
 
 @dataclass(frozen=True)
@@ -85,7 +87,8 @@ def estimate(
     seconds = (recipients + queued_ahead) * cost.per_recipient / cost.rate
     ahead = f" behind {queued_ahead:,} more urgent or earlier" if queued_ahead else ""
     text = (
-        f"{label}: {recipients:,} queued{ahead}, {human_duration(seconds)} at {cost.rate:g} {cost.unit}/s"
+        f"{label}: {recipients:,} queued{ahead}, {human_duration(seconds)} "
+        f"at {cost.rate:g} {_PLAIN[cost.unit]} a second"
         if recipients or queued_ahead
         else f"{label}: nothing queued"
     )
