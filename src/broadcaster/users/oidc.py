@@ -17,17 +17,25 @@ sign-in (a person left with no role cannot sign in); without it, roles are manag
 from __future__ import annotations
 
 import logging
+import warnings
 from functools import lru_cache
 from typing import Any
 
 import anyio.to_thread
-from authlib.integrations.base_client import OAuthError
-from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+
+with warnings.catch_warnings():
+    # Authlib 1.9's Starlette client imports its httpx integration, which warns at import that it will move to
+    # an "httpx2" module that this release does not ship: nothing to act on, and every start printed it
+    import authlib.deprecate  # noqa: F401  (importing it sets Authlib's own warnings to "always": then ours)
+
+    warnings.filterwarnings("ignore", message="The httpx module is deprecated")
+    from authlib.integrations.base_client import OAuthError
+    from authlib.integrations.starlette_client import OAuth, StarletteOAuth2App
 
 from broadcaster import audit, throttle
 from broadcaster.db import session_scope
