@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 
@@ -46,10 +47,17 @@ _RESTRICTED = re.compile(r"[\s,<&]+")
 
 def cap_time(value: datetime) -> str:
     """CAP 1.2's dateTime form (section 3.3.2): YYYY-MM-DDThh:mm:ss with an explicit offset, no fractions, and UTC
-    written "-00:00" (never "Z", never "+00:00")."""
+    written "-00:00" (never "Z", never "+00:00"). Under the IPAWS profile, which wants the sender's local offset
+    (tests/standards/ipaws/rules.py), the time is written in SITE_TIMEZONE (still "-00:00" when that is UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "-00:00"
+    value = value.replace(microsecond=0)
+    settings = get_settings()
+    if settings.cap_profile == "ipaws":
+        local = value.astimezone(ZoneInfo(settings.site_timezone))
+        if local.utcoffset():
+            return local.isoformat()
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "-00:00"
 
 
 def restricted(value: str) -> str:
