@@ -11,6 +11,7 @@ from tests.public.test_area_display import BLOCKS, FIFTH_AVE, HOLE, ISLAND, add_
 from tests.public.test_cap_log import POLYGON, fields, patch_incident
 from tests.public.test_feeds import cap_log
 from tests.standards import cap as cap_xsd
+from tests.standards.google import rules as google
 from tests.standards.ipaws import rules as ipaws
 
 CAP = "{urn:oasis:names:tc:emergency:cap:1.2}"
@@ -101,3 +102,91 @@ def test_the_ipaws_rules_can_fail(client, auth, publish, ipaws_on, monkeypatch):
     get_settings.cache_clear()
     plain = publish("Heat emergency 2", severity="minor")
     assert len(ipaws.errors(client.get(f"/v1/feeds/cap/{plain['id']}.xml").content)) >= 5
+
+
+@pytest.fixture
+def google_on(monkeypatch):
+    from broadcaster.settings import get_settings
+
+    monkeypatch.setenv("CAP_PROFILE", "google")
+    monkeypatch.setenv("CAP_JURISDICTION_CIRCLE", "40.7128,-74.006 25")
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
+
+
+def test_every_document_and_the_index_meet_google_public_alerts(client, auth, publish, google_on):
+    """CAP_PROFILE=google: every message (each validated against the CAP 1.2 XSD by emit_everything) passes
+    Google's CAP rules and the Atom index passes Google's feed rules; a message without an area of its own gets
+    one area named after the organisation holding the jurisdiction circle."""
+    bodies = emit_everything(client, auth, publish)
+    for identifier, body in bodies.items():
+        assert google.errors(body) == [], identifier
+    assert google.feed_errors(client.get("/v1/feeds/cap.xml").content) == []
+    from broadcaster.settings import get_settings
+
+    bare = cap_xsd.validate(next(b for b in bodies.values() if b"Boil water" in b))
+    [info] = bare.findall(f"{CAP}info")
+    [area] = info.findall(f"{CAP}area")
+    assert area.findtext(f"{CAP}areaDesc") == get_settings().org_name
+    assert area.findtext(f"{CAP}circle") == "40.7128,-74.006 25"
+    assert len(info.findtext(f"{CAP}headline") or "") == google.HEADLINE_MAX
+    # an update with its own polygon keeps it and gets no jurisdiction circle
+    fire = cap_xsd.validate(next(b for b in bodies.values() if b"<polygon>" in b and b"Feu" in b))
+    assert not [c for c in fire.iter(f"{CAP}circle") if c.text == "40.7128,-74.006 25"]
+
+
+def test_the_google_rules_can_fail(client, auth, publish, google_on, monkeypatch):
+    update = publish("Heat emergency", severity="minor", summary="Cooling centers open", area=POLYGON)
+    good = client.get(f"/v1/feeds/cap/{update['id']}.xml").content
+    assert google.errors(good) == []
+    polygon = re.search(rb"<polygon>([^<]*)</polygon>", good)
+    assert polygon
+    first_point = polygon.group(1).split()[0]
+    broken = {
+        "expires": re.sub(rb"<expires>[^<]*</expires>", b"", good),
+        "web": re.sub(rb"<web>[^<]*</web>", b"", good),
+        "description": re.sub(rb"<description>[^<]*</description>", b"<description> </description>", good),
+        "area shape": re.sub(rb"<polygon>[^<]*</polygon>", b"", good),
+        "open polygon": good.replace(polygon.group(1), polygon.group(1).rsplit(b" ", 1)[0]),
+        "precision": good.replace(first_point, first_point.replace(b",", b"1234567,", 1)),
+        "references": good.replace(b"<msgType>Alert</msgType>", b"<msgType>Update</msgType>"),
+        "expired before sent": re.sub(
+            rb"<expires>[^<]*</expires>", b"<expires>2000-01-01T00:00:00-00:00</expires>", good
+        ),
+    }
+    for rule, body in broken.items():
+        assert cap_xsd.is_valid(body), rule
+        assert google.errors(body), rule
+    index = client.get("/v1/feeds/cap.xml").content
+    assert google.feed_errors(index) == []
+    assert google.feed_errors(
+        index.replace(b'type="application/cap+xml"', b'type="text/html"').replace(
+            b"<entry>", b'<entry><link href="https://x.example/" rel="related"/>'
+        )
+    )
+    entry_id = re.search(rb"<id>(urn:cap:[^<]*)</id>", index)
+    assert entry_id
+    assert google.feed_errors(index.replace(b"</feed>", b"<entry><id>" + entry_id.group(1) + b"</id></entry></feed>"))
+    # plain CAP 1.2 (no profile) lacks <expires> and, without an area, an <area>
+    monkeypatch.setenv("CAP_PROFILE", "")
+    from broadcaster.settings import get_settings
+
+    get_settings.cache_clear()
+    plain = publish("Heat emergency 2", severity="minor")
+    assert google.errors(client.get(f"/v1/feeds/cap/{plain['id']}.xml").content)
+
+
+def test_the_google_profile_needs_a_jurisdiction_circle():
+    from pydantic import ValidationError
+
+    from broadcaster.settings import Settings
+
+    with pytest.raises(ValidationError, match="CAP_JURISDICTION_CIRCLE"):
+        Settings(cap_profile="google", cap_jurisdiction_circle="")
+    for bad in ("40.7,-74", "91,0 5", "40.7,-74 0", "here"):
+        with pytest.raises(ValidationError, match="lat,lon radius_km"):
+            Settings(cap_profile="google", cap_jurisdiction_circle=bad)
+    assert Settings(cap_profile="google", cap_jurisdiction_circle=" 40.7,-74  2.5").cap_jurisdiction_circle == (
+        "40.7,-74 2.5"
+    )
