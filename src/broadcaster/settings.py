@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from broadcaster import clock
@@ -227,16 +228,20 @@ class Settings(BaseSettings):
     banner_check_seconds: float = 2.0
     # CAP 1.2 <sender> of the alert feed: an address-like id without spaces, commas, '<' or '&'
     cap_sender: str = "broadcaster@example.org"
-    # CAP profile on top of CAP 1.2: empty (plain CAP 1.2) or ipaws (adds the USA IPAWS v1.0 profile's
-    # <code>IPAWSv1.0</code>, SAME <eventCode>, <expires>, EAS-ORG and CMAMtext parameters and SAME geocodes)
-    cap_profile: Literal["", "ipaws"] = ""
+    # CAP profile on top of CAP 1.2: empty (plain CAP 1.2), ipaws (adds the USA IPAWS v1.0 profile's
+    # <code>IPAWSv1.0</code>, SAME <eventCode>, <expires>, EAS-ORG and CMAMtext parameters and SAME geocodes) or
+    # google (Google Public Alerts: <expires>, and a shape in every <area>, CAP_JURISDICTION_CIRCLE when none)
+    cap_profile: Literal["", "ipaws", "google"] = ""
+    # google profile: your jurisdiction as a CAP circle "lat,lon radius_km" (e.g. 40.71,-74.0 25), used for a
+    # message without an area of its own and for a named area whose outline is unknown; required with google
+    cap_jurisdiction_circle: str = ""
     # ipaws profile: the SAME event code of every message (3 letters, e.g. CEM civil emergency message)
     cap_ipaws_event_code: str = Field("CEM", pattern=r"^[A-Z]{3}$")
     # ipaws profile: the EAS-ORG parameter (EAS, CIV, WXR or PEP)
     cap_ipaws_eas_org: Literal["EAS", "CIV", "WXR", "PEP"] = "CIV"
     # ipaws profile: comma-separated 6-digit SAME (FIPS) codes of your jurisdiction, put in every <area>
     cap_ipaws_geocodes: CsvList = Field(default_factory=list)
-    # ipaws profile: hours after <sent> a message expires (<expires>, which the profile requires)
+    # ipaws and google profiles: hours after <sent> a message expires (<expires>, which both profiles require)
     cap_expires_hours: int = Field(24, ge=1, le=720)
 
     # --- inbound alerts (Alertmanager, Grafana, generic webhooks) ---------------------------------------
@@ -351,6 +356,28 @@ class Settings(BaseSettings):
         if bad:
             raise ValueError(f"SAME geocodes are 6 digits (e.g. 036061): {', '.join(bad)}")
         return value
+
+    @field_validator("cap_jurisdiction_circle")
+    @classmethod
+    def _cap_circle(cls, value: str) -> str:
+        value = " ".join(value.split())
+        if not value:
+            return value
+        match = re.fullmatch(r"(-?\d+(?:\.\d+)?),(-?\d+(?:\.\d+)?) (\d+(?:\.\d+)?)", value)
+        if not match or abs(float(match[1])) > 90 or abs(float(match[2])) > 180 or float(match[3]) <= 0:
+            raise ValueError(
+                f"a CAP circle is 'lat,lon radius_km' with a radius above 0 (e.g. 40.71,-74.0 25): {value!r}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _google_needs_a_circle(self) -> Settings:
+        if self.cap_profile == "google" and not self.cap_jurisdiction_circle:
+            raise ValueError(
+                "CAP_PROFILE=google needs CAP_JURISDICTION_CIRCLE ('lat,lon radius_km'): Google Public Alerts "
+                "rejects an alert whose area has no shape"
+            )
+        return self
 
     @field_validator("quiet_hours")
     @classmethod

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 from lxml import etree
 
@@ -46,10 +47,17 @@ _RESTRICTED = re.compile(r"[\s,<&]+")
 
 def cap_time(value: datetime) -> str:
     """CAP 1.2's dateTime form (section 3.3.2): YYYY-MM-DDThh:mm:ss with an explicit offset, no fractions, and UTC
-    written "-00:00" (never "Z", never "+00:00")."""
+    written "-00:00" (never "Z", never "+00:00"). Under the IPAWS profile, which wants the sender's local offset
+    (tests/standards/ipaws/rules.py), the time is written in SITE_TIMEZONE (still "-00:00" when that is UTC)."""
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "-00:00"
+    value = value.replace(microsecond=0)
+    settings = get_settings()
+    if settings.cap_profile == "ipaws":
+        local = value.astimezone(ZoneInfo(settings.site_timezone))
+        if local.utcoffset():
+            return local.isoformat()
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat() + "-00:00"
 
 
 def restricted(value: str) -> str:
@@ -137,6 +145,21 @@ def _ipaws_geocodes(info: etree._Element, start: int, geocodes: Sequence[str], o
             _sub(geocode, "value", value)
 
 
+def _google_shapes(info: etree._Element, start: int, circle: str, org: str) -> None:
+    """Google Public Alerts wants every `<area>` to hold a `<polygon>`, `<circle>` or `<geocode>`: an area after
+    `start` without one (a named area whose outline is unknown) gets the jurisdiction circle; without an area, one
+    `<area>` naming the jurisdiction holds it (tests/standards/google/rules.py)."""
+    blocks = list(info)[start:]
+    if not blocks:
+        area = etree.SubElement(info, f"{{{NS}}}area")
+        _sub(area, "areaDesc", org)
+        blocks = [area]
+    shapes = {f"{{{NS}}}{tag}" for tag in ("polygon", "circle", "geocode")}
+    for area in blocks:
+        if not any(child.tag in shapes for child in area):
+            _sub(area, "circle", circle)
+
+
 def question_instruction(update: Update) -> str:
     """The open question of an update as CAP `<instruction>` text ("" when it asks none, or it is closed):
     `responseType` Execute means "do what <instruction> says", here: answer the message you received."""
@@ -161,6 +184,7 @@ def render(update: Update, header: Header, areas: Sequence[area_outline.Affected
     _sub(root, "msgType", header.msg_type)
     _sub(root, "scope", "Public")
     ipaws = settings.cap_profile == "ipaws"
+    google = settings.cap_profile == "google"
     if ipaws:
         _sub(root, "code", "IPAWSv1.0")
     text = note(update)
@@ -187,15 +211,18 @@ def render(update: Update, header: Header, areas: Sequence[area_outline.Affected
         _sub(info, "urgency", "Past" if resolved or cancel else URGENCY.get(incident.severity, "Unknown"))
         _sub(info, "severity", SEVERITY.get(incident.severity, "Unknown"))
         _sub(info, "certainty", "Likely" if incident.status == IncidentStatus.investigating.value else "Observed")
-        if ipaws:  # SAME event code and an expiry: required by the IPAWS v1.0 profile
+        if ipaws:  # a SAME event code: required by the IPAWS v1.0 profile
             code = etree.SubElement(info, f"{{{NS}}}eventCode")
             _sub(code, "valueName", "SAME")
             _sub(code, "value", settings.cap_ipaws_event_code)
+        if ipaws or google:  # an expiry: required by both profiles
             expires = datetime.fromisoformat(header.sent) + timedelta(hours=settings.cap_expires_hours)
             _sub(info, "expires", cap_time(expires))
         _sub(info, "senderName", settings.org_name)
-        _sub(info, "headline", (summary or incident.title)[:160])
-        _sub(info, "description", body)
+        headline = summary or incident.title
+        _sub(info, "headline", headline[:140] if google else headline[:160])  # Google: under 140 characters
+        # Google requires a <description>; a translation may have no body of its own
+        _sub(info, "description", body or (headline if google else ""))
         instruction = "; ".join(part for part in (asks, contact) if part)
         if instruction:
             _sub(info, "instruction", instruction)
@@ -213,4 +240,6 @@ def render(update: Update, header: Header, areas: Sequence[area_outline.Affected
             area_elements(info, area)
         if ipaws:
             _ipaws_geocodes(info, start, settings.cap_ipaws_geocodes, settings.org_name)
+        if google:
+            _google_shapes(info, start, settings.cap_jurisdiction_circle, settings.org_name)
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8")
