@@ -21,8 +21,8 @@ test: $(STAMP)
 	bash scripts/test.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench migrations
-	$(BIN)/ruff format --check src tests bench migrations
+	$(BIN)/ruff check src tests bench migrations setup.py
+	$(BIN)/ruff format --check src tests bench migrations setup.py
 	$(BIN)/mypy
 
 # Start a NEW revision for a schema change: `make migration MESSAGE="role grants" REV=0003` writes
@@ -45,4 +45,4 @@ env-example: $(STAMP)
 	$(BIN)/python scripts/gen_env_example.py
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache build dist src/*.egg-info

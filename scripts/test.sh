@@ -29,7 +29,7 @@ fi
 export NO_PROXY=127.0.0.1,localhost no_proxy=127.0.0.1,localhost
 unset TWILIO_REGION TWILIO_EDGE || true
 
-.venv/bin/ruff check src tests bench migrations
+.venv/bin/ruff check src tests bench migrations setup.py
 .venv/bin/mypy
 # the layers and no-cycle contracts of .importlinter (docs/architecture.md)
 .venv/bin/lint-imports --no-cache

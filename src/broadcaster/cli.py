@@ -43,8 +43,21 @@ COMMAND_DOORS: dict[str, str] = {
 }
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from broadcaster import __version__
+
+        typer.echo(f"broadcaster {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _check_configuration() -> None:
+def _check_configuration(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
     # A bad setting is a short message naming it (never the value: it may be a secret), not a traceback.
     from pydantic import ValidationError
 

@@ -11,12 +11,14 @@ from alembic.migration import MigrationContext
 
 from broadcaster.db import make_engine, normalize_url
 from broadcaster.models import Base
-from broadcaster.settings import PROJECT_ROOT, get_settings
+from broadcaster.settings import bundled, get_settings
 
 
 def alembic_config(url: str | None = None) -> Config:
-    cfg = Config(str(PROJECT_ROOT / "alembic.ini"))
-    cfg.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    # The revisions: the checkout's migrations/ (alembic.ini beside it), or the wheel's bundled copy, which
+    # needs no alembic.ini: the script location is all `upgrade` reads.
+    cfg = Config()
+    cfg.set_main_option("script_location", str(bundled("migrations")))
     cfg.attributes["url"] = normalize_url(url or get_settings().database_url)
     return cfg
 

@@ -14,6 +14,15 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from broadcaster import clock
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+#: where a built wheel carries the checkout's top-level data folders (setup.py copies them)
+BUNDLED_ROOT = Path(__file__).resolve().parent / "bundled"
+
+
+def bundled(name: str) -> Path:
+    """A data folder or file kept at the top of the checkout (templates, migrations, examples/crisis-plan.yaml):
+    the installed package's copy in a wheel install, else the checkout's own."""
+    installed = BUNDLED_ROOT / name
+    return installed if installed.exists() else PROJECT_ROOT / name
 
 
 def _split_csv(value: object) -> object:
@@ -66,8 +75,8 @@ class Settings(BaseSettings):
     default_locale: str = "en"
     # Comma-separated locales offered to subscribers and the status page
     supported_locales: CsvList = Field(default_factory=lambda: ["en", "fr", "es", "de"])
-    # Folder of message templates (Jinja2); relative to the project by default
-    templates_dir: Path = PROJECT_ROOT / "templates"
+    # Folder of message templates (Jinja2); default: the checkout's templates/, or the installed package's copy
+    templates_dir: Path = bundled("templates")
     # Optional crisis-plan YAML loaded into the routing map when the service starts (a change that loosens safety
     # is stored as a proposal that a second person approves)
     routing_map_file: Path | None = None
