@@ -97,7 +97,7 @@ def test_a_corrected_entry_gets_a_new_updated(client, publish, read):
     assert last[_key(last, first["id"])]["updated"] != new["updated"]
 
 
-@pytest.mark.parametrize("read", [_atom, _rss, _cap], ids=["atom", "rss", "cap"])
+@pytest.mark.parametrize("read", [_atom, _rss], ids=["atom", "rss"])
 def test_a_new_incident_title_moves_its_entries_updated(client, publish, auth, read):
     first = publish("Gas leak", body="Evacuate Main St.")
     second = publish(incident_id=first["incident_id"], body="Crews on site.", status="identified")
@@ -115,6 +115,24 @@ def test_a_new_incident_title_moves_its_entries_updated(client, publish, auth, r
         assert "Gas leak, Main St." in after[key]["title"]
         assert after[key]["updated"] != before[key]["updated"]
     assert after[_key(after, other["id"])] == before[_key(before, other["id"])]
+
+
+def test_a_new_incident_title_is_a_new_cap_update_and_the_cap_entries_stay(client, publish, auth):
+    """The CAP index lists a message log (docs/public.md "CAP 1.2"): a published message never changes, so a new
+    title is one new entry (an Update), and every earlier entry stays exactly as it was."""
+    first = publish("Gas leak", body="Evacuate Main St.")
+    publish(incident_id=first["incident_id"], body="Crews on site.", status="identified")
+    publish("Water quality", body="Boil water.")
+    before = _cap(client)
+    resp = client.patch(
+        f"/v1/incidents/{first['incident_id']}", headers=auth("write", "publish"), json={"title": "Gas leak, Main St."}
+    )
+    assert resp.status_code == 200, resp.text
+    after = _cap(client)
+    assert all(after[key] == entry for key, entry in before.items() if key != "feed")
+    [added] = set(after) - set(before)
+    assert after[added]["title"].startswith("Update: ") and "Gas leak, Main St." in after[added]["title"]
+    assert after["feed"]["updated"] >= before["feed"]["updated"]
 
 
 def test_an_unchanged_feed_is_byte_identical(client, publish):
