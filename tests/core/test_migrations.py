@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy import inspect as sa_inspect
-from sqlalchemy.engine import make_url
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC).replace(tzinfo=None)
 
@@ -40,29 +34,6 @@ def test_upgrade_is_repeatable(db_url):
         heads = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
     engine.dispose()
     assert len(heads) == 1
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database (not migrated): a SQLite file, or a new PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path}/old.db"
-        return
-    pg = os.environ.get("BROADCASTER_TEST_POSTGRES_URL")
-    if not pg:
-        pytest.skip("BROADCASTER_TEST_POSTGRES_URL is not set")
-    from broadcaster.db import normalize_url
-
-    admin = create_engine(normalize_url(pg), isolation_level="AUTOCOMMIT")
-    name = f"bc_mig_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(normalize_url(pg)).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def test_an_existing_map_becomes_an_unapproved_baseline_version(fresh_url):
