@@ -13,15 +13,31 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def _sqlite_foreign_keys(connection: Connection, on: bool) -> None:
+    """Turn SQLite's foreign keys off while migrating, on again after. Batch mode changes or drops a column by
+    copying the table, dropping the old one and renaming the copy; with foreign keys on, that DROP deletes the
+    rows of every table referencing it ON DELETE CASCADE (dropping `incidents.title_changed_at` emptied
+    `updates`, `broadcasts`, `questions`...: tests/core/test_upgrade.py). The pragma is ignored inside a
+    transaction, so it is set only on a connection that has none open."""
+    if connection.dialect.name != "sqlite" or connection.in_transaction():
+        return
+    connection.exec_driver_sql(f"PRAGMA foreign_keys={'ON' if on else 'OFF'}")
+    connection.commit()
+
+
 def _run(connection: Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=target_metadata,
-        compare_type=True,
-        render_as_batch=connection.dialect.name == "sqlite",
-    )
-    with context.begin_transaction():
-        context.run_migrations()
+    _sqlite_foreign_keys(connection, on=False)
+    try:
+        context.configure(
+            connection=connection,
+            target_metadata=target_metadata,
+            compare_type=True,
+            render_as_batch=connection.dialect.name == "sqlite",
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    finally:
+        _sqlite_foreign_keys(connection, on=True)
 
 
 def run_migrations_online() -> None:

@@ -2,13 +2,45 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from .helpers import row_counts
 from .people import live, people, setup_keys  # noqa: F401  (fixtures: one person against the gate)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def fresh_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database (not migrated): a SQLite file, or a new PostgreSQL database dropped afterwards (for the
+    migration and upgrade tests, which start below head)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path}/old.db"
+        return
+    pg = os.environ.get("BROADCASTER_TEST_POSTGRES_URL")
+    if not pg:
+        if os.environ.get("CI") == "true":
+            pytest.fail("BROADCASTER_TEST_POSTGRES_URL must be set in CI")
+        pytest.skip("BROADCASTER_TEST_POSTGRES_URL is not set")
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from broadcaster.db import normalize_url
+
+    admin = create_engine(normalize_url(pg), isolation_level="AUTOCOMMIT")
+    name = f"bc_mig_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(normalize_url(pg)).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture
