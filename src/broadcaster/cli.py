@@ -40,6 +40,7 @@ COMMAND_DOORS: dict[str, str] = {
     "routing import": "routing.map",
     "routing export": "none: only reads",
     "alert": "alerts.api",
+    "doctor": "none: only reads (its provider checks are harmless authenticated reads)",
 }
 
 
@@ -544,6 +545,26 @@ def alert(
         )
     if status >= 400:
         raise typer.Exit(1)
+
+
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: the findings and the exit code.")] = False,
+) -> None:
+    """Check this deployment (settings, provider credentials, database, worker, clock, disk, static target)
+    and say what to fix, one line per check. Exit code 1 when any check FAILs."""
+    from broadcaster import doctor as checks
+
+    findings = checks.run_checks(get_settings())
+    code = checks.exit_code(findings)
+    if as_json:
+        typer.echo(json.dumps({"ok": code == 0, "findings": [f.as_dict() for f in findings]}, indent=2))
+    else:
+        for finding in findings:
+            typer.echo(checks.format_line(finding))
+        failed = sum(f.status is checks.Status.fail for f in findings)
+        typer.echo("Nothing to fix." if code == 0 else f"{failed} problem(s) to fix (FAIL lines above).")
+    raise typer.Exit(code)
 
 
 def main() -> None:
