@@ -8,7 +8,7 @@ import shutil
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
@@ -40,6 +40,9 @@ COMMAND_DOORS: dict[str, str] = {
     "routing import": "routing.map",
     "routing export": "none: only reads",
     "alert": "alerts.api",
+    "doctor": "none: only reads (its provider checks are harmless authenticated reads)",
+    "backup": "none: only reads (copies the database to a file)",
+    "restore": "none: an operator's recovery of the whole database from a backup (the service is stopped)",
 }
 
 
@@ -557,6 +560,85 @@ def alert(
         )
     if status >= 400:
         raise typer.Exit(1)
+
+
+@app.command()
+def doctor(
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: the findings and the exit code.")] = False,
+) -> None:
+    """Check this deployment (settings, provider credentials, database, worker, clock, disk, static target)
+    and say what to fix, one line per check. Exit code 1 when any check FAILs."""
+    from broadcaster import doctor as checks
+
+    findings = checks.run_checks(get_settings())
+    code = checks.exit_code(findings)
+    if as_json:
+        typer.echo(json.dumps({"ok": code == 0, "findings": [f.as_dict() for f in findings]}, indent=2))
+    else:
+        for finding in findings:
+            typer.echo(checks.format_line(finding))
+        failed = sum(f.status is checks.Status.fail for f in findings)
+        typer.echo("Nothing to fix." if code == 0 else f"{failed} problem(s) to fix (FAIL lines above).")
+    raise typer.Exit(code)
+
+
+ForceOption = Annotated[bool, typer.Option("--force", help="Replace an existing file.")]
+
+
+@app.command()
+def backup(path: Path, force: ForceOption = False) -> None:
+    """Back up the SQLite database to PATH while the service runs (sqlite3's online backup: a consistent
+    copy). For PostgreSQL it prints the pg_dump command to use instead."""
+    from broadcaster import backup as backups
+    from broadcaster.doctor import sqlite_path
+
+    url = get_settings().database_url
+    database = sqlite_path(url)
+    if database is None:
+        _postgres_instead(url, str(path))
+    try:
+        snap = backups.backup_sqlite(database, path, force=force)
+    except backups.BackupError as exc:
+        typer.echo(f"Not backed up: {exc}", err=True)
+        raise typer.Exit(1) from None
+    total = sum(n for t, n in snap.rows.items() if t != "alembic_version")
+    typer.echo(f"Backed up {database} to {path} (migration {snap.revision}, {total} rows, checked).")
+
+
+@app.command()
+def restore(path: Path, force: ForceOption = False) -> None:
+    """Restore the SQLite database (DATABASE_URL) from the backup file PATH, after checking it is a Broadcaster
+    database at a known migration. Stop the service first; an existing database is replaced only with --force.
+    For PostgreSQL it prints the pg_restore command to use instead."""
+    from broadcaster import backup as backups
+    from broadcaster.doctor import sqlite_path
+
+    url = get_settings().database_url
+    database = sqlite_path(url)
+    if database is None:
+        _postgres_instead(url, str(path))
+    try:
+        snap = backups.restore_sqlite(path, database, force=force)
+    except backups.BackupError as exc:
+        typer.echo(f"Not restored: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Restored {database} from {path} (migration {snap.revision}).")
+    if not backups.is_latest(snap):
+        typer.echo("The backup is from an older version: run `broadcaster db upgrade` before starting the service.")
+
+
+def _postgres_instead(url: str, path: str) -> NoReturn:
+    """PostgreSQL is backed up with its own tools: print the commands, exit 2 (this command did nothing)."""
+    from broadcaster.backup import postgres_commands
+
+    dump, restore_cmd = postgres_commands(url, path)
+    typer.echo(
+        "This database is PostgreSQL: back it up and restore it with PostgreSQL's own tools "
+        "(give the password as PGPASSWORD or in ~/.pgpass; see docs/operations.md):\n"
+        f"  back up:  {dump}\n"
+        f"  restore:  {restore_cmd}   (stop the service first)"
+    )
+    raise typer.Exit(2)
 
 
 def main() -> None:
