@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.approving import confirm
 from tests.public.servers import run_service, serve_html
 
 pytestmark = pytest.mark.browser
@@ -60,7 +61,7 @@ def _content(base: str, who: dict[str, str]) -> dict[str, Any]:
 
     def update(iid: int, body: dict[str, Any]) -> int:
         uid = int(_post(base, who, f"/v1/incidents/{iid}/updates", {"channels": [], **body})["id"])
-        _post(base, who, f"/v1/updates/{uid}/publish", {}, expect=200)
+        _post(base, who, f"/v1/updates/{uid}/publish", confirm(uid), expect=200)
         return uid
 
     critical = _post(
