@@ -263,3 +263,16 @@ def browser() -> Iterator[Any]:
             yield b
         finally:
             b.close()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect the PostgreSQL variant of `sqlite_only` tests (browser walks of the console and pages: what
+    they check is the UI; the API and worker code they drive is tested on both backends). Keeps CI short."""
+    keep, drop = [], []
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        on_postgres = callspec is not None and callspec.params.get("db_url") == "postgres"
+        (drop if on_postgres and item.get_closest_marker("sqlite_only") else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -23,7 +23,7 @@ from tests.public.servers import run_service
 
 from broadcaster.fakes.counting import accepted, per_recipient, sends
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 
 EDITOR, ALMA, BOB, ADA = "erin@example.org", "alma@example.org", "bob@example.org", "ada@example.org"
 TITLE = "Water main burst on Mill Road"

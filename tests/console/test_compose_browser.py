@@ -21,7 +21,7 @@ import pytest
 from tests.console.test_browser_flow import check_accessibility, new_page, sign_in, submitted, wait_for
 from tests.public.servers import run_service
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}

@@ -17,7 +17,7 @@ from tests.approving import confirm
 from tests.console.test_browser_flow import DESKTOP, PHONE, check_accessibility, new_page, sign_in
 from tests.public.servers import run_service
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 
 PLAN = Path(__file__).resolve().parents[2] / "examples" / "crisis-plan.yaml"
 QUESTION = {

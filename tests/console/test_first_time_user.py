@@ -30,7 +30,7 @@ from tests.public.servers import run_service
 
 from broadcaster.fakes.counting import accepted, per_recipient, sends
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 
 PLAN = Path(__file__).resolve().parents[2] / "examples" / "crisis-plan.yaml"
 RESIDENTS = 31

@@ -22,7 +22,7 @@ from tests.console.test_browser_flow import (
     wait_for,
 )
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 
 TITLE = "Chlorine leak at the water works"
 PHONES = ["+15550200001", "+15550200002", "+15550200003"]

@@ -27,7 +27,7 @@ from tests.delivery.conftest import add_subscribers, memory, publish  # noqa: F4
 from tests.public.servers import run_service
 from tests.public.servers import wait_for as _wait_for
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 
 PHONES = ["+15550200001", "+15550200002", "+15550200003"]
 GEOJSON = {

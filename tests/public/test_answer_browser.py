@@ -18,7 +18,7 @@ from tests.delivery.conftest import add_subscribers  # noqa: F401  (fixture)
 from tests.provider_env import UNLIMITED_RATES
 from tests.public.servers import run_service
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.sqlite_only]
 SECRET = "answer-browser-secret-key-0123456789"  # noqa: S105 (a test key)
 QUESTION = {
     "text": "Are you safe?",
