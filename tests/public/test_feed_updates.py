@@ -12,17 +12,22 @@ from lxml import etree
 A = "{http://www.w3.org/2005/Atom}"
 
 
-def _atom(client) -> dict[str, dict[str, Any]]:
-    root = etree.fromstring(client.get("/v1/feeds/atom.xml").content)
+def _atom_entries(client, path: str, text_tag: str) -> dict[str, dict[str, Any]]:
+    """An Atom feed's entries by id: title, text (`text_tag`), published and updated; and the feed's updated."""
+    root = etree.fromstring(client.get(path).content)
     out = {"feed": {"updated": root.findtext(f"{A}updated")}}
     for e in root.iterfind(f"{A}entry"):
         out[e.findtext(f"{A}id")] = {
             "title": e.findtext(f"{A}title"),
-            "text": e.findtext(f"{A}content"),
+            "text": e.findtext(f"{A}{text_tag}"),
             "published": e.findtext(f"{A}published"),
             "updated": e.findtext(f"{A}updated"),
         }
     return out
+
+
+def _atom(client) -> dict[str, dict[str, Any]]:
+    return _atom_entries(client, "/v1/feeds/atom.xml", "content")
 
 
 def _rss(client) -> dict[str, dict[str, Any]]:
@@ -39,16 +44,7 @@ def _rss(client) -> dict[str, dict[str, Any]]:
 
 
 def _cap(client) -> dict[str, dict[str, Any]]:
-    root = etree.fromstring(client.get("/v1/feeds/cap.xml").content)
-    out = {"feed": {"updated": root.findtext(f"{A}updated")}}
-    for e in root.iterfind(f"{A}entry"):
-        out[e.findtext(f"{A}id")] = {
-            "title": e.findtext(f"{A}title"),
-            "text": e.findtext(f"{A}summary"),
-            "published": e.findtext(f"{A}published"),
-            "updated": e.findtext(f"{A}updated"),
-        }
-    return out
+    return _atom_entries(client, "/v1/feeds/cap.xml", "summary")
 
 
 def _consistent(before: dict, after: dict) -> None:
